@@ -1,0 +1,268 @@
+"""The audit configuration: one pydantic model, loadable from YAML, overridable by flags.
+
+Pure: no I/O beyond reading the YAML text handed in by `load_config`.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from auditkit.errors import InputError
+
+Api = Literal["openai-completions", "openai-chat", "json"]
+Scenario = Literal["offline", "single-stream", "multi-stream", "server"]
+CacheMode = Literal["none", "output", "prefix"]
+ThresholdMode = Literal["upstream", "intended"]
+
+SECRET_HEADER = re.compile(r"(authorization|api[-_]?key|token|secret|password|cookie)", re.I)
+REDACTED = "***REDACTED***"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class EndpointConfig(_Strict):
+    """Where the SUT is and how to talk to it."""
+
+    url: str | None = Field(
+        None, description="Base URL, e.g. http://host:8000; None → embedded mock"
+    )
+    api: Api = "openai-completions"
+    model: str | None = Field(
+        None, description="Model name; discovered from GET /v1/models if None"
+    )
+    max_tokens: int = Field(32, ge=1, le=1_000_000)
+    temperature: float = Field(0.0, ge=0.0, le=2.0)
+    stream: bool = False
+    timeout_s: float = Field(120.0, gt=0, le=86_400, description="Per-request total timeout")
+    connect_timeout_s: float = Field(10.0, gt=0, le=3_600)
+    headers: dict[str, str] = Field(default_factory=dict)
+    api_key_env: str | None = Field(
+        None, description="Name of the environment variable holding the API key (never the key)"
+    )
+    verify_tls: bool = True
+    max_response_bytes: int = Field(16 * 1024 * 1024, ge=1024, le=1 << 34)
+    body_template: dict[str, Any] | None = Field(
+        None, description='json api: request body; the string "{prompt}" is replaced by the prompt'
+    )
+    path: str | None = Field(None, description="Request path; default from the api")
+    response_text_path: str = Field(
+        "text", description="json api: dotted path of the output text in the response JSON"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https"):
+            raise ValueError(f"url must start with http:// or https:// (got {value!r})")
+        if not parts.hostname:
+            raise ValueError(f"url has no host (got {value!r})")
+        try:
+            _ = parts.port
+        except ValueError as exc:
+            raise ValueError(f"url has an invalid port (got {value!r})") from exc
+        return value.rstrip("/")
+
+    @field_validator("api_key_env")
+    @classmethod
+    def _check_env_name(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", value):
+            raise ValueError(
+                "api_key_env must be the NAME of an environment variable (e.g. OPENAI_API_KEY), "
+                "not the key itself"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_json_api(self) -> EndpointConfig:
+        if self.api == "json" and self.body_template is None:
+            raise ValueError('api "json" needs endpoint.body_template (with "{prompt}" in it)')
+        return self
+
+
+class DatasetConfig(_Strict):
+    """The prompts and how to read them."""
+
+    path: str = Field("data/prompts.jsonl", description="JSONL, CSV or Parquet file")
+    prompt_column: str = "prompt"
+    messages_column: str = "messages"
+
+
+class LoadConfig(_Strict):
+    """How queries are issued (DESIGN §5)."""
+
+    scenario: Scenario = "offline"
+    max_concurrency: int = Field(32, ge=1, le=4096)
+    samples_per_query: int = Field(8, ge=1, le=4096, description="multi-stream query size")
+    target_qps: float | None = Field(None, gt=0, le=1e6, description="server arrival rate")
+    target_latency_ms: float | None = Field(None, gt=0, description="server latency bound")
+    min_duration_s: float = Field(0.0, ge=0, le=86_400)
+
+    @model_validator(mode="after")
+    def _check_server(self) -> LoadConfig:
+        if self.scenario == "server" and self.target_qps is None:
+            raise ValueError("scenario server needs load.target_qps")
+        return self
+
+
+class Test04Config(_Strict):
+    """TEST04 (output caching) knobs; defaults follow MLPerf."""
+
+    samples: int = Field(256, ge=1, le=10_000_000, description="reference phase: distinct samples")
+    audit_samples: int | None = Field(None, ge=1, le=10_000_000, description="default: samples")
+    sample_index: int | Literal["median"] = Field(
+        3,
+        description="dataset row repeated in the audit phase (MLPerf performance_issue_same_index)",
+    )
+    threshold: float | None = Field(None, ge=0.0, le=1.0, description="default from the scenario")
+    threshold_mode: ThresholdMode = "upstream"
+    seed: int = Field(0, ge=0)
+
+    @field_validator("sample_index")
+    @classmethod
+    def _check_index(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and value < 0:
+            raise ValueError("sample_index must be >= 0")
+        return value
+
+    @property
+    def effective_audit_samples(self) -> int:
+        return self.audit_samples if self.audit_samples is not None else self.samples
+
+
+class FaultConfig(_Strict):
+    """Faults the embedded mock can inject (rates are per request, seeded)."""
+
+    error_rate: float = Field(0.0, ge=0, le=1)
+    hang_rate: float = Field(0.0, ge=0, le=1)
+    reset_rate: float = Field(0.0, ge=0, le=1)
+    malformed_rate: float = Field(0.0, ge=0, le=1)
+    truncate_rate: float = Field(0.0, ge=0, le=1)
+    stream_error_rate: float = Field(0.0, ge=0, le=1)
+    slow_loris_rate: float = Field(0.0, ge=0, le=1)
+    die_after: int | None = Field(None, ge=0)
+
+
+class MockConfig(_Strict):
+    """The embedded mock SUT (used when endpoint.url is None)."""
+
+    cache: CacheMode = "none"
+    slots: int = Field(8, ge=1, le=1024)
+    prefill_us_per_token: float = Field(40.0, ge=0)
+    decode_us_per_token: float = Field(250.0, ge=0)
+    base_latency_ms: float = Field(1.0, ge=0)
+    jitter_cv: float = Field(0.05, ge=0, le=2)
+    seed: int = 0
+    model: str = "mock-llm"
+    faults: FaultConfig = Field(default_factory=FaultConfig)
+
+
+class AuditConfig(_Strict):
+    """Everything one audit run needs."""
+
+    endpoint: EndpointConfig = Field(default_factory=EndpointConfig)
+    dataset: DatasetConfig = Field(default_factory=DatasetConfig)
+    load: LoadConfig = Field(default_factory=LoadConfig)
+    test04: Test04Config = Field(default_factory=Test04Config)
+    mock: MockConfig = Field(default_factory=MockConfig)
+    output_dir: str = "auditkit-out"
+
+    def redacted(self) -> dict[str, Any]:
+        """A JSON-able dump with secret-looking headers masked (for config.yaml and logs)."""
+        data = self.model_dump(mode="json")
+        data["endpoint"]["headers"] = redact_headers(data["endpoint"]["headers"])
+        return data
+
+
+def redact_headers(headers: dict[str, str]) -> dict[str, str]:
+    """Mask values of headers named like credentials."""
+    return {k: (REDACTED if SECRET_HEADER.search(k) else v) for k, v in headers.items()}
+
+
+def format_validation_error(exc: ValidationError, source: str = "config") -> str:
+    """One line naming the first bad field, what is wrong, and (for extras) what is allowed."""
+    first = exc.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(root)"
+    kind = first["type"]
+    if kind == "extra_forbidden":
+        msg = "unknown key"
+    elif kind == "missing":
+        msg = "required value is missing"
+    else:
+        msg = first["msg"].removeprefix("Value error, ")
+    more = f" (+{len(exc.errors()) - 1} more problems)" if len(exc.errors()) > 1 else ""
+    return f"{source}: {loc}: {msg}{more}"
+
+
+def build_config(data: dict[str, Any], source: str = "config") -> AuditConfig:
+    """Validate a nested dict into AuditConfig, raising InputError with one line on failure."""
+    try:
+        return AuditConfig.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(format_validation_error(exc, source)) from None
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping from `path` (InputError with file and line on bad YAML)."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise InputError(f"{p}: config file not found") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{p}: config file is not UTF-8 text") from None
+    except OSError as exc:
+        raise InputError(f"{p}: cannot read config file ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise InputError(f"{p}:{where}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InputError(
+            f"{p}: top level must be a mapping of sections (endpoint, load, test04, …)"
+        )
+    return data
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Return base with override's keys applied recursively (override wins)."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(
+    path: str | Path | None = None, overrides: dict[str, Any] | None = None
+) -> AuditConfig:
+    """Load YAML (if given), apply dotted-or-nested overrides, validate."""
+    data = load_yaml(path) if path is not None else {}
+    source = str(path) if path is not None else "config"
+    if overrides:
+        data = deep_merge(data, overrides)
+    return build_config(data, source)
+
+
+def default_threshold(scenario: Scenario) -> float:
+    """MLPerf's TEST04 threshold as upstream applies it (see verdict rules in audits/test04)."""
+    return 0.20 if scenario in ("single-stream", "multi-stream") else 0.10

@@ -1,0 +1,225 @@
+"""Datasets (JSONL, CSV, Parquet) and the sample orders that phases draw from them."""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+
+from auditkit.config import DatasetConfig
+from auditkit.errors import InputError
+
+SUPPORTED_SUFFIXES = (".jsonl", ".csv", ".parquet")
+MAX_LINE_BYTES = 8 * 1024 * 1024
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One dataset row: a prompt string, or chat messages, or both."""
+
+    index: int
+    prompt: str | None
+    messages: tuple[dict[str, Any], ...] | None = None
+
+    @property
+    def text(self) -> str:
+        """The prompt as plain text (messages joined) — for token estimates and prefix probes."""
+        if self.prompt is not None:
+            return self.prompt
+        return "\n".join(str(m.get("content", "")) for m in self.messages or ())
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """The loaded samples, in file order (sample_index addresses these rows)."""
+
+    path: str
+    samples: tuple[Sample, ...]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> Sample:
+        return self.samples[index]
+
+    def prompt_lengths(self) -> list[int]:
+        """Whitespace word counts per row: a tokenizer-free proxy for prompt cost."""
+        return [len(s.text.split()) for s in self.samples]
+
+
+def resolve_path(path: str | Path) -> Path:
+    """Resolve a data path the same way under JupyterLab, papermill, nbval and the CLI.
+
+    Absolute paths stay; relative paths are tried against the working directory, then the
+    project root (nbval starts kernels in notebooks/, papermill in the caller's directory).
+    """
+    p = Path(path).expanduser()
+    if p.is_absolute() or p.exists():
+        return p
+    candidate = PROJECT_ROOT / p
+    return candidate if candidate.exists() else p
+
+
+def load_dataset(cfg: DatasetConfig) -> Dataset:
+    """Load and check the dataset named by cfg; InputError names file (and line) on failure."""
+    path = resolve_path(cfg.path)
+    if path.suffix.lower() not in SUPPORTED_SUFFIXES:
+        raise InputError(
+            f"{cfg.path}: unsupported dataset format {path.suffix or '(no extension)'!r}; "
+            f"use one of {', '.join(SUPPORTED_SUFFIXES)}"
+        )
+    if not path.is_file():
+        raise InputError(f"{cfg.path}: dataset file not found (looked in {Path.cwd()})")
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
+        rows = _read_jsonl(path)
+        frame = pd.DataFrame(rows)
+    elif suffix == ".csv":
+        frame = _read_csv(path)
+    else:
+        try:
+            frame = pd.read_parquet(path)
+        except Exception as exc:
+            raise InputError(
+                f"{path}: not a readable Parquet file ({type(exc).__name__})"
+            ) from None
+    if len(frame) == 0:
+        raise InputError(f"{path}: dataset is empty; it needs at least one row")
+    return Dataset(str(path), _samples_from_frame(frame, cfg, path))
+
+
+def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if len(raw) > MAX_LINE_BYTES:
+                raise InputError(
+                    f"{path}:{lineno}: line is {len(raw)} bytes, over the {MAX_LINE_BYTES} limit"
+                )
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InputError(f"{path}:{lineno}: not valid UTF-8") from None
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise InputError(f"{path}:{lineno}: malformed JSON ({exc.msg})") from None
+            if not isinstance(obj, dict):
+                raise InputError(f"{path}:{lineno}: each line must be a JSON object")
+            rows.append(obj)
+    return rows
+
+
+def _read_csv(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, encoding="utf-8", dtype=str, keep_default_na=False)
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: not valid UTF-8") from None
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: dataset is empty; it needs a header and rows") from None
+    except pd.errors.ParserError as exc:
+        raise InputError(f"{path}: malformed CSV ({' '.join(str(exc).split())})") from None
+
+
+def _samples_from_frame(frame: pd.DataFrame, cfg: DatasetConfig, path: Path) -> tuple[Sample, ...]:
+    has_prompt = cfg.prompt_column in frame.columns
+    has_messages = cfg.messages_column in frame.columns
+    if not has_prompt and not has_messages:
+        cols = ", ".join(map(str, frame.columns[:8]))
+        raise InputError(
+            f"{path}: no {cfg.prompt_column!r} or {cfg.messages_column!r} column (found: {cols}); "
+            "set dataset.prompt_column to the column holding the prompt"
+        )
+    samples: list[Sample] = []
+    prompts = frame[cfg.prompt_column].tolist() if has_prompt else [None] * len(frame)
+    messages = frame[cfg.messages_column].tolist() if has_messages else [None] * len(frame)
+    for i, (prompt, msgs) in enumerate(zip(prompts, messages, strict=True)):
+        prompt_value = prompt if isinstance(prompt, str) and prompt != "" else None
+        msgs_value = _as_messages(msgs, path, i)
+        if prompt_value is None and msgs_value is None:
+            raise InputError(f"{path}: row {i + 1} has an empty prompt")
+        samples.append(Sample(i, prompt_value, msgs_value))
+    return tuple(samples)
+
+
+def _as_messages(value: Any, path: Path, row: int) -> tuple[dict[str, Any], ...] | None:
+    if value is None or (isinstance(value, float) and value != value) or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise InputError(f"{path}: row {row + 1}: messages is not valid JSON") from None
+    if hasattr(value, "tolist"):
+        value = value.tolist()
+    if not isinstance(value, list) or not all(isinstance(m, dict) for m in value):
+        raise InputError(f"{path}: row {row + 1}: messages must be a list of {{role, content}}")
+    return tuple(value)
+
+
+OrderKind = Literal["without_replacement", "with_replacement", "single", "block"]
+
+
+@dataclass(frozen=True)
+class SampleOrder:
+    """Which dataset rows a phase issues, in what order (declarative; see `indices`)."""
+
+    kind: OrderKind
+    seed: int = 0
+    index: int = 0
+    block: int = 1
+
+    @classmethod
+    def without_replacement(cls, seed: int) -> SampleOrder:
+        return cls("without_replacement", seed=seed)
+
+    @classmethod
+    def with_replacement(cls, seed: int) -> SampleOrder:
+        return cls("with_replacement", seed=seed)
+
+    @classmethod
+    def single(cls, index: int) -> SampleOrder:
+        return cls("single", index=index)
+
+    @classmethod
+    def repeated_block(cls, index: int, block: int) -> SampleOrder:
+        """The rows index, index+1, …, index+block-1 repeated (multi-stream audit phase)."""
+        return cls("block", index=index, block=block)
+
+    def describe(self) -> str:
+        if self.kind == "single":
+            return f"single(index={self.index})"
+        if self.kind == "block":
+            return f"block(index={self.index}, size={self.block})"
+        return f"{self.kind}(seed={self.seed})"
+
+    def indices(self, n: int, dataset_size: int) -> list[int]:
+        """The first n dataset rows this order issues."""
+        if self.kind == "single":
+            return [self.index] * n
+        if self.kind == "block":
+            return [(self.index + i % self.block) % dataset_size for i in range(n)]
+        rng = random.Random(self.seed)
+        if self.kind == "with_replacement":
+            return [rng.randrange(dataset_size) for _ in range(n)]
+        out: list[int] = []
+        rows = list(range(dataset_size))
+        while len(out) < n:  # past the dataset size samples repeat; TEST04 validation rejects that
+            rng.shuffle(rows)
+            out.extend(rows[: n - len(out)])
+        return out
+
+
+def median_cost_index(dataset: Dataset) -> int:
+    """The row whose prompt length is closest to the dataset median (ties → lowest index)."""
+    lengths = dataset.prompt_lengths()
+    ordered = sorted(lengths)
+    median = ordered[len(ordered) // 2]
+    return min(range(len(lengths)), key=lambda i: (abs(lengths[i] - median), i))

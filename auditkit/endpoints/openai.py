@@ -1,0 +1,167 @@
+"""OpenAI-compatible completions and chat completions, streamed (SSE) or not."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from auditkit.data import Sample
+from auditkit.endpoints.base import ParsedResponse, ResponseError
+
+
+def _loads(body: bytes | str) -> Any:
+    try:
+        return json.loads(body)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        snippet = body[:80] if isinstance(body, str) else body[:80].decode("utf-8", "replace")
+        raise ResponseError(f"response is not JSON ({exc}): {snippet!r}") from None
+
+
+def _error_message(obj: dict[str, Any]) -> str:
+    err = obj.get("error")
+    if isinstance(err, dict):
+        return str(err.get("message") or err)
+    return str(err)
+
+
+def _usage(obj: dict[str, Any]) -> tuple[int | None, int | None, int | None]:
+    usage = obj.get("usage")
+    if not isinstance(usage, dict):
+        return None, None, None
+    details = usage.get("prompt_tokens_details")
+    cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    return usage.get("prompt_tokens"), usage.get("completion_tokens"), cached
+
+
+class _OpenAIBase:
+    api = ""
+    path = ""
+
+    def __init__(self, model: str, max_tokens: int, temperature: float, stream: bool) -> None:
+        self.model = model
+        self.max_tokens = max_tokens
+        self.temperature = temperature
+        self.stream = stream
+
+    def _common(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": self.model,
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "stream": self.stream,
+        }
+        if self.stream:
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+    def _choice_text(self, choice: dict[str, Any]) -> str | None:
+        raise NotImplementedError
+
+    def parse_body(self, body: bytes) -> ParsedResponse:
+        obj = _loads(body)
+        if not isinstance(obj, dict):
+            raise ResponseError("response JSON is not an object")
+        if "error" in obj:
+            raise ResponseError(f"error object in response: {_error_message(obj)}")
+        choices = obj.get("choices")
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            raise ResponseError("response has no choices")
+        text = self._choice_text(choices[0])
+        if text is None:
+            raise ResponseError("response choice has no text")
+        prompt, output, cached = _usage(obj)
+        return ParsedResponse(text, prompt, output, cached)
+
+    def stream_parser(self) -> OpenAIStreamParser:
+        return OpenAIStreamParser(self._delta_text)
+
+    def _delta_text(self, choice: dict[str, Any]) -> str | None:
+        raise NotImplementedError
+
+
+class OpenAIStreamParser:
+    """Accumulates streamed chunks; an error event or a missing [DONE] is a failure."""
+
+    def __init__(self, delta_text: Any) -> None:
+        self._delta_text = delta_text
+        self._parts: list[str] = []
+        self._done = False
+        self._seen_content = False
+        self._usage: tuple[int | None, int | None, int | None] = (None, None, None)
+
+    def feed(self, data: str) -> bool:
+        if data.strip() == "[DONE]":
+            self._done = True
+            return False
+        obj = _loads(data)
+        if not isinstance(obj, dict):
+            raise ResponseError("stream chunk is not a JSON object")
+        if "error" in obj:
+            raise ResponseError(f"error event in stream: {_error_message(obj)}")
+        if obj.get("usage"):
+            self._usage = _usage(obj)
+        first = False
+        for choice in obj.get("choices") or ():
+            text = self._delta_text(choice) if isinstance(choice, dict) else None
+            if text:
+                self._parts.append(text)
+                if not self._seen_content:
+                    self._seen_content = first = True
+        return first
+
+    def finish(self) -> ParsedResponse:
+        if not self._done:
+            raise ResponseError("stream ended without [DONE] (truncated)")
+        return ParsedResponse("".join(self._parts), *self._usage)
+
+
+class CompletionsAdapter(_OpenAIBase):
+    """POST /v1/completions with a prompt string."""
+
+    api = "openai-completions"
+    path = "/v1/completions"
+
+    def build_body(self, sample: Sample) -> bytes:
+        body = self._common()
+        body["prompt"] = sample.text
+        return json.dumps(body).encode()
+
+    def _choice_text(self, choice: dict[str, Any]) -> str | None:
+        text = choice.get("text")
+        return text if isinstance(text, str) else None
+
+    def _delta_text(self, choice: dict[str, Any]) -> str | None:
+        return self._choice_text(choice)
+
+
+class ChatAdapter(_OpenAIBase):
+    """POST /v1/chat/completions with messages (a prompt becomes one user message)."""
+
+    api = "openai-chat"
+    path = "/v1/chat/completions"
+
+    def build_body(self, sample: Sample) -> bytes:
+        body = self._common()
+        if sample.messages is not None:
+            body["messages"] = list(sample.messages)
+        else:
+            body["messages"] = [{"role": "user", "content": sample.prompt}]
+        return json.dumps(body).encode()
+
+    def _choice_text(self, choice: dict[str, Any]) -> str | None:
+        message = choice.get("message")
+        if not isinstance(message, dict):
+            return None
+        content = message.get("content")
+        return content if isinstance(content, str) else None
+
+    def _delta_text(self, choice: dict[str, Any]) -> str | None:
+        delta = choice.get("delta")
+        if not isinstance(delta, dict):
+            return None
+        # reasoning models stream their thinking first; it is the first output token too
+        for key in ("content", "reasoning_content", "reasoning"):
+            value = delta.get(key)
+            if isinstance(value, str) and value:
+                return value
+        return None

@@ -1,0 +1,44 @@
+"""Error kinds a user can act on, each mapped to the CLI's documented exit code."""
+
+from __future__ import annotations
+
+EXIT_PASS = 0
+EXIT_FAIL = 1
+EXIT_INPUT = 2
+EXIT_SETUP = 3
+EXIT_EXECUTION = 4
+EXIT_INTERRUPTED = 130
+
+
+class AuditkitError(Exception):
+    """Base class: the message is one line that tells the user what to fix."""
+
+    exit_code: int = EXIT_EXECUTION
+
+    def one_line(self) -> str:
+        """The message folded onto a single line (stderr shows exactly this)."""
+        return " ".join(str(self).split())
+
+
+class InputError(AuditkitError):
+    """Bad config, dataset or parameters: the user must change their input."""
+
+    exit_code = EXIT_INPUT
+
+
+class SetupError(AuditkitError):
+    """The environment is not ready: endpoint unreachable, output dir not writable, port busy."""
+
+    exit_code = EXIT_SETUP
+
+
+class ExecutionError(AuditkitError):
+    """A phase failed or was incomplete; records are kept, no verdict is written."""
+
+    exit_code = EXIT_EXECUTION
+
+
+class Interrupted(AuditkitError):
+    """The run was stopped by SIGINT/SIGTERM; records so far are kept, no verdict is written."""
+
+    exit_code = EXIT_INTERRUPTED

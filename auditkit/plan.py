@@ -1,0 +1,49 @@
+"""Declarative phase plans: what a load phase issues and how (the load generator's input)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from auditkit.config import LoadConfig, Scenario
+from auditkit.data import SampleOrder
+
+
+@dataclass(frozen=True)
+class LoadPattern:
+    """How queries are issued; knows scenarios, never test names."""
+
+    scenario: Scenario
+    max_concurrency: int = 32
+    samples_per_query: int = 1
+    target_qps: float | None = None
+    target_latency_ns: int | None = None
+    seed: int = 0
+
+    @classmethod
+    def from_config(cls, load: LoadConfig, seed: int) -> LoadPattern:
+        latency_ns = int(load.target_latency_ms * 1e6) if load.target_latency_ms else None
+        per_query = load.samples_per_query if load.scenario == "multi-stream" else 1
+        return cls(
+            scenario=load.scenario,
+            max_concurrency=load.max_concurrency,
+            samples_per_query=per_query,
+            target_qps=load.target_qps,
+            target_latency_ns=latency_ns,
+            seed=seed,
+        )
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One phase: a name, a sample order, how many samples, and the load pattern."""
+
+    name: str
+    order: SampleOrder
+    samples: int
+    load: LoadPattern
+
+    def describe(self) -> str:
+        return (
+            f"{self.name}: {self.samples} samples, order {self.order.describe()}, "
+            f"{self.load.scenario}"
+        )

@@ -1,0 +1,89 @@
+"""Checks before any phase runs: output dir writable, endpoint answering, model present.
+
+Uses httpx (the client users know: same headers, TLS settings); failures are SetupError (3).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import httpx
+
+from auditkit.config import EndpointConfig
+from auditkit.errors import InputError, SetupError
+
+
+def check_output_dir(path: str | Path) -> Path:
+    """Create the output dir if needed and prove it is writable."""
+    p = Path(path)
+    try:
+        p.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".auditkit-probe-", dir=p)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise SetupError(f"output dir {p} is not writable ({exc.strerror or exc})") from None
+    return p
+
+
+def _client(cfg: EndpointConfig, headers: dict[str, str]) -> httpx.Client:
+    return httpx.Client(
+        headers=headers,
+        timeout=httpx.Timeout(min(cfg.timeout_s, 30.0), connect=cfg.connect_timeout_s),
+        verify=cfg.verify_tls,
+        trust_env=False,
+        follow_redirects=False,
+    )
+
+
+def _describe(exc: httpx.HTTPError) -> str:
+    text = " ".join(str(exc).split())
+    if "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text:
+        return f"TLS error ({text[:160]}); fix the certificate or set endpoint.verify_tls: false"
+    return text[:200] or type(exc).__name__
+
+
+def discover_model(cfg: EndpointConfig, base_url: str, headers: dict[str, str]) -> str:
+    """Check the endpoint answers; return cfg.model, or the first model from GET /v1/models."""
+    if cfg.api == "json":
+        try:
+            with _client(cfg, headers) as client:
+                client.get(base_url + "/")
+        except httpx.HTTPError as exc:
+            raise SetupError(f"endpoint {base_url} is unreachable: {_describe(exc)}") from None
+        return cfg.model or "default"
+    url = base_url + "/v1/models"
+    try:
+        with _client(cfg, headers) as client:
+            resp = client.get(url)
+    except httpx.HTTPError as exc:
+        raise SetupError(f"endpoint {base_url} is unreachable: {_describe(exc)}") from None
+    if resp.status_code in (401, 403):
+        raise SetupError(
+            f"endpoint {base_url} refused the credentials (HTTP {resp.status_code}); "
+            "check the key in the variable named by endpoint.api_key_env"
+        )
+    if 300 <= resp.status_code < 400:
+        where = resp.headers.get("location", "?")
+        raise SetupError(f"endpoint {url} redirects to {where}; use the final URL")
+    models: list[str] = []
+    if resp.status_code == 200:
+        try:
+            data = resp.json().get("data", [])
+            models = [str(m["id"]) for m in data if isinstance(m, dict) and "id" in m]
+        except (ValueError, AttributeError, TypeError):
+            models = []
+    if cfg.model:
+        if models and cfg.model not in models:
+            raise SetupError(
+                f"model {cfg.model!r} is not served by {base_url} (it lists: "
+                f"{', '.join(models[:5])})"
+            )
+        return cfg.model
+    if not models:
+        raise InputError(
+            f"could not discover a model from {url} (HTTP {resp.status_code}); set endpoint.model"
+        )
+    return models[0]

@@ -1,0 +1,165 @@
+"""Result types: per-query records (DataFrame), phase summaries and the audit verdict.
+
+The summaries and the verdict are pydantic models because they are written as artifacts
+(phase.json, audit_result.json) and read back by notebooks and `auditkit verify`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field
+
+from auditkit.plan import RunSpec
+
+RECORD_COLUMNS: tuple[str, ...] = (
+    "phase",
+    "query_id",
+    "sample_index",
+    "scheduled_ns",
+    "sent_ns",
+    "first_byte_ns",
+    "first_token_ns",
+    "completed_ns",
+    "latency_ns",
+    "ttft_ns",
+    "status",
+    "http_status",
+    "error",
+    "prompt_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "output_sha256",
+)
+STATUSES = ("ok", "http_error", "timeout", "connect_error", "protocol_error", "cancelled")
+INT_COLUMNS = ("scheduled_ns", "sent_ns", "first_byte_ns", "first_token_ns", "completed_ns")
+
+Verdict = Literal["PASS", "FAIL", "INVALID"]
+
+
+def empty_records() -> pd.DataFrame:
+    """A record table with the DESIGN §6 columns and no rows."""
+    return records_frame([])
+
+
+def records_frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
+    """Build the record table from row tuples in RECORD_COLUMNS order, with stable dtypes."""
+    frame = pd.DataFrame.from_records(rows, columns=list(RECORD_COLUMNS))
+    nullable_ints = (
+        *INT_COLUMNS,
+        "latency_ns",
+        "ttft_ns",
+        "http_status",
+        "prompt_tokens",
+        "output_tokens",
+        "cached_tokens",
+    )
+    for col in nullable_ints:
+        frame[col] = frame[col].astype("Int64")
+    for col in ("query_id", "sample_index"):
+        frame[col] = frame[col].astype("int64")
+    for col in ("phase", "status", "error", "output_sha256"):
+        frame[col] = frame[col].astype("string")
+    return frame
+
+
+class LatencyStats(BaseModel):
+    """Latency distribution of one phase, integer nanoseconds (LoadGen's unit)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    count: int
+    min_ns: int | None = None
+    max_ns: int | None = None
+    mean_ns: int | None = None
+    p50_ns: int | None = None
+    p90_ns: int | None = None
+    p95_ns: int | None = None
+    p97_ns: int | None = None
+    p99_ns: int | None = None
+    p999_ns: int | None = None
+
+
+class PhaseSummary(BaseModel):
+    """What one phase did and scored (written as phase.json)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    scenario: str
+    order: str
+    requested: int
+    issued: int
+    completed: int
+    failed: int
+    cancelled: int
+    failures_by_status: dict[str, int] = Field(default_factory=dict)
+    duration_ns: int
+    samples_per_second: float
+    queries: int
+    latency: LatencyStats
+    query_latency: LatencyStats | None = None
+    ttft: LatencyStats | None = None
+    output_tokens_total: int = 0
+    tokens_per_second: float | None = None
+    score: float | None = None
+    score_name: str
+    early_stopping_percentile: float | None = None
+    early_stopping_latency_ns: int | None = None
+    early_stopping_overlatency: int | None = None
+    target_latency_ns: int | None = None
+    complete: bool
+    loadgen_valid: bool
+    invalid_reasons: list[str] = Field(default_factory=list)
+    interrupted: bool = False
+    loop_lag_p99_ns: int | None = None
+    distinct_samples: int = 0
+    distinct_outputs: int = 0
+    request_headers: dict[str, str] = Field(default_factory=dict)
+    started_at: str = ""
+
+
+@dataclass
+class PhaseResult:
+    """A phase's records (one row per request) and its summary."""
+
+    spec: RunSpec
+    records: pd.DataFrame
+    summary: PhaseSummary
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+class AuditResult(BaseModel):
+    """The verdict of one audit test and every number behind it (audit_result.json)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    test: str
+    verdict: Verdict
+    reason: str
+    scenario: str
+    score_name: str
+    reference_score: float | None
+    audit_score: float | None
+    ratio: float | None
+    threshold: float
+    threshold_source: str
+    rule: str
+    submission_grade: bool = False
+    notes: list[str] = Field(default_factory=list)
+    evidence: dict[str, Any] = Field(default_factory=dict)
+    phases: dict[str, PhaseSummary] = Field(default_factory=dict)
+    config: dict[str, Any] = Field(default_factory=dict)
+    auditkit_version: str = ""
+    started_at: str = ""
+    finished_at: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.verdict == "PASS"

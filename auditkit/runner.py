@@ -1,0 +1,199 @@
+"""The orchestrator: validate everything, pre-flight, run the phases, verify, write artifacts.
+
+Used by the CLI and the notebooks alike. Data flows one way (DESIGN §1).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from auditkit import __version__, artifacts
+from auditkit.audits import AuditTest, get_test
+from auditkit.config import AuditConfig
+from auditkit.data import Dataset, load_dataset
+from auditkit.endpoints import EndpointAdapter, make_adapter
+from auditkit.errors import EXIT_EXECUTION, EXIT_FAIL, EXIT_PASS, InputError, Interrupted
+from auditkit.loadgen import PhaseInterrupted, Transport, resolve_api_key, run_phase
+from auditkit.plan import RunSpec
+from auditkit.preflight import check_output_dir, discover_model
+from auditkit.results import AuditResult, PhaseResult
+
+ProgressFactory = Callable[[RunSpec], tuple[Callable[[int, int], None], Callable[[], None]]]
+Log = Callable[[str], None]
+
+
+@dataclass
+class Prepared:
+    """Everything known before the first request: validated config, dataset and plan."""
+
+    cfg: AuditConfig
+    test: AuditTest
+    dataset: Dataset
+    specs: list[RunSpec]
+    api_key: str | None
+
+
+@dataclass
+class AuditRun:
+    """A finished audit: the verdict, the phases and where the artifacts are."""
+
+    result: AuditResult
+    phases: list[PhaseResult]
+    folder: Path
+    endpoint_url: str
+    model: str
+    mock_stats: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def exit_code(self) -> int:
+        return verdict_exit_code(self.result.verdict)
+
+
+def verdict_exit_code(verdict: str) -> int:
+    """PASS 0, FAIL 1, INVALID 4 (DESIGN §10)."""
+    return {"PASS": EXIT_PASS, "FAIL": EXIT_FAIL}.get(verdict, EXIT_EXECUTION)
+
+
+def prepare(cfg: AuditConfig, test_id: str = "test04") -> Prepared:
+    """Load and validate every input; raises InputError before anything is sent."""
+    test = get_test(test_id)
+    dataset = load_dataset(cfg.dataset)
+    test.validate(cfg, dataset)
+    specs = test.plan(cfg, dataset)
+    for spec in specs:
+        validate_spec(spec, dataset)
+    api_key = resolve_api_key(cfg.endpoint)
+    return Prepared(cfg, test, dataset, specs, api_key)
+
+
+def validate_spec(spec: RunSpec, dataset: Dataset) -> None:
+    """Generic checks every phase must pass, whatever the test."""
+    if spec.samples < 1:
+        raise InputError(f"phase {spec.name}: needs at least one sample")
+    if spec.order.kind in ("single", "block") and spec.order.index >= len(dataset):
+        raise InputError(
+            f"phase {spec.name}: sample index {spec.order.index} is out of range for a dataset "
+            f"of {len(dataset)} rows"
+        )
+
+
+@contextlib.contextmanager
+def endpoint_url(cfg: AuditConfig) -> Iterator[tuple[str, dict[str, object]]]:
+    """The SUT's base URL: cfg.endpoint.url, or an embedded mock started for the run."""
+    if cfg.endpoint.url:
+        yield cfg.endpoint.url, {}
+        return
+    from auditkit.mock import MockServer
+
+    stats: dict[str, object] = {}
+    with MockServer(cfg.mock) as server:
+        try:
+            yield server.url, stats
+        finally:
+            stats.update(server.stats())
+
+
+def run_audit(
+    cfg: AuditConfig,
+    test_id: str = "test04",
+    *,
+    progress: ProgressFactory | None = None,
+    log: Log | None = None,
+) -> AuditRun:
+    """Run one audit end to end. Raises InputError/SetupError before any phase runs,
+    Interrupted (records kept, no verdict) on Ctrl-C."""
+    say = log or (lambda _msg: None)
+    prepared = prepare(cfg, test_id)
+    folder = check_output_dir(artifacts.test_dir(cfg.output_dir, prepared.test.id))
+    artifacts.clear_verdict(folder)
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    with endpoint_url(cfg) as (base_url, mock_stats):
+        transport = Transport.from_config(cfg.endpoint, base_url, prepared.api_key)
+        model = discover_model(cfg.endpoint, base_url, dict(transport.headers))
+        adapter = make_adapter(cfg.endpoint, model)
+        run_cfg = cfg.redacted()
+        run_cfg["endpoint"]["url"] = base_url if cfg.endpoint.url else None
+        run_cfg["endpoint"]["model"] = model
+        artifacts.write_config(folder, run_cfg)
+        where = (
+            base_url if cfg.endpoint.url else f"{base_url} (embedded mock, cache={cfg.mock.cache})"
+        )
+        say(f"{prepared.test.id}: endpoint {where}, model {model}, api {cfg.endpoint.api}")
+        phases = run_phases(prepared, adapter, transport, folder, progress, say)
+    if len(phases) < len(prepared.specs):
+        result = invalid_result(prepared, phases)
+    else:
+        result = prepared.test.verify(phases, cfg)
+    result = result.model_copy(
+        update={
+            "auditkit_version": __version__,
+            "started_at": started,
+            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+    )
+    artifacts.write_result(folder, result)
+    return AuditRun(result, phases, folder, base_url, model, dict(mock_stats))
+
+
+def run_phases(
+    prepared: Prepared,
+    adapter: EndpointAdapter,
+    transport: Transport,
+    folder: Path,
+    progress: ProgressFactory | None,
+    say: Log,
+) -> list[PhaseResult]:
+    """Run the planned phases in order, writing each one's records as soon as it ends.
+    A phase that did not complete stops the run (the next phase could not make it valid)."""
+    phases: list[PhaseResult] = []
+    for spec in prepared.specs:
+        say(f"phase {spec.describe()}")
+        callback, close = progress(spec) if progress else (None, lambda: None)
+        try:
+            phase = run_phase(spec, prepared.dataset, adapter, transport, progress=callback)
+        except PhaseInterrupted as exc:
+            close()
+            artifacts.write_phase(folder, exc.partial)
+            raise Interrupted(
+                f"interrupted during the {spec.name} phase; {exc.partial.summary.completed} "
+                f"completed records kept in {folder / spec.name}; no verdict written"
+            ) from None
+        close()
+        artifacts.write_phase(folder, phase)
+        phases.append(phase)
+        s = phase.summary
+        say(
+            f"phase {spec.name}: {s.completed}/{s.requested} ok, {s.failed} failed, "
+            f"score {s.score if s.score is None else f'{s.score:.4g}'} ({s.score_name})"
+        )
+        if not s.complete:
+            break
+    return phases
+
+
+def invalid_result(prepared: Prepared, phases: list[PhaseResult]) -> AuditResult:
+    """INVALID because a phase failed before the plan finished (no PASS/FAIL from partial data)."""
+    ran = {p.name: p.summary for p in phases}
+    reasons = [f"{s.name}: {r}" for s in ran.values() for r in s.invalid_reasons]
+    skipped = [s.name for s in prepared.specs if s.name not in ran]
+    reason = "; ".join(reasons) + f"; not run: {', '.join(skipped)}"
+    first = phases[0].summary if phases else None
+    return AuditResult(
+        test=prepared.test.id,
+        verdict="INVALID",
+        reason=f"INVALID: {reason}",
+        scenario=prepared.cfg.load.scenario,
+        score_name=first.score_name if first else "",
+        reference_score=first.score if first else None,
+        audit_score=None,
+        ratio=None,
+        threshold=prepared.cfg.test04.threshold or 0.0,
+        threshold_source="not applied",
+        rule="",
+        phases=ran,
+        config=prepared.cfg.redacted(),
+    )

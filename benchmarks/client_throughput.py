@@ -1,0 +1,168 @@
+"""Client throughput: auditkit's load generator vs a raw aiohttp loop against a null endpoint.
+
+A client slower than the SUT measures itself in both phases, and a caching SUT then PASSes.
+This starts nginx on 127.0.0.1 returning a fixed completion JSON (the null endpoint), then runs
+auditkit's offline phase and a raw aiohttp loop alternately, `--rounds` times each, with the same
+concurrency. The raw loop runs on the same event-loop implementation auditkit uses (uvloop) so
+the ratio compares clients, not loops; its plain-asyncio rate is printed too.
+
+The last line is `ratio = <auditkit / raw aiohttp>` (the target is >= 0.8).
+Setup: nginx is taken from PATH, /usr/sbin/nginx, or installed with apt-get (needs root).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import uvloop
+
+from auditkit.data import Dataset, Sample, SampleOrder
+from auditkit.endpoints.openai import CompletionsAdapter
+from auditkit.loadgen import Transport, run_phase
+from auditkit.plan import LoadPattern, RunSpec
+
+COMPLETION = {
+    "id": "cmpl-null",
+    "object": "text_completion",
+    "created": 0,
+    "model": "null",
+    "choices": [{"index": 0, "text": " hello world", "finish_reason": "length"}],
+    "usage": {"prompt_tokens": 8, "completion_tokens": 2, "total_tokens": 10},
+}
+
+
+def find_nginx() -> str:
+    """nginx's path, installing Debian's nginx-light when it is missing."""
+    for candidate in (shutil.which("nginx"), "/usr/sbin/nginx"):
+        if candidate and os.path.exists(candidate):
+            return candidate
+    print("nginx not found; installing Debian's nginx-light", file=sys.stderr)
+    subprocess.run(["apt-get", "install", "-y", "-q", "nginx-light"], check=False)
+    if not os.path.exists("/usr/sbin/nginx"):
+        subprocess.run(["apt-get", "update", "-q"], check=True)
+        subprocess.run(["apt-get", "install", "-y", "-q", "nginx-light"], check=True)
+    return "/usr/sbin/nginx"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_nginx(prefix: Path, port: int) -> subprocess.Popen[bytes]:
+    body = json.dumps(COMPLETION).replace("'", "\\'")
+    conf = f"""
+worker_processes 1;
+daemon off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+  access_log off;
+  client_body_temp_path {prefix}/body;
+  keepalive_requests 1000000;
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{
+      default_type application/json;
+      return 200 '{body}';
+    }}
+  }}
+}}
+"""
+    (prefix / "nginx.conf").write_text(conf)
+    proc = subprocess.Popen([find_nginx(), "-p", str(prefix), "-c", str(prefix / "nginx.conf")])
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return proc
+        except OSError:
+            time.sleep(0.05)
+    proc.kill()
+    raise SystemExit("nginx did not start; see " + str(prefix / "error.log"))
+
+
+def auditkit_rate(url: str, n: int, concurrency: int) -> float:
+    adapter = CompletionsAdapter("null", 16, 0.0, False)
+    dataset = Dataset("bench", tuple(Sample(i, f"prompt number {i}") for i in range(64)))
+    load = LoadPattern("offline", max_concurrency=concurrency)
+    spec = RunSpec("bench", SampleOrder.with_replacement(0), n, load)
+    result = run_phase(spec, dataset, adapter, Transport(url))
+    assert result.summary.completed == n, result.summary.invalid_reasons
+    return result.summary.samples_per_second
+
+
+async def _raw(url: str, n: int, concurrency: int) -> float:
+    body = json.dumps({"model": "null", "prompt": "prompt number 1", "max_tokens": 16}).encode()
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    headers = {"Content-Type": "application/json"}
+    async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
+        remaining = n
+
+        async def worker() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                async with session.post(url + "/v1/completions", data=body) as resp:
+                    json.loads(await resp.read())
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return n / (time.perf_counter() - start)
+
+
+def raw_rate(url: str, n: int, concurrency: int, use_uvloop: bool) -> float:
+    if use_uvloop:
+        return uvloop.run(_raw(url, n, concurrency))
+    return asyncio.run(_raw(url, n, concurrency))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=20000, help="requests per round")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="auditkit-nginx-") as tmp:
+        port = free_port()
+        proc = start_nginx(Path(tmp), port)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            raw_rate(url, 2000, args.concurrency, True)  # warm-up
+            auditkit_rate(url, 2000, args.concurrency)
+            ours, raw, raw_asyncio = [], [], []
+            for i in range(args.rounds):
+                ours.append(auditkit_rate(url, args.requests, args.concurrency))
+                raw.append(raw_rate(url, args.requests, args.concurrency, True))
+                raw_asyncio.append(raw_rate(url, args.requests, args.concurrency, False))
+                print(
+                    f"round {i + 1}: auditkit {ours[-1]:.0f} req/s, raw aiohttp (uvloop) "
+                    f"{raw[-1]:.0f} req/s, raw aiohttp (asyncio) {raw_asyncio[-1]:.0f} req/s",
+                    flush=True,
+                )
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+    a, r = statistics.median(ours), statistics.median(raw)
+    print(f"median: auditkit {a:.0f} req/s, raw aiohttp {r:.0f} req/s "
+          f"(plain asyncio {statistics.median(raw_asyncio):.0f}), {args.concurrency} in flight")
+    print(f"ratio = {a / r:.3f}")
+    return 0 if a / r >= 0.8 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
