@@ -159,10 +159,10 @@ class MockConfig(_Strict):
     """The embedded mock SUT (used when endpoint.url is None)."""
 
     cache: CacheMode = "none"
-    slots: int = Field(8, ge=1, le=1024)
-    prefill_us_per_token: float = Field(40.0, ge=0)
-    decode_us_per_token: float = Field(250.0, ge=0)
-    base_latency_ms: float = Field(1.0, ge=0)
+    slots: int = Field(4, ge=1, le=1024)
+    prefill_us_per_token: float = Field(10.0, ge=0)
+    decode_us_per_token: float = Field(150.0, ge=0)
+    base_latency_ms: float = Field(0.5, ge=0)
     jitter_cv: float = Field(0.05, ge=0, le=2)
     seed: int = 0
     model: str = "mock-llm"

@@ -12,6 +12,7 @@ start; latency counts from the *scheduled* time, so client-side queueing is incl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import ssl
@@ -37,6 +38,7 @@ ProgressCallback = Callable[[int, int], None]
 ERROR_SNIPPET = 200
 PROGRESS_INTERVAL_NS = 100_000_000
 USER_AGENT = "auditkit"
+WARMUP_PATH = "/v1/models"
 
 
 def resolve_api_key(cfg: EndpointConfig) -> str | None:
@@ -328,6 +330,22 @@ class _Phase:
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
 
+    async def _warm_connections(self) -> None:
+        """Open the phase's connections before its clock starts, so TCP/TLS setup is not
+        timed (it would differ between phases). A GET of the model list touches no cache."""
+        assert self.session is not None
+        n = min(self.spec.load.max_concurrency, len(self.indices))
+        if self.spec.load.scenario == "multi-stream":
+            n = min(max(n, self.spec.load.samples_per_query), len(self.indices))
+        url = self.transport.base_url + WARMUP_PATH
+
+        async def touch() -> None:
+            with contextlib.suppress(Exception):
+                async with self.session.get(url, allow_redirects=False) as resp:  # type: ignore[union-attr]
+                    await resp.read()
+
+        await asyncio.gather(*(touch() for _ in range(n)))
+
     async def _monitor_lag(self) -> None:
         """Event-loop lag: how late a 10 ms timer fires (a saturated client runs late)."""
         while True:
@@ -359,6 +377,7 @@ class _Phase:
             auto_decompress=True,
         ) as session:
             self.session = session
+            await self._warm_connections()
             self.t0 = time.perf_counter_ns()
             self._report(force=True)
             main = asyncio.ensure_future(pattern())

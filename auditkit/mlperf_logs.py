@@ -115,6 +115,7 @@ def format_detail(s: PhaseSummary) -> str:
 def format_verify_performance(result: AuditResult) -> str:
     """verify_performance.txt in upstream's wording."""
     lines = [
+        "Verifying performance.",
         f"reference score = {result.reference_score}",
         f"test score = {result.audit_score}",
         f"threshold = {result.threshold}",
@@ -122,5 +123,5 @@ def format_verify_performance(result: AuditResult) -> str:
     if result.verdict == "INVALID":
         lines.append(f"TEST INVALID: {result.reason}")
     else:
-        lines.append("TEST PASS" if result.passed else "TEST FAIL")
+        lines.append("TEST PASS" if result.passed else "TEST FAIL: Test score invalid")
     return "\n".join(lines) + "\n"

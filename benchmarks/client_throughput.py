@@ -158,8 +158,10 @@ def main() -> int:
             proc.terminate()
             proc.wait(timeout=10)
     a, r = statistics.median(ours), statistics.median(raw)
-    print(f"median: auditkit {a:.0f} req/s, raw aiohttp {r:.0f} req/s "
-          f"(plain asyncio {statistics.median(raw_asyncio):.0f}), {args.concurrency} in flight")
+    print(
+        f"median: auditkit {a:.0f} req/s, raw aiohttp {r:.0f} req/s "
+        f"(plain asyncio {statistics.median(raw_asyncio):.0f}), {args.concurrency} in flight"
+    )
     print(f"ratio = {a / r:.3f}")
     return 0 if a / r >= 0.8 else 1
 

@@ -1,0 +1,129 @@
+"""TEST04 planning, validation and the pure verdict (numbers alone, no endpoint)."""
+
+import pytest
+
+from auditkit.audits import REGISTRY, get_test
+from auditkit.audits.test04 import AUDIT, REFERENCE, Test04
+from auditkit.config import AuditConfig, DatasetConfig, build_config
+from auditkit.data import Dataset, Sample, load_dataset
+from auditkit.errors import InputError
+from auditkit.plan import LoadPattern, RunSpec
+from auditkit.results import LatencyStats, PhaseResult, PhaseSummary, empty_records
+
+
+def _dataset(n: int) -> Dataset:
+    return Dataset("mem", tuple(Sample(i, f"prompt {i}") for i in range(n)))
+
+
+def _phase(name: str, score: float | None, scenario: str = "offline", **kw: object) -> PhaseResult:
+    summary = PhaseSummary(
+        name=name,
+        scenario=scenario,
+        order="x",
+        requested=100,
+        issued=100,
+        completed=100,
+        failed=0,
+        cancelled=0,
+        duration_ns=1,
+        samples_per_second=score or 0.0,
+        queries=100,
+        latency=LatencyStats(count=100, p50_ns=1000, p90_ns=1000, p99_ns=1000),
+        score=score,
+        score_name="s",
+        complete=True,
+        loadgen_valid=True,
+        **kw,  # type: ignore[arg-type]
+    )
+    spec = RunSpec(name, None, 100, LoadPattern(scenario))  # type: ignore[arg-type]
+    return PhaseResult(spec, empty_records(), summary)
+
+
+def test_registry_is_the_only_wiring() -> None:
+    assert isinstance(get_test("TEST04"), Test04)
+    assert "test04" in REGISTRY
+    with pytest.raises(InputError, match="unknown audit test"):
+        get_test("test99")
+
+
+def test_plan_reference_distinct_then_audit_single() -> None:
+    cfg = build_config({"test04": {"samples": 64, "audit_samples": 32, "sample_index": 5}})
+    ref, aud = Test04().plan(cfg, _dataset(100))
+    assert (ref.name, ref.samples, ref.order.kind) == (REFERENCE, 64, "without_replacement")
+    assert (aud.name, aud.samples, aud.order.kind, aud.order.index) == (AUDIT, 32, "single", 5)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "needle"),
+    [
+        ({"test04": {"samples": 200}}, "exceeds the dataset's 100 rows"),
+        ({"test04": {"samples": 10, "sample_index": 100}}, "sample_index (100) is out of range"),
+        (
+            {"test04": {"samples": 10}, "load": {"scenario": "multi-stream"}},
+            "multiple of load.samples_per_query",
+        ),
+    ],
+)
+def test_validate_rejects_before_running(overrides: dict, needle: str) -> None:
+    with pytest.raises(InputError) as info:
+        Test04().validate(build_config(overrides), _dataset(100))
+    assert needle in info.value.one_line()
+
+
+def test_median_sample_index_resolves_to_a_typical_row() -> None:
+    cfg = build_config({"test04": {"sample_index": "median", "samples": 8}})
+    ds = load_dataset(DatasetConfig())
+    _, aud = Test04().plan(cfg, ds)
+    assert 0 <= aud.order.index < len(ds)
+
+
+@pytest.mark.parametrize(
+    ("ref", "aud", "verdict"),
+    [
+        (100.0, 109.9, "PASS"),
+        # upstream compares floats: 100 * 1.1 == 110.00000000000001, so 110.0 passes there too
+        (100.0, 110.0, "PASS"),
+        (100.0, 110.1, "FAIL"),
+        (100.0, 250.0, "FAIL"),
+        (100.0, 60.0, "PASS"),
+    ],
+)
+def test_offline_rule_is_strict(ref: float, aud: float, verdict: str) -> None:
+    result = Test04().verify([_phase(REFERENCE, ref), _phase(AUDIT, aud)], AuditConfig())
+    assert result.verdict == verdict
+    assert result.threshold == pytest.approx(0.10)
+    assert "(1 + 0.1)" in result.rule
+
+
+def test_single_stream_upstream_threshold_is_020() -> None:
+    cfg = build_config({"load": {"scenario": "single-stream"}})
+    ref = _phase(REFERENCE, 1000.0, "single-stream", early_stopping_latency_ns=1_000_000)
+    aud = _phase(AUDIT, 1150.0, "single-stream", early_stopping_latency_ns=869_565)
+    result = Test04().verify([ref, aud], cfg)
+    assert result.threshold == pytest.approx(0.20) and result.verdict == "PASS"
+    assert result.threshold_source.startswith("upstream")
+
+
+def test_intended_threshold_mode_uses_latency() -> None:
+    cfg = build_config(
+        {"load": {"scenario": "single-stream"}, "test04": {"threshold_mode": "intended"}}
+    )
+    ref = _phase(REFERENCE, 1000.0, "single-stream", early_stopping_latency_ns=1_000_000)
+    aud = _phase(AUDIT, 1150.0, "single-stream", early_stopping_latency_ns=869_565)
+    result = Test04().verify([ref, aud], cfg)
+    assert result.threshold == pytest.approx(0.10) and result.verdict == "FAIL"
+
+
+def test_user_threshold_overrides() -> None:
+    cfg = build_config({"test04": {"threshold": 0.5}})
+    result = Test04().verify([_phase(REFERENCE, 100.0), _phase(AUDIT, 140.0)], cfg)
+    assert result.verdict == "PASS" and result.threshold_source == "user"
+
+
+def test_incomplete_phase_is_invalid_never_pass_or_fail() -> None:
+    bad = _phase(AUDIT, 50.0)
+    bad.summary.complete = False
+    bad.summary.invalid_reasons = ["3 failed queries (3 http_error)"]
+    result = Test04().verify([_phase(REFERENCE, 100.0), bad], AuditConfig())
+    assert result.verdict == "INVALID"
+    assert "3 failed queries" in result.reason

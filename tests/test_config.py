@@ -1,0 +1,71 @@
+"""Config: strict validation, YAML loading, overrides, one-line errors, redaction."""
+
+from pathlib import Path
+
+import pytest
+
+from auditkit.config import AuditConfig, build_config, load_config
+from auditkit.errors import InputError
+
+
+def test_defaults_run_against_the_mock() -> None:
+    cfg = AuditConfig()
+    assert cfg.endpoint.url is None
+    assert cfg.test04.sample_index == 3
+    assert cfg.test04.effective_audit_samples == cfg.test04.samples
+
+
+def test_yaml_with_flag_overrides(tmp_path: Path) -> None:
+    path = tmp_path / "audit.yaml"
+    path.write_text("endpoint:\n  url: http://127.0.0.1:9/\nload:\n  scenario: single-stream\n")
+    cfg = load_config(path, {"test04": {"samples": 64}, "load": {"max_concurrency": 4}})
+    assert cfg.endpoint.url == "http://127.0.0.1:9"
+    assert cfg.load.scenario == "single-stream"
+    assert cfg.load.max_concurrency == 4
+    assert cfg.test04.samples == 64
+
+
+@pytest.mark.parametrize(
+    ("data", "needle"),
+    [
+        ({"endpoint": {"bogus": 1}}, "endpoint.bogus: unknown key"),
+        ({"test04": {"samples": -1}}, "test04.samples"),
+        ({"test04": {"threshold": 5}}, "test04.threshold"),
+        ({"endpoint": {"api": "grpc"}}, "endpoint.api"),
+        ({"endpoint": {"url": "ftp://x"}}, "http:// or https://"),
+        ({"endpoint": {"api_key_env": "sk-abc123 secret"}}, "NAME of an environment variable"),
+        ({"load": {"scenario": "server"}}, "target_qps"),
+        ({"endpoint": {"api": "json"}}, "body_template"),
+    ],
+)
+def test_bad_values_give_one_line_naming_the_field(data: dict, needle: str) -> None:
+    with pytest.raises(InputError) as info:
+        build_config(data)
+    line = info.value.one_line()
+    assert needle in line
+    assert "\n" not in line
+
+
+def test_bad_yaml_names_file_and_line(tmp_path: Path) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("endpoint:\n  url: [unclosed\n")
+    with pytest.raises(InputError, match=r"bad.yaml: line \d+"):
+        load_config(path)
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="config file not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_secret_headers_are_redacted() -> None:
+    cfg = build_config(
+        {
+            "endpoint": {
+                "headers": {"Authorization": "Bearer sk-live", "X-Api-Key": "k", "X-Ok": "1"}
+            }
+        }
+    )
+    headers = cfg.redacted()["endpoint"]["headers"]
+    assert headers["X-Ok"] == "1"
+    assert "sk-live" not in str(headers) and headers["X-Api-Key"] != "k"

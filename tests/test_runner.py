@@ -1,0 +1,95 @@
+"""End to end in-process: the audit against the embedded mock, for each cache mode."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from auditkit import artifacts
+from auditkit.config import build_config
+from auditkit.errors import InputError, SetupError
+from auditkit.runner import run_audit
+
+REPEATS = 20
+
+
+def _run(tmp_path: Path, **sections: dict) -> tuple[str, Path]:
+    cfg = build_config({"output_dir": str(tmp_path), **sections})
+    run = run_audit(cfg)
+    return run.result.verdict, run.folder
+
+
+@pytest.mark.parametrize("scenario", ["offline", "single-stream"])
+def test_no_cache_passes_and_output_cache_fails_every_time(tmp_path: Path, scenario: str) -> None:
+    """Acceptance: shipped dataset and defaults, PASS 20/20 with cache=none, FAIL 20/20 with
+    cache=output (a fresh mock per run, so no run warms the next one's cache)."""
+    verdicts: dict[str, list[str]] = {"none": [], "output": []}
+    for i in range(REPEATS):
+        for cache in verdicts:
+            verdict, _ = _run(
+                tmp_path / f"{cache}{i}", load={"scenario": scenario}, mock={"cache": cache}
+            )
+            verdicts[cache].append(verdict)
+    assert verdicts["none"] == ["PASS"] * REPEATS
+    assert verdicts["output"] == ["FAIL"] * REPEATS
+
+
+def test_artifacts_are_complete_and_consistent(tmp_path: Path) -> None:
+    verdict, folder = _run(tmp_path, test04={"samples": 64})
+    assert verdict == "PASS"
+    for name in ("audit_result.json", "verify_performance.txt", "config.yaml"):
+        assert (folder / name).is_file()
+    for phase in ("reference", "audit"):
+        records, summary = artifacts.load_phase(folder / phase)
+        assert len(records) == summary.requested == 64
+        assert (records["status"] == "ok").all()
+        assert records["latency_ns"].min() > 0
+        assert (records["completed_ns"] >= records["sent_ns"]).all()
+    ref = pd.read_parquet(folder / "reference" / "records.parquet")
+    aud = pd.read_parquet(folder / "audit" / "records.parquet")
+    assert ref["sample_index"].nunique() == 64
+    assert set(aud["sample_index"]) == {3}
+    assert "TEST PASS" in (folder / "verify_performance.txt").read_text()
+    result = artifacts.load_result(folder)
+    assert result.phases["reference"].score == pytest.approx(result.reference_score)
+
+
+def test_prefix_cache_drops_ttft_only(tmp_path: Path) -> None:
+    """Prefix caching skips prefill for the repeated prompt: TTFT falls, decode does not."""
+    cfg = build_config(
+        {
+            "output_dir": str(tmp_path),
+            "endpoint": {"stream": True, "api": "openai-chat"},
+            "load": {"scenario": "single-stream"},
+            "test04": {"samples": 128},
+            "mock": {"cache": "prefix", "prefill_us_per_token": 100.0},
+        }
+    )
+    run = run_audit(cfg)
+    ref, aud = (p.summary for p in run.phases)
+    assert ref.ttft and aud.ttft and ref.ttft.p50_ns and aud.ttft.p50_ns
+    assert aud.ttft.p50_ns < 0.7 * ref.ttft.p50_ns
+    aud_records = run.phases[1].records
+    assert (aud_records["cached_tokens"].iloc[1:] > 0).all()
+    # the verdict follows upstream's score; the TTFT split is reported as evidence
+    assert run.result.evidence["ttft_p50_speedup"] > 1.3
+
+
+def test_validation_happens_before_any_request(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="sample_index"):
+        _run(tmp_path, test04={"samples": 8, "sample_index": 5000})
+    assert not (tmp_path / "TEST04").exists()
+
+
+def test_unreachable_endpoint_is_a_setup_error(tmp_path: Path) -> None:
+    with pytest.raises(SetupError, match="unreachable"):
+        _run(tmp_path, endpoint={"url": "http://127.0.0.1:9", "connect_timeout_s": 1})
+    assert not (tmp_path / "TEST04" / "reference").exists()
+
+
+def test_failed_queries_make_the_audit_invalid(tmp_path: Path) -> None:
+    verdict, folder = _run(tmp_path, test04={"samples": 64}, mock={"faults": {"error_rate": 0.2}})
+    assert verdict == "INVALID"
+    records, summary = artifacts.load_phase(folder / "reference")
+    assert (records["status"] == "http_error").sum() == summary.failed > 0
+    assert "TEST PASS" not in (folder / "verify_performance.txt").read_text()
