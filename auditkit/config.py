@@ -109,6 +109,11 @@ class LoadConfig(_Strict):
     target_qps: float | None = Field(None, gt=0, le=1e6, description="server arrival rate")
     target_latency_ms: float | None = Field(None, gt=0, description="server latency bound")
     min_duration_s: float = Field(0.0, ge=0, le=86_400)
+    run_rules: bool = Field(
+        False,
+        description="MLPerf run rules: min_duration 600 s and the scenario's minimum query "
+        "counts (--mlperf-run-rules); only such runs are submission-grade",
+    )
 
     @model_validator(mode="after")
     def _check_server(self) -> LoadConfig:
@@ -159,7 +164,7 @@ class MockConfig(_Strict):
     """The embedded mock SUT (used when endpoint.url is None)."""
 
     cache: CacheMode = "none"
-    slots: int = Field(4, ge=1, le=1024)
+    slots: int = Field(2, ge=1, le=1024)
     prefill_us_per_token: float = Field(10.0, ge=0)
     decode_us_per_token: float = Field(150.0, ge=0)
     base_latency_ms: float = Field(0.5, ge=0)

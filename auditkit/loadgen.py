@@ -129,9 +129,13 @@ class _Phase:
         self.transport = transport
         self.progress = progress
         self.url = transport.base_url + adapter.path
-        self.indices = spec.order.indices(spec.samples, len(dataset))
+        self.dataset = dataset
+        # the order's rows without end: a min_duration phase keeps drawing past spec.samples
+        self.source = spec.order.stream(len(dataset))
+        self.planned = [next(self.source) for _ in range(spec.samples)]
+        self.min_duration_ns = int(spec.min_duration_s * 1e9)
         # bodies are built once per distinct sample: the hot path sends prebuilt bytes
-        self.bodies = {i: adapter.build_body(dataset[i]) for i in set(self.indices)}
+        self.bodies = {i: adapter.build_body(dataset[i]) for i in set(self.planned)}
         self.rows: list[tuple[Any, ...]] = []
         self.t0 = 0
         self.done = 0
@@ -273,31 +277,62 @@ class _Phase:
         self.done += 1
         self._report(force=self.done == self.spec.samples)
 
+    # --- sample supply -------------------------------------------------------------------
+
+    def _more(self, issued: int, last_ns: int) -> bool:
+        """Keep issuing until both the planned samples and min_duration are reached.
+
+        `last_ns` is the scenario's LoadGen clock for min_duration: the last issue (single/
+        multi-stream), the last scheduled arrival (server) or now (offline, whose last completion
+        then lands past min_duration, as LoadGen's max_latency check wants)."""
+        return issued < self.spec.samples or last_ns < self.min_duration_ns
+
+    def _sample(self, position: int) -> int:
+        """The dataset row at `position` of the phase's order (planned first, then extended)."""
+        if position < len(self.planned):
+            return self.planned[position]
+        index = next(self.source)
+        if index not in self.bodies:
+            self.bodies[index] = self.adapter.build_body(self.dataset[index])
+        return index
+
     # --- load patterns -------------------------------------------------------------------
 
     async def offline(self) -> None:
         """All samples queued at t=0; at most max_concurrency in flight."""
-        work = iter(enumerate(self.indices))
+        taken = 0
+
+        def take() -> int | None:
+            nonlocal taken
+            if not self._more(taken, time.perf_counter_ns() - self.t0):
+                return None
+            taken += 1
+            return taken - 1
 
         async def worker() -> None:
-            for qid, index in work:
-                await self.request(qid, index, 0)
+            while (qid := take()) is not None:
+                await self.request(qid, self._sample(qid), 0)
 
-        n = min(self.spec.load.max_concurrency, len(self.indices))
+        n = min(self.spec.load.max_concurrency, self.spec.samples)
         await asyncio.gather(*(worker() for _ in range(n)))
 
     async def single_stream(self) -> None:
         """One query at a time; the next is scheduled when the previous completes."""
-        for qid, index in enumerate(self.indices):
-            await self.request(qid, index, time.perf_counter_ns() - self.t0)
+        qid, last = 0, -1
+        while self._more(qid, last):
+            last = time.perf_counter_ns() - self.t0
+            await self.request(qid, self._sample(qid), last)
+            qid += 1
 
     async def multi_stream(self) -> None:
         """Queries of samples_per_query samples; the next query when all of them complete."""
         per_query = self.spec.load.samples_per_query
-        for qid, start in enumerate(range(0, len(self.indices), per_query)):
-            block = self.indices[start : start + per_query]
-            scheduled = time.perf_counter_ns() - self.t0
-            await asyncio.gather(*(self.request(qid, i, scheduled) for i in block))
+        qid, issued, last = 0, 0, -1
+        while self._more(issued, last):
+            block = [self._sample(issued + i) for i in range(per_query)]
+            last = time.perf_counter_ns() - self.t0
+            await asyncio.gather(*(self.request(qid, i, last) for i in block))
+            qid, issued = qid + 1, issued + per_query
 
     async def server(self) -> None:
         """Seeded Poisson arrivals at target_qps; client queueing counts in latency."""
@@ -312,8 +347,10 @@ class _Phase:
                 await self.request(qid, index, scheduled)
 
         arrival = 0.0
+        qid, scheduled = 0, -1
         try:
-            for qid, index in enumerate(self.indices):
+            while self._more(qid, scheduled):
+                index = self._sample(qid)
                 arrival += rng.expovariate(qps)
                 scheduled = int(arrival * 1e9)
                 delay = (self.t0 + scheduled - time.perf_counter_ns()) / 1e9
@@ -322,6 +359,7 @@ class _Phase:
                 task = asyncio.create_task(bounded(qid, index, scheduled))
                 tasks.add(task)
                 task.add_done_callback(tasks.discard)
+                qid += 1
             if tasks:
                 await asyncio.gather(*tasks)
         except asyncio.CancelledError:
@@ -334,9 +372,9 @@ class _Phase:
         """Open the phase's connections before its clock starts, so TCP/TLS setup is not
         timed (it would differ between phases). A GET of the model list touches no cache."""
         assert self.session is not None
-        n = min(self.spec.load.max_concurrency, len(self.indices))
+        n = min(self.spec.load.max_concurrency, self.spec.samples)
         if self.spec.load.scenario == "multi-stream":
-            n = min(max(n, self.spec.load.samples_per_query), len(self.indices))
+            n = min(max(n, self.spec.load.samples_per_query), self.spec.samples)
         url = self.transport.base_url + WARMUP_PATH
 
         async def touch() -> None:

@@ -319,7 +319,7 @@ NEWS = Pool(
 REVIEW = Pool(
     subjects=(
         "The {product}", "This {product}", "Overall the {product}", "My new {product}",
-        "The {product} I ordered", "Honestly, the {product}", "Setup", "The whole experience",
+        "The {product} I ordered", "For me, the {product}", "Setup", "The whole experience",
     ),
     plural_subjects=(),
     verbs=("was", "felt", "seemed", "turned out to be", "is honestly", "has been"),

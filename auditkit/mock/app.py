@@ -18,12 +18,12 @@ import struct
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
@@ -69,13 +69,17 @@ def _sse(obj: Any) -> bytes:
 _SSE_DONE = b"data: [DONE]\n\n"
 
 
-def error_body(message: str, err_type: str, code: str | int | None, param: str | None = None) -> Any:
+def error_body(
+    message: str, err_type: str, code: str | int | None, param: str | None = None
+) -> Any:
     """An OpenAI-style error object."""
     return {"error": {"message": message, "type": err_type, "param": param, "code": code}}
 
 
 def _error(status: int, message: str, err_type: str, code: str | int | None) -> Response:
-    return Response(_dumps(error_body(message, err_type, code)), status, media_type="application/json")
+    return Response(
+        _dumps(error_body(message, err_type, code)), status, media_type="application/json"
+    )
 
 
 class _BadRequest(Exception):
@@ -228,7 +232,9 @@ def _chat_messages(body: dict[str, Any]) -> list[tuple[str, str]]:
         if not isinstance(msg, dict):
             raise _BadRequest("each message must be an object", "invalid_messages")
         role = msg.get("role", "user")
-        out.append((role if isinstance(role, str) else str(role), _message_text(msg.get("content"))))
+        out.append(
+            (role if isinstance(role, str) else str(role), _message_text(msg.get("content")))
+        )
     return out
 
 
@@ -374,14 +380,25 @@ def _transport(scope: Scope) -> asyncio.Transport | None:
     state = scope.get("state")
     if isinstance(state, dict):
         transport = state.get(TRANSPORT_STATE_KEY)
-        if isinstance(transport, asyncio.BaseTransport):
-            return transport  # type: ignore[return-value]
+        # Duck-typed: uvloop's transports are not asyncio.BaseTransport subclasses.
+        if transport is not None and hasattr(transport, "abort"):
+            return cast(asyncio.Transport, transport)
     return None
 
 
 async def _until_disconnect(receive: Receive) -> None:
     while (await receive())["type"] != "http.disconnect":
         pass
+
+
+async def _settle(receive: Receive) -> None:
+    """Wait (bounded) until uvicorn has seen the connection go away.
+
+    A handler that gives up on a dead connection and returns earlier makes uvicorn log an
+    "ASGI callable returned without ..." error and write into the dead socket.
+    """
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(_until_disconnect(receive), _ABORT_SETTLE_S)
 
 
 async def abort_connection(scope: Scope, receive: Receive) -> None:
@@ -398,10 +415,7 @@ async def abort_connection(scope: Scope, receive: Receive) -> None:
         with contextlib.suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     transport.abort()
-    # Wait until uvicorn has seen connection_lost: returning earlier makes it log "returned
-    # without starting response" and try to write a 500 into the dead socket.
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(_until_disconnect(receive), _ABORT_SETTLE_S)
+    await _settle(receive)
 
 
 class AbortResponse(Response):
@@ -425,7 +439,9 @@ class HangResponse(Response):
         gone = asyncio.ensure_future(_until_disconnect(receive))
         stopping = asyncio.ensure_future(self.state.shutdown_event.wait())
         try:
-            await asyncio.wait({gone, stopping}, timeout=HANG_S, return_when="FIRST_COMPLETED")
+            await asyncio.wait(
+                {gone, stopping}, timeout=HANG_S, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             client_left = gone.done() and not gone.cancelled()
             gone.cancel()
@@ -446,10 +462,13 @@ class TrickleResponse(Response):
         deadline = loop.time() + SLOW_LORIS_S
         pos = 0
         while pos < len(body) - 1 and loop.time() < deadline:
-            await send({"type": "http.response.body", "body": body[pos : pos + 1], "more_body": True})
+            await send(
+                {"type": "http.response.body", "body": body[pos : pos + 1], "more_body": True}
+            )
             pos += 1
             if transport is not None and transport.is_closing():
-                return  # the client gave up: stop trickling
+                await _settle(receive)  # the client gave up: stop trickling
+                return
             await asyncio.sleep(gap)
         await send({"type": "http.response.body", "body": body[pos:], "more_body": False})
 
@@ -457,22 +476,31 @@ class TrickleResponse(Response):
 class EventStreamResponse(Response):
     """An SSE response fed by an async iterator of ready-made event bytes."""
 
-    media_type = "text/event-stream"
-
     def __init__(self, events: AsyncIterator[bytes]) -> None:
-        super().__init__(headers={"cache-control": "no-cache"})
+        # Not Response.__init__: it would declare "content-length: 0" for the empty body.
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = [
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            (b"cache-control", b"no-cache"),
+        ]
         self.events = events
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         transport = _transport(scope)
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        client_left = False
         # aclosing: if we stop early, the generator's `async with slot` must still release.
         async with contextlib.aclosing(self.events) as events:  # type: ignore[type-var]
             async for chunk in events:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 if transport is not None and transport.is_closing():
-                    return  # client disconnected: stop generating (frees the slot)
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+                    client_left = True  # stop generating: frees the slot, as vLLM does
+                    break
+        if client_left:
+            await _settle(receive)
+        else:
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 # ---------------------------------------------------------------------------------------------
@@ -569,9 +597,10 @@ class _MockApp:
         try:
             await asyncio.sleep(timing.base_s)  # HTTP/tokenizer overhead: no slot needed
             async with state.slots:
-                await asyncio.sleep(timing.prefill_s)
+                # one sleep, not two: loop timers round up to ~1 ms each, and nobody sees the
+                # prefill/decode boundary of a non-streamed response
+                await asyncio.sleep(timing.prefill_s + timing.decode_s)
                 self._remember_prompt(job)
-                await asyncio.sleep(timing.decode_s)
         finally:
             state.in_flight -= 1
         self._remember_output(job, words)
@@ -665,7 +694,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     """Unknown paths and wrong methods get OpenAI-style JSON errors, not starlette's text."""
     status = exc.status_code if isinstance(exc, HTTPException) else 500
     detail = exc.detail if isinstance(exc, HTTPException) else "internal error"
-    return _error(status, f"{detail}: {request.method} {request.url.path}", "invalid_request_error", status)
+    return _error(
+        status, f"{detail}: {request.method} {request.url.path}", "invalid_request_error", status
+    )
 
 
 def create_app(cfg: MockConfig | None = None) -> Starlette:

@@ -48,8 +48,10 @@ ALL_FAULTS: tuple[FaultKind, ...] = (*DRAWN_FAULTS, "die")
 
 # 256 pronounceable pseudo-words (two syllables each); a fixed table keeps generation a cheap
 # `rng.choices` call and makes every word exactly one whitespace token.
-_SYLLABLES = ("ka", "lo", "mi", "ne", "ru", "ta", "vo", "zi", "sha", "pe", "du", "ga", "fi", "ro")
-_SYLLABLES += ("be", "ly")
+_SYLLABLES: tuple[str, ...] = (
+    *("ka", "lo", "mi", "ne", "ru", "ta", "vo", "zi"),
+    *("sha", "pe", "du", "ga", "fi", "ro", "be", "ly"),
+)
 VOCABULARY: tuple[str, ...] = tuple(a + b for a in _SYLLABLES for b in _SYLLABLES)
 
 
