@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import random
 import ssl
@@ -26,7 +27,7 @@ import aiohttp
 from httpx_sse._decoders import SSEDecoder  # line-level decoder, transport-agnostic
 
 from auditkit import aio
-from auditkit.config import EndpointConfig, redact_headers
+from auditkit.config import EndpointConfig, redact_headers, redact_text, secret_values
 from auditkit.data import Dataset
 from auditkit.endpoints.base import EndpointAdapter, ParsedResponse, ResponseError
 from auditkit.errors import InputError
@@ -82,6 +83,19 @@ class Transport:
     def redacted_headers(self) -> dict[str, str]:
         return redact_headers(dict(self.headers))
 
+    def secrets(self) -> list[str]:
+        """Credential values sent with every request: scrubbed from any stored error text."""
+        return secret_values(self.headers)
+
+    def settings(self) -> dict[str, object]:
+        """The request limits in force (recorded in phase.json beside the headers)."""
+        return {
+            "timeout_s": self.timeout_s,
+            "connect_timeout_s": self.connect_timeout_s,
+            "max_response_bytes": self.max_response_bytes,
+            "verify_tls": self.verify_tls,
+        }
+
 
 class PhaseInterrupted(Exception):
     """Ctrl-C or SIGTERM stopped the phase; `partial` holds what completed."""
@@ -97,8 +111,16 @@ def _ssl_context(verify: bool) -> ssl.SSLContext | bool:
     return False
 
 
-def _classify(exc: BaseException) -> tuple[str, str]:
-    """Map a client exception to (status, one-line error)."""
+def _classify(exc: BaseException, timeout_s: float | None = None) -> tuple[str, str]:
+    """Map a client exception to (status, one-line error).
+
+    The rule (docs/reliability.md): `connect_error` when no connection was established (refused,
+    DNS, TLS handshake, connect timeout); `timeout` when the total per-request timeout
+    (endpoint.timeout_s) ran out, however slowly bytes were arriving; `protocol_error` when a
+    connection was made but the exchange broke: reset by the peer, closed before or during the
+    answer, malformed, truncated or oversized response. A reset is therefore always a
+    protocol_error (the request was sent), and a refused connection always a connect_error.
+    """
     text = " ".join(str(exc).split())[:ERROR_SNIPPET] or type(exc).__name__
     if isinstance(exc, ResponseError):
         return "protocol_error", text
@@ -106,10 +128,18 @@ def _classify(exc: BaseException) -> tuple[str, str]:
         return "connect_error", f"TLS error: {text}"
     if isinstance(exc, aiohttp.ClientConnectorError):
         return "connect_error", text
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        # a subclass of TimeoutError: test it first, it is a connect failure, not a slow answer
+        return "connect_error", f"connect timed out ({text})"
     if isinstance(exc, TimeoutError):
-        return "timeout", f"timed out ({type(exc).__name__})"
-    if isinstance(exc, aiohttp.ClientError | OSError | ValueError | UnicodeDecodeError):
-        return "protocol_error", f"{type(exc).__name__}: {text}"
+        limit = f" within {timeout_s:g} s (endpoint.timeout_s)" if timeout_s else ""
+        return "timeout", f"no complete response{limit} ({type(exc).__name__})"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "protocol_error", "server closed the connection without a complete response"
+    if isinstance(exc, ConnectionResetError) or (
+        isinstance(exc, aiohttp.ClientOSError) and exc.errno == errno.ECONNRESET
+    ):
+        return "protocol_error", f"connection reset by the server ({text})"
     return "protocol_error", f"{type(exc).__name__}: {text}"
 
 
@@ -142,6 +172,7 @@ class _Phase:
         self.last_progress = 0
         self.lags: list[int] = []
         self.session: aiohttp.ClientSession | None = None
+        self.secrets = transport.secrets()
 
     def _report(self, force: bool = False) -> None:
         if self.progress is None:
@@ -213,7 +244,7 @@ class _Phase:
             self._append(query_id, index, scheduled_ns, sent, first_byte, None, status, None, error)
             raise
         except Exception as exc:
-            status, error = _classify(exc)
+            status, error = _classify(exc, self.transport.timeout_s)
         self._append(
             query_id,
             index,
@@ -232,6 +263,7 @@ class _Phase:
             where = resp.headers.get("Location", "?")
             return f"HTTP {resp.status} redirect to {where}; use the final URL"
         try:
+            # bounded read: a hostile error body cannot exhaust memory
             body = await resp.content.read(ERROR_SNIPPET)
         except Exception:
             body = b""
@@ -253,6 +285,9 @@ class _Phase:
     ) -> None:
         completed = time.perf_counter_ns() - self.t0
         ok = status == "ok" and parsed is not None
+        if error and self.secrets:
+            # endpoints echo requests back in error bodies: never store the key
+            error = redact_text(error, self.secrets)
         self.rows.append(
             (
                 self.spec.name,
@@ -353,8 +388,8 @@ class _Phase:
                 index = self._sample(qid)
                 arrival += rng.expovariate(qps)
                 scheduled = int(arrival * 1e9)
-                delay = (self.t0 + scheduled - time.perf_counter_ns()) / 1e9
-                if delay > 0:
+                # loop timers can fire up to ~1 ms early: never send before the arrival time
+                while (delay := (self.t0 + scheduled - time.perf_counter_ns()) / 1e9) > 0:
                     await asyncio.sleep(delay)
                 task = asyncio.create_task(bounded(qid, index, scheduled))
                 tasks.add(task)
@@ -380,7 +415,13 @@ class _Phase:
         async def touch() -> None:
             with contextlib.suppress(Exception):
                 async with self.session.get(url, allow_redirects=False) as resp:  # type: ignore[union-attr]
-                    await resp.read()
+                    # drained (so the connection is pooled) but bounded: a hostile model list
+                    # must not exhaust memory
+                    size = 0
+                    while chunk := await resp.content.readany():
+                        size += len(chunk)
+                        if size > self.transport.max_response_bytes:
+                            break
 
         await asyncio.gather(*(touch() for _ in range(n)))
 
@@ -445,6 +486,7 @@ class _Phase:
             request_headers=self.transport.redacted_headers(),
             started_at=started_at,
         )
+        summary = summary.model_copy(update={"request_settings": self.transport.settings()})
         return PhaseResult(self.spec, records, summary)
 
 
