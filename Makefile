@@ -12,8 +12,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[dev]'
 	touch $(STAMP)
 
+# the TEST04 notebook, headless, against the embedded mock: out/test04.ipynb, out/test04.html,
+# artifacts in out/TEST04/; prints the verdict and the file paths
 demo: $(STAMP)
-	$(BIN)/auditkit run test04 --output-dir out
+	$(BIN)/auditkit notebook test04 --html --output-dir out
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -24,6 +26,7 @@ typecheck: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/pytest -q
+	$(BIN)/pytest -q -p no:cacheprovider --nbval-lax --nbval-current-env notebooks/
 
 test: lint typecheck unit
 
@@ -32,3 +35,9 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) out auditkit-out .pytest_cache .mypy_cache .ruff_cache
+
+# opt-in browser check of the widget UI (JupyterLab + headless Chromium; not part of `test`):
+# needs Debian's chromium + chromium-driver; screenshot in out/ui_check.png
+ui-check: $(STAMP)
+	$(BIN)/pip install -q -e '.[ui]'
+	$(BIN)/python scripts/ui_check.py

@@ -7,6 +7,7 @@ Exit codes: 0 PASS, 1 FAIL, 2 bad input, 3 setup error, 4 execution error or INV
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -14,7 +15,13 @@ from types import FrameType
 from typing import Any, NoReturn
 
 from auditkit import __version__
-from auditkit.errors import EXIT_INPUT, EXIT_INTERRUPTED, AuditkitError, InputError
+from auditkit.errors import (
+    EXIT_EXECUTION,
+    EXIT_INPUT,
+    EXIT_INTERRUPTED,
+    AuditkitError,
+    InputError,
+)
 
 EPILOG = (
     "exit codes: 0 PASS, 1 FAIL, 2 bad input, 3 setup error, "
@@ -59,6 +66,15 @@ def _add_run_flags(p: argparse.ArgumentParser) -> None:
     ld.add_argument("--samples-per-query", type=int, dest="samples_per_query")
     ld.add_argument("--target-qps", type=float, dest="target_qps")
     ld.add_argument("--target-latency-ms", type=float, dest="target_latency_ms")
+    ld.add_argument(
+        "--min-duration", type=float, dest="min_duration_s", metavar="SECONDS",
+        help="each phase keeps issuing until this many seconds have passed (default 0)",
+    )  # fmt: skip
+    ld.add_argument(
+        "--mlperf-run-rules", action="store_true", dest="run_rules", default=None,
+        help="enforce MLPerf run rules: min_duration 600 s and the scenario's minimum query "
+        "count (a submission-grade run)",
+    )  # fmt: skip
     t4 = p.add_argument_group("TEST04")
     t4.add_argument("--samples", type=int, help="reference phase: distinct samples (default 256)")
     t4.add_argument("--audit-samples", type=int, dest="audit_samples")
@@ -110,6 +126,50 @@ def build_parser() -> argparse.ArgumentParser:
     mock.add_argument("--slots", type=int, default=None)
     mock.add_argument("--model", default=None)
     mock.add_argument("--config", help="YAML with a mock: section (faults, latency model)")
+
+    verify = sub.add_parser(
+        "verify",
+        help="verify LoadGen summaries (reference vs test) with auditkit's rules",
+        description="Read two mlperf_log_summary.txt files (written by LoadGen or auditkit), "
+        "print and write the verdict upstream's verify_performance.py rule gives.",
+        epilog=EPILOG
+        + "\nexample: auditkit verify test04 --reference ref/mlperf_log_summary.txt "
+        "--test TEST04/mlperf_log_summary.txt",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    verify.add_argument("test", help="audit test id (test04)")
+    verify.add_argument("--reference", required=True, help="reference run's summary file")
+    verify.add_argument("--test", dest="test_summary", required=True, help="audit run's summary")
+    verify.add_argument("--threshold", type=float, help="override the scenario's threshold")
+    verify.add_argument(
+        "--threshold-mode", choices=["upstream", "intended"], dest="threshold_mode"
+    )
+    verify.add_argument(
+        "--output-dir", dest="output_dir",
+        help="also write <dir>/TEST04/{verify_performance.txt,audit_result.json}",
+    )  # fmt: skip
+    verify.add_argument("--json", action="store_true", help="print audit_result.json to stdout")
+
+    nb = sub.add_parser(
+        "notebook",
+        help="run a parameterized notebook (papermill) and exit with its verdict",
+        description="Execute notebooks/<name>.ipynb headless; write <output-dir>/<name>.ipynb "
+        "(and .html) plus the audit artifacts.",
+        epilog=EPILOG + "\nexample: auditkit notebook test04 -p samples 64 -p mock_cache output",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    nb.add_argument("name", help="notebook name, e.g. test04")
+    nb.add_argument(
+        "-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"), dest="params",
+        help="set a notebook parameter (repeatable; typed by the notebook's annotations)",
+    )  # fmt: skip
+    nb.add_argument("--html", action="store_true", help="also export a self-contained HTML report")
+    nb.add_argument(
+        "--output-dir", dest="output_dir", default="out", help="where outputs go (default out)"
+    )
+    nb.add_argument(
+        "--cell-timeout", dest="cell_timeout", type=int, default=600, help="per-cell timeout (s)"
+    )
     return parser
 
 
@@ -123,11 +183,20 @@ def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "url", "api", "model", "max_tokens", "temperature", "stream", "timeout_s", "api_key_env"
     )
     if args.header:
+        from auditkit.config import SECRET_HEADER
+
         headers: dict[str, str] = {}
         for item in args.header:
             key, sep, value = item.partition("=")
             if not sep or not key.strip():
-                raise InputError(f"--header {item!r}: use NAME=VALUE")
+                # the value is not echoed: it may be a credential typed in the wrong place
+                raise InputError(f"--header {key.strip()[:40]!r}…: use NAME=VALUE")
+            if SECRET_HEADER.search(key):
+                # a flag value sits in shell history and `ps` output: keys come from the env
+                raise InputError(
+                    f"--header {key.strip()}: credentials are never flag values; export the key "
+                    "in an environment variable and pass its NAME with --api-key-env"
+                )
             headers[key.strip()] = value
         endpoint["headers"] = headers
     if args.insecure:
@@ -138,7 +207,13 @@ def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
     if args.prompt_column:
         dataset["prompt_column"] = args.prompt_column
     load = pick(
-        "scenario", "max_concurrency", "samples_per_query", "target_qps", "target_latency_ms"
+        "scenario",
+        "max_concurrency",
+        "samples_per_query",
+        "target_qps",
+        "target_latency_ms",
+        "min_duration_s",
+        "run_rules",
     )
     test04 = pick("samples", "audit_samples", "threshold", "threshold_mode", "seed")
     if args.sample_index is not None:
@@ -195,7 +270,51 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"  ({r.score_name}; threshold {r.threshold:g}, {r.threshold_source})"
             )
         print(f"  artifacts: {run.folder}")
+    if r.verdict == "INVALID":
+        # exit 4 like any ExecutionError: one line on stderr that names the failure
+        print(
+            f"auditkit: error: {r.test} INVALID: {r.reason.removeprefix('INVALID: ')} "
+            f"(records kept in {run.folder})",
+            file=sys.stderr,
+        )
     return run.exit_code
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from auditkit import artifacts, mlperf_logs
+    from auditkit.config import Test04Config
+    from auditkit.loadgen_logs import read_summary
+    from auditkit.runner import verdict_exit_code
+    from auditkit.verify import verify_summaries
+
+    if args.test.lower() != "test04":
+        raise InputError(f"verify supports test04 only (got {args.test!r})")
+    options = {
+        k: getattr(args, k) for k in ("threshold", "threshold_mode") if getattr(args, k)
+    }
+    try:
+        t4 = Test04Config.model_validate(options)
+    except Exception as exc:
+        raise InputError(f"--threshold: {' '.join(str(exc).split())[:200]}") from None
+    result = verify_summaries(read_summary(args.reference), read_summary(args.test_summary), t4)
+    result = result.model_copy(update={"auditkit_version": __version__})
+    if args.json:
+        print(result.model_dump_json(indent=2))
+    else:
+        print(mlperf_logs.format_verify_performance(result), end="")
+    if args.output_dir:
+        from auditkit.preflight import check_output_dir
+
+        folder = check_output_dir(artifacts.test_dir(Path(args.output_dir), "TEST04"))
+        artifacts.clear_verdict(folder)
+        # run_1/ gets the test run's own files, not a summary rebuilt from parsed numbers
+        artifacts.copy_run_logs(folder, Path(args.test_summary))
+        artifacts.write_result(folder, result, run_logs=False)
+        if not args.json:
+            print(f"  artifacts: {folder}")
+    return verdict_exit_code(result.verdict)
 
 
 def cmd_mock(args: argparse.Namespace) -> int:
@@ -217,6 +336,30 @@ def cmd_mock(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_notebook(args: argparse.Namespace) -> int:
+    from auditkit.notebook_runner import parse_param_pairs, run_notebook
+
+    outcome = run_notebook(
+        args.name,
+        parse_param_pairs(args.params),
+        out_dir=args.output_dir,
+        html=args.html,
+        cell_timeout_s=args.cell_timeout,
+        log=lambda msg: print(msg, file=sys.stderr, flush=True),
+    )
+    stream = sys.stdout if outcome.verdict else sys.stderr
+    prefix = "" if outcome.verdict else "auditkit: error: "
+    print(f"{prefix}{outcome.message} ({outcome.seconds:.1f} s)", file=stream)
+    for label, path in (
+        ("notebook", outcome.notebook),
+        ("html", outcome.html),
+        ("verdict", outcome.result_file),
+    ):
+        if path is not None:
+            print(f"  {label}: {path}", file=stream)
+    return outcome.exit_code
+
+
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -232,6 +375,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_run(args)
         if args.command == "mock":
             return cmd_mock(args)
+        if args.command == "verify":
+            return cmd_verify(args)
+        if args.command == "notebook":
+            return cmd_notebook(args)
         parser.error(f"unknown command {args.command}")
     except AuditkitError as exc:
         print(f"auditkit: error: {exc.one_line()}", file=sys.stderr)
@@ -239,6 +386,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("auditkit: interrupted; no verdict written", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as exc:  # a bug, not the user's mistake: still one line, still exit 4
+        if os.environ.get("AUDITKIT_DEBUG"):
+            raise
+        text = " ".join(str(exc).split())[:300]
+        print(
+            f"auditkit: internal error: {type(exc).__name__}: {text} "
+            "(set AUDITKIT_DEBUG=1 for the traceback and please report it)",
+            file=sys.stderr,
+        )
+        return EXIT_EXECUTION
     return 0
 
 

@@ -1,0 +1,141 @@
+"""Notebook rendering of results: the verdict panel (HTML) and the per-phase summary table.
+
+The panel is self-contained HTML with inline CSS (no CDN, no scripts) so it survives nbconvert
+exports and offline viewing. Objects returned here render through `_repr_html_`, so a notebook
+cell can end with the call and needs no IPython import.
+"""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import pandas as pd
+
+from auditkit.results import AuditResult, PhaseResult, PhaseSummary
+
+VERDICT_STYLE: dict[str, tuple[str, str, str]] = {
+    # verdict: (badge background, panel border, one-line meaning)
+    "PASS": ("#1a7f37", "#1a7f37", "no sign that repeated samples are served from a cache"),
+    "FAIL": ("#cf222e", "#cf222e", "repeated samples are served faster: results look cached"),
+    "INVALID": ("#9a6700", "#bf8700", "the run cannot support a PASS or FAIL verdict"),
+}
+
+
+@dataclass(frozen=True)
+class HtmlPanel:
+    """An HTML fragment that Jupyter renders (and `str()` returns as markup)."""
+
+    markup: str
+
+    def _repr_html_(self) -> str:
+        return self.markup
+
+    def __str__(self) -> str:
+        return self.markup
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "—" if value is None else f"{value:.{digits}g}"
+
+
+def verdict_html(result: AuditResult) -> str:
+    """The verdict panel: badge, both scores, threshold, the rule as a formula, the reason."""
+    colour, border, meaning = VERDICT_STYLE.get(result.verdict, VERDICT_STYLE["INVALID"])
+    e = html.escape
+    ref, aud, t = result.reference_score, result.audit_score, result.threshold
+    if ref is not None and aud is not None:
+        limit = ref * (1 + t)
+        holds = aud < limit
+        formula = (
+            f"audit_score &lt; reference_score × (1 + threshold)<br>"
+            f"{_fmt(aud)} &lt; {_fmt(ref)} × (1 + {t:g}) = {_fmt(limit)} "
+            f"&nbsp;→&nbsp; <b>{'true' if holds else 'false'}</b>"
+        )
+    else:
+        formula = "audit_score &lt; reference_score × (1 + threshold) (not evaluated: no scores)"
+    ratio = f"{result.ratio:.3f}×" if result.ratio is not None else "—"
+    rows = [
+        ("Reference score", f"{_fmt(ref, 6)} <small>({e(result.score_name)})</small>"),
+        ("Audit score", f"{_fmt(aud, 6)} <small>(ratio {ratio})</small>"),
+        ("Threshold", f"{t:g} <small>({e(result.threshold_source)})</small>"),
+        ("Rule", f"<code style='font-size:0.95em'>{formula}</code>"),
+        ("Reason", e(result.reason)),
+    ]
+    for note in result.notes:
+        rows.append(("Note", e(note)))
+    body = "".join(
+        "<tr>"
+        f"<th style='text-align:left;vertical-align:top;padding:3px 12px 3px 0;"
+        f"white-space:nowrap;color:#57606a;font-weight:600'>{k}</th>"
+        f"<td style='padding:3px 0;text-align:left'>{v}</td></tr>"
+        for k, v in rows
+    )
+    return (
+        f"<div class='auditkit-verdict' style='border:2px solid {border};border-radius:8px;"
+        "padding:12px 16px;margin:6px 0;font-family:system-ui,-apple-system,Segoe UI,"
+        "Helvetica,Arial,sans-serif;font-size:14px;line-height:1.4;max-width:900px'>"
+        "<div style='display:flex;align-items:center;gap:12px;margin-bottom:8px'>"
+        f"<span style='background:{colour};color:#fff;font-weight:700;font-size:20px;"
+        f"padding:4px 14px;border-radius:6px;letter-spacing:0.05em'>{e(result.verdict)}</span>"
+        f"<span style='font-size:16px'><b>{e(result.test)}</b> · {e(result.scenario)} · "
+        f"{e(meaning)}</span></div>"
+        f"<table style='border-collapse:collapse;margin:0'>{body}</table></div>"
+    )
+
+
+def verdict_panel(result: AuditResult) -> HtmlPanel:
+    """The verdict panel as a displayable object (end a notebook cell with it)."""
+    return HtmlPanel(verdict_html(result))
+
+
+SummariesLike = AuditResult | Mapping[str, PhaseSummary] | Iterable[PhaseResult | PhaseSummary]
+
+
+def _summaries(src: SummariesLike) -> dict[str, PhaseSummary]:
+    if isinstance(src, AuditResult):
+        return dict(src.phases)
+    if isinstance(src, Mapping):
+        return dict(src)
+    out: dict[str, PhaseSummary] = {}
+    for item in src:
+        s = item.summary if isinstance(item, PhaseResult) else item
+        out[s.name] = s
+    return out
+
+
+def _ms(ns: int | None) -> float | None:
+    return None if ns is None else ns / 1e6
+
+
+def summary_table(src: SummariesLike) -> pd.DataFrame:
+    """One row per phase: counts, duration, throughput, latency percentiles (ms), score."""
+    rows = []
+    for name, s in _summaries(src).items():
+        rows.append(
+            {
+                "phase": name,
+                "order": s.order,
+                "requested": s.requested,
+                "completed": s.completed,
+                "failed": s.failed,
+                "duration (s)": round(s.duration_ns / 1e9, 3),
+                "throughput (samples/s)": round(s.samples_per_second, 1),
+                "p50 latency (ms)": _ms(s.latency.p50_ns),
+                "p90 latency (ms)": _ms(s.latency.p90_ns),
+                "p99 latency (ms)": _ms(s.latency.p99_ns),
+                "p50 TTFT (ms)": _ms(s.ttft.p50_ns) if s.ttft else None,
+                "distinct outputs": s.distinct_outputs,
+                "score": s.score,
+                "score name": s.score_name,
+                "complete": s.complete,
+            }
+        )
+    frame = pd.DataFrame(rows).set_index("phase") if rows else pd.DataFrame()
+    return frame.round(3)
+
+
+def status_line(result: AuditResult) -> str:
+    """The verdict as one plain-text line (for logs and the CLI)."""
+    return f"{result.test} {result.verdict}: {result.reason}"

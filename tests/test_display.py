@@ -1,0 +1,60 @@
+"""display.py: the verdict panel shows verdict, scores, threshold, formula, reason; the table."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from auditkit import display
+from auditkit.results import AuditResult, LatencyStats, PhaseSummary
+
+
+def summary(name: str, sps: float, p50_ms: float) -> PhaseSummary:
+    ns = int(p50_ms * 1e6)
+    return PhaseSummary(
+        name=name, scenario="offline", order="x", requested=10, issued=10, completed=10,
+        failed=0, cancelled=0, duration_ns=2_000_000_000, samples_per_second=sps, queries=10,
+        latency=LatencyStats(count=10, p50_ns=ns, p90_ns=ns * 2, p99_ns=ns * 3),
+        score=sps, score_name="Samples per second", complete=True, loadgen_valid=True,
+    )  # fmt: skip
+
+
+def result(verdict: str, ref: float | None = 100.0, aud: float | None = 150.0) -> AuditResult:
+    return AuditResult(
+        test="TEST04", verdict=verdict, reason="audit score <is> high & cached",  # type: ignore[arg-type]
+        scenario="offline", score_name="Samples per second", reference_score=ref,
+        audit_score=aud, ratio=(aud / ref) if ref and aud else None, threshold=0.1,
+        threshold_source="default", rule="PASS iff …", notes=["a note"],
+        phases={"reference": summary("reference", 100, 10), "audit": summary("audit", 150, 2)},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("verdict", ["PASS", "FAIL", "INVALID"])
+def test_panel_shows_everything(verdict: str) -> None:
+    markup = display.verdict_panel(result(verdict))._repr_html_()
+    assert f">{verdict}</span>" in markup
+    assert "100" in markup and "150" in markup  # both scores
+    assert "(1 + 0.1)" in markup and "110" in markup  # threshold and the limit it gives
+    assert "audit_score &lt; reference_score × (1 + threshold)" in markup
+    assert "false" in markup  # 150 < 110 does not hold
+    assert "audit score &lt;is&gt; high &amp; cached" in markup  # reason, escaped
+    assert not re.search(r"(src|href)\s*=\s*['\"]https?://", markup)
+    assert "<script" not in markup
+
+
+def test_panel_without_scores() -> None:
+    markup = display.verdict_html(result("INVALID", None, None))
+    assert "not evaluated" in markup
+
+
+def test_summary_table_in_ms() -> None:
+    table = display.summary_table(result("PASS"))
+    assert list(table.index) == ["reference", "audit"]
+    assert table.loc["audit", "p50 latency (ms)"] == pytest.approx(2.0)
+    assert table.loc["reference", "throughput (samples/s)"] == pytest.approx(100.0)
+    assert display.summary_table([]).empty
+
+
+def test_status_line() -> None:
+    assert display.status_line(result("FAIL")).startswith("TEST04 FAIL: ")
