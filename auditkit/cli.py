@@ -132,8 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="verify LoadGen summaries (reference vs test) with auditkit's rules",
         description="Read two mlperf_log_summary.txt files (written by LoadGen or auditkit), "
         "print and write the verdict upstream's verify_performance.py rule gives.",
-        epilog=EPILOG
-        + "\nexample: auditkit verify test04 --reference ref/mlperf_log_summary.txt "
+        epilog=EPILOG + "\nexample: auditkit verify test04 --reference ref/mlperf_log_summary.txt "
         "--test TEST04/mlperf_log_summary.txt",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -141,9 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--reference", required=True, help="reference run's summary file")
     verify.add_argument("--test", dest="test_summary", required=True, help="audit run's summary")
     verify.add_argument("--threshold", type=float, help="override the scenario's threshold")
-    verify.add_argument(
-        "--threshold-mode", choices=["upstream", "intended"], dest="threshold_mode"
-    )
+    verify.add_argument("--threshold-mode", choices=["upstream", "intended"], dest="threshold_mode")
     verify.add_argument(
         "--output-dir", dest="output_dir",
         help="also write <dir>/TEST04/{verify_performance.txt,audit_result.json}",
@@ -269,6 +266,16 @@ def cmd_run(args: argparse.Namespace) -> int:
                 f"  reference score = {r.reference_score:.6g}  audit score = {r.audit_score:.6g}"
                 f"  ({r.score_name}; threshold {r.threshold:g}, {r.threshold_source})"
             )
+        stat = r.evidence.get("statistical")
+        if isinstance(stat, dict):
+            print(
+                f"  statistical view: {stat['verdict']} (ratio {stat['ratio']:.3f}, "
+                f"{stat['confidence']:.0%} CI [{stat['ci_low']:.3f}, {stat['ci_high']:.3f}] "
+                f"vs limit {stat['limit']:g})"
+            )
+        fp = r.evidence.get("fingerprint")
+        if isinstance(fp, dict):
+            print(f"  cache kind seen: {fp['kind']} ({'; '.join(fp.get('evidence', []))})")
         print(f"  artifacts: {run.folder}")
     if r.verdict == "INVALID":
         # exit 4 like any ExecutionError: one line on stderr that names the failure
@@ -291,9 +298,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     if args.test.lower() != "test04":
         raise InputError(f"verify supports test04 only (got {args.test!r})")
-    options = {
-        k: getattr(args, k) for k in ("threshold", "threshold_mode") if getattr(args, k)
-    }
+    options = {k: getattr(args, k) for k in ("threshold", "threshold_mode") if getattr(args, k)}
     try:
         t4 = Test04Config.model_validate(options)
     except Exception as exc:

@@ -6,6 +6,7 @@ Pure: no I/O beyond reading the YAML text handed in by `load_config`.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -65,6 +66,12 @@ class EndpointConfig(_Strict):
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https"):
             raise ValueError(f"url must start with http:// or https:// (got {value!r})")
+        if parts.username is not None or parts.password is not None:
+            # never echo the value: the userinfo is a credential, and this message is printed
+            raise ValueError(
+                "url must not carry credentials (user:password@); put the key in an environment "
+                "variable and name it in endpoint.api_key_env"
+            )
         if not parts.hostname:
             raise ValueError(f"url has no host (got {value!r})")
         try:
@@ -89,6 +96,10 @@ class EndpointConfig(_Strict):
     def _check_json_api(self) -> EndpointConfig:
         if self.api == "json" and self.body_template is None:
             raise ValueError('api "json" needs endpoint.body_template (with "{prompt}" in it)')
+        if self.api == "json" and self.stream:
+            # caught here, not in make_adapter: a conflict is bad input (exit 2) and must stop
+            # the run before the output folder or the endpoint is touched
+            raise ValueError("stream: true is not supported with api json; set stream: false")
         return self
 
 
@@ -169,6 +180,9 @@ class MockConfig(_Strict):
     decode_us_per_token: float = Field(150.0, ge=0)
     base_latency_ms: float = Field(0.5, ge=0)
     jitter_cv: float = Field(0.05, ge=0, le=2)
+    cache_speedup: float | None = Field(
+        None, ge=1.0, le=1000.0, description="output cache: hits this many times faster, not ~free"
+    )
     seed: int = 0
     model: str = "mock-llm"
     faults: FaultConfig = Field(default_factory=FaultConfig)
@@ -194,6 +208,35 @@ class AuditConfig(_Strict):
 def redact_headers(headers: dict[str, str]) -> dict[str, str]:
     """Mask values of headers named like credentials."""
     return {k: (REDACTED if SECRET_HEADER.search(k) else v) for k, v in headers.items()}
+
+
+def secret_values(headers: Mapping[str, str]) -> list[str]:
+    """The values (and bare tokens of `Bearer <token>` values) of credential-named headers:
+    what `redact_text` must scrub from text an endpoint sends back."""
+    out: set[str] = set()
+    for name, value in headers.items():
+        if not SECRET_HEADER.search(name) or not value:
+            continue
+        out.add(value)
+        scheme, _, token = value.partition(" ")
+        if token and scheme.lower() in ("bearer", "basic", "token"):
+            out.add(token.strip())
+    # longest first, so a token inside its "Bearer <token>" value is not half-replaced
+    return sorted((v for v in out if len(v) >= 4), key=len, reverse=True)
+
+
+def redact_text(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every secret value replaced by REDACTED (an endpoint may echo the key back
+    in an error body, which would otherwise land in records, logs and notebooks)."""
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+        # a snippet cut at a length limit may end inside a secret: mask that tail as well
+        for k in range(len(secret) - 1, 3, -1):
+            if text.endswith(secret[:k]):
+                text = text[: len(text) - k] + REDACTED
+                break
+    return text
 
 
 def format_validation_error(exc: ValidationError, source: str = "config") -> str:

@@ -63,6 +63,7 @@ def verdict_html(result: AuditResult) -> str:
         ("Rule", f"<code style='font-size:0.95em'>{formula}</code>"),
         ("Reason", e(result.reason)),
     ]
+    rows.extend(evidence_rows(result))
     for note in result.notes:
         rows.append(("Note", e(note)))
     body = "".join(
@@ -83,6 +84,31 @@ def verdict_html(result: AuditResult) -> str:
         f"{e(meaning)}</span></div>"
         f"<table style='border-collapse:collapse;margin:0'>{body}</table></div>"
     )
+
+
+def evidence_rows(result: AuditResult) -> list[tuple[str, str]]:
+    """Panel rows for the evidence beside the official verdict (statistics, cache kind)."""
+    e = html.escape
+    rows: list[tuple[str, str]] = []
+    stat = result.evidence.get("statistical")
+    if isinstance(stat, dict):
+        settle = stat.get("queries_to_settle")
+        more = f"; about {settle} more queries would settle it" if settle else ""
+        p = stat.get("mannwhitney_p")
+        rows.append(
+            (
+                "Statistical view",
+                f"<b>{e(str(stat['verdict']))}</b>: ratio {stat['ratio']:.3f}×, "
+                f"{stat['confidence']:.0%} interval [{stat['ci_low']:.3f}, {stat['ci_high']:.3f}]"
+                f" vs limit {stat['limit']:g}{more}"
+                + (f" <small>(Mann-Whitney p = {p:.2g})</small>" if p is not None else ""),
+            )
+        )
+    fp = result.evidence.get("fingerprint")
+    if isinstance(fp, dict):
+        detail = "; ".join(str(x) for x in fp.get("evidence", []))
+        rows.append(("Cache kind seen", f"<b>{e(str(fp['kind']))}</b> <small>{e(detail)}</small>"))
+    return rows
 
 
 def verdict_panel(result: AuditResult) -> HtmlPanel:

@@ -58,3 +58,38 @@ def test_summary_table_in_ms() -> None:
 
 def test_status_line() -> None:
     assert display.status_line(result("FAIL")).startswith("TEST04 FAIL: ")
+
+
+def test_panel_shows_statistical_view_and_cache_kind() -> None:
+    from auditkit.display import verdict_html
+    from auditkit.results import AuditResult
+
+    result = AuditResult(
+        test="TEST04",
+        verdict="FAIL",
+        reason="r",
+        scenario="offline",
+        score_name="s",
+        reference_score=100.0,
+        audit_score=200.0,
+        ratio=2.0,
+        threshold=0.1,
+        threshold_source="upstream",
+        rule="x",
+        evidence={
+            "statistical": {
+                "verdict": "FAIL",
+                "ratio": 2.0,
+                "ci_low": 1.8,
+                "ci_high": 2.2,
+                "confidence": 0.95,
+                "limit": 1.1,
+                "queries_to_settle": None,
+                "mannwhitney_p": 1e-9,
+            },
+            "fingerprint": {"kind": "response cache", "evidence": ["decode collapsed"]},
+        },
+    )
+    html_text = verdict_html(result)
+    assert "Statistical view" in html_text and "[1.800, 2.200]" in html_text
+    assert "response cache" in html_text and "decode collapsed" in html_text

@@ -579,7 +579,16 @@ class _MockApp:
             cached = state.output_cache.get(job.cache_key)
             if cached is not None:
                 state.cache_hits += 1
-                await asyncio.sleep(CACHE_HIT_S)
+                speedup = self.cfg.cache_speedup
+                if speedup is None:
+                    await asyncio.sleep(CACHE_HIT_S)
+                else:
+                    # a cache that is only `speedup`× faster (detection-power experiments):
+                    # same slots and jitter as a miss, durations divided by the speed-up
+                    hit = state.model.timing(job.prompt_tokens, job.output_tokens)
+                    await asyncio.sleep(hit.base_s / speedup)
+                    async with state.slots:
+                        await asyncio.sleep((hit.prefill_s + hit.decode_s) / speedup)
                 state.completed += 1
                 return self._render_now(job, cached, 0)
 

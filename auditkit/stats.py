@@ -1,0 +1,150 @@
+"""The statistical view of a caching verdict: how sure is it? (pure: numpy/scipy only)
+
+The official TEST04 rule compares two point scores. Here the score ratio gets a confidence
+interval by a *block* bootstrap: each phase's queries, in completion order, are cut into
+contiguous time blocks, and blocks (not single queries) are resampled, so warm-up, drift and the
+correlation between neighbouring queries stay inside the resampled unit. The statistical verdict
+is PASS when the whole interval lies below 1 + threshold, FAIL when it lies above, and
+INCONCLUSIVE when it straddles the limit.
+
+A Mann-Whitney U test on per-query service times (sent → completed: no client queueing, which
+differs by construction between phases) adds a distribution-level check that does not depend on
+the scenario's score.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy.stats import mannwhitneyu
+
+StatVerdict = Literal["PASS", "FAIL", "INCONCLUSIVE"]
+CONFIDENCE = 0.95
+BOOTSTRAP_ROUNDS = 2000
+MIN_BLOCKS = 4
+TARGET_BLOCK_SIZE = 4
+
+
+@dataclass(frozen=True)
+class StatisticalView:
+    """Interval on audit/reference score ratio, the verdict it gives, and the test behind it."""
+
+    verdict: StatVerdict
+    ratio: float
+    ci_low: float
+    ci_high: float
+    confidence: float
+    limit: float
+    blocks: tuple[int, int]
+    queries_to_settle: int | None
+    mannwhitney_p: float | None
+    service_median_ratio: float | None
+    method: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _blocks(frame: pd.DataFrame, n_blocks: int) -> list[pd.DataFrame]:
+    ordered = frame.sort_values("completed_ns")
+    edges = np.linspace(0, len(ordered), n_blocks + 1).astype(int)
+    return [ordered.iloc[a:b] for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+
+
+def _throughput_parts(blocks: list[pd.DataFrame]) -> tuple[np.ndarray, np.ndarray]:
+    """(count, busy time) per block: resampled sums give a samples/s score."""
+    counts, spans = [], []
+    previous_end = 0
+    for block in blocks:
+        end = int(block["completed_ns"].max())
+        counts.append(len(block))
+        spans.append(max(end - previous_end, 1))
+        previous_end = end
+    return np.array(counts, float), np.array(spans, float)
+
+
+def _bootstrap_scores(
+    frame: pd.DataFrame, scenario: str, n_blocks: int, rng: np.random.Generator
+) -> tuple[float, np.ndarray]:
+    """The phase's score and its bootstrap replicates (higher = faster, like LoadGen's)."""
+    blocks = _blocks(frame, n_blocks)
+    k = len(blocks)
+    picks = rng.integers(0, k, size=(BOOTSTRAP_ROUNDS, k))
+    if scenario in ("offline", "server"):
+        counts, spans = _throughput_parts(blocks)
+        point = counts.sum() / spans.sum() * 1e9
+        # the first block carries the phase's ramp-up once in every run: keep it fixed and
+        # resample the steady-state blocks around it
+        rest = rng.integers(1, k, size=(BOOTSTRAP_ROUNDS, k - 1))
+        reps = (counts[0] + counts[rest].sum(axis=1)) / (spans[0] + spans[rest].sum(axis=1)) * 1e9
+        return float(point), reps
+    # latency scenarios: score = 1e9 / a high percentile of per-query latency
+    q = 0.99 if scenario == "multi-stream" else 0.90
+    latencies = [b["latency_ns"].to_numpy(dtype=float) for b in blocks]
+    point = 1e9 / float(np.quantile(np.concatenate(latencies), q))
+    reps = np.empty(BOOTSTRAP_ROUNDS)
+    for i, row in enumerate(picks):
+        reps[i] = 1e9 / float(np.quantile(np.concatenate([latencies[j] for j in row]), q))
+    return point, reps
+
+
+def statistical_view(
+    reference: pd.DataFrame,
+    audit: pd.DataFrame,
+    scenario: str,
+    threshold: float,
+    *,
+    seed: int = 0,
+    confidence: float = CONFIDENCE,
+) -> StatisticalView | None:
+    """CI on audit/reference score ratio by block bootstrap; None when too few queries."""
+    ref = reference[reference["status"] == "ok"]
+    aud = audit[audit["status"] == "ok"]
+    n_ref = min(max(MIN_BLOCKS, len(ref) // TARGET_BLOCK_SIZE), 50)
+    n_aud = min(max(MIN_BLOCKS, len(aud) // TARGET_BLOCK_SIZE), 50)
+    if len(ref) < 2 * MIN_BLOCKS or len(aud) < 2 * MIN_BLOCKS:
+        return None
+    rng = np.random.default_rng(seed)
+    ref_point, ref_reps = _bootstrap_scores(ref, scenario, n_ref, rng)
+    aud_point, aud_reps = _bootstrap_scores(aud, scenario, n_aud, rng)
+    ratios = aud_reps / ref_reps
+    alpha = 1 - confidence
+    low, high = (float(x) for x in np.quantile(ratios, [alpha / 2, 1 - alpha / 2]))
+    ratio = aud_point / ref_point
+    limit = 1 + threshold
+    verdict: StatVerdict = "PASS" if high < limit else "FAIL" if low > limit else "INCONCLUSIVE"
+    settle = None
+    if verdict == "INCONCLUSIVE" and ratio != limit:
+        # the interval narrows like 1/sqrt(n): scale n until its half-width fits the gap
+        half = (high - low) / 2
+        factor = (half / abs(ratio - limit)) ** 2
+        settle = int(math.ceil((len(ref) + len(aud)) * (factor - 1)))
+    p_value, median_ratio = _service_time_test(ref, aud)
+    return StatisticalView(
+        verdict=verdict,
+        ratio=ratio,
+        ci_low=low,
+        ci_high=high,
+        confidence=confidence,
+        limit=limit,
+        blocks=(n_ref, n_aud),
+        queries_to_settle=settle,
+        mannwhitney_p=p_value,
+        service_median_ratio=median_ratio,
+        method=f"block bootstrap ({BOOTSTRAP_ROUNDS} rounds) of the {scenario} score ratio",
+    )
+
+
+def _service_time_test(ref: pd.DataFrame, aud: pd.DataFrame) -> tuple[float | None, float | None]:
+    """One-sided Mann-Whitney U: are audit service times smaller than the reference's?"""
+    ref_s = (ref["completed_ns"] - ref["sent_ns"]).to_numpy(dtype=float)
+    aud_s = (aud["completed_ns"] - aud["sent_ns"]).to_numpy(dtype=float)
+    if len(ref_s) < 2 or len(aud_s) < 2:
+        return None, None
+    result = mannwhitneyu(aud_s, ref_s, alternative="less")
+    median_ratio = float(np.median(ref_s) / np.median(aud_s)) if np.median(aud_s) > 0 else None
+    return float(result.pvalue), median_ratio
