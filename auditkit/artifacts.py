@@ -28,6 +28,10 @@ DETAIL = "mlperf_log_detail.txt"
 RESULT = "audit_result.json"
 VERIFY = "verify_performance.txt"
 CONFIG = "config.yaml"
+RUN_DIR = Path("performance") / "run_1"
+AUDIT_DIR = "audit"
+# MLPerf v6.1 submission checker's names for endpoint audits (ENDPOINTS_COMPLIANCE_MAPPING)
+SUBMISSION_TEST_NAMES = {"TEST04": "output_caching_test"}
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -84,17 +88,91 @@ def write_phase(folder: Path, phase: PhaseResult, *, sut_name: str = "auditkit-h
     return phase_dir
 
 
-def write_result(folder: Path, result: AuditResult) -> None:
-    """The verdict files: audit_result.json and upstream-style verify_performance.txt."""
+def write_result(
+    folder: Path, result: AuditResult, *, sut_name: str = "auditkit-http", run_logs: bool = True
+) -> None:
+    """The verdict files: audit_result.json, upstream-style verify_performance.txt and the
+    MLPerf submission layout (see write_submission; `run_logs=False` leaves run_1/ alone)."""
     atomic_write_text(folder / VERIFY, mlperf_logs.format_verify_performance(result))
+    write_submission(folder, result, sut_name=sut_name, run_logs=run_logs)
     atomic_write_json(folder / RESULT, result.model_dump(mode="json"))
+
+
+def submission_audit_path(folder: Path) -> Path:
+    """<output_dir>/audit/audit_<test name>.json: output_dir plays the role of a submission's
+    compliance folder, which holds TEST04/ and (for endpoint submissions) audit/ side by side."""
+    name = SUBMISSION_TEST_NAMES.get(folder.name, folder.name)
+    return folder.parent / AUDIT_DIR / f"audit_{name}.json"
+
+
+def write_submission(
+    folder: Path, result: AuditResult, *, sut_name: str = "auditkit-http", run_logs: bool = True
+) -> None:
+    """Files an MLPerf compliance folder holds for this test:
+    <TEST>/performance/run_1/mlperf_log_{summary,detail}.txt (the audit phase's logs, as
+    LoadGen's compliance run writes them) and <output_dir>/audit/audit_<test>.json."""
+    audit = result.phases.get("audit")
+    run_dir = folder / RUN_DIR
+    if audit is not None and run_logs:
+        atomic_write_text(run_dir / SUMMARY, mlperf_logs.format_summary(audit, sut_name))
+        atomic_write_text(run_dir / DETAIL, mlperf_logs.format_detail(audit))
+    record = {
+        "test": SUBMISSION_TEST_NAMES.get(folder.name, folder.name),
+        "passed": result.verdict == "PASS",
+        "verdict": result.verdict,
+        "audit_test": result.test,
+        "scenario": result.scenario,
+        "reference_score": result.reference_score,
+        "audit_score": result.audit_score,
+        "threshold": result.threshold,
+        "threshold_source": result.threshold_source,
+        "submission_grade": result.submission_grade,
+        "reason": result.reason,
+        "auditkit_version": result.auditkit_version,
+        "finished_at": result.finished_at,
+    }
+    atomic_write_json(submission_audit_path(folder), record)
+
+
+def copy_run_logs(folder: Path, summary_path: Path) -> None:
+    """Copy a LoadGen run's summary (and the detail log beside it, if any) into run_1/."""
+    atomic_write_bytes(folder / RUN_DIR / SUMMARY, summary_path.read_bytes())
+    detail = summary_path.with_name(DETAIL)
+    if detail.is_file():
+        atomic_write_bytes(folder / RUN_DIR / DETAIL, detail.read_bytes())
 
 
 def clear_verdict(folder: Path) -> None:
     """Remove verdict files of an earlier run so a stale verdict never sits beside new data."""
-    for name in (RESULT, VERIFY):
+    stale = [folder / RESULT, folder / VERIFY, submission_audit_path(folder)]
+    stale += [folder / RUN_DIR / SUMMARY, folder / RUN_DIR / DETAIL]
+    for path in stale:
         with contextlib.suppress(FileNotFoundError):
-            (folder / name).unlink()
+            path.unlink()
+
+
+def is_stale_tmp(path: Path) -> bool:
+    """True for a temp file atomic_write_bytes left behind (`.<name>.<random>.tmp`)."""
+    return path.name.startswith(".") and path.name.endswith(".tmp") and path.is_file()
+
+
+def remove_stale_tmp(folder: Path) -> int:
+    """Delete temp files a crashed writer left under folder (and the submission audit/ folder).
+
+    A SIGKILL between mkstemp and rename leaves one `.<name>.*.tmp` file; the target itself is
+    intact (old or new, never torn), and readers never look at temp names. Call this only when
+    no other writer uses the folder, i.e. at the start of a run. Returns how many were removed.
+    """
+    removed = 0
+    for base in (folder, submission_audit_path(folder).parent):
+        if not base.is_dir():
+            continue
+        for path in base.rglob(".*.tmp"):
+            if is_stale_tmp(path):
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+                    removed += 1
+    return removed
 
 
 def load_phase(phase_dir: str | Path) -> tuple[pd.DataFrame, PhaseSummary]:

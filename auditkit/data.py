@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -202,19 +204,28 @@ class SampleOrder:
 
     def indices(self, n: int, dataset_size: int) -> list[int]:
         """The first n dataset rows this order issues."""
+        return list(itertools.islice(self.stream(dataset_size), n))
+
+    def stream(self, dataset_size: int) -> Iterator[int]:
+        """The rows this order issues, without end (a min_duration phase may outrun `samples`).
+
+        without_replacement continues with fresh permutations once the dataset is used up, so
+        samples repeat from then on; the phase summary reports that (a cache could serve them).
+        """
         if self.kind == "single":
-            return [self.index] * n
-        if self.kind == "block":
-            return [(self.index + i % self.block) % dataset_size for i in range(n)]
-        rng = random.Random(self.seed)
-        if self.kind == "with_replacement":
-            return [rng.randrange(dataset_size) for _ in range(n)]
-        out: list[int] = []
-        rows = list(range(dataset_size))
-        while len(out) < n:  # past the dataset size samples repeat; TEST04 validation rejects that
-            rng.shuffle(rows)
-            out.extend(rows[: n - len(out)])
-        return out
+            yield from itertools.repeat(self.index)
+        elif self.kind == "block":
+            for i in itertools.count():
+                yield (self.index + i % self.block) % dataset_size
+        else:
+            rng = random.Random(self.seed)
+            if self.kind == "with_replacement":
+                while True:
+                    yield rng.randrange(dataset_size)
+            rows = list(range(dataset_size))
+            while True:
+                rng.shuffle(rows)
+                yield from list(rows)
 
 
 def median_cost_index(dataset: Dataset) -> int:

@@ -59,6 +59,20 @@ def query_latencies(records: pd.DataFrame) -> np.ndarray:
     return (grouped["done"] - grouped["sched"]).to_numpy(dtype=np.int64)
 
 
+def loadgen_score(scenario: str, value: float) -> float:
+    """A throughput score as it reads back from LoadGen's summary text.
+
+    upstream verify_performance.py compares the numbers it parses from mlperf_log_summary.txt:
+    Offline prints `Samples per second` with C++ stream precision (6 significant digits), Server
+    prints `Completed samples per second` with DoubleToString (2 decimals). Scoring the printed
+    value keeps auditkit's verdict identical to upstream's on auditkit's own files."""
+    if scenario == "offline":
+        return float(f"{value:.6g}")
+    if scenario == "server":
+        return float(f"{value:.2f}")
+    return value
+
+
 def summarize(
     records: pd.DataFrame,
     spec: RunSpec,
@@ -69,7 +83,11 @@ def summarize(
     request_headers: dict[str, str] | None = None,
     started_at: str = "",
 ) -> PhaseSummary:
-    """Summarize one phase as LoadGen would: counts, distribution, score and validity."""
+    """Summarize one phase as LoadGen would: counts, distribution, score and validity.
+
+    `invalid_reasons` empty ⇔ LoadGen would print `Result is : VALID`; `complete` only says
+    that every issued query completed without failure (the runner stops on an incomplete phase).
+    """
     scenario = spec.load.scenario
     requested = spec.samples
     issued = int((records["status"] != "cancelled").sum()) if len(records) else 0
@@ -81,6 +99,7 @@ def summarize(
     by_status = {str(k): int(v) for k, v in failures["status"].value_counts().items()}
 
     last_done = int(ok["completed_ns"].max()) if completed else 0
+    last_scheduled = int(records["scheduled_ns"].max()) if len(records) else 0
     duration_ns = last_done
     samples_per_second = completed / (duration_ns / 1e9) if duration_ns > 0 else 0.0
     latencies = ok["latency_ns"].to_numpy(dtype=np.int64) if completed else np.array([], np.int64)
@@ -89,16 +108,40 @@ def summarize(
     ttft = latency_stats(ttft_values.to_numpy(dtype=np.int64)) if len(ttft_values) else None
     out_tokens = int(ok["output_tokens"].fillna(0).sum()) if completed else 0
     tokens_per_second = out_tokens / (duration_ns / 1e9) if duration_ns > 0 and out_tokens else None
+    distinct_samples = int(records["sample_index"].nunique()) if len(records) else 0
 
     reasons: list[str] = []
     if interrupted:
         reasons.append("phase was interrupted")
-    if completed < requested:
-        reasons.append(f"only {completed} of {requested} requested samples completed")
-    if failed > allowed_failure_rate * requested:
+    expected = max(requested, issued)
+    if completed < expected:
+        reasons.append(f"only {completed} of {expected} requested samples completed")
+    if failed > allowed_failure_rate * expected:
         detail = ", ".join(f"{v} {k}" for k, v in sorted(by_status.items()))
-        reasons.append(f"{failed} failed queries ({detail})")
+        # the first failure's own words name the problem (HTTP 401 …, not JSON, reset, …)
+        first = failures.sort_values("query_id", kind="stable")["error"].dropna()
+        example = f"; first: {first.iloc[0][:160]}" if len(first) else ""
+        reasons.append(f"{failed} failed queries ({detail}{example})")
     complete = not reasons
+    min_queries_met = issued >= requested
+
+    if spec.order.kind == "without_replacement" and distinct_samples < issued:
+        # only min_duration can push a distinct-sample order past the dataset: the repeats make
+        # this phase cacheable, so it cannot serve as a TEST04 reference
+        reasons.append(
+            f"order {spec.order.describe()} repeated samples: {issued} issued but only "
+            f"{distinct_samples} distinct (min_duration ran past the dataset; use a larger "
+            "dataset or a shorter min_duration)"
+        )
+    min_duration_ns = int(spec.min_duration_s * 1e9)
+    # LoadGen's clock for min_duration: offline max latency, server final scheduled time,
+    # single/multi-stream final issue time
+    clock = last_done if scenario == "offline" else last_scheduled
+    min_duration_met = clock >= min_duration_ns
+    if not min_duration_met:
+        reasons.append(
+            f"min duration {min_duration_ns / 1e9:g} s not reached ({clock / 1e9:.3f} s)"
+        )
 
     score: float | None = None
     es_p = ES_PERCENTILE.get(scenario)
@@ -107,9 +150,9 @@ def summarize(
     query_lat: LatencyStats | None = None
     queries = int(records["query_id"].nunique()) if len(records) else 0
     target = spec.load.target_latency_ns
-    loadgen_valid = complete
+    scheduled_sps: float | None = None
     if scenario == "offline":
-        score = samples_per_second if completed else None
+        score = loadgen_score(scenario, samples_per_second) if completed else None
     elif scenario in ("single-stream", "multi-stream"):
         values = query_latencies(records) if scenario == "multi-stream" else latencies
         if scenario == "multi-stream":
@@ -118,7 +161,6 @@ def summarize(
         est = early_stopping.estimate(values.tolist(), es_p)
         es_t, es_latency = est.overlatency_count, est.latency_ns
         if est.latency_ns is None:
-            loadgen_valid = False
             reasons.append(
                 f"early stopping needs at least {early_stopping.min_queries(es_p)} queries "
                 f"for the p{es_p * 100:g} estimate (got {len(values)})"
@@ -126,16 +168,25 @@ def summarize(
         else:
             score = 1e9 / est.latency_ns if est.latency_ns > 0 else None
     elif scenario == "server":
-        score = (completed - 1) / (last_done / 1e9) if completed > 1 and last_done > 0 else None
+        if completed > 1 and last_done > 0:
+            score = loadgen_score(scenario, (completed - 1) / (last_done / 1e9))
+        if completed > 1 and last_scheduled > 0:
+            scheduled_sps = (completed - 1) / (last_scheduled / 1e9)
         if target is not None and completed:
             valid, es_t = early_stopping.server_latency_valid(latencies.tolist(), target)
             if not valid:
-                loadgen_valid = False
-                reasons.append(
-                    f"server latency bound missed: p99 {percentile(sorted(latencies), 0.99)} ns "
-                    f"vs target {target} ns (or too few queries for early stopping)"
-                )
-    loadgen_valid = loadgen_valid and complete
+                need = early_stopping.min_passing_count(es_t, 0.99) + es_t
+                p99 = percentile(sorted(latencies.tolist()), 0.99)
+                if p99 > target:
+                    reasons.append(
+                        f"server latency bound missed: p99 {p99} ns > target {target} ns"
+                    )
+                if completed < need:
+                    reasons.append(
+                        f"early stopping needs at least {need} queries with {es_t} over the "
+                        f"target latency (got {completed})"
+                    )
+    loadgen_valid = not reasons
 
     return PhaseSummary(
         name=spec.name,
@@ -161,12 +212,18 @@ def summarize(
         early_stopping_latency_ns=es_latency,
         early_stopping_overlatency=es_t,
         target_latency_ns=target,
+        samples_per_query=spec.load.samples_per_query,
+        target_qps=spec.load.target_qps,
+        min_duration_ns=min_duration_ns,
+        min_duration_met=min_duration_met,
+        min_queries_met=min_queries_met,
+        scheduled_samples_per_second=scheduled_sps,
         complete=complete,
         loadgen_valid=loadgen_valid,
         invalid_reasons=reasons,
         interrupted=interrupted,
         loop_lag_p99_ns=loop_lag_p99_ns,
-        distinct_samples=int(records["sample_index"].nunique()) if len(records) else 0,
+        distinct_samples=distinct_samples,
         distinct_outputs=int(ok["output_sha256"].nunique()) if completed else 0,
         request_headers=request_headers or {},
         started_at=started_at,

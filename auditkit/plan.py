@@ -35,15 +35,21 @@ class LoadPattern:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One phase: a name, a sample order, how many samples, and the load pattern."""
+    """One phase: a name, a sample order, how many samples, and the load pattern.
+
+    The phase issues at least `samples` samples and keeps issuing (extending its order) until
+    `min_duration_s` has also passed, as LoadGen's min_duration does.
+    """
 
     name: str
     order: SampleOrder
     samples: int
     load: LoadPattern
+    min_duration_s: float = 0.0
 
     def describe(self) -> str:
+        duration = f", min {self.min_duration_s:g} s" if self.min_duration_s else ""
         return (
             f"{self.name}: {self.samples} samples, order {self.order.describe()}, "
-            f"{self.load.scenario}"
+            f"{self.load.scenario}{duration}"
         )

@@ -5,8 +5,10 @@ Uses httpx (the client users know: same headers, TLS settings); failures are Set
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -40,24 +42,55 @@ def _client(cfg: EndpointConfig, headers: dict[str, str]) -> httpx.Client:
 
 def _describe(exc: httpx.HTTPError) -> str:
     text = " ".join(str(exc).split())
-    if "CERTIFICATE_VERIFY_FAILED" in text or "SSL" in text:
-        return f"TLS error ({text[:160]}); fix the certificate or set endpoint.verify_tls: false"
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return (
+            f"TLS certificate not trusted ({text[:160]}); fix the certificate or, knowingly, "
+            "set endpoint.verify_tls: false (--insecure)"
+        )
+    if "SSL" in text or "TLS" in text:
+        return f"TLS handshake failed ({text[:160]}); is the endpoint really https://?"
+    if isinstance(exc, httpx.TimeoutException):
+        return f"no answer in time ({type(exc).__name__})"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return f"{text[:160]}; is this port an HTTP server?"
     return text[:200] or type(exc).__name__
+
+
+@dataclass
+class _Answer:
+    status_code: int
+    headers: httpx.Headers
+    body: bytes
+
+
+def _get(cfg: EndpointConfig, headers: dict[str, str], url: str) -> _Answer:
+    """GET url with a body bounded by endpoint.max_response_bytes (a hostile endpoint must not
+    exhaust memory in pre-flight either)."""
+    with _client(cfg, headers) as client, client.stream("GET", url) as resp:
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in resp.iter_bytes():
+            size += len(chunk)
+            if size > cfg.max_response_bytes:
+                raise SetupError(
+                    f"endpoint {url} answered more than endpoint.max_response_bytes "
+                    f"({cfg.max_response_bytes}) bytes"
+                )
+            chunks.append(chunk)
+        return _Answer(resp.status_code, resp.headers, b"".join(chunks))
 
 
 def discover_model(cfg: EndpointConfig, base_url: str, headers: dict[str, str]) -> str:
     """Check the endpoint answers; return cfg.model, or the first model from GET /v1/models."""
     if cfg.api == "json":
         try:
-            with _client(cfg, headers) as client:
-                client.get(base_url + "/")
+            _get(cfg, headers, base_url + "/")
         except httpx.HTTPError as exc:
             raise SetupError(f"endpoint {base_url} is unreachable: {_describe(exc)}") from None
         return cfg.model or "default"
     url = base_url + "/v1/models"
     try:
-        with _client(cfg, headers) as client:
-            resp = client.get(url)
+        resp = _get(cfg, headers, url)
     except httpx.HTTPError as exc:
         raise SetupError(f"endpoint {base_url} is unreachable: {_describe(exc)}") from None
     if resp.status_code in (401, 403):
@@ -71,7 +104,7 @@ def discover_model(cfg: EndpointConfig, base_url: str, headers: dict[str, str]) 
     models: list[str] = []
     if resp.status_code == 200:
         try:
-            data = resp.json().get("data", [])
+            data = json.loads(resp.body).get("data", [])
             models = [str(m["id"]) for m in data if isinstance(m, dict) and "id" in m]
         except (ValueError, AttributeError, TypeError):
             models = []

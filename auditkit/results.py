@@ -110,6 +110,13 @@ class PhaseSummary(BaseModel):
     early_stopping_latency_ns: int | None = None
     early_stopping_overlatency: int | None = None
     target_latency_ns: int | None = None
+    # LoadGen "Test Parameters Used" and validity parts (defaults keep older phase.json readable)
+    samples_per_query: int = 1
+    target_qps: float | None = None
+    min_duration_ns: int = 0
+    min_duration_met: bool = True
+    min_queries_met: bool = True
+    scheduled_samples_per_second: float | None = None
     complete: bool
     loadgen_valid: bool
     invalid_reasons: list[str] = Field(default_factory=list)
@@ -118,6 +125,8 @@ class PhaseSummary(BaseModel):
     distinct_samples: int = 0
     distinct_outputs: int = 0
     request_headers: dict[str, str] = Field(default_factory=dict)
+    # timeout_s, connect_timeout_s, max_response_bytes, verify_tls in force for the phase
+    request_settings: dict[str, Any] = Field(default_factory=dict)
     started_at: str = ""
 
 

@@ -11,12 +11,19 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-from auditkit import __version__, artifacts
+from auditkit import __version__, artifacts, run_rules
 from auditkit.audits import AuditTest, get_test
 from auditkit.config import AuditConfig
 from auditkit.data import Dataset, load_dataset
 from auditkit.endpoints import EndpointAdapter, make_adapter
-from auditkit.errors import EXIT_EXECUTION, EXIT_FAIL, EXIT_PASS, InputError, Interrupted
+from auditkit.errors import (
+    EXIT_EXECUTION,
+    EXIT_FAIL,
+    EXIT_PASS,
+    InputError,
+    Interrupted,
+    SetupError,
+)
 from auditkit.loadgen import PhaseInterrupted, Transport, resolve_api_key, run_phase
 from auditkit.plan import RunSpec
 from auditkit.preflight import check_output_dir, discover_model
@@ -59,7 +66,9 @@ def verdict_exit_code(verdict: str) -> int:
 
 
 def prepare(cfg: AuditConfig, test_id: str = "test04") -> Prepared:
-    """Load and validate every input; raises InputError before anything is sent."""
+    """Load and validate every input; raises InputError before anything is sent.
+    With load.run_rules the MLPerf floors are applied first (run_rules.apply)."""
+    cfg = run_rules.apply(cfg)
     test = get_test(test_id)
     dataset = load_dataset(cfg.dataset)
     test.validate(cfg, dataset)
@@ -108,28 +117,47 @@ def run_audit(
     Interrupted (records kept, no verdict) on Ctrl-C."""
     say = log or (lambda _msg: None)
     prepared = prepare(cfg, test_id)
-    folder = check_output_dir(artifacts.test_dir(cfg.output_dir, prepared.test.id))
+    cfg = prepared.cfg  # with the run rules applied, if asked for
+    target = artifacts.test_dir(cfg.output_dir, prepared.test.id)
+    created = _missing_dirs(target)
+    folder = check_output_dir(target)
     artifacts.clear_verdict(folder)
+    artifacts.remove_stale_tmp(folder)
     started = datetime.now(UTC).isoformat(timespec="seconds")
-    with endpoint_url(cfg) as (base_url, mock_stats):
-        transport = Transport.from_config(cfg.endpoint, base_url, prepared.api_key)
-        model = discover_model(cfg.endpoint, base_url, dict(transport.headers))
-        adapter = make_adapter(cfg.endpoint, model)
-        run_cfg = cfg.redacted()
-        run_cfg["endpoint"]["url"] = base_url if cfg.endpoint.url else None
-        run_cfg["endpoint"]["model"] = model
-        artifacts.write_config(folder, run_cfg)
-        where = (
-            base_url if cfg.endpoint.url else f"{base_url} (embedded mock, cache={cfg.mock.cache})"
-        )
-        say(f"{prepared.test.id}: endpoint {where}, model {model}, api {cfg.endpoint.api}")
-        phases = run_phases(prepared, adapter, transport, folder, progress, say)
+    try:
+        with endpoint_url(cfg) as (base_url, mock_stats):
+            transport = Transport.from_config(cfg.endpoint, base_url, prepared.api_key)
+            model = discover_model(cfg.endpoint, base_url, dict(transport.headers))
+            adapter = make_adapter(cfg.endpoint, model)
+            run_cfg = cfg.redacted()
+            run_cfg["endpoint"]["url"] = base_url if cfg.endpoint.url else None
+            run_cfg["endpoint"]["model"] = model
+            artifacts.write_config(folder, run_cfg)
+            where = (
+                base_url
+                if cfg.endpoint.url
+                else f"{base_url} (embedded mock, cache={cfg.mock.cache})"
+            )
+            say(f"{prepared.test.id}: endpoint {where}, model {model}, api {cfg.endpoint.api}")
+            phases = run_phases(prepared, adapter, transport, folder, progress, say)
+    except (InputError, SetupError):
+        # failed pre-flight: leave no empty TEST04/ behind that looks like a run happened
+        # (only empty folders this run created are removed)
+        _remove_empty(created)
+        raise
     if len(phases) < len(prepared.specs):
         result = invalid_result(prepared, phases)
     else:
         result = prepared.test.verify(phases, cfg)
+    notes = list(result.notes)
+    if not cfg.endpoint.verify_tls:
+        notes.append(
+            "WARNING: TLS verification was off (endpoint.verify_tls: false / --insecure): the "
+            "endpoint's certificate was not checked"
+        )
     result = result.model_copy(
         update={
+            "notes": notes,
             "auditkit_version": __version__,
             "started_at": started,
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
@@ -137,6 +165,23 @@ def run_audit(
     )
     artifacts.write_result(folder, result)
     return AuditRun(result, phases, folder, base_url, model, dict(mock_stats))
+
+
+def _missing_dirs(path: Path) -> list[Path]:
+    """`path` and those of its ancestors that do not exist yet, deepest first."""
+    out: list[Path] = []
+    p = Path(path)
+    while not p.exists() and p != p.parent:
+        out.append(p)
+        p = p.parent
+    return out
+
+
+def _remove_empty(dirs: list[Path]) -> None:
+    """Remove the given folders (deepest first) if they are still empty."""
+    for d in dirs:
+        with contextlib.suppress(OSError):
+            d.rmdir()
 
 
 def run_phases(

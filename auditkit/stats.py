@@ -14,6 +14,7 @@ the scenario's score.
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
@@ -52,7 +53,7 @@ class StatisticalView:
 def _blocks(frame: pd.DataFrame, n_blocks: int) -> list[pd.DataFrame]:
     ordered = frame.sort_values("completed_ns")
     edges = np.linspace(0, len(ordered), n_blocks + 1).astype(int)
-    return [ordered.iloc[a:b] for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+    return [ordered.iloc[a:b] for a, b in itertools.pairwise(edges) if b > a]
 
 
 def _throughput_parts(blocks: list[pd.DataFrame]) -> tuple[np.ndarray, np.ndarray]:
@@ -122,7 +123,7 @@ def statistical_view(
         # the interval narrows like 1/sqrt(n): scale n until its half-width fits the gap
         half = (high - low) / 2
         factor = (half / abs(ratio - limit)) ** 2
-        settle = int(math.ceil((len(ref) + len(aud)) * (factor - 1)))
+        settle = math.ceil((len(ref) + len(aud)) * (factor - 1))
     p_value, median_ratio = _service_time_test(ref, aud)
     return StatisticalView(
         verdict=verdict,
