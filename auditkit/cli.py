@@ -260,7 +260,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(r.model_dump_json(indent=2))
     else:
-        print(f"{r.test} {r.verdict}: {r.reason}")
+        print(f"{r.test} {r.verdict}: {r.reason.removeprefix(r.verdict + ': ')}")
         if r.reference_score is not None and r.audit_score is not None:
             print(
                 f"  reference score = {r.reference_score:.6g}  audit score = {r.audit_score:.6g}"

@@ -120,6 +120,13 @@ class LoadConfig(_Strict):
     target_qps: float | None = Field(None, gt=0, le=1e6, description="server arrival rate")
     target_latency_ms: float | None = Field(None, gt=0, description="server latency bound")
     min_duration_s: float = Field(0.0, ge=0, le=86_400)
+    client_guard: bool = Field(
+        True, description="mark a phase bound by the client (not the SUT) and the verdict INVALID"
+    )
+    client_bound_fraction: float = Field(0.8, gt=0, le=1.0)
+    client_delay_ms: float = Field(
+        0.0, ge=0, le=1000, description="diagnostic: block the client this long per request"
+    )
     run_rules: bool = Field(
         False,
         description="MLPerf run rules: min_duration 600 s and the scenario's minimum query "

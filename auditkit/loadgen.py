@@ -219,6 +219,9 @@ class _Phase:
     async def request(self, query_id: int, index: int, scheduled_ns: int) -> None:
         """Issue one request and append its record (also when it fails or is cancelled)."""
         assert self.session is not None
+        if self.spec.load.client_delay_ms:
+            # diagnostic slow client: blocks the whole loop on purpose (see calibration.py)
+            time.sleep(self.spec.load.client_delay_ms / 1e3)
         t0 = self.t0
         sent = time.perf_counter_ns() - t0
         first_byte: int | None = None

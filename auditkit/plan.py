@@ -18,6 +18,7 @@ class LoadPattern:
     target_qps: float | None = None
     target_latency_ns: int | None = None
     seed: int = 0
+    client_delay_ms: float = 0.0
 
     @classmethod
     def from_config(cls, load: LoadConfig, seed: int) -> LoadPattern:
@@ -30,6 +31,7 @@ class LoadPattern:
             target_qps=load.target_qps,
             target_latency_ns=latency_ns,
             seed=seed,
+            client_delay_ms=load.client_delay_ms,
         )
 
 

@@ -122,6 +122,8 @@ class PhaseSummary(BaseModel):
     invalid_reasons: list[str] = Field(default_factory=list)
     interrupted: bool = False
     loop_lag_p99_ns: int | None = None
+    client_ceiling_qps: float | None = None
+    client_bound: str | None = None
     distinct_samples: int = 0
     distinct_outputs: int = 0
     request_headers: dict[str, str] = Field(default_factory=dict)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from auditkit import __version__, artifacts, run_rules
 from auditkit.audits import AuditTest, get_test
+from auditkit.calibration import client_bound_reason, client_ceiling
 from auditkit.config import AuditConfig
 from auditkit.data import Dataset, load_dataset
 from auditkit.endpoints import EndpointAdapter, make_adapter
@@ -195,6 +196,11 @@ def run_phases(
     """Run the planned phases in order, writing each one's records as soon as it ends.
     A phase that did not complete stops the run (the next phase could not make it valid)."""
     phases: list[PhaseResult] = []
+    load = prepared.cfg.load
+    ceiling = None
+    if load.client_guard and load.scenario in ("offline", "server"):
+        ceiling = client_ceiling(load.max_concurrency, load.client_delay_ms)
+        say(f"client ceiling against a null endpoint: {ceiling:.0f} req/s")
     for spec in prepared.specs:
         say(f"phase {spec.describe()}")
         callback, close = progress(spec) if progress else (None, lambda: None)
@@ -208,6 +214,11 @@ def run_phases(
                 f"completed records kept in {folder / spec.name}; no verdict written"
             ) from None
         close()
+        if load.client_guard:
+            reason = client_bound_reason(phase.summary, ceiling, load.client_bound_fraction)
+            phase.summary = phase.summary.model_copy(
+                update={"client_ceiling_qps": ceiling, "client_bound": reason}
+            )
         artifacts.write_phase(folder, phase)
         phases.append(phase)
         s = phase.summary

@@ -93,6 +93,17 @@ def decide(
             f"Server target latency mismatch: reference {ref.target_latency_ns} ns, "
             f"audit {aud.target_latency_ns} ns"
         )
+    if ref.client_bound:
+        problems.append(f"reference: {ref.client_bound}")
+    # a client-bound audit phase can only hide a cache: a FAIL stands, a PASS cannot
+    audit_client_bound = aud.client_bound is not None
+    if (
+        audit_client_bound
+        and ref.score is not None
+        and aud.score is not None
+        and aud.score < ref.score * (1 + threshold)
+    ):
+        problems.append(f"audit: {aud.client_bound}")
     if problems or ref.score is None or aud.score is None:
         reason = "; ".join(problems) or "a phase produced no score"
         return AuditResult(

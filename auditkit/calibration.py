@@ -1,0 +1,131 @@
+"""The client-saturation guard: is a phase bound by the load generator rather than the SUT?
+
+A client slower than the SUT measures itself; if that happens in the audit phase, a cache goes
+unseen (false PASS), and in the reference phase it inflates the ratio (false FAIL). So before
+the phases, the load generator's own ceiling is measured against a null HTTP server on
+127.0.0.1 (fixed completion JSON, no work), with the phase's concurrency and the same client
+code. A throughput-scored phase that reaches `fraction` of that ceiling, or whose event loop ran
+late by more than `MAX_LOOP_LAG_NS`, is marked client-bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from dataclasses import dataclass
+
+from auditkit.data import Dataset, Sample, SampleOrder
+from auditkit.endpoints.openai import CompletionsAdapter
+from auditkit.loadgen import Transport, run_phase
+from auditkit.plan import LoadPattern, RunSpec
+from auditkit.results import PhaseSummary
+
+CALIBRATION_REQUESTS = 1500
+MAX_LOOP_LAG_NS = 50_000_000
+_BODY = json.dumps(
+    {
+        "choices": [{"text": " ok", "index": 0}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1},
+    }
+).encode()
+_RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: "
+    + str(len(_BODY)).encode()
+    + b"\r\n\r\n"
+    + _BODY
+)
+_cache: dict[tuple[int, float], float] = {}
+
+
+class _NullProtocol(asyncio.Protocol):
+    """Answers every request on a keep-alive connection with the fixed completion."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while (end := self.buffer.find(b"\r\n\r\n")) >= 0:
+            head = self.buffer[:end].lower()
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line.startswith(b"content-length:"):
+                    length = int(line.split(b":", 1)[1])
+            if len(self.buffer) < end + 4 + length:
+                return
+            self.buffer = self.buffer[end + 4 + length :]
+            assert self.transport is not None
+            self.transport.write(_RESPONSE)
+
+
+@dataclass
+class NullServer:
+    """A null HTTP endpoint on 127.0.0.1 in its own thread and loop."""
+
+    url: str = ""
+
+    def __enter__(self) -> NullServer:
+        self._loop = asyncio.new_event_loop()
+        ready = threading.Event()
+
+        async def start() -> None:
+            self._server = await self._loop.create_server(_NullProtocol, "127.0.0.1", 0)
+            port = self._server.sockets[0].getsockname()[1]
+            self.url = f"http://127.0.0.1:{port}"
+            ready.set()
+
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(start(), self._loop).result(timeout=10)
+        ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        async def stop() -> None:
+            self._server.close()
+            await self._server.wait_closed()
+
+        asyncio.run_coroutine_threadsafe(stop(), self._loop).result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+
+def client_ceiling(concurrency: int, client_delay_ms: float = 0.0) -> float:
+    """The load generator's offline rate (req/s) against a null endpoint; cached per process."""
+    key = (concurrency, client_delay_ms)
+    if key not in _cache:
+        dataset = Dataset("calibration", tuple(Sample(i, f"calibration {i}") for i in range(16)))
+        load = LoadPattern("offline", max_concurrency=concurrency, client_delay_ms=client_delay_ms)
+        # a deliberately slowed client needs fewer requests to show its (low) ceiling
+        n = CALIBRATION_REQUESTS if not client_delay_ms else max(50, int(300 / client_delay_ms))
+        spec = RunSpec("calibration", SampleOrder.with_replacement(0), n, load)
+        with NullServer() as null:
+            result = run_phase(
+                spec, dataset, CompletionsAdapter("null", 1, 0.0, False), Transport(null.url)
+            )
+        _cache[key] = result.summary.samples_per_second
+    return _cache[key]
+
+
+def client_bound_reason(
+    summary: PhaseSummary, ceiling: float | None, fraction: float
+) -> str | None:
+    """Why this phase measured the client, or None when the SUT bounded it."""
+    lag = summary.loop_lag_p99_ns
+    if lag is not None and lag > MAX_LOOP_LAG_NS:
+        return f"client event loop ran {lag / 1e6:.0f} ms late (p99): the client was saturated"
+    if ceiling and summary.scenario in ("offline", "server"):
+        rate = summary.samples_per_second
+        if rate >= fraction * ceiling:
+            return (
+                f"phase rate {rate:.0f}/s is {rate / ceiling:.0%} of the client's own ceiling "
+                f"{ceiling:.0f}/s (null endpoint): the client, not the SUT, bounded it"
+            )
+    return None

@@ -1,0 +1,42 @@
+"""The client-saturation guard: firing on a throttled client, silent on a normal run."""
+
+from pathlib import Path
+
+from auditkit.calibration import NullServer, client_ceiling
+from auditkit.config import build_config
+from auditkit.runner import run_audit
+
+
+def test_null_server_ceiling_is_high() -> None:
+    with NullServer() as null:
+        assert null.url.startswith("http://127.0.0.1:")
+    assert client_ceiling(16) > 1000
+
+
+def _audit(tmp_path: Path, guard: bool) -> tuple[str, str]:
+    cfg = build_config(
+        {
+            "output_dir": str(tmp_path),
+            # a client far slower than the SUT: both phases measure the client
+            "load": {"client_delay_ms": 5.0, "client_guard": guard, "max_concurrency": 8},
+            "test04": {"samples": 64},
+            "mock": {"cache": "output"},
+        }
+    )
+    result = run_audit(cfg).result
+    return result.verdict, result.reason
+
+
+def test_throttled_client_would_hide_a_cache_and_the_guard_says_invalid(tmp_path: Path) -> None:
+    unguarded, _ = _audit(tmp_path / "off", guard=False)
+    assert unguarded == "PASS"  # the false PASS the guard exists to prevent
+    guarded, reason = _audit(tmp_path / "on", guard=True)
+    assert guarded == "INVALID"
+    assert "client" in reason
+
+
+def test_guard_is_silent_when_the_sut_bounds_the_phase(tmp_path: Path) -> None:
+    run = run_audit(build_config({"output_dir": str(tmp_path), "test04": {"samples": 64}}))
+    assert run.result.verdict == "PASS"
+    assert all(p.summary.client_bound is None for p in run.phases)
+    assert run.phases[0].summary.client_ceiling_qps is not None
