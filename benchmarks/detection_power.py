@@ -79,10 +79,14 @@ def main() -> int:
         rows.append((speedup, upstream, stat))
         print(f"# done {speedup}× after {time.time() - started:.0f} s", file=sys.stderr)
     n = args.trials
-    print(f"Offline, N = {args.samples} + {args.samples} queries, threshold 0.10, "
-          f"lognormal noise CV 10 %, {n} audits per row, fresh mock per audit.\n")
-    print("| cache speed-up | upstream rule: FAIL | statistical: FAIL | statistical: "
-          "INCONCLUSIVE | statistical: PASS |")
+    print(
+        f"Offline, N = {args.samples} + {args.samples} queries, threshold 0.10, "
+        f"lognormal noise CV 10 %, {n} audits per row, fresh mock per audit.\n"
+    )
+    print(
+        "| cache speed-up | upstream rule: FAIL | statistical: FAIL | statistical: "
+        "INCONCLUSIVE | statistical: PASS |"
+    )
     print("|---|---|---|---|---|")
     for speedup, upstream, stat in rows:
         print(
