@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import httpx
 import uvloop
 
 from auditkit.data import Dataset, Sample, SampleOrder
@@ -125,6 +126,25 @@ async def _raw(url: str, n: int, concurrency: int) -> float:
         return n / (time.perf_counter() - start)
 
 
+async def _httpx(url: str, n: int, concurrency: int) -> float:
+    """httpx's own async pool, as a user would configure it for this load (for comparison)."""
+    body = json.dumps({"model": "null", "prompt": "prompt number 1", "max_tokens": 16}).encode()
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, trust_env=False) as client:
+        remaining = n
+
+        async def worker() -> None:
+            nonlocal remaining
+            while remaining > 0:
+                remaining -= 1
+                resp = await client.post(url + "/v1/completions", content=body)
+                json.loads(resp.content)
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return n / (time.perf_counter() - start)
+
+
 def raw_rate(url: str, n: int, concurrency: int, use_uvloop: bool) -> float:
     if use_uvloop:
         return uvloop.run(_raw(url, n, concurrency))
@@ -144,14 +164,16 @@ def main() -> int:
         try:
             raw_rate(url, 2000, args.concurrency, True)  # warm-up
             auditkit_rate(url, 2000, args.concurrency)
-            ours, raw, raw_asyncio = [], [], []
+            ours, raw, raw_asyncio, via_httpx = [], [], [], []
             for i in range(args.rounds):
                 ours.append(auditkit_rate(url, args.requests, args.concurrency))
                 raw.append(raw_rate(url, args.requests, args.concurrency, True))
                 raw_asyncio.append(raw_rate(url, args.requests, args.concurrency, False))
+                via_httpx.append(uvloop.run(_httpx(url, args.requests // 4, args.concurrency)))
                 print(
                     f"round {i + 1}: auditkit {ours[-1]:.0f} req/s, raw aiohttp (uvloop) "
-                    f"{raw[-1]:.0f} req/s, raw aiohttp (asyncio) {raw_asyncio[-1]:.0f} req/s",
+                    f"{raw[-1]:.0f} req/s, raw aiohttp (asyncio) {raw_asyncio[-1]:.0f} req/s, "
+                    f"httpx default pool {via_httpx[-1]:.0f} req/s",
                     flush=True,
                 )
         finally:
