@@ -151,6 +151,14 @@ class Test04Config(_Strict):
     )
     threshold: float | None = Field(None, ge=0.0, le=1.0, description="default from the scenario")
     threshold_mode: ThresholdMode = "upstream"
+    design: Literal["sequential", "counterbalanced"] = Field(
+        "sequential",
+        description="sequential: reference then audit (MLPerf); counterbalanced: blocks "
+        "R A A R so warm-up and drift cancel",
+    )
+    warmup_queries: int = Field(
+        0, ge=0, le=1_000_000, description="salted warm-up queries before the first phase"
+    )
     seed: int = Field(0, ge=0)
 
     @field_validator("sample_index")

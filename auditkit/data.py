@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import random
@@ -166,7 +167,7 @@ def _as_messages(value: Any, path: Path, row: int) -> tuple[dict[str, Any], ...]
     return tuple(value)
 
 
-OrderKind = Literal["without_replacement", "with_replacement", "single", "block"]
+OrderKind = Literal["without_replacement", "with_replacement", "single", "block", "salted"]
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,7 @@ class SampleOrder:
     seed: int = 0
     index: int = 0
     block: int = 1
+    offset: int = 0
 
     @classmethod
     def without_replacement(cls, seed: int) -> SampleOrder:
@@ -191,16 +193,26 @@ class SampleOrder:
         return cls("single", index=index)
 
     @classmethod
+    def salted(cls, seed: int) -> SampleOrder:
+        """Seeded rows, each sent with a random prefix (warm-up that cannot prime a cache)."""
+        return cls("salted", seed=seed)
+
+    def skip(self, offset: int) -> SampleOrder:
+        """The same order, starting `offset` rows later (the second reference block)."""
+        return dataclasses.replace(self, offset=self.offset + offset)
+
+    @classmethod
     def repeated_block(cls, index: int, block: int) -> SampleOrder:
         """The rows index, index+1, …, index+block-1 repeated (multi-stream audit phase)."""
         return cls("block", index=index, block=block)
 
     def describe(self) -> str:
+        skip = f", offset={self.offset}" if self.offset else ""
         if self.kind == "single":
             return f"single(index={self.index})"
         if self.kind == "block":
             return f"block(index={self.index}, size={self.block})"
-        return f"{self.kind}(seed={self.seed})"
+        return f"{self.kind}(seed={self.seed}{skip})"
 
     def indices(self, n: int, dataset_size: int) -> list[int]:
         """The first n dataset rows this order issues."""
@@ -212,6 +224,12 @@ class SampleOrder:
         without_replacement continues with fresh permutations once the dataset is used up, so
         samples repeat from then on; the phase summary reports that (a cache could serve them).
         """
+        if self.offset:
+            yield from itertools.islice(self._rows(dataset_size), self.offset, None)
+        else:
+            yield from self._rows(dataset_size)
+
+    def _rows(self, dataset_size: int) -> Iterator[int]:
         if self.kind == "single":
             yield from itertools.repeat(self.index)
         elif self.kind == "block":
@@ -219,7 +237,7 @@ class SampleOrder:
                 yield (self.index + i % self.block) % dataset_size
         else:
             rng = random.Random(self.seed)
-            if self.kind == "with_replacement":
+            if self.kind in ("with_replacement", "salted"):
                 while True:
                     yield rng.randrange(dataset_size)
             rows = list(range(dataset_size))

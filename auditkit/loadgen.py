@@ -19,6 +19,7 @@ import os
 import random
 import ssl
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -29,7 +30,7 @@ from httpx_sse._decoders import SSEDecoder  # line-level decoder, transport-agno
 
 from auditkit import aio
 from auditkit.config import EndpointConfig, redact_headers, redact_text, secret_values
-from auditkit.data import Dataset
+from auditkit.data import Dataset, Sample
 from auditkit.endpoints.base import EndpointAdapter, ParsedResponse, ResponseError
 from auditkit.errors import InputError
 from auditkit.metrics import summarize
@@ -232,7 +233,7 @@ class _Phase:
         parsed: ParsedResponse | None = None
         try:
             async with self.session.post(
-                self.url, data=self.bodies[index], allow_redirects=False
+                self.url, data=self._body(query_id, index), allow_redirects=False
             ) as resp:
                 first_byte = time.perf_counter_ns() - t0
                 http_status = resp.status
@@ -325,6 +326,16 @@ class _Phase:
         multi-stream), the last scheduled arrival (server) or now (offline, whose last completion
         then lands past min_duration, as LoadGen's max_latency check wants)."""
         return issued < self.spec.samples or last_ns < self.min_duration_ns
+
+    def _body(self, query_id: int, index: int) -> bytes:
+        if self.spec.order.kind != "salted":
+            return self.bodies[index]
+        # a fresh random prefix per query: warms the SUT without priming any cache with the
+        # prompts the measured phases send
+        sample = self.dataset[index]
+        salt = f"[warm-up {uuid.uuid4().hex}] "
+        salted = Sample(sample.index, salt + sample.text, None)
+        return self.adapter.build_body(salted)
 
     def _sample(self, position: int) -> int:
         """The dataset row at `position` of the phase's order (planned first, then extended)."""

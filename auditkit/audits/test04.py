@@ -7,17 +7,22 @@ verify_performance.py computes it.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
+
+import pandas as pd
 
 from auditkit import run_rules
 from auditkit.config import AuditConfig, Test04Config
 from auditkit.data import Dataset, SampleOrder, median_cost_index
 from auditkit.errors import InputError
 from auditkit.evidence import extra_evidence
+from auditkit.metrics import summarize
 from auditkit.plan import LoadPattern, RunSpec
 from auditkit.results import AuditResult, PhaseResult, PhaseSummary
 
 REFERENCE = "reference"
+WARMUP = "warmup"
 AUDIT = "audit"
 # upstream compares the (already inverted) score against these; see threshold_for()
 UPSTREAM_RELAX_LIMIT = {"single-stream": 200_000.0, "multi-stream": 1_600_000.0}
@@ -165,17 +170,51 @@ class Test04:
         else:
             audit_order = SampleOrder.single(index)
         duration = cfg.load.min_duration_s
+        reference_order = SampleOrder.without_replacement(t4.seed)
+        warmup = (
+            [RunSpec(WARMUP, SampleOrder.salted(t4.seed + 1), t4.warmup_queries, load)]
+            if t4.warmup_queries
+            else []
+        )
+        if t4.design == "sequential":
+            return [
+                *warmup,
+                RunSpec(REFERENCE, reference_order, t4.samples, load, duration),
+                RunSpec(AUDIT, audit_order, t4.effective_audit_samples, load, duration),
+            ]
+        # R A A R: warm-up bias (reference first → false FAIL) and drift cancel; the audit
+        # sample's repeats stay back to back inside each audit block, since real prompt caches
+        # (llama.cpp's, for one) only reuse the immediately preceding prompt
+        r1, a1 = _first_half(t4.samples, load), _first_half(t4.effective_audit_samples, load)
+        half_duration = duration / 2
         return [
+            *warmup,
+            RunSpec(f"{REFERENCE}_1", reference_order, r1, load, half_duration),
+            RunSpec(f"{AUDIT}_1", audit_order, a1, load, half_duration),
             RunSpec(
-                REFERENCE, SampleOrder.without_replacement(t4.seed), t4.samples, load, duration
+                f"{AUDIT}_2", audit_order, t4.effective_audit_samples - a1, load, half_duration
             ),
-            RunSpec(AUDIT, audit_order, t4.effective_audit_samples, load, duration),
+            RunSpec(
+                f"{REFERENCE}_2",
+                reference_order.skip(r1),
+                t4.samples - r1,
+                load,
+                half_duration,
+            ),
         ]
 
     def validate(self, cfg: AuditConfig, dataset: Dataset) -> None:
         """Reject configs whose audit would be meaningless, before any request is sent."""
         t4 = cfg.test04
         size = len(dataset)
+        if t4.design == "counterbalanced":
+            per_query = cfg.load.samples_per_query if cfg.load.scenario == "multi-stream" else 1
+            smallest = min(t4.samples, t4.effective_audit_samples)
+            if smallest < 2 * per_query:
+                raise InputError(
+                    f"test04.design counterbalanced splits each phase in two blocks: it needs "
+                    f"samples and audit_samples of at least {2 * per_query} (got {smallest})"
+                )
         if t4.samples > size:
             why = (
                 f" ({run_rules.describe(cfg.load)})"
@@ -215,8 +254,12 @@ class Test04:
 
     def verify(self, phases: list[PhaseResult], cfg: AuditConfig) -> AuditResult:
         """PASS / FAIL by upstream's rule; INVALID when either phase is not a full valid run."""
-        by_name = {p.name: p for p in phases}
-        ref, aud = by_name[REFERENCE], by_name[AUDIT]
+        by_name = {p.name: p for p in phases if p.name != WARMUP}
+        if cfg.test04.design == "counterbalanced":
+            ref = pool_blocks(REFERENCE, [by_name[f"{REFERENCE}_1"], by_name[f"{REFERENCE}_2"]])
+            aud = pool_blocks(AUDIT, [by_name[f"{AUDIT}_1"], by_name[f"{AUDIT}_2"]])
+        else:
+            ref, aud = by_name[REFERENCE], by_name[AUDIT]
         notes = [
             "sample_index addresses dataset rows (LoadGen's addresses the shuffled loaded set)."
         ]
@@ -246,6 +289,49 @@ class Test04:
         result.evidence.update(extra)
         result.notes.extend(extra["representative"]["warnings"])
         return result
+
+
+def _first_half(samples: int, load: LoadPattern) -> int:
+    """Half the samples, rounded down to whole multi-stream queries."""
+    per_query = max(1, load.samples_per_query)
+    return (samples // per_query // 2) * per_query
+
+
+def pool_blocks(name: str, blocks: list[PhaseResult]) -> PhaseResult:
+    """One phase from counterbalanced blocks: records laid end to end on one clock (each block
+    shifted by the ones before it), then summarized as a single LoadGen phase."""
+    frames: list[pd.DataFrame] = []
+    shift = 0
+    for block in blocks:
+        frame = block.records.copy()
+        for column in ("scheduled_ns", "sent_ns", "first_byte_ns", "first_token_ns"):
+            frame[column] = frame[column] + shift
+        frame["completed_ns"] = frame["completed_ns"] + shift
+        frame["query_id"] = frame["query_id"] + (frames[-1]["query_id"].max() + 1 if frames else 0)
+        frame["phase"] = name
+        frames.append(frame)
+        shift += block.summary.duration_ns
+    records = pd.concat(frames, ignore_index=True)
+    first = blocks[0].spec
+    spec = dataclasses.replace(
+        first,
+        name=name,
+        samples=sum(b.spec.samples for b in blocks),
+        min_duration_s=sum(b.spec.min_duration_s for b in blocks),
+    )
+    summary = summarize(records, spec)
+    lags = [b.summary.loop_lag_p99_ns for b in blocks if b.summary.loop_lag_p99_ns is not None]
+    bound = [b.summary.client_bound for b in blocks if b.summary.client_bound]
+    summary = summary.model_copy(
+        update={
+            "order": f"{first.order.describe()} in {len(blocks)} blocks",
+            "loop_lag_p99_ns": max(lags) if lags else None,
+            "client_bound": bound[0] if bound else None,
+            "client_ceiling_qps": blocks[0].summary.client_ceiling_qps,
+            "request_headers": blocks[0].summary.request_headers,
+        }
+    )
+    return PhaseResult(spec, records, summary)
 
 
 def latency_evidence(ref: PhaseSummary, aud: PhaseSummary, threshold: float) -> dict[str, object]:

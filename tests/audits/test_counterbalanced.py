@@ -1,0 +1,70 @@
+"""Counterbalanced design (R A A R) and salted warm-up, end to end against the mock."""
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from auditkit import artifacts
+from auditkit.audits.test04 import Test04
+from auditkit.config import build_config
+from auditkit.data import Dataset, Sample
+from auditkit.errors import InputError
+from auditkit.runner import run_audit
+
+
+def _dataset(n: int) -> Dataset:
+    return Dataset("mem", tuple(Sample(i, f"prompt {i}") for i in range(n)))
+
+
+def test_plan_is_r_a_a_r_with_distinct_reference_halves() -> None:
+    cfg = build_config(
+        {"test04": {"samples": 64, "design": "counterbalanced", "warmup_queries": 8}}
+    )
+    specs = Test04().plan(cfg, _dataset(100))
+    assert [s.name for s in specs] == [
+        "warmup",
+        "reference_1",
+        "audit_1",
+        "audit_2",
+        "reference_2",
+    ]
+    r1, r2 = specs[1], specs[4]
+    rows = r1.order.indices(r1.samples, 100) + r2.order.indices(r2.samples, 100)
+    assert len(rows) == len(set(rows)) == 64  # the reference never repeats a sample
+    assert specs[2].order.kind == specs[3].order.kind == "single"  # repeats back to back
+    assert specs[0].order.kind == "salted"
+
+
+def test_too_few_samples_to_split_is_rejected() -> None:
+    cfg = build_config({"test04": {"samples": 1, "design": "counterbalanced"}})
+    with pytest.raises(InputError, match="counterbalanced"):
+        Test04().validate(cfg, _dataset(10))
+
+
+@pytest.mark.parametrize(("cache", "verdict"), [("none", "PASS"), ("output", "FAIL")])
+def test_counterbalanced_audit_end_to_end(tmp_path: Path, cache: str, verdict: str) -> None:
+    cfg = build_config(
+        {
+            "output_dir": str(tmp_path),
+            "test04": {"samples": 128, "design": "counterbalanced", "warmup_queries": 16},
+            "mock": {"cache": cache},
+        }
+    )
+    run = run_audit(cfg)
+    assert run.result.verdict == verdict
+    folder = run.folder
+    for block in ("warmup", "reference_1", "audit_1", "audit_2", "reference_2"):
+        assert (folder / block / "records.parquet").is_file()
+    # pooled phases carry every query of both blocks
+    assert run.result.phases["reference"].completed == 128
+    assert run.result.phases["audit"].completed == 128
+    warm = pd.read_parquet(folder / "warmup" / "records.parquet")
+    assert (warm["status"] == "ok").all()
+    # at temperature 0 the mock's output is a function of the prompt: all-distinct outputs
+    # mean every warm-up query carried its own random prefix (nothing a cache could reuse)
+    assert warm["output_sha256"].nunique() == len(warm) == 16
+    records, _ = artifacts.load_phase(folder / "reference_1")
+    assert set(records["sample_index"]).isdisjoint(
+        set(artifacts.load_phase(folder / "reference_2")[0]["sample_index"])
+    )
