@@ -355,6 +355,11 @@ def cmd_notebook(args: argparse.Namespace) -> int:
     stream = sys.stdout if outcome.verdict else sys.stderr
     prefix = "" if outcome.verdict else "auditkit: error: "
     print(f"{prefix}{outcome.message} ({outcome.seconds:.1f} s)", file=stream)
+    if outcome.result_file is not None and outcome.result_file.is_file():
+        from auditkit.results import AuditResult
+
+        result = AuditResult.model_validate_json(outcome.result_file.read_text(encoding="utf-8"))
+        print(f"  {result.reason.removeprefix(result.verdict + ': ')}", file=stream)
     for label, path in (
         ("notebook", outcome.notebook),
         ("html", outcome.html),
