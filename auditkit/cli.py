@@ -298,7 +298,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     if args.test.lower() != "test04":
         raise InputError(f"verify supports test04 only (got {args.test!r})")
-    options = {k: getattr(args, k) for k in ("threshold", "threshold_mode") if getattr(args, k)}
+    options = {
+        k: getattr(args, k) for k in ("threshold", "threshold_mode") if getattr(args, k) is not None
+    }
     try:
         t4 = Test04Config.model_validate(options)
     except Exception as exc:

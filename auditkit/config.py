@@ -21,7 +21,9 @@ Scenario = Literal["offline", "single-stream", "multi-stream", "server"]
 CacheMode = Literal["none", "output", "prefix"]
 ThresholdMode = Literal["upstream", "intended"]
 
-SECRET_HEADER = re.compile(r"(authorization|api[-_]?key|token|secret|password|cookie)", re.I)
+SECRET_HEADER = re.compile(
+    r"(authorization|auth|api[-_]?key|key$|[-_]key\b|token|secret|password|cookie|credential)", re.I
+)
 REDACTED = "***REDACTED***"
 
 

@@ -199,7 +199,10 @@ def run_phases(
     load = prepared.cfg.load
     ceiling = None
     if load.client_guard and load.scenario in ("offline", "server"):
-        ceiling = client_ceiling(load.max_concurrency, load.client_delay_ms)
+        try:
+            ceiling = client_ceiling(load.max_concurrency, load.client_delay_ms)
+        except PhaseInterrupted:
+            raise Interrupted("interrupted during client calibration; no verdict written") from None
         say(f"client ceiling against a null endpoint: {ceiling:.0f} req/s")
     for spec in prepared.specs:
         say(f"phase {spec.describe()}")
@@ -237,7 +240,8 @@ def invalid_result(prepared: Prepared, phases: list[PhaseResult]) -> AuditResult
     reasons = [f"{s.name}: {r}" for s in ran.values() for r in s.invalid_reasons]
     skipped = [s.name for s in prepared.specs if s.name not in ran]
     reason = "; ".join(reasons) + f"; not run: {', '.join(skipped)}"
-    first = phases[0].summary if phases else None
+    # the reference phase's score when it ran (not a warm-up or a counterbalanced block's)
+    first = ran.get("reference")
     return AuditResult(
         test=prepared.test.id,
         verdict="INVALID",

@@ -167,3 +167,13 @@ def test_binary_file_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     r.write_bytes(b"\xff\xfe\x00garbage")
     assert main(["verify", "test04", "--reference", str(r), "--test", str(r)]) == 2
     assert "not UTF-8" in capsys.readouterr().err
+
+
+def test_threshold_zero_is_honoured(tmp_path: Path) -> None:
+    """--threshold 0 is a real value, not 'not given' (it was once dropped as falsy)."""
+    r, t = tmp_path / "ref.txt", tmp_path / "test.txt"
+    r.write_text(summary("Offline", "100"))
+    t.write_text(summary("Offline", "105"))
+    args = ["verify", "test04", "--reference", str(r), "--test", str(t)]
+    assert main(args) == 0  # 105 < 100 × 1.10
+    assert main([*args, "--threshold", "0"]) == 1  # 105 >= 100 × 1.00

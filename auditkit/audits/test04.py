@@ -109,6 +109,8 @@ def decide(
         and aud.score < ref.score * (1 + threshold)
     ):
         problems.append(f"audit: {aud.client_bound}")
+    if ref.score is not None and ref.score <= 0:
+        problems.append("reference: score is 0 (no measurable throughput); nothing to compare")
     if problems or ref.score is None or aud.score is None:
         reason = "; ".join(problems) or "a phase produced no score"
         return AuditResult(
@@ -207,6 +209,12 @@ class Test04:
         """Reject configs whose audit would be meaningless, before any request is sent."""
         t4 = cfg.test04
         size = len(dataset)
+        if t4.design == "counterbalanced" and cfg.load.min_duration_s > 0:
+            raise InputError(
+                "test04.design counterbalanced cannot be combined with load.min_duration_s: a "
+                "duration-extended first reference block would reuse the second block's samples; "
+                "use the sequential design for timed runs"
+            )
         if t4.design == "counterbalanced":
             per_query = cfg.load.samples_per_query if cfg.load.scenario == "multi-stream" else 1
             smallest = min(t4.samples, t4.effective_audit_samples)
@@ -282,6 +290,11 @@ class Test04:
             config=cfg.redacted(),
             test_id=self.id,
         )
+        if cfg.load.client_guard and cfg.endpoint.stream:
+            result.notes.append(
+                "Client guard: its ceiling is calibrated with non-streamed responses; a streaming "
+                "client does more work per query, so only the event-loop lag check is reliable."
+            )
         # beside the official verdict, never instead of it (issue 6)
         extra = extra_evidence(
             ref, aud, result.threshold, cfg.endpoint.temperature, cfg.test04.seed

@@ -68,3 +68,11 @@ def test_counterbalanced_audit_end_to_end(tmp_path: Path, cache: str, verdict: s
     assert set(records["sample_index"]).isdisjoint(
         set(artifacts.load_phase(folder / "reference_2")[0]["sample_index"])
     )
+
+
+def test_counterbalanced_with_min_duration_is_rejected() -> None:
+    cfg = build_config(
+        {"test04": {"samples": 8, "design": "counterbalanced"}, "load": {"min_duration_s": 5}}
+    )
+    with pytest.raises(InputError, match="min_duration"):
+        Test04().validate(cfg, _dataset(100))

@@ -127,3 +127,8 @@ def test_incomplete_phase_is_invalid_never_pass_or_fail() -> None:
     result = Test04().verify([_phase(REFERENCE, 100.0), bad], AuditConfig())
     assert result.verdict == "INVALID"
     assert "3 failed queries" in result.reason
+
+
+def test_zero_reference_score_is_invalid_not_a_crash() -> None:
+    result = Test04().verify([_phase(REFERENCE, 0.0), _phase(AUDIT, 5.0)], AuditConfig())
+    assert result.verdict == "INVALID" and "score is 0" in result.reason
