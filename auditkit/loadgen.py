@@ -38,6 +38,8 @@ from auditkit.plan import RunSpec
 from auditkit.results import PhaseResult, records_frame
 
 ProgressCallback = Callable[[int, int], None]
+#: receives a snapshot of the record rows so far (RECORD_COLUMNS order), on the loop thread
+RowsCallback = Callable[[list[tuple[Any, ...]]], None]
 ERROR_SNIPPET = 200
 PROGRESS_INTERVAL_NS = 100_000_000
 USER_AGENT = "auditkit"
@@ -513,9 +515,22 @@ async def run_phase_async(
     *,
     progress: ProgressCallback | None = None,
     stop: asyncio.Event | None = None,
+    on_rows: RowsCallback | None = None,
 ) -> PhaseResult:
-    """Run one phase on the current loop. A set `stop` event ends it early (interrupted)."""
+    """Run one phase on the current loop. A set `stop` event ends it early (interrupted).
+
+    `on_rows` watches records arrive (throttled like progress): live plots in the probes.
+    """
     phase = _Phase(spec, dataset, adapter, transport, progress)
+    if on_rows is not None:
+        user_progress = progress
+
+        def watch(done: int, total: int) -> None:
+            on_rows(list(phase.rows))
+            if user_progress is not None:
+                user_progress(done, total)
+
+        phase.progress = watch
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     interrupted = await phase.run(stop or asyncio.Event())
     return phase.result(interrupted, started_at)

@@ -26,7 +26,6 @@ from auditkit.config import AuditConfig
 from auditkit.data import PROJECT_ROOT
 from auditkit.errors import (
     EXIT_EXECUTION,
-    EXIT_FAIL,
     EXIT_INPUT,
     EXIT_PASS,
     AuditkitError,
@@ -296,7 +295,9 @@ class NotebookOutcome:
 
 
 def _verdict_exit(verdict: str) -> int:
-    return {"PASS": EXIT_PASS, "FAIL": EXIT_FAIL}.get(verdict, EXIT_EXECUTION)
+    from auditkit.runner import verdict_exit_code  # the one mapping; runner imports HTTP
+
+    return verdict_exit_code(verdict)
 
 
 def export_html(notebook: Path, target: Path) -> Path:

@@ -193,16 +193,15 @@ async def _run_group_async(
     on_rows: Callable[[list[tuple[Any, ...]]], None],
     stop: StopFlag,
 ) -> pd.DataFrame:
-    # loadgen's phase runner, watched row by row: its progress hook fires on the loop thread
-    # right after each record is appended (throttled to 10/s), so reading rows there is safe
-    phase = loadgen._Phase(spec, dataset, adapter, transport, None)
-    phase.progress = lambda _done, _total: on_rows(list(phase.rows))
+    # loadgen's phase runner, watched row by row (on_rows fires on the loop thread, ~10/s)
     event = asyncio.Event()
     stop._watch(event)
-    await phase.run(event)
-    rows = list(phase.rows)
-    on_rows(rows)
-    return records_frame(rows)
+    result = await loadgen.run_phase_async(
+        spec, dataset, adapter, transport, stop=event, on_rows=on_rows
+    )
+    records = result.records.sort_values("sent_ns", kind="stable").reset_index(drop=True)
+    on_rows(list(records.itertuples(index=False, name=None)))
+    return records
 
 
 class _Runner:
