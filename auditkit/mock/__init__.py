@@ -1,7 +1,13 @@
 """The embedded mock SUT (DESIGN §8): an OpenAI-compatible HTTP server with a latency model,
-cache modes and fault injection, for notebooks (the default endpoint) and tests (the oracle)."""
+cache modes and fault injection, for notebooks (the default endpoint) and tests (the oracle).
+
+`MockServer` serves it from a thread of the caller's process, `MockProcess` from a child
+process (same interface; timing then does not depend on the caller's CPU use), `serve_forever`
+in the foreground.
+"""
 
 from auditkit.mock.app import create_app
+from auditkit.mock.process import MockProcess
 from auditkit.mock.server import MockServer, serve_forever
 
-__all__ = ["MockServer", "create_app", "serve_forever"]
+__all__ = ["MockProcess", "MockServer", "create_app", "serve_forever"]

@@ -1,97 +1,71 @@
-"""Running the mock SUT: `MockServer` (background thread, for Python, notebooks and tests) and
-`serve_forever` (foreground, for `auditkit mock`).
+"""Running the mock SUT with uvicorn's public API: `MockServer` (a background thread, for Python,
+notebooks and tests), `serve_forever` (the foreground, for `auditkit mock` and the child process
+of `MockProcess`) and the pieces they share.
 
-Both bind the listening socket themselves before uvicorn starts, so port 0 gets a free port with
-no bind-then-rebind race and a busy port fails fast with a one-line SetupError.
+Both bind the listening socket themselves and hand it to `uvicorn.Server.serve(sockets=...)`,
+so port 0 gets a free port with no bind-then-rebind race and a busy port fails fast with a
+one-line SetupError.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
-from types import TracebackType
+from collections.abc import Callable, Coroutine
+from types import FrameType, TracebackType
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
-from uvicorn.config import LOGGING_CONFIG
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from auditkit.config import MockConfig
 from auditkit.errors import SetupError
-from auditkit.mock.app import TRANSPORT_STATE_KEY, MockState, create_app
+from auditkit.mock.app import create_app
+from auditkit.mock.engine import MockState
 
 #: uvicorn's grace period for in-flight requests at shutdown before it cancels them.
 GRACEFUL_SHUTDOWN_S = 2
 #: How long `MockServer.start` waits for uvicorn to be serving.
 START_TIMEOUT_S = 10.0
+#: How often the watcher looks at uvicorn's public `started` flag while starting, then at
+#: `should_exit` (uvicorn itself looks at that one every 0.1 s; `MockServer.stop` does not wait
+#: for the watcher).
+_WATCH_START_S = 0.005
+_WATCH_EXIT_S = 0.05
+_LISTEN_BACKLOG = 2048
+_STDIN_FD = 0
 
 
-class _TransportProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol plus the connection's transport in every request's state.
+def uvicorn_config(app: Starlette, *, foreground: bool = False) -> uvicorn.Config:
+    """uvicorn settings for the mock.
 
-    httptools (a C parser) rather than h11: the mock shares a process and the GIL with the
-    client in tests and notebooks, and h11 made the parser the mock's main CPU cost.
-
-    ASGI has no way for an app to drop a connection without answering; the `reset`, `hang` and
-    `die_after` faults need exactly that (see app.abort_connection).
+    httptools (a C parser) rather than h11: an in-thread mock shares a process and the GIL with
+    the client, and h11 made the parser the mock's main CPU cost. In the background the host
+    process's logging is left alone (a notebook's, a test run's: no dictConfig), and uvicorn's
+    warnings still reach stderr; in the foreground uvicorn formats its own log lines.
     """
-
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(transport)
-        # uvicorn copies app_state into each request's scope["state"]; a per-connection copy
-        # keeps one connection's transport out of the others' scopes.
-        self.app_state = {**self.app_state, TRANSPORT_STATE_KEY: transport}
-
-
-class _Server(uvicorn.Server):
-    """uvicorn.Server that reports readiness and wakes hanging handlers before shutting down."""
-
-    def __init__(
-        self,
-        config: uvicorn.Config,
-        state: MockState,
-        on_ready: Callable[[], None] | None = None,
-    ) -> None:
-        super().__init__(config)
-        self.mock_state = state
-        self.ready = threading.Event()
-        self._on_ready = on_ready
-
-    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
-        await super().startup(sockets=sockets)
-        if self.started:
-            self.ready.set()
-            if self._on_ready is not None:
-                self._on_ready()
-
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
-        # Before uvicorn waits for connections to finish: hanging requests never would.
-        self.mock_state.begin_shutdown()
-        await super().shutdown(sockets=sockets)
-
-
-def _uvicorn_config(app: Starlette, *, loop: str, log_config: Any) -> uvicorn.Config:
+    logging: dict[str, Any] = {} if foreground else {"log_config": None}
     return uvicorn.Config(
         app,
-        loop=loop,
-        http=_TransportProtocol,
+        http="httptools",
         ws="none",
         lifespan="off",
         log_level="warning",
-        log_config=log_config,
         access_log=False,
         proxy_headers=False,  # one less middleware per request; the mock trusts nobody anyway
         server_header=False,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
+        **logging,
     )
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def bind(host: str, port: int) -> socket.socket:
     """A listening TCP socket on host:port (port 0: a free one), or SetupError."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # proto=IPPROTO_TCP, not the default 0: asyncio only sets TCP_NODELAY on accepted sockets
@@ -99,11 +73,14 @@ def _bind(host: str, port: int) -> socket.socket:
     # (uvicorn writes headers and body separately).
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
+        # Accepted sockets inherit TCP_NODELAY from the listener (Linux, BSD): covers uvloop's
+        # transports too, whatever they do themselves.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         # Lets a restarted server reuse a port in TIME_WAIT; Linux still refuses a port that
         # another socket is listening on.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
-        sock.listen(2048)
+        sock.listen(_LISTEN_BACKLOG)
     except OSError as exc:
         sock.close()
         why = exc.strerror or str(exc)
@@ -111,8 +88,53 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _url(host: str, port: int) -> str:
+def url_for(host: str, port: int) -> str:
+    """Base URL of a server on host:port (IPv6 hosts bracketed)."""
     return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+async def _watch(
+    server: uvicorn.Server, state: MockState, on_ready: Callable[[], None] | None
+) -> None:
+    """Report readiness, then wake hanging handlers as soon as the server is told to exit
+    (before uvicorn waits for their connections, which would never finish on their own)."""
+    while not server.started and not server.should_exit:
+        await asyncio.sleep(_WATCH_START_S)
+    if server.started and on_ready is not None:
+        on_ready()
+    while not server.should_exit:
+        await asyncio.sleep(_WATCH_EXIT_S)
+    state.begin_shutdown()
+
+
+async def serve(
+    server: uvicorn.Server,
+    state: MockState,
+    sock: socket.socket,
+    on_ready: Callable[[], None] | None = None,
+) -> None:
+    """Serve on `sock` until `server.should_exit` (uvicorn sets it on SIGINT/SIGTERM when run
+    in the main thread); `on_ready()` runs once connections are being accepted."""
+    watcher = asyncio.ensure_future(_watch(server, state, on_ready))
+    try:
+        await server.serve(sockets=[sock])
+    finally:
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
+
+
+def _run(main: Coroutine[Any, Any, None], *, fast_loop: bool) -> None:
+    factory: Callable[[], asyncio.AbstractEventLoop] | None = None
+    if fast_loop:
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            factory = uvloop.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main)
 
 
 class MockServer:
@@ -123,6 +145,9 @@ class MockServer:
 
         with MockServer(MockConfig(cache="output")) as mock:
             httpx.get(f"{mock.url}/v1/models")
+
+    It shares the caller's process and GIL: for timing that must not depend on the client's
+    CPU use, use `MockProcess` (same interface).
     """
 
     def __init__(
@@ -132,8 +157,9 @@ class MockServer:
         self.host = host
         self._requested_port = port
         self._port: int | None = None
-        self._server: _Server | None = None
+        self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._state: MockState | None = None
         self._error: BaseException | None = None
 
@@ -147,7 +173,7 @@ class MockServer:
     @property
     def url(self) -> str:
         """Base URL, e.g. http://127.0.0.1:PORT (no trailing slash, no /v1)."""
-        return _url(self.host, self.port)
+        return url_for(self.host, self.port)
 
     @property
     def running(self) -> bool:
@@ -162,21 +188,23 @@ class MockServer:
         """
         if self.running:
             return self
-        sock = _bind(self.host, self._requested_port)
+        sock = bind(self.host, self._requested_port)
         self._port = sock.getsockname()[1]
         app = create_app(self.cfg)
         state: MockState = app.state.mock
-        # log_config=None: do not dictConfig the host process's logging (a notebook's, a test
-        # run's); uvicorn's warnings still reach stderr through the root/last-resort handler.
-        server = _Server(_uvicorn_config(app, loop="asyncio", log_config=None), state)
-        self._state, self._server, self._error = state, server, None
+        server = uvicorn.Server(uvicorn_config(app))
+        ready = threading.Event()
+        self._state, self._server, self._error, self._loop = state, server, None, None
         thread = threading.Thread(
-            target=self._run, args=(server, sock), name=f"auditkit-mock:{self._port}", daemon=True
+            target=self._serve_in_thread,
+            args=(server, state, sock, ready),
+            name=f"auditkit-mock:{self._port}",
+            daemon=True,
         )
         self._thread = thread
         thread.start()
         deadline = time.monotonic() + timeout_s
-        while not server.ready.wait(0.01):
+        while not ready.wait(0.01):
             if not thread.is_alive() or time.monotonic() > deadline:
                 why = (
                     repr(self._error)
@@ -188,9 +216,20 @@ class MockServer:
                 raise SetupError(f"mock server did not start on {self.url} ({why})")
         return self
 
-    def _run(self, server: _Server, sock: socket.socket) -> None:
+    def _serve_in_thread(
+        self,
+        server: uvicorn.Server,
+        state: MockState,
+        sock: socket.socket,
+        ready: threading.Event,
+    ) -> None:
+        async def main() -> None:
+            self._loop = asyncio.get_running_loop()
+            await serve(server, state, sock, on_ready=ready.set)
+
         try:
-            server.run(sockets=[sock])
+            # asyncio, not uvloop: the thread's loop lives next to the caller's own.
+            _run(main(), fast_loop=False)
         except BaseException as exc:  # includes uvicorn's SystemExit on startup failure
             self._error = exc
         finally:
@@ -198,15 +237,24 @@ class MockServer:
 
     def stop(self, timeout_s: float = 5.0) -> None:
         """Shut down gracefully (hanging requests are dropped); bounded by about `timeout_s`."""
-        server, thread = self._server, self._thread
+        server, thread, loop, state = self._server, self._thread, self._loop, self._state
         if server is None or thread is None:
             return
+
+        def request_exit() -> None:
+            if state is not None:
+                state.begin_shutdown()  # hanging handlers first: uvicorn would wait for them
+            server.should_exit = True
+
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop already closed
+                loop.call_soon_threadsafe(request_exit)
         server.should_exit = True
         thread.join(timeout_s)
         if thread.is_alive():
             server.force_exit = True  # stop waiting for connections and tasks
             thread.join(1.0)
-        self._server = self._thread = None
+        self._server = self._thread = self._loop = None
 
     def stats(self) -> dict[str, Any]:
         """Counters: requests, completed, rejected, in_flight, cache_hits, prefix_hits and
@@ -243,21 +291,38 @@ class MockServer:
         return f"MockServer({where}, model={self.cfg.model!r}, cache={self.cfg.cache!r})"
 
 
+def _exit_when_stdin_closes(server: uvicorn.Server) -> None:
+    """Ask the server to exit once stdin reaches EOF: a parent that holds our stdin's pipe is
+    gone (or let us go), even if it was killed before it could stop us."""
+
+    def wait() -> None:
+        # os.read on the descriptor, not sys.stdin: a daemon thread blocked inside the buffered
+        # reader holds its lock, and the interpreter aborts at exit when it cannot take it.
+        with contextlib.suppress(OSError):
+            while os.read(_STDIN_FD, 65536):
+                pass
+        server.should_exit = True
+
+    threading.Thread(target=wait, name="auditkit-mock:stdin", daemon=True).start()
+
+
 def serve_forever(
     cfg: MockConfig | None = None,
     host: str = "127.0.0.1",
     port: int = 8000,
     *,
     on_ready: Callable[[str], None] | None = None,
+    until_stdin_closes: bool = False,
 ) -> None:
     """Serve the mock in the foreground until SIGINT/SIGTERM, then shut down and return.
 
     `on_ready(url)` is called once it accepts connections (default: one line on stderr).
-    Raises SetupError if the port is busy.
+    `until_stdin_closes`: also stop when stdin reaches EOF (a child process watching its
+    parent). Uses uvloop when installed. Raises SetupError if the port is busy.
     """
     cfg = cfg if cfg is not None else MockConfig()
-    sock = _bind(host, port)
-    url = _url(host, sock.getsockname()[1])
+    sock = bind(host, port)
+    url = url_for(host, sock.getsockname()[1])
 
     def announce() -> None:
         if on_ready is not None:
@@ -270,14 +335,24 @@ def serve_forever(
             )
 
     app = create_app(cfg)
-    # Foreground: uvloop if installed, and uvicorn's own log formatting.
-    config = _uvicorn_config(app, loop="auto", log_config=LOGGING_CONFIG)
-    server = _Server(config, app.state.mock, on_ready=announce)
+    server = uvicorn.Server(uvicorn_config(app, foreground=True))
+    if until_stdin_closes:
+        _exit_when_stdin_closes(server)
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        # Before and after uvicorn's own handler is installed (it re-raises the signal once it
+        # has shut down): a graceful stop and a normal return, not death by signal.
+        server.should_exit = True
+
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, on_sigterm) if main_thread else None
     try:
-        server.run(sockets=[sock])
+        _run(serve(server, app.state.mock, sock, on_ready=announce), fast_loop=True)
     except (KeyboardInterrupt, asyncio.CancelledError):
         # uvicorn handles SIGINT itself (graceful shutdown), then re-raises it for the caller;
         # the shutdown already happened, so returning normally is the clean outcome.
         pass
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         sock.close()

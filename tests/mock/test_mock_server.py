@@ -192,6 +192,14 @@ def test_bad_requests_get_openai_errors(client: httpx.Client) -> None:
     assert client.get("/v2/nothing").json()["error"]["code"] == 404
 
 
+def test_stats_endpoint_is_neither_counted_nor_faulted() -> None:
+    with MockServer(faulty(error_rate=1.0, die_after=0)) as server:
+        for _ in range(2):
+            r = httpx.get(f"{server.url}/mock/stats")
+            assert r.status_code == 200 and r.json() == server.stats()
+        assert server.stats()["requests"] == 0
+
+
 def test_temperature_without_cache(client: httpx.Client) -> None:
     def text(temperature: float) -> str:
         return str(completion(client, max_tokens=8, temperature=temperature).json()["choices"])
