@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from auditkit.data import Dataset, Sample, SampleOrder
 from auditkit.endpoints.openai import CompletionsAdapter
-from auditkit.loadgen import Transport, run_phase
+from auditkit.loadgen import HttpTarget, run_phase
 from auditkit.plan import LoadPattern, RunSpec
 from auditkit.results import PhaseSummary
 
@@ -108,7 +108,7 @@ def client_ceiling(concurrency: int, client_delay_ms: float = 0.0) -> float:
         spec = RunSpec("calibration", SampleOrder.with_replacement(0), n, load)
         with NullServer() as null:
             result = run_phase(
-                spec, dataset, CompletionsAdapter("null", 1, 0.0, False), Transport(null.url)
+                spec, dataset, CompletionsAdapter("null", 1, 0.0, False), HttpTarget(null.url)
             )
         _cache[key] = result.summary.samples_per_second
     return _cache[key]

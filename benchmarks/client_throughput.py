@@ -31,7 +31,7 @@ import uvloop
 
 from auditkit.data import Dataset, Sample, SampleOrder
 from auditkit.endpoints.openai import CompletionsAdapter
-from auditkit.loadgen import Transport, run_phase
+from auditkit.loadgen import HttpTarget, run_phase
 from auditkit.plan import LoadPattern, RunSpec
 
 COMPLETION = {
@@ -102,7 +102,7 @@ def auditkit_rate(url: str, n: int, concurrency: int) -> float:
     dataset = Dataset("bench", tuple(Sample(i, f"prompt number {i}") for i in range(64)))
     load = LoadPattern("offline", max_concurrency=concurrency)
     spec = RunSpec("bench", SampleOrder.with_replacement(0), n, load)
-    result = run_phase(spec, dataset, adapter, Transport(url))
+    result = run_phase(spec, dataset, adapter, HttpTarget(url))
     assert result.summary.completed == n, result.summary.invalid_reasons
     return result.summary.samples_per_second
 

@@ -163,7 +163,7 @@ def test_reset_and_refused_are_classified_consistently() -> None:
     import aiohttp
     from aiohttp.client_reqrep import ConnectionKey
 
-    from auditkit.loadgen import _classify
+    from auditkit.loadgen import classify_error as _classify
 
     key = ConnectionKey("127.0.0.1", 1, False, True, None, None, None)
     refused = aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, "refused"))

@@ -1,6 +1,8 @@
-"""The load generator over real loopback HTTP against the embedded mock."""
+"""The aiohttp transport over real loopback HTTP against the embedded mock (functional checks
+only: timing semantics are tested exactly through the fake, in virtual time)."""
 
 import asyncio
+import socket
 from collections.abc import Iterator
 
 import pytest
@@ -8,7 +10,7 @@ import pytest
 from auditkit.config import DatasetConfig, MockConfig
 from auditkit.data import Dataset, SampleOrder, load_dataset
 from auditkit.endpoints.openai import ChatAdapter, CompletionsAdapter
-from auditkit.loadgen import Transport, run_phase
+from auditkit.loadgen import AiohttpTransport, HttpTarget, run_phase
 from auditkit.mock import MockServer
 from auditkit.plan import LoadPattern, RunSpec
 from auditkit.results import RECORD_COLUMNS
@@ -37,7 +39,7 @@ def test_offline_records_every_query(mock: MockServer, dataset: Dataset) -> None
         _spec("offline", 48, max_concurrency=8),
         dataset,
         CompletionsAdapter("mock-llm", 8, 0.0, False),
-        Transport(mock.url),
+        HttpTarget(mock.url),
         progress=lambda done, total: seen.append((done, total)),
     )
     records = result.records
@@ -57,7 +59,7 @@ def test_single_stream_issues_one_at_a_time(mock: MockServer, dataset: Dataset) 
         _spec("single-stream", 20),
         dataset,
         CompletionsAdapter("mock-llm", 8, 0.0, False),
-        Transport(mock.url),
+        HttpTarget(mock.url),
     )
     r = result.records.sort_values("sent_ns")
     # each query is sent after the previous one completed
@@ -69,7 +71,7 @@ def test_streaming_records_ttft_before_completion(mock: MockServer, dataset: Dat
         _spec("offline", 16, max_concurrency=4),
         dataset,
         ChatAdapter("mock-llm", 16, 0.0, True),
-        Transport(mock.url),
+        HttpTarget(mock.url),
     )
     r = result.records
     assert (r["status"] == "ok").all()
@@ -83,7 +85,7 @@ def test_server_scenario_schedules_poisson_arrivals(mock: MockServer, dataset: D
         _spec("server", 40, target_qps=200.0, max_concurrency=16, seed=3),
         dataset,
         CompletionsAdapter("mock-llm", 8, 0.0, False),
-        Transport(mock.url),
+        HttpTarget(mock.url),
     )
     r = result.records
     assert r["scheduled_ns"].is_monotonic_increasing
@@ -99,7 +101,7 @@ def test_works_inside_a_running_event_loop(mock: MockServer, dataset: Dataset) -
             _spec("offline", 8, max_concurrency=4),
             dataset,
             CompletionsAdapter("mock-llm", 4, 0.0, False),
-            Transport(mock.url),
+            HttpTarget(mock.url),
         )
         return result.summary.completed
 
@@ -112,9 +114,37 @@ def test_http_errors_are_recorded_not_raised(dataset: Dataset) -> None:
             _spec("offline", 8, max_concurrency=4),
             dataset,
             CompletionsAdapter("mock-llm", 4, 0.0, False),
-            Transport(server.url),
+            HttpTarget(server.url),
         )
     r = result.records
     assert (r["status"] == "http_error").all() and (r["http_status"] == 500).all()
     assert r["latency_ns"].isna().all()
     assert not result.summary.complete and result.summary.failed == 8
+
+
+def test_explicit_aiohttp_transport_and_model_list_warm_up(
+    mock: MockServer, dataset: Dataset
+) -> None:
+    result = run_phase(
+        _spec("multi-stream", 16, samples_per_query=4),
+        dataset,
+        CompletionsAdapter("mock-llm", 4, 0.0, False),
+        HttpTarget(mock.url),
+        transport=AiohttpTransport(),
+    )
+    r = result.records
+    assert (r["status"] == "ok").all() and r["query_id"].nunique() == 4
+    assert result.summary.loop_lag_p99_ns is not None  # real time: the loop lag is measured
+
+
+def test_refused_connection_is_a_connect_error(dataset: Dataset) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+    result = run_phase(
+        _spec("single-stream", 2),
+        dataset,
+        CompletionsAdapter("mock-llm", 4, 0.0, False),
+        HttpTarget(f"http://127.0.0.1:{port}", connect_timeout_s=2.0),
+    )
+    assert (result.records["status"] == "connect_error").all()

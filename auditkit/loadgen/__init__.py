@@ -1,0 +1,45 @@
+"""The load generator: runs one phase (a RunSpec) against an endpoint and returns its records.
+
+Modules, one job each: `target` (where to send, with which limits), `transport` (the seam: the
+protocol every transport implements, and error classification), `aiohttp_transport` (production
+HTTP on auditkit's uvloop loop), `clock`, `sse` (event-stream decoding), `supply` (which sample
+each query sends), `schedulers` (the four scenarios), `recorder` (per-request records),
+`driver` (one phase: requests, loop lag, stop, result) and `blocking` (`run_phase` for
+synchronous callers). `fake/` answers in memory on a virtual clock, for tests and simulations.
+
+Timing is the transport's clock in the coroutine that does the I/O, relative to the phase start;
+latency counts from the *scheduled* time, so client-side queueing is included.
+"""
+
+from auditkit.loadgen.aiohttp_transport import AiohttpTransport
+from auditkit.loadgen.blocking import run_phase
+from auditkit.loadgen.clock import Clock, PerfCounterClock
+from auditkit.loadgen.driver import (
+    PhaseInterrupted,
+    ProgressCallback,
+    RowsCallback,
+    quiet_gc,
+    run_phase_async,
+)
+from auditkit.loadgen.recorder import QueryRecord
+from auditkit.loadgen.target import HttpTarget, resolve_api_key
+from auditkit.loadgen.transport import Response, Session, Transport, classify_error
+
+__all__ = [
+    "AiohttpTransport",
+    "Clock",
+    "HttpTarget",
+    "PerfCounterClock",
+    "PhaseInterrupted",
+    "ProgressCallback",
+    "QueryRecord",
+    "Response",
+    "RowsCallback",
+    "Session",
+    "Transport",
+    "classify_error",
+    "quiet_gc",
+    "resolve_api_key",
+    "run_phase",
+    "run_phase_async",
+]

@@ -1,0 +1,291 @@
+"""The phase driver: runs one RunSpec through a transport and builds its PhaseResult.
+
+One request = send the prebuilt body, read the body (or decode its SSE stream), parse it with the
+endpoint adapter and record it, also when it fails or is cancelled. Timestamps come from the
+transport's clock, relative to the phase start (taken after the pool's connections are open).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from auditkit.data import Dataset
+from auditkit.endpoints.base import EndpointAdapter, ParsedResponse, ResponseError
+from auditkit.loadgen.aiohttp_transport import AiohttpTransport
+from auditkit.loadgen.recorder import Attempt, Recorder
+from auditkit.loadgen.schedulers import SCHEDULERS
+from auditkit.loadgen.sse import SSEDecoder, split_lines
+from auditkit.loadgen.supply import SampleSupply
+from auditkit.loadgen.target import HttpTarget
+from auditkit.loadgen.transport import ERROR_SNIPPET, Response, Session, Transport, classify_error
+from auditkit.metrics import summarize
+from auditkit.plan import RunSpec
+from auditkit.results import PhaseResult
+
+ProgressCallback = Callable[[int, int], None]
+#: receives a snapshot of the record rows so far (RECORD_COLUMNS order), on the loop thread
+RowsCallback = Callable[[list[tuple[Any, ...]]], None]
+PROGRESS_INTERVAL_NS = 100_000_000
+LAG_PERIOD_S = 0.01
+
+
+class PhaseInterrupted(Exception):
+    """Ctrl-C or SIGTERM stopped the phase; `partial` holds what completed."""
+
+    def __init__(self, partial: PhaseResult) -> None:
+        super().__init__(f"phase {partial.name} interrupted")
+        self.partial = partial
+
+
+class PhaseDriver:
+    """State of one running phase (the `Issuer` the schedulers drive)."""
+
+    def __init__(
+        self,
+        spec: RunSpec,
+        dataset: Dataset,
+        adapter: EndpointAdapter,
+        target: HttpTarget,
+        transport: Transport,
+        progress: ProgressCallback | None = None,
+    ) -> None:
+        self.spec = spec
+        self.load = spec.load
+        self.samples = spec.samples
+        self.adapter = adapter
+        self.target = target
+        self.transport = transport
+        self.clock = transport.clock
+        self.progress = progress
+        self.url = target.base_url + adapter.path
+        self.supply = SampleSupply(spec, dataset, adapter)
+        self.recorder = Recorder(spec.name, target.secrets())
+        self.client_delay_s = spec.load.client_delay_ms / 1e3
+        self.t0 = 0
+        self.last_progress = 0
+        self.lags: list[int] = []
+        self.session: Session | None = None
+
+    # --- Issuer ----------------------------------------------------------------------------
+
+    def elapsed_ns(self) -> int:
+        return self.clock.now_ns() - self.t0
+
+    def more(self, issued: int, last_ns: int) -> bool:
+        return self.supply.more(issued, last_ns)
+
+    def sample(self, position: int) -> int:
+        return self.supply.sample(position)
+
+    async def request(self, query_id: int, index: int, scheduled_ns: int) -> None:
+        """Issue one request and record it (also when it fails or is cancelled)."""
+        assert self.session is not None
+        if self.client_delay_s:
+            # diagnostic slow client: blocks the whole loop on purpose (see calibration.py)
+            time.sleep(self.client_delay_s)
+        clock, t0 = self.clock, self.t0
+        attempt = Attempt(query_id, index, scheduled_ns, clock.now_ns() - t0)
+        try:
+            async with self.session.post(self.url, self.supply.body(index)) as resp:
+                attempt.first_byte_ns = clock.now_ns() - t0
+                attempt.http_status = status = resp.status
+                if not 200 <= status < 300:
+                    attempt.status = "http_error"
+                    attempt.error = await _http_error(resp)
+                elif self.adapter.stream:
+                    parsed, first_token = await self._read_stream(resp)
+                    attempt.parsed, attempt.first_token_ns = parsed, first_token
+                else:
+                    attempt.parsed = self.adapter.parse_body(await self._read_body(resp))
+        except asyncio.CancelledError:
+            attempt.status, attempt.error = "cancelled", "cancelled before completion"
+            attempt.first_token_ns = attempt.http_status = None
+            self._record(attempt)
+            raise
+        except Exception as exc:
+            attempt.status, attempt.error = classify_error(exc, self.target.timeout_s)
+        self._record(attempt)
+
+    # --- one response ----------------------------------------------------------------------
+
+    async def _read_body(self, resp: Response) -> bytes:
+        limit = self.target.max_response_bytes
+        length = resp.content_length
+        if length is not None:
+            if length > limit:
+                raise ResponseError(f"response of {length} bytes exceeds the {limit}-byte limit")
+            return await resp.read()
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.chunks():
+            size += len(chunk)
+            if size > limit:
+                raise ResponseError(f"response exceeds the {limit}-byte limit")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    async def _read_stream(self, resp: Response) -> tuple[ParsedResponse, int | None]:
+        parser = self.adapter.stream_parser()
+        decoder = SSEDecoder()
+        limit = self.target.max_response_bytes
+        size = 0
+        first_token: int | None = None
+        async for raw in resp.lines():
+            size += len(raw)
+            if size > limit:
+                raise ResponseError(f"stream exceeds the {limit}-byte limit")
+            for line in split_lines(raw):
+                event = decoder.decode(line)
+                first = event is not None and event.data and parser.feed(event.data)
+                if first and first_token is None:
+                    first_token = self.clock.now_ns() - self.t0
+        event = decoder.flush()  # a final event without its blank line
+        if event is not None and event.data:
+            parser.feed(event.data)
+        return parser.finish(), first_token
+
+    # --- records and progress ----------------------------------------------------------------
+
+    def _record(self, attempt: Attempt) -> None:
+        self.recorder.record(attempt, self.clock.now_ns() - self.t0)
+        done = len(self.recorder)
+        self._report(force=done == self.samples)
+
+    def _report(self, force: bool = False) -> None:
+        if self.progress is None:
+            return
+        now = self.clock.now_ns()
+        if force or now - self.last_progress >= PROGRESS_INTERVAL_NS:
+            self.last_progress = now
+            self.progress(len(self.recorder), self.samples)
+
+    async def _monitor_lag(self) -> None:
+        """Event-loop lag: how late a 10 ms timer fires (a saturated client runs late)."""
+        period_ns = int(LAG_PERIOD_S * 1e9)
+        while True:
+            start = self.clock.now_ns()
+            await asyncio.sleep(LAG_PERIOD_S)
+            self.lags.append(self.clock.now_ns() - start - period_ns)
+
+    # --- the phase ---------------------------------------------------------------------------
+
+    def _connections(self) -> tuple[int, int]:
+        """(pool size, connections to open before the clock starts)."""
+        load = self.load
+        pool = max(load.max_concurrency, load.samples_per_query)
+        warm = min(load.max_concurrency, self.samples)
+        if load.scenario == "multi-stream":
+            warm = min(max(warm, load.samples_per_query), self.samples)
+        return pool, warm
+
+    async def run(self, stop: asyncio.Event) -> bool:
+        """Run the scenario; True when it was stopped early."""
+        pattern = SCHEDULERS[self.load.scenario]
+        pool, warm = self._connections()
+        async with self.transport.session(self.target, pool_size=pool, warm=warm) as session:
+            self.session = session
+            self.t0 = self.clock.now_ns()
+            self._report(force=True)
+            main = asyncio.ensure_future(pattern(self))
+            stopper = asyncio.ensure_future(stop.wait())
+            tasks = [main, stopper]
+            if self.clock.realtime:  # virtual time has no lag to measure
+                tasks.append(asyncio.ensure_future(self._monitor_lag()))
+            try:
+                await asyncio.wait({main, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopped = not main.done()
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            if not stopped and (error := main.exception()) is not None:
+                raise error
+        return stopped
+
+    def result(self, interrupted: bool, started_at: str) -> PhaseResult:
+        """The records and the phase summary."""
+        records = self.recorder.frame()
+        lags = sorted(self.lags)
+        lag_p99 = lags[min(int(len(lags) * 0.99), len(lags) - 1)] if lags else None
+        summary = summarize(
+            records,
+            self.spec,
+            interrupted=interrupted,
+            loop_lag_p99_ns=lag_p99,
+            request_headers=self.target.redacted_headers(),
+            started_at=started_at,
+        )
+        summary = summary.model_copy(update={"request_settings": self.target.settings()})
+        return PhaseResult(self.spec, records, summary)
+
+
+async def _http_error(resp: Response) -> str:
+    if 300 <= resp.status < 400:
+        where = resp.headers.get("Location", "?")
+        return f"HTTP {resp.status} redirect to {where}; use the final URL"
+    body = b""
+    try:
+        # bounded read: a hostile error body cannot exhaust memory (leaving the exchange
+        # releases whatever is left unread)
+        async for chunk in resp.chunks():
+            body += chunk
+            if len(body) >= ERROR_SNIPPET:
+                break
+    except Exception:
+        pass
+    snippet = " ".join(body[:ERROR_SNIPPET].decode("utf-8", "replace").split())
+    return f"HTTP {resp.status}: {snippet}"[: ERROR_SNIPPET + 20]
+
+
+async def run_phase_async(
+    spec: RunSpec,
+    dataset: Dataset,
+    adapter: EndpointAdapter,
+    target: HttpTarget,
+    *,
+    progress: ProgressCallback | None = None,
+    stop: asyncio.Event | None = None,
+    on_rows: RowsCallback | None = None,
+    transport: Transport | None = None,
+) -> PhaseResult:
+    """Run one phase on the current loop. A set `stop` event ends it early (interrupted).
+
+    `on_rows` watches records arrive (throttled like progress): live plots in the probes.
+    `transport` None is aiohttp; a fake transport needs its own loop (`run_phase` makes one).
+    """
+    driver = PhaseDriver(spec, dataset, adapter, target, transport or AiohttpTransport(), progress)
+    if on_rows is not None:
+        user_progress = progress
+
+        def watch(done: int, total: int) -> None:
+            on_rows(driver.recorder.rows())
+            if user_progress is not None:
+                user_progress(done, total)
+
+        driver.progress = watch
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    interrupted = await driver.run(stop or asyncio.Event())
+    return driver.result(interrupted, started_at)
+
+
+@contextlib.contextmanager
+def quiet_gc() -> Iterator[None]:
+    """Keep full garbage collections out of a measured phase.
+
+    With pandas and a previous phase's records alive, one full collection stalls every thread
+    of the process (client and an in-process SUT) for tens of ms, a latency spike that belongs
+    to neither. Collect before the clock starts and freeze what exists, so in-phase collections
+    only scan objects the phase itself creates.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()

@@ -1,0 +1,118 @@
+"""The four MLPerf scenarios as issue patterns: when each query is sent, and from which time
+its latency counts (the *scheduled* time, so client-side queueing is included)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from auditkit.config import Scenario
+from auditkit.plan import LoadPattern
+
+
+class Issuer(Protocol):
+    """What a scheduler needs from the running phase."""
+
+    load: LoadPattern
+    #: samples the phase must issue at least
+    samples: int
+
+    def elapsed_ns(self) -> int:
+        """Nanoseconds since the phase clock started."""
+        ...
+
+    def more(self, issued: int, last_ns: int) -> bool:
+        """Whether to issue another query (planned samples and min_duration)."""
+        ...
+
+    def sample(self, position: int) -> int:
+        """The dataset row for the `position`-th sample issued."""
+        ...
+
+    async def request(self, query_id: int, index: int, scheduled_ns: int) -> None:
+        """Send one sample and record it (also when it fails or is cancelled)."""
+        ...
+
+
+async def offline(phase: Issuer) -> None:
+    """All samples queued at t=0; at most max_concurrency in flight."""
+    taken = 0
+
+    def take() -> int | None:
+        nonlocal taken
+        if not phase.more(taken, phase.elapsed_ns()):
+            return None
+        taken += 1
+        return taken - 1
+
+    async def worker() -> None:
+        while (qid := take()) is not None:
+            await phase.request(qid, phase.sample(qid), 0)
+
+    n = min(phase.load.max_concurrency, phase.samples)
+    await asyncio.gather(*(worker() for _ in range(n)))
+
+
+async def single_stream(phase: Issuer) -> None:
+    """One query at a time; the next is scheduled when the previous completes."""
+    qid, last = 0, -1
+    while phase.more(qid, last):
+        last = phase.elapsed_ns()
+        await phase.request(qid, phase.sample(qid), last)
+        qid += 1
+
+
+async def multi_stream(phase: Issuer) -> None:
+    """Queries of samples_per_query samples; the next query when all of them complete."""
+    per_query = phase.load.samples_per_query
+    qid, issued, last = 0, 0, -1
+    while phase.more(issued, last):
+        block = [phase.sample(issued + i) for i in range(per_query)]
+        last = phase.elapsed_ns()
+        await asyncio.gather(*(phase.request(qid, i, last) for i in block))
+        qid, issued = qid + 1, issued + per_query
+
+
+async def server(phase: Issuer) -> None:
+    """Seeded Poisson arrivals at target_qps; client queueing counts in latency."""
+    qps = phase.load.target_qps
+    assert qps is not None
+    rng = random.Random(phase.load.seed)
+    limit = asyncio.Semaphore(phase.load.max_concurrency)
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def bounded(qid: int, index: int, scheduled: int) -> None:
+        async with limit:
+            await phase.request(qid, index, scheduled)
+
+    arrival = 0.0
+    qid, scheduled = 0, -1
+    try:
+        while phase.more(qid, scheduled):
+            index = phase.sample(qid)
+            arrival += rng.expovariate(qps)
+            scheduled = int(arrival * 1e9)
+            # loop timers can fire up to ~1 ms early: never send before the arrival time
+            while (delay := (scheduled - phase.elapsed_ns()) / 1e9) > 0:
+                await asyncio.sleep(delay)
+            task = asyncio.create_task(bounded(qid, index, scheduled))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            qid += 1
+        if tasks:
+            await asyncio.gather(*tasks)
+    except asyncio.CancelledError:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+SCHEDULERS: dict[Scenario, Callable[[Issuer], Awaitable[None]]] = {
+    "offline": offline,
+    "single-stream": single_stream,
+    "multi-stream": multi_stream,
+    "server": server,
+}

@@ -1,0 +1,69 @@
+"""Where a phase sends its requests and with which limits: `HttpTarget` and the API key lookup."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from auditkit.config import EndpointConfig, redact_headers, secret_values
+from auditkit.errors import InputError
+
+USER_AGENT = "auditkit"
+
+
+def resolve_api_key(cfg: EndpointConfig) -> str | None:
+    """The API key from the environment variable *named* by cfg.api_key_env."""
+    if cfg.api_key_env is None:
+        return None
+    key = os.environ.get(cfg.api_key_env)
+    if not key:
+        raise InputError(
+            f"environment variable {cfg.api_key_env} (named by endpoint.api_key_env) is not set; "
+            "export it with the API key"
+        )
+    return key
+
+
+@dataclass(frozen=True)
+class HttpTarget:
+    """Connection settings for the hot path (the key lives only in memory, in `headers`)."""
+
+    base_url: str
+    headers: Mapping[str, str] = field(default_factory=dict)
+    verify_tls: bool = True
+    timeout_s: float = 120.0
+    connect_timeout_s: float = 10.0
+    max_response_bytes: int = 16 * 1024 * 1024
+
+    @classmethod
+    def from_config(cls, cfg: EndpointConfig, base_url: str, api_key: str | None) -> HttpTarget:
+        """The target for an endpoint config: its headers plus ours, and its limits."""
+        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **cfg.headers}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        return cls(
+            base_url=base_url.rstrip("/"),
+            headers=headers,
+            verify_tls=cfg.verify_tls,
+            timeout_s=cfg.timeout_s,
+            connect_timeout_s=cfg.connect_timeout_s,
+            max_response_bytes=cfg.max_response_bytes,
+        )
+
+    def redacted_headers(self) -> dict[str, str]:
+        """The headers with credential values masked (safe to write into phase.json)."""
+        return redact_headers(dict(self.headers))
+
+    def secrets(self) -> list[str]:
+        """Credential values sent with every request: scrubbed from any stored error text."""
+        return secret_values(self.headers)
+
+    def settings(self) -> dict[str, float | int | bool]:
+        """The request limits in force (recorded in phase.json beside the headers)."""
+        return {
+            "timeout_s": self.timeout_s,
+            "connect_timeout_s": self.connect_timeout_s,
+            "max_response_bytes": self.max_response_bytes,
+            "verify_tls": self.verify_tls,
+        }
