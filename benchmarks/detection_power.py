@@ -21,7 +21,7 @@ from auditkit.audits.test04 import Test04
 from auditkit.config import build_config
 from auditkit.data import load_dataset
 from auditkit.endpoints import make_adapter
-from auditkit.loadgen import Transport, run_phase
+from auditkit.loadgen import HttpTarget, run_phase
 from auditkit.mock import MockServer
 from auditkit.stats import statistical_view
 
@@ -51,7 +51,7 @@ def trial(speedup: float, seed: int, samples: int) -> tuple[str, str]:
     specs = test.plan(cfg, dataset)
     with MockServer(cfg.mock) as mock:
         adapter = make_adapter(cfg.endpoint, cfg.mock.model)
-        phases = [run_phase(s, dataset, adapter, Transport(mock.url)) for s in specs]
+        phases = [run_phase(s, dataset, adapter, HttpTarget(mock.url)) for s in specs]
     result = test.verify(phases, cfg)
     view = statistical_view(
         phases[0].records, phases[1].records, "offline", result.threshold, seed=seed
