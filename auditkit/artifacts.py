@@ -19,19 +19,18 @@ import pandas as pd
 import yaml
 
 from auditkit import mlperf_logs
+from auditkit.audits import AuditTest, result_from_json
 from auditkit.results import AuditResult, PhaseResult, PhaseSummary, records_frame
 
 RECORDS = "records.parquet"
 PHASE = "phase.json"
-SUMMARY = "mlperf_log_summary.txt"
-DETAIL = "mlperf_log_detail.txt"
+SUMMARY = mlperf_logs.SUMMARY_FILE
+DETAIL = mlperf_logs.DETAIL_FILE
 RESULT = "audit_result.json"
-VERIFY = "verify_performance.txt"
 CONFIG = "config.yaml"
-RUN_DIR = Path("performance") / "run_1"
+#: beside the audits' folders: <output_dir>/audit/audit_<submission name>.json, as an MLPerf
+#: endpoint submission's compliance folder holds it (v6.1 checker)
 AUDIT_DIR = "audit"
-# MLPerf v6.1 submission checker's names for endpoint audits (ENDPOINTS_COMPLIANCE_MAPPING)
-SUBMISSION_TEST_NAMES = {"TEST04": "output_caching_test"}
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -89,35 +88,39 @@ def write_phase(folder: Path, phase: PhaseResult, *, sut_name: str = "auditkit-h
 
 
 def write_result(
-    folder: Path, result: AuditResult, *, sut_name: str = "auditkit-http", run_logs: bool = True
+    folder: Path,
+    result: AuditResult[Any],
+    test: AuditTest,
+    *,
+    extra_files: dict[str, str] | None = None,
 ) -> None:
-    """The verdict files: audit_result.json, upstream-style verify_performance.txt and the
-    MLPerf submission layout (see write_submission; `run_logs=False` leaves run_1/ alone)."""
-    atomic_write_text(folder / VERIFY, mlperf_logs.format_verify_performance(result))
-    write_submission(folder, result, sut_name=sut_name, run_logs=run_logs)
+    """The verdict files: the audit's own files (e.g. verify_performance.txt; `extra_files`
+    replace or add to them), the MLPerf submission record and, last, audit_result.json (a
+    reader that sees it sees the rest)."""
+    write_files(folder, {**test.files(result), **(extra_files or {})})
+    if test.submission_name:
+        write_submission(folder, result, test.submission_name)
     atomic_write_json(folder / RESULT, result.model_dump(mode="json"))
 
 
-def submission_audit_path(folder: Path) -> Path:
-    """<output_dir>/audit/audit_<test name>.json: output_dir plays the role of a submission's
-    compliance folder, which holds TEST04/ and (for endpoint submissions) audit/ side by side."""
-    name = SUBMISSION_TEST_NAMES.get(folder.name, folder.name)
-    return folder.parent / AUDIT_DIR / f"audit_{name}.json"
+def write_files(folder: Path, files: dict[str, str]) -> None:
+    """Text files under folder (relative path → text), each written atomically."""
+    for relative, text in files.items():
+        atomic_write_text(folder / relative, text)
 
 
-def write_submission(
-    folder: Path, result: AuditResult, *, sut_name: str = "auditkit-http", run_logs: bool = True
-) -> None:
-    """Files an MLPerf compliance folder holds for this test:
-    <TEST>/performance/run_1/mlperf_log_{summary,detail}.txt (the audit phase's logs, as
-    LoadGen's compliance run writes them) and <output_dir>/audit/audit_<test>.json."""
-    audit = result.phases.get("audit")
-    run_dir = folder / RUN_DIR
-    if audit is not None and run_logs:
-        atomic_write_text(run_dir / SUMMARY, mlperf_logs.format_summary(audit, sut_name))
-        atomic_write_text(run_dir / DETAIL, mlperf_logs.format_detail(audit))
+def submission_audit_path(folder: Path, submission_name: str) -> Path:
+    """<output_dir>/audit/audit_<name>.json: output_dir plays the role of a submission's
+    compliance folder, which holds the audits' folders and (for endpoint submissions) audit/
+    side by side."""
+    return folder.parent / AUDIT_DIR / f"audit_{submission_name}.json"
+
+
+def write_submission(folder: Path, result: AuditResult[Any], submission_name: str) -> None:
+    """The record the MLPerf submission checker reads ({"test": name, "passed": bool}) plus
+    auditkit's context."""
     record = {
-        "test": SUBMISSION_TEST_NAMES.get(folder.name, folder.name),
+        "test": submission_name,
         "passed": result.verdict == "PASS",
         "verdict": result.verdict,
         "audit_test": result.test,
@@ -131,21 +134,14 @@ def write_submission(
         "auditkit_version": result.auditkit_version,
         "finished_at": result.finished_at,
     }
-    atomic_write_json(submission_audit_path(folder), record)
+    atomic_write_json(submission_audit_path(folder, submission_name), record)
 
 
-def copy_run_logs(folder: Path, summary_path: Path) -> None:
-    """Copy a LoadGen run's summary (and the detail log beside it, if any) into run_1/."""
-    atomic_write_bytes(folder / RUN_DIR / SUMMARY, summary_path.read_bytes())
-    detail = summary_path.with_name(DETAIL)
-    if detail.is_file():
-        atomic_write_bytes(folder / RUN_DIR / DETAIL, detail.read_bytes())
-
-
-def clear_verdict(folder: Path) -> None:
+def clear_verdict(folder: Path, test: AuditTest) -> None:
     """Remove verdict files of an earlier run so a stale verdict never sits beside new data."""
-    stale = [folder / RESULT, folder / VERIFY, submission_audit_path(folder)]
-    stale += [folder / RUN_DIR / SUMMARY, folder / RUN_DIR / DETAIL]
+    stale = [folder / RESULT, *(folder / name for name in test.verdict_files())]
+    if test.submission_name:
+        stale.append(submission_audit_path(folder, test.submission_name))
     for path in stale:
         with contextlib.suppress(FileNotFoundError):
             path.unlink()
@@ -164,7 +160,7 @@ def remove_stale_tmp(folder: Path) -> int:
     no other writer uses the folder, i.e. at the start of a run. Returns how many were removed.
     """
     removed = 0
-    for base in (folder, submission_audit_path(folder).parent):
+    for base in (folder, folder.parent / AUDIT_DIR):
         if not base.is_dir():
             continue
         for path in base.rglob(".*.tmp"):
@@ -184,6 +180,6 @@ def load_phase(phase_dir: str | Path) -> tuple[pd.DataFrame, PhaseSummary]:
     return records, summary
 
 
-def load_result(folder: str | Path) -> AuditResult:
-    """Read audit_result.json back."""
-    return AuditResult.model_validate_json((Path(folder) / RESULT).read_text(encoding="utf-8"))
+def load_result(folder: str | Path) -> AuditResult[Any]:
+    """Read audit_result.json back, with its audit's typed evidence."""
+    return result_from_json((Path(folder) / RESULT).read_text(encoding="utf-8"))

@@ -19,7 +19,6 @@ from auditkit.errors import InputError
 Api = Literal["openai-completions", "openai-chat", "json"]
 Scenario = Literal["offline", "single-stream", "multi-stream", "server"]
 CacheMode = Literal["none", "output", "prefix"]
-ThresholdMode = Literal["upstream", "intended"]
 
 SECRET_HEADER = re.compile(
     r"(authorization|auth|api[-_]?key|key$|[-_]key\b|token|secret|password|cookie|credential)", re.I
@@ -35,27 +34,51 @@ class EndpointConfig(_Strict):
     """Where the SUT is and how to talk to it."""
 
     url: str | None = Field(
-        None, description="Base URL, e.g. http://host:8000; None → embedded mock"
+        None, description="SUT base URL, e.g. http://host:8000; None: the embedded mock"
     )
-    api: Api = "openai-completions"
-    model: str | None = Field(
-        None, description="Model name; discovered from GET /v1/models if None"
+    api: Api = Field("openai-completions", description="request/response format")
+    model: str | None = Field(None, description="model name; None: the first from GET /v1/models")
+    max_tokens: int = Field(32, ge=1, le=1_000_000, description="output tokens per request")
+    temperature: float = Field(0.0, ge=0.0, le=2.0, description="sampling temperature sent")
+    stream: bool = Field(False, description="stream responses (SSE): also measures TTFT")
+    timeout_s: float = Field(
+        120.0,
+        gt=0,
+        le=86_400,
+        description="per-request total timeout (s)",
+        json_schema_extra={"flag": "--timeout"},
     )
-    max_tokens: int = Field(32, ge=1, le=1_000_000)
-    temperature: float = Field(0.0, ge=0.0, le=2.0)
-    stream: bool = False
-    timeout_s: float = Field(120.0, gt=0, le=86_400, description="Per-request total timeout")
-    connect_timeout_s: float = Field(10.0, gt=0, le=3_600)
-    headers: dict[str, str] = Field(default_factory=dict)
+    connect_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=3_600,
+        description="TCP/TLS connect timeout (s)",
+        json_schema_extra={"flag": "--connect-timeout"},
+    )
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="extra request headers, never credentials (the CLI flag repeats)",
+        json_schema_extra={"flag": "--header", "key_value": True},
+    )
     api_key_env: str | None = Field(
-        None, description="Name of the environment variable holding the API key (never the key)"
+        None, description="NAME of the environment variable holding the API key (never the key)"
     )
-    verify_tls: bool = True
-    max_response_bytes: int = Field(16 * 1024 * 1024, ge=1024, le=1 << 34)
+    verify_tls: bool = Field(
+        True,
+        description="verify the endpoint's TLS certificate (CLI: --insecure turns it off)",
+        json_schema_extra={"flag": "--insecure", "invert": True},
+    )
+    max_response_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, le=1 << 34, description="largest response accepted (bytes)"
+    )
     body_template: dict[str, Any] | None = Field(
         None, description='json api: request body; the string "{prompt}" is replaced by the prompt'
     )
-    path: str | None = Field(None, description="Request path; default from the api")
+    path: str | None = Field(
+        None,
+        description="request path; None: the api's default",
+        json_schema_extra={"param": "request_path"},
+    )
     response_text_path: str = Field(
         "text", description="json api: dotted path of the output text in the response JSON"
     )
@@ -108,31 +131,50 @@ class EndpointConfig(_Strict):
 class DatasetConfig(_Strict):
     """The prompts and how to read them."""
 
-    path: str = Field("data/prompts.jsonl", description="JSONL, CSV or Parquet file")
-    prompt_column: str = "prompt"
-    messages_column: str = "messages"
+    path: str | None = Field(
+        None,
+        description="JSONL, CSV or Parquet file; None: the 1024 prompts shipped with auditkit",
+        json_schema_extra={"param": "dataset"},
+    )
+    prompt_column: str = Field("prompt", description="column holding the prompt text")
+    messages_column: str = Field(
+        "messages", description="column holding chat messages (used when there is no prompt)"
+    )
 
 
 class LoadConfig(_Strict):
     """How queries are issued (DESIGN §5)."""
 
-    scenario: Scenario = "offline"
-    max_concurrency: int = Field(32, ge=1, le=4096)
+    scenario: Scenario = Field("offline", description="MLPerf scenario (how queries are issued)")
+    max_concurrency: int = Field(32, ge=1, le=4096, description="queries in flight at most")
     samples_per_query: int = Field(8, ge=1, le=4096, description="multi-stream query size")
-    target_qps: float | None = Field(None, gt=0, le=1e6, description="server arrival rate")
-    target_latency_ms: float | None = Field(None, gt=0, description="server latency bound")
-    min_duration_s: float = Field(0.0, ge=0, le=86_400)
+    target_qps: float | None = Field(
+        None, gt=0, le=1e6, description="server scenario: Poisson arrival rate (queries/s)"
+    )
+    target_latency_ms: float | None = Field(
+        None, gt=0, description="server scenario: latency bound (ms)"
+    )
+    min_duration_s: float = Field(
+        0.0,
+        ge=0,
+        le=86_400,
+        description="each phase keeps issuing until this many seconds have passed",
+        json_schema_extra={"flag": "--min-duration"},
+    )
     client_guard: bool = Field(
         True, description="mark a phase bound by the client (not the SUT) and the verdict INVALID"
     )
-    client_bound_fraction: float = Field(0.8, gt=0, le=1.0)
+    client_bound_fraction: float = Field(
+        0.8, gt=0, le=1.0, description="client guard: share of the client's ceiling that is bound"
+    )
     client_delay_ms: float = Field(
         0.0, ge=0, le=1000, description="diagnostic: block the client this long per request"
     )
     run_rules: bool = Field(
         False,
         description="MLPerf run rules: min_duration 600 s and the scenario's minimum query "
-        "counts (--mlperf-run-rules); only such runs are submission-grade",
+        "counts; only such runs are submission-grade",
+        json_schema_extra={"flag": "--mlperf-run-rules"},
     )
 
     @model_validator(mode="after")
@@ -142,78 +184,51 @@ class LoadConfig(_Strict):
         return self
 
 
-class Test04Config(_Strict):
-    """TEST04 (output caching) knobs; defaults follow MLPerf."""
-
-    samples: int = Field(256, ge=1, le=10_000_000, description="reference phase: distinct samples")
-    audit_samples: int | None = Field(None, ge=1, le=10_000_000, description="default: samples")
-    sample_index: int | Literal["median"] = Field(
-        3,
-        description="dataset row repeated in the audit phase (MLPerf performance_issue_same_index)",
-    )
-    threshold: float | None = Field(None, ge=0.0, le=1.0, description="default from the scenario")
-    threshold_mode: ThresholdMode = "upstream"
-    design: Literal["sequential", "counterbalanced"] = Field(
-        "sequential",
-        description="sequential: reference then audit (MLPerf); counterbalanced: blocks "
-        "R A A R so warm-up and drift cancel",
-    )
-    warmup_queries: int = Field(
-        0, ge=0, le=1_000_000, description="salted warm-up queries before the first phase"
-    )
-    seed: int = Field(0, ge=0)
-
-    @field_validator("sample_index")
-    @classmethod
-    def _check_index(cls, value: int | str) -> int | str:
-        if isinstance(value, int) and value < 0:
-            raise ValueError("sample_index must be >= 0")
-        return value
-
-    @property
-    def effective_audit_samples(self) -> int:
-        return self.audit_samples if self.audit_samples is not None else self.samples
-
-
 class FaultConfig(_Strict):
     """Faults the embedded mock can inject (rates are per request, seeded)."""
 
-    error_rate: float = Field(0.0, ge=0, le=1)
-    hang_rate: float = Field(0.0, ge=0, le=1)
-    reset_rate: float = Field(0.0, ge=0, le=1)
-    malformed_rate: float = Field(0.0, ge=0, le=1)
-    truncate_rate: float = Field(0.0, ge=0, le=1)
-    stream_error_rate: float = Field(0.0, ge=0, le=1)
-    slow_loris_rate: float = Field(0.0, ge=0, le=1)
-    die_after: int | None = Field(None, ge=0)
+    error_rate: float = Field(0.0, ge=0, le=1, description="share answered with HTTP 500")
+    hang_rate: float = Field(0.0, ge=0, le=1, description="share that never answer")
+    reset_rate: float = Field(0.0, ge=0, le=1, description="share whose connection is reset")
+    malformed_rate: float = Field(0.0, ge=0, le=1, description="share answered with bad JSON")
+    truncate_rate: float = Field(0.0, ge=0, le=1, description="share of streams cut short")
+    stream_error_rate: float = Field(
+        0.0, ge=0, le=1, description="share of streams ending in an error event"
+    )
+    slow_loris_rate: float = Field(0.0, ge=0, le=1, description="share answered a byte at a time")
+    die_after: int | None = Field(
+        None, ge=0, description="the mock stops answering after this many requests"
+    )
 
 
 class MockConfig(_Strict):
     """The embedded mock SUT (used when endpoint.url is None)."""
 
-    cache: CacheMode = "none"
-    slots: int = Field(2, ge=1, le=1024)
-    prefill_us_per_token: float = Field(10.0, ge=0)
-    decode_us_per_token: float = Field(150.0, ge=0)
-    base_latency_ms: float = Field(0.5, ge=0)
-    jitter_cv: float = Field(0.05, ge=0, le=2)
+    cache: CacheMode = Field(
+        "none", description="none | output (response cache) | prefix (KV reuse)"
+    )
+    slots: int = Field(2, ge=1, le=1024, description="requests the mock serves at once")
+    prefill_us_per_token: float = Field(10.0, ge=0, description="prefill time per prompt token")
+    decode_us_per_token: float = Field(150.0, ge=0, description="decode time per output token")
+    base_latency_ms: float = Field(0.5, ge=0, description="fixed time per request (ms)")
+    jitter_cv: float = Field(0.05, ge=0, le=2, description="coefficient of variation of latency")
     cache_speedup: float | None = Field(
         None, ge=1.0, le=1000.0, description="output cache: hits this many times faster, not ~free"
     )
-    seed: int = 0
-    model: str = "mock-llm"
+    seed: int = Field(0, description="seed of the mock's jitter and faults")
+    model: str = Field("mock-llm", description="model name the mock serves")
     faults: FaultConfig = Field(default_factory=FaultConfig)
 
 
 class AuditConfig(_Strict):
-    """Everything one audit run needs."""
+    """The sections every audit run shares. The run config (`auditkit.audits.config_model`)
+    adds one block per registered audit, which that audit owns."""
 
     endpoint: EndpointConfig = Field(default_factory=EndpointConfig)
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     load: LoadConfig = Field(default_factory=LoadConfig)
-    test04: Test04Config = Field(default_factory=Test04Config)
     mock: MockConfig = Field(default_factory=MockConfig)
-    output_dir: str = "auditkit-out"
+    output_dir: str = Field("auditkit-out", description="artifacts folder")
 
     def redacted(self) -> dict[str, Any]:
         """A JSON-able dump with secret-looking headers masked (for config.yaml and logs)."""
@@ -271,14 +286,6 @@ def format_validation_error(exc: ValidationError, source: str = "config") -> str
     return f"{source}: {loc}: {msg}{more}"
 
 
-def build_config(data: dict[str, Any], source: str = "config") -> AuditConfig:
-    """Validate a nested dict into AuditConfig, raising InputError with one line on failure."""
-    try:
-        return AuditConfig.model_validate(data)
-    except ValidationError as exc:
-        raise InputError(format_validation_error(exc, source)) from None
-
-
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping from `path` (InputError with file and line on bad YAML)."""
     p = Path(path)
@@ -301,7 +308,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise InputError(
-            f"{p}: top level must be a mapping of sections (endpoint, load, test04, …)"
+            f"{p}: top level must be a mapping of sections (endpoint, dataset, load, …)"
         )
     return data
 
@@ -315,19 +322,3 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
         else:
             out[key] = value
     return out
-
-
-def load_config(
-    path: str | Path | None = None, overrides: dict[str, Any] | None = None
-) -> AuditConfig:
-    """Load YAML (if given), apply dotted-or-nested overrides, validate."""
-    data = load_yaml(path) if path is not None else {}
-    source = str(path) if path is not None else "config"
-    if overrides:
-        data = deep_merge(data, overrides)
-    return build_config(data, source)
-
-
-def default_threshold(scenario: Scenario) -> float:
-    """MLPerf's TEST04 threshold as upstream applies it (see verdict rules in audits/test04)."""
-    return 0.20 if scenario in ("single-stream", "multi-stream") else 0.10

@@ -15,10 +15,10 @@ import pandas as pd
 
 from auditkit.config import DatasetConfig
 from auditkit.errors import InputError
+from auditkit.resources import datasets_dir, default_dataset
 
 SUPPORTED_SUFFIXES = (".jsonl", ".csv", ".parquet")
 MAX_LINE_BYTES = 8 * 1024 * 1024
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 @dataclass(frozen=True)
@@ -55,17 +55,24 @@ class Dataset:
         return [len(s.text.split()) for s in self.samples]
 
 
-def resolve_path(path: str | Path) -> Path:
+def resolve_path(path: str | Path | None) -> Path:
     """Resolve a data path the same way under JupyterLab, papermill, nbval and the CLI.
 
-    Absolute paths stay; relative paths are tried against the working directory, then the
-    project root (nbval starts kernels in notebooks/, papermill in the caller's directory).
+    None is the dataset shipped with auditkit. Absolute paths stay; relative paths are tried
+    against the working directory, then, for a shipped file's name (`prompts.jsonl`, or the
+    repository spelling `data/prompts.jsonl`), the package's datasets folder: nbval starts
+    kernels in notebooks/, papermill in the caller's directory, a wheel has no repository.
     """
+    if path is None:
+        return default_dataset()
     p = Path(path).expanduser()
     if p.is_absolute() or p.exists():
         return p
-    candidate = PROJECT_ROOT / p
-    return candidate if candidate.exists() else p
+    if p.parent in (Path(), Path("data")):
+        shipped = datasets_dir() / p.name
+        if shipped.exists():
+            return shipped
+    return p
 
 
 def load_dataset(cfg: DatasetConfig) -> Dataset:
@@ -73,11 +80,11 @@ def load_dataset(cfg: DatasetConfig) -> Dataset:
     path = resolve_path(cfg.path)
     if path.suffix.lower() not in SUPPORTED_SUFFIXES:
         raise InputError(
-            f"{cfg.path}: unsupported dataset format {path.suffix or '(no extension)'!r}; "
+            f"{cfg.path or path}: unsupported dataset format {path.suffix or '(no extension)'!r}; "
             f"use one of {', '.join(SUPPORTED_SUFFIXES)}"
         )
     if not path.is_file():
-        raise InputError(f"{cfg.path}: dataset file not found (looked in {Path.cwd()})")
+        raise InputError(f"{cfg.path or path}: dataset file not found (looked in {Path.cwd()})")
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
         rows = _read_jsonl(path)

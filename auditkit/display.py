@@ -10,15 +10,17 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
+from auditkit.audits import REGISTRY
 from auditkit.results import AuditResult, PhaseResult, PhaseSummary
 
 VERDICT_STYLE: dict[str, tuple[str, str, str]] = {
     # verdict: (badge background, panel border, one-line meaning)
-    "PASS": ("#1a7f37", "#1a7f37", "no sign that repeated samples are served from a cache"),
-    "FAIL": ("#cf222e", "#cf222e", "repeated samples are served faster: results look cached"),
+    "PASS": ("#1a7f37", "#1a7f37", "the audit's rule holds"),
+    "FAIL": ("#cf222e", "#cf222e", "the audit's rule does not hold"),
     "INVALID": ("#9a6700", "#bf8700", "the run cannot support a PASS or FAIL verdict"),
 }
 
@@ -40,30 +42,16 @@ def _fmt(value: float | None, digits: int = 4) -> str:
     return "—" if value is None else f"{value:.{digits}g}"
 
 
-def verdict_html(result: AuditResult) -> str:
-    """The verdict panel: badge, both scores, threshold, the rule as a formula, the reason."""
+def verdict_html(result: AuditResult[Any]) -> str:
+    """The verdict panel: badge, the scores and the rule as a formula (when the audit compares
+    two scores), the reason, the audit's own evidence rows and the notes."""
     colour, border, meaning = VERDICT_STYLE.get(result.verdict, VERDICT_STYLE["INVALID"])
     e = html.escape
-    ref, aud, t = result.reference_score, result.audit_score, result.threshold
-    if ref is not None and aud is not None:
-        limit = ref * (1 + t)
-        holds = aud < limit
-        formula = (
-            f"audit_score &lt; reference_score × (1 + threshold)<br>"
-            f"{_fmt(aud)} &lt; {_fmt(ref)} × (1 + {t:g}) = {_fmt(limit)} "
-            f"&nbsp;→&nbsp; <b>{'true' if holds else 'false'}</b>"
-        )
-    else:
-        formula = "audit_score &lt; reference_score × (1 + threshold) (not evaluated: no scores)"
-    ratio = f"{result.ratio:.3f}×" if result.ratio is not None else "—"
-    rows = [
-        ("Reference score", f"{_fmt(ref, 6)} <small>({e(result.score_name)})</small>"),
-        ("Audit score", f"{_fmt(aud, 6)} <small>(ratio {ratio})</small>"),
-        ("Threshold", f"{t:g} <small>({e(result.threshold_source)})</small>"),
-        ("Rule", f"<code style='font-size:0.95em'>{formula}</code>"),
-        ("Reason", e(result.reason)),
-    ]
-    rows.extend(evidence_rows(result))
+    rows = _score_rows(result)
+    rows.append(("Reason", e(result.reason)))
+    test = REGISTRY.get(result.test.lower())
+    if test is not None:
+        rows.extend((e(label), e(text)) for label, text in test.panel_rows(result))
     for note in result.notes:
         rows.append(("Note", e(note)))
     body = "".join(
@@ -86,37 +74,38 @@ def verdict_html(result: AuditResult) -> str:
     )
 
 
-def evidence_rows(result: AuditResult) -> list[tuple[str, str]]:
-    """Panel rows for the evidence beside the official verdict (statistics, cache kind)."""
+def _score_rows(result: AuditResult[Any]) -> list[tuple[str, str]]:
+    """Rows for the headline comparison (reference vs audit score under a threshold)."""
     e = html.escape
-    rows: list[tuple[str, str]] = []
-    stat = result.evidence.get("statistical")
-    if isinstance(stat, dict):
-        settle = stat.get("queries_to_settle")
-        more = f"; about {settle} more queries would settle it" if settle else ""
-        p = stat.get("mannwhitney_p")
-        rows.append(
-            (
-                "Statistical view",
-                f"<b>{e(str(stat['verdict']))}</b>: ratio {stat['ratio']:.3f}×, "
-                f"{stat['confidence']:.0%} interval [{stat['ci_low']:.3f}, {stat['ci_high']:.3f}]"
-                f" vs limit {stat['limit']:g}{more}"
-                + (f" <small>(Mann-Whitney p = {p:.2g})</small>" if p is not None else ""),
-            )
+    ref, aud, t = result.reference_score, result.audit_score, result.threshold
+    if t is None and ref is None and aud is None:
+        return []
+    if ref is not None and aud is not None and t is not None:
+        limit = ref * (1 + t)
+        holds = aud < limit
+        formula = (
+            f"audit_score &lt; reference_score × (1 + threshold)<br>"
+            f"{_fmt(aud)} &lt; {_fmt(ref)} × (1 + {t:g}) = {_fmt(limit)} "
+            f"&nbsp;→&nbsp; <b>{'true' if holds else 'false'}</b>"
         )
-    fp = result.evidence.get("fingerprint")
-    if isinstance(fp, dict):
-        detail = "; ".join(str(x) for x in fp.get("evidence", []))
-        rows.append(("Cache kind seen", f"<b>{e(str(fp['kind']))}</b> <small>{e(detail)}</small>"))
-    return rows
+    else:
+        formula = "audit_score &lt; reference_score × (1 + threshold) (not evaluated: no scores)"
+    ratio = f"{result.ratio:.3f}×" if result.ratio is not None else "—"
+    threshold = "—" if t is None else f"{t:g}"
+    return [
+        ("Reference score", f"{_fmt(ref, 6)} <small>({e(result.score_name)})</small>"),
+        ("Audit score", f"{_fmt(aud, 6)} <small>(ratio {ratio})</small>"),
+        ("Threshold", f"{threshold} <small>({e(result.threshold_source)})</small>"),
+        ("Rule", f"<code style='font-size:0.95em'>{formula}</code>"),
+    ]
 
 
-def verdict_panel(result: AuditResult) -> HtmlPanel:
+def verdict_panel(result: AuditResult[Any]) -> HtmlPanel:
     """The verdict panel as a displayable object (end a notebook cell with it)."""
     return HtmlPanel(verdict_html(result))
 
 
-SummariesLike = AuditResult | Mapping[str, PhaseSummary] | Iterable[PhaseResult | PhaseSummary]
+SummariesLike = AuditResult[Any] | Mapping[str, PhaseSummary] | Iterable[PhaseResult | PhaseSummary]
 
 
 def _summaries(src: SummariesLike) -> dict[str, PhaseSummary]:
@@ -162,6 +151,6 @@ def summary_table(src: SummariesLike) -> pd.DataFrame:
     return frame.round(3)
 
 
-def status_line(result: AuditResult) -> str:
+def status_line(result: AuditResult[Any]) -> str:
     """The verdict as one plain-text line (for logs and the CLI)."""
     return f"{result.test} {result.verdict}: {result.reason}"

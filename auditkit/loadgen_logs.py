@@ -1,6 +1,6 @@
 """Read LoadGen's log files: mlperf_log_summary.txt and mlperf_log_detail.txt. Pure.
 
-The summary is read the way upstream's compliance/TEST04/verify_performance.py reads it: line
+The summary is read the way upstream's compliance verify_performance.py scripts read it: line
 by line, `Scenario` sets the mode, the mode decides which line holds the score, and a later
 matching line overwrites an earlier one. On top of that, auditkit refuses what upstream would
 silently misread (no scenario, no result line, no score, a cut-off file): `LogFormatError`
@@ -46,13 +46,22 @@ PERCENTILE_KEYS = {
 MAX_SUMMARY_BYTES = 16 * 1024 * 1024
 
 
+@dataclass(frozen=True)
+class LogFile:
+    """A LoadGen run's files as text: the summary and, when it lies beside it, the detail log."""
+
+    source: str
+    summary: str
+    detail: str | None = None
+
+
 class LogFormatError(InputError):
     """A LoadGen log file that cannot be read as one (exit code 2, one line)."""
 
 
 @dataclass(frozen=True)
 class LoadGenSummary:
-    """What a mlperf_log_summary.txt says, as upstream's TEST04 script would read it."""
+    """What a mlperf_log_summary.txt says, as upstream's compliance scripts would read it."""
 
     source: str
     scenario: str  # LoadGen's spelling: Offline, SingleStream, MultiStream, Server
@@ -238,3 +247,14 @@ def parse_detail(text: str, source: str = "detail") -> dict[str, Any]:
 def read_detail(path: str | Path) -> dict[str, Any]:
     """Parse a mlperf_log_detail.txt file."""
     return parse_detail(read_text(path), str(path))
+
+
+def read_log_file(summary_path: str | Path) -> LogFile:
+    """A summary file and the mlperf_log_detail.txt beside it (if any) as a LogFile."""
+    path = Path(summary_path)
+    detail = path.with_name("mlperf_log_detail.txt")
+    return LogFile(
+        source=str(path),
+        summary=read_text(path),
+        detail=read_text(detail) if detail.is_file() and detail != path else None,
+    )

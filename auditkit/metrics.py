@@ -127,7 +127,7 @@ def summarize(
 
     if spec.order.kind == "without_replacement" and distinct_samples < issued:
         # only min_duration can push a distinct-sample order past the dataset: the repeats make
-        # this phase cacheable, so it cannot serve as a TEST04 reference
+        # this phase cacheable, so it cannot serve as a reference of distinct samples
         reasons.append(
             f"order {spec.order.describe()} repeated samples: {issued} issued but only "
             f"{distinct_samples} distinct (min_duration ran past the dataset; use a larger "

@@ -1,4 +1,4 @@
-"""LoadGen-style log text (mlperf_log_summary.txt, mlperf_log_detail.txt, verify_performance.txt).
+"""LoadGen-style log text (mlperf_log_summary.txt, mlperf_log_detail.txt).
 
 Pure formatting, in LoadGen's own spelling (loadgen/results.cc, logging.cc,
 test_settings_internal.cc) so upstream's verify_performance.py and the submission checker read
@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from auditkit import early_stopping
-from auditkit.results import AuditResult, LatencyStats, PhaseSummary
+from auditkit.results import LatencyStats, PhaseSummary
 
 LOADGEN_SCENARIO = {
     "offline": "Offline",
@@ -21,6 +21,8 @@ LOADGEN_SCENARIO = {
     "server": "Server",
 }
 RULE = "=" * 48
+SUMMARY_FILE = "mlperf_log_summary.txt"
+DETAIL_FILE = "mlperf_log_detail.txt"
 # LoadGen's defaults for settings auditkit has no equivalent of (printed for completeness)
 OFFLINE_EXPECTED_QPS = 1
 PERCENTILES = (0.50, 0.90, 0.95, 0.97, 0.99, 0.999)
@@ -90,8 +92,8 @@ def _early_stopping_lines(s: PhaseSummary) -> list[str]:
 
 
 def _audit_settings(s: PhaseSummary) -> tuple[int, int]:
-    """(performance_issue_same, performance_issue_same_index) as LoadGen's TEST04 audit.config
-    would set them for a phase that repeats one sample (or block)."""
+    """(performance_issue_same, performance_issue_same_index) as a LoadGen audit.config sets
+    them for a phase that repeats one sample (or block)."""
     match = re.match(r"(single|block)\(index=(\d+)", s.order)
     return (1, int(match.group(2))) if match else (0, 0)
 
@@ -244,31 +246,3 @@ def format_detail(s: PhaseSummary) -> str:
     out = [_mllog(key, value) for key, value in entries]
     out += [_mllog("error_runtime", reason, error=True) for reason in errors]
     return "\n".join(out) + "\n"
-
-
-def format_verify_performance(result: AuditResult) -> str:
-    """verify_performance.txt: upstream's lines first (its wording, its numbers), then
-    auditkit's own lines, each prefixed `auditkit:` (the checker only looks for TEST PASS)."""
-    lines = ["Verifying performance."]
-    lines += [n for n in result.notes if n.startswith("WARNING: ")]
-    ref = result.phases.get("reference")
-    if result.verdict == "INVALID":
-        if ref is not None and not ref.loadgen_valid:
-            lines.append("TEST FAIL: Reference results are invalid")
-        elif "target latency mismatch" in result.reason:
-            lines.append("TEST FAIL: Server target latency mismatch")
-        else:
-            lines.append("TEST FAIL: Test results are invalid")
-    else:
-        assert result.reference_score is not None and result.audit_score is not None
-        lines.append(f"reference score = {score_text(result.scenario, result.reference_score)}")
-        lines.append(f"test score = {score_text(result.scenario, result.audit_score)}")
-        lines.append("TEST PASS" if result.passed else "TEST FAIL: Test score invalid")
-    lines += [
-        "",
-        f"auditkit: verdict {result.verdict}",
-        f"auditkit: {result.reason}",
-        f"auditkit: threshold {result.threshold:g} ({result.threshold_source})",
-        f"auditkit: submission-grade run: {'yes' if result.submission_grade else 'no'}",
-    ]
-    return "\n".join(lines) + "\n"

@@ -11,6 +11,7 @@ event loop of ours: papermill.execute_notebook must not be called from inside a 
 from __future__ import annotations
 
 import ast
+import difflib
 import json
 import os
 import re
@@ -20,10 +21,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
+from auditkit.audits import AuditTest, build_config, get_test
 from auditkit.config import AuditConfig
-from auditkit.data import PROJECT_ROOT
 from auditkit.errors import (
     EXIT_EXECUTION,
     EXIT_INPUT,
@@ -31,9 +30,11 @@ from auditkit.errors import (
     AuditkitError,
     InputError,
 )
+from auditkit.options import Option, audit_options, to_overrides
+from auditkit.resources import notebook, notebook_names, notebooks_dir
 
-NOTEBOOK_DIR = PROJECT_ROOT / "notebooks"
-NOTEBOOKS: dict[str, str] = {"test04": "test04.ipynb"}
+#: the notebook that runs any audit without a notebook of its own (parameters: test, settings)
+GENERIC_NOTEBOOK = "audit.ipynb"
 DEFAULT_CELL_TIMEOUT_S = 600
 # a remote resource the browser would fetch: src/href attributes and ES-module imports
 REMOTE_PATTERN = re.compile(
@@ -61,126 +62,83 @@ def resolve_output_dir(path: str | Path) -> Path:
     """Where a notebook writes artifacts, as an absolute path.
 
     Absolute paths stay. A relative path is taken from the working directory, except when the
-    kernel runs in the repo's notebooks/ folder (JupyterLab and nbval start kernels there):
-    then it is taken from the project root, so `out` means <repo>/out wherever it runs from.
+    kernel runs in the shipped notebooks' folder of a repository checkout (JupyterLab and nbval
+    start kernels there): then it is taken from the checkout's root, so `out` means <repo>/out
+    wherever it runs from.
     """
     p = Path(path).expanduser()
     if p.is_absolute():
         return p
     cwd = Path.cwd().resolve()
-    base = PROJECT_ROOT if cwd == NOTEBOOK_DIR.resolve() else cwd
+    base = cwd
+    shipped = notebooks_dir().resolve()
+    checkout = shipped.parent.parent
+    if cwd == shipped and (checkout / "pyproject.toml").is_file():
+        base = checkout
     return (base / p).resolve()
 
 
-def test04_config(
-    *,
-    url: str | None = None,
-    mock_cache: str = "none",
-    api: str = "openai-completions",
-    model: str | None = None,
-    api_key_env: str | None = None,
-    dataset: str = "data/prompts.jsonl",
-    prompt_column: str = "prompt",
-    scenario: str = "offline",
-    max_concurrency: int = 32,
-    samples_per_query: int = 8,
-    target_qps: float | None = None,
-    target_latency_ms: float | None = None,
-    samples: int = 256,
-    audit_samples: int | None = None,
-    sample_index: int | str = 3,
-    threshold: float | None = None,
-    seed: int = 0,
-    design: str = "sequential",
-    warmup_queries: int = 0,
-    stream: bool = False,
-    max_tokens: int = 32,
-    temperature: float = 0.0,
-    timeout_s: float = 120.0,
-    output_dir: str = "out",
-) -> AuditConfig:
-    """The test04 notebook's parameters validated into an AuditConfig.
+def parameter_values(test: AuditTest, namespace: Mapping[str, Any]) -> dict[str, Any]:
+    """The audit's parameters found in a notebook's namespace (e.g. `globals()`)."""
+    names = {o.param for o in audit_options(test.key, test.settings_model)}
+    return {name: namespace[name] for name in names if name in namespace}
 
-    Raises NotebookStop (an InputError) with one line naming the bad parameter; the dataset
-    and sample bounds are checked too (runner.prepare), so a bad value never reaches a phase.
+
+def audit_config(
+    test_name: str, namespace: Mapping[str, Any] | None = None, **params: Any
+) -> AuditConfig:
+    """An audit notebook's parameters validated into the run config.
+
+    `namespace` (a notebook passes `globals()`) supplies every parameter it defines; keyword
+    arguments override it. Raises NotebookStop (an InputError) with one line naming the bad
+    parameter; the dataset and sample bounds are checked too (runner.prepare), so a bad value
+    never reaches a phase.
     """
     from auditkit.runner import prepare  # runner pulls in the HTTP stack; import when used
 
-    data: dict[str, Any] = {
-        "endpoint": {
-            "url": url,
-            "api": api,
-            "model": model,
-            "api_key_env": api_key_env,
-            "stream": stream,
-            "max_tokens": max_tokens,
-            "temperature": temperature,
-            "timeout_s": timeout_s,
-        },
-        "dataset": {"path": dataset, "prompt_column": prompt_column},
-        "load": {
-            "scenario": scenario,
-            "max_concurrency": max_concurrency,
-            "samples_per_query": samples_per_query,
-            "target_qps": target_qps,
-            "target_latency_ms": target_latency_ms,
-        },
-        "test04": {
-            "samples": samples,
-            "audit_samples": audit_samples,
-            "sample_index": sample_index,
-            "threshold": threshold,
-            "seed": seed,
-            "design": design,
-            "warmup_queries": warmup_queries,
-        },
-        "mock": {"cache": mock_cache},
-        "output_dir": str(resolve_output_dir(output_dir)),
-    }
+    test = get_test(test_name)
+    options = audit_options(test.key, test.settings_model)
+    values = {**(parameter_values(test, namespace) if namespace else {}), **params}
+    known = {o.param for o in options}
+    unknown = [name for name in values if name not in known]
+    if unknown:
+        raise NotebookStop(_unknown_message(unknown[0], sorted(known), test.key))
+    if "output_dir" in values:
+        values["output_dir"] = str(resolve_output_dir(values["output_dir"]))
     try:
-        cfg = AuditConfig.model_validate(data)
-    except ValidationError as exc:
-        raise NotebookStop(_parameter_error(exc)) from None
+        cfg = build_config(to_overrides(options, values), "parameters")
+    except InputError as exc:
+        raise NotebookStop(_parameter_error(exc.one_line(), options)) from None
     try:
-        prepare(cfg)
+        prepare(cfg, test.key)
     except InputError as exc:
         raise NotebookStop(exc.one_line()) from None
     return cfg
 
 
-# config fields whose notebook parameter has another name
-_PARAM_NAMES: dict[tuple[str, ...], str] = {
-    ("dataset", "path"): "dataset",
-    ("mock", "cache"): "mock_cache",
-}
+def _unknown_message(name: str, known: list[str], where: str) -> str:
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    return f"unknown parameter {name!r} for {where}{hint} (known: {', '.join(known)})"
 
 
-def _parameter_error(exc: ValidationError) -> str:
-    """Name the notebook parameter (not the config path) in the one-line message."""
-    first = exc.errors()[0]
-    loc = tuple(str(p) for p in first["loc"])
-    name = _PARAM_NAMES.get((*loc, "", "")[:2]) or (
-        loc[1] if len(loc) > 1 else ".".join(loc) or "(root)"
-    )
-    msg = str(first["msg"]).removeprefix("Value error, ")
-    shown = repr(first.get("input"))
-    # never echo what was typed into api_key_env: it may be the key itself
-    if "input" in first and first["type"] != "missing" and name != "api_key_env":
-        msg += "" if shown in msg else f" (got {shown})"
-    return f"parameter {name}: {msg}"
+def _parameter_error(message: str, options: list[Option]) -> str:
+    """Name the notebook parameter (not the config path) in the one-line message.
+
+    `message` is `parameters: <dotted.path>: <problem>` (config.format_validation_error);
+    the value typed into api_key_env is never echoed (it may be the key itself)."""
+    _, _, rest = message.partition(": ")
+    path, _, problem = rest.partition(": ")
+    for option in options:
+        if ".".join(option.path) == path:
+            return f"parameter {option.param}: {problem}"
+    return message
 
 
-def describe_config(cfg: AuditConfig) -> str:
+def describe_config(cfg: AuditConfig, test_name: str) -> str:
     """One line saying what the notebook is about to do."""
-    ep = cfg.endpoint
-    where = ep.url or f"embedded mock (cache={cfg.mock.cache})"
-    t4 = cfg.test04
-    return (
-        f"TEST04 against {where}, api {ep.api}, {cfg.load.scenario}, "
-        f"{t4.samples} reference + {t4.effective_audit_samples} audit samples "
-        f"(sample_index {t4.sample_index}), stream={ep.stream}; artifacts → "
-        f"{Path(cfg.output_dir) / 'TEST04'}"
-    )
+    test = get_test(test_name)
+    return f"{test.describe(cfg)}; artifacts → {Path(cfg.output_dir) / test.id}"
 
 
 # --- parameter coercion ------------------------------------------------------------------
@@ -249,11 +207,7 @@ def notebook_parameters(path: str | Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def resolve_parameters(
-    declared: Mapping[str, Mapping[str, Any]], given: Mapping[str, Any]
-) -> dict[str, Any]:
-    """Check names against the notebook and coerce string values; InputError on the first bad
-    one (papermill itself would only warn about an unknown name)."""
+def _refuse_secrets(given: Mapping[str, Any]) -> None:
     for name in given:
         # before the unknown-name check, and without echoing the value: papermill writes every
         # parameter into the output notebook, so a key passed here would be on disk
@@ -263,11 +217,17 @@ def resolve_parameters(
                 "parameters into the output notebook); export the key in an environment "
                 "variable and pass its NAME with -p api_key_env NAME"
             )
+
+
+def resolve_parameters(
+    declared: Mapping[str, Mapping[str, Any]], given: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Check names against the notebook and coerce string values; InputError on the first bad
+    one (papermill itself would only warn about an unknown name)."""
+    _refuse_secrets(given)
     unknown = [n for n in given if n not in declared]
     if unknown:
-        raise InputError(
-            f"unknown parameter {unknown[0]!r} for this notebook; known: {', '.join(declared)}"
-        )
+        raise InputError(_unknown_message(unknown[0], sorted(declared), "this notebook"))
     out: dict[str, Any] = {}
     for name, value in given.items():
         out[name] = (
@@ -338,6 +298,47 @@ def export_html(notebook: Path, target: Path) -> Path:
     return target
 
 
+@dataclass(frozen=True)
+class NotebookChoice:
+    """Which notebook `auditkit notebook NAME` runs, and for which audit (if any)."""
+
+    source: Path
+    test: AuditTest | None
+    generic: bool = False
+
+
+def choose_notebook(name: str) -> NotebookChoice:
+    """An audit's key runs its own notebook (or the generic audit notebook); any other name is
+    a shipped notebook (review_results, investigate_caching). InputError with a suggestion."""
+    from auditkit.audits import REGISTRY
+
+    if name.lower() in REGISTRY:
+        test = get_test(name)
+        if test.notebook:
+            return NotebookChoice(notebook(test.notebook), test)
+        return NotebookChoice(notebook(GENERIC_NOTEBOOK), test, generic=True)
+    shipped = [n for n in notebook_names() if n != Path(GENERIC_NOTEBOOK).stem]
+    if name in shipped:
+        return NotebookChoice(notebook(f"{name}.ipynb"), None)
+    known = sorted({*REGISTRY, *shipped})
+    close = difflib.get_close_matches(name, known, n=1)
+    hint = f"; did you mean {close[0]}?" if close else ""
+    raise InputError(f"unknown notebook {name!r}{hint} (available: {', '.join(known)})")
+
+
+def _generic_values(test: AuditTest, given: Mapping[str, Any]) -> dict[str, Any]:
+    """`-p` values for an audit without its own notebook: checked against the audit's options
+    and handed to the generic notebook as its `settings` parameter."""
+    options = {o.param: o for o in audit_options(test.key, test.settings_model)}
+    settings: dict[str, Any] = {}
+    for name, value in given.items():
+        option = options.get(name)
+        if option is None:
+            raise InputError(_unknown_message(name, sorted(options), test.key))
+        settings[name] = option.parse(value) if isinstance(value, str) else value
+    return settings
+
+
 def run_notebook(
     name: str,
     params: Mapping[str, Any] | None = None,
@@ -347,34 +348,45 @@ def run_notebook(
     cell_timeout_s: int = DEFAULT_CELL_TIMEOUT_S,
     log: Any = None,
 ) -> NotebookOutcome:
-    """Run notebooks/<name>.ipynb with papermill and map its verdict to an exit code.
+    """Run a shipped notebook with papermill and map its verdict to an exit code.
 
-    Exit codes: 0 PASS, 1 FAIL, 2 unknown/invalid parameter (nothing executed),
-    4 INVALID verdict, crashed notebook, or no verdict written.
+    Exit codes: 0 PASS (or a non-audit notebook that ran cleanly), 1 FAIL, 2 unknown/invalid
+    parameter (nothing executed), 4 INVALID verdict, crashed notebook, or no verdict written.
     """
     say = log or (lambda _m: None)
     started = time.monotonic()
-    if name not in NOTEBOOKS:
-        raise InputError(f"unknown notebook {name!r}; available: {', '.join(NOTEBOOKS)}")
-    source = NOTEBOOK_DIR / NOTEBOOKS[name]
-    declared = notebook_parameters(source)
-    values = resolve_parameters(declared, dict(params or {}))
+    choice = choose_notebook(name)
+    given = dict(params or {})
+    _refuse_secrets(given)
     out = Path(out_dir).expanduser().resolve()
-    # artifacts default to the runner's output folder, as an absolute path, so the kernel's
-    # working directory cannot move them
-    values.setdefault("output_dir", str(out))
-    values["output_dir"] = str(Path(values["output_dir"]).expanduser().resolve())
-    merged = {k: v["default"] for k, v in declared.items()} | values
-    test04_config(**merged)  # raises NotebookStop/InputError → exit 2, before any kernel
-    result_file = Path(merged["output_dir"]) / "TEST04" / "audit_result.json"
-    if result_file.exists():  # never report a previous run's verdict if this one dies early
+    test = choice.test
+    if choice.generic and test is not None:
+        settings = _generic_values(test, given)
+        output_dir = str(resolve_output_dir(settings.pop("output_dir", out)))
+        values: dict[str, Any] = {"test": test.key, "settings": settings, "output_dir": output_dir}
+        audit_config(test.key, **settings, output_dir=output_dir)  # exit 2 before any kernel
+    else:
+        declared = notebook_parameters(choice.source)
+        values = resolve_parameters(declared, given)
+        if test is not None:
+            # artifacts default to the runner's output folder, as an absolute path, so the
+            # kernel's working directory cannot move them
+            values.setdefault("output_dir", str(out))
+            values["output_dir"] = str(Path(values["output_dir"]).expanduser().resolve())
+            merged = {k: v["default"] for k, v in declared.items()} | values
+            audit_config(test.key, merged)  # raises NotebookStop/InputError → exit 2
+        output_dir = str(values.get("output_dir", out))
+    result_file = Path(output_dir) / test.id / "audit_result.json" if test else None
+    if result_file is not None and result_file.exists():
+        # never report a previous run's verdict if this one dies early
         result_file.unlink()
-    executed = out / f"{name}.ipynb"
+    stem = test.key if test is not None else name
+    executed = out / f"{stem}.ipynb"
     out.mkdir(parents=True, exist_ok=True)
-    say(f"running {source} → {executed}")
-    outcome = _execute(source, executed, values, cell_timeout_s)
+    say(f"running {choice.source.name} → {executed}")
+    outcome = _execute(choice.source, executed, values, cell_timeout_s)
     outcome.notebook = executed
-    if outcome.exit_code == EXIT_PASS:  # executed cleanly: the verdict decides
+    if outcome.exit_code == EXIT_PASS and result_file is not None and test is not None:
         if not result_file.exists():
             outcome.exit_code = EXIT_EXECUTION
             outcome.message = f"notebook finished but wrote no verdict ({result_file} missing)"
@@ -383,7 +395,7 @@ def run_notebook(
             outcome.verdict = verdict
             outcome.result_file = result_file
             outcome.exit_code = _verdict_exit(verdict)
-            outcome.message = f"TEST04 {verdict}"
+            outcome.message = f"{test.id} {verdict}"
     if html and executed.exists():
         outcome.html = export_html(executed, executed.with_suffix(".html"))
     outcome.seconds = time.monotonic() - started

@@ -1,13 +1,14 @@
 """Result types: per-query records (DataFrame), phase summaries and the audit verdict.
 
-The summaries and the verdict are pydantic models because they are written as artifacts
-(phase.json, audit_result.json) and read back by notebooks and `auditkit verify`.
+The summaries and the verdict are frozen pydantic models: they are written as artifacts
+(phase.json, audit_result.json) and read back by notebooks and `auditkit verify`, and a changed
+result is a new object (`model_copy(update=...)`), never an edit in place.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any, Generic, Literal, TypeVar
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
@@ -37,6 +38,7 @@ STATUSES = ("ok", "http_error", "timeout", "connect_error", "protocol_error", "c
 INT_COLUMNS = ("scheduled_ns", "sent_ns", "first_byte_ns", "first_token_ns", "completed_ns")
 
 Verdict = Literal["PASS", "FAIL", "INVALID"]
+FROZEN = ConfigDict(extra="forbid", frozen=True)
 
 
 def empty_records() -> pd.DataFrame:
@@ -68,7 +70,7 @@ def records_frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
 class LatencyStats(BaseModel):
     """Latency distribution of one phase, integer nanoseconds (LoadGen's unit)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = FROZEN
 
     count: int
     min_ns: int | None = None
@@ -85,7 +87,7 @@ class LatencyStats(BaseModel):
 class PhaseSummary(BaseModel):
     """What one phase did and scored (written as phase.json)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = FROZEN
 
     name: str
     scenario: str
@@ -119,7 +121,7 @@ class PhaseSummary(BaseModel):
     scheduled_samples_per_second: float | None = None
     complete: bool
     loadgen_valid: bool
-    invalid_reasons: list[str] = Field(default_factory=list)
+    invalid_reasons: tuple[str, ...] = ()
     interrupted: bool = False
     loop_lag_p99_ns: int | None = None
     client_ceiling_qps: float | None = None
@@ -128,43 +130,62 @@ class PhaseSummary(BaseModel):
     distinct_outputs: int = 0
     request_headers: dict[str, str] = Field(default_factory=dict)
     # timeout_s, connect_timeout_s, max_response_bytes, verify_tls in force for the phase
-    request_settings: dict[str, Any] = Field(default_factory=dict)
+    request_settings: dict[str, float | int | bool] = Field(default_factory=dict)
     started_at: str = ""
 
 
-@dataclass
+@dataclass(frozen=True)
 class PhaseResult:
-    """A phase's records (one row per request) and its summary."""
+    """A phase's records (one row per request) and its summary.
+
+    Frozen: a changed summary is a new PhaseResult (`dataclasses.replace`)."""
 
     spec: RunSpec
     records: pd.DataFrame
     summary: PhaseSummary
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
         return self.spec.name
 
 
-class AuditResult(BaseModel):
-    """The verdict of one audit test and every number behind it (audit_result.json)."""
+class Evidence(BaseModel):
+    """Base of an audit's evidence model: named fields, frozen, nothing undeclared."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = FROZEN
+
+
+EvidenceT = TypeVar("EvidenceT", bound=Evidence)
+
+
+class NoEvidence(Evidence):
+    """For results that carry no audit-specific evidence (e.g. an INVALID before any phase)."""
+
+
+class AuditResult(BaseModel, Generic[EvidenceT]):
+    """The verdict of one audit test and every number behind it (audit_result.json).
+
+    The headline comparison (`reference_score` vs `audit_score` under `threshold`) is shared by
+    the audits that compare two measurements; audits that do not leave it empty. Everything
+    audit-specific lives in `evidence`, a frozen model the audit defines.
+    """
+
+    model_config = FROZEN
 
     test: str
     verdict: Verdict
     reason: str
     scenario: str
-    score_name: str
-    reference_score: float | None
-    audit_score: float | None
-    ratio: float | None
-    threshold: float
-    threshold_source: str
-    rule: str
+    score_name: str = ""
+    reference_score: float | None = None
+    audit_score: float | None = None
+    ratio: float | None = None
+    threshold: float | None = None
+    threshold_source: str = ""
+    rule: str = ""
     submission_grade: bool = False
-    notes: list[str] = Field(default_factory=list)
-    evidence: dict[str, Any] = Field(default_factory=dict)
+    notes: tuple[str, ...] = ()
+    evidence: EvidenceT | None = None
     phases: dict[str, PhaseSummary] = Field(default_factory=dict)
     config: dict[str, Any] = Field(default_factory=dict)
     auditkit_version: str = ""
@@ -174,3 +195,7 @@ class AuditResult(BaseModel):
     @property
     def passed(self) -> bool:
         return self.verdict == "PASS"
+
+    def with_notes(self, *notes: str) -> AuditResult[EvidenceT]:
+        """A copy with `notes` appended."""
+        return self.model_copy(update={"notes": (*self.notes, *notes)})

@@ -10,9 +10,9 @@ at least the scenario's minimum query count:
   LoadGen's offline default of 24576 samples (`mlperf.conf`: `*.Offline.min_query_count`);
   without a target_qps only the 24576 floor applies (min_duration still extends the phase).
 
-The preset raises `test04.samples` / `test04.audit_samples` and `load.min_duration_s` to these
-floors; it never lowers what the user asked for. TEST04's own validation then rejects a dataset
-too small for a distinct-sample reference of that size.
+The preset raises `load.min_duration_s` to its floor here, and each audit raises its own
+sample counts (`AuditTest.with_run_rules`, using `min_samples`); it never lowers what the user
+asked for. The audit's own validation then rejects a dataset too small for its phases.
 """
 
 from __future__ import annotations
@@ -46,21 +46,13 @@ def min_samples(load: LoadConfig) -> int:
 
 
 def apply(cfg: AuditConfig) -> AuditConfig:
-    """The config with the run rules' floors applied (unchanged when load.run_rules is off)."""
+    """The config with the shared floors applied (unchanged when load.run_rules is off)."""
     if not cfg.load.run_rules:
         return cfg
-    floor = min_samples(cfg.load)
-    t4 = cfg.test04
-    test04 = t4.model_copy(
-        update={
-            "samples": max(t4.samples, floor),
-            "audit_samples": max(t4.effective_audit_samples, floor),
-        }
-    )
     load = cfg.load.model_copy(
         update={"min_duration_s": max(cfg.load.min_duration_s, MIN_DURATION_S)}
     )
-    return cfg.model_copy(update={"test04": test04, "load": load})
+    return cfg.model_copy(update={"load": load})
 
 
 def describe(load: LoadConfig) -> str:

@@ -6,13 +6,15 @@ Used by the CLI and the notebooks alike. Data flows one way (DESIGN §1).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from auditkit import __version__, artifacts, run_rules
-from auditkit.audits import AuditTest, get_test
+from auditkit.audits import DEFAULT_TEST, AuditTest, get_test
 from auditkit.calibration import client_bound_reason, client_ceiling
 from auditkit.config import AuditConfig
 from auditkit.data import Dataset, load_dataset
@@ -25,11 +27,14 @@ from auditkit.errors import (
     Interrupted,
     SetupError,
 )
-from auditkit.loadgen import PhaseInterrupted, Transport, resolve_api_key, run_phase
+from auditkit.loadgen import HttpTarget, PhaseInterrupted, Transport, resolve_api_key, run_phase
 from auditkit.plan import RunSpec
 from auditkit.preflight import check_output_dir, discover_model
 from auditkit.results import AuditResult, PhaseResult
 
+#: the endpoint an in-memory transport stands for (no mock is started, nothing is resolved)
+IN_MEMORY_URL = "http://in-memory.invalid"
+IN_MEMORY_MODEL = "mock-llm"
 ProgressFactory = Callable[[RunSpec], tuple[Callable[[int, int], None], Callable[[], None]]]
 Log = Callable[[str], None]
 
@@ -49,7 +54,7 @@ class Prepared:
 class AuditRun:
     """A finished audit: the verdict, the phases and where the artifacts are."""
 
-    result: AuditResult
+    result: AuditResult[Any]
     phases: list[PhaseResult]
     folder: Path
     endpoint_url: str
@@ -66,11 +71,12 @@ def verdict_exit_code(verdict: str) -> int:
     return {"PASS": EXIT_PASS, "FAIL": EXIT_FAIL}.get(verdict, EXIT_EXECUTION)
 
 
-def prepare(cfg: AuditConfig, test_id: str = "test04") -> Prepared:
+def prepare(cfg: AuditConfig, test_id: str = DEFAULT_TEST) -> Prepared:
     """Load and validate every input; raises InputError before anything is sent.
-    With load.run_rules the MLPerf floors are applied first (run_rules.apply)."""
-    cfg = run_rules.apply(cfg)
+    With load.run_rules the MLPerf floors are applied first (shared ones, then the audit's)."""
     test = get_test(test_id)
+    if cfg.load.run_rules:
+        cfg = test.with_run_rules(run_rules.apply(cfg))
     dataset = load_dataset(cfg.dataset)
     test.validate(cfg, dataset)
     specs = test.plan(cfg, dataset)
@@ -92,43 +98,59 @@ def validate_spec(spec: RunSpec, dataset: Dataset) -> None:
 
 
 @contextlib.contextmanager
-def endpoint_url(cfg: AuditConfig) -> Iterator[tuple[str, dict[str, object]]]:
-    """The SUT's base URL: cfg.endpoint.url, or an embedded mock started for the run."""
-    if cfg.endpoint.url:
-        yield cfg.endpoint.url, {}
+def endpoint_url(
+    cfg: AuditConfig, transport: Transport | None = None
+) -> Iterator[tuple[str, dict[str, object]]]:
+    """The SUT's base URL: cfg.endpoint.url, or an embedded mock started for the run (none
+    when a transport is given: an in-memory transport is its own endpoint)."""
+    if cfg.endpoint.url or transport is not None:
+        yield cfg.endpoint.url or IN_MEMORY_URL, {}
         return
-    from auditkit.mock import MockServer
+    # its own process: a mock sharing the client's interpreter (and GIL) would make the
+    # phases measure the client's scheduling as much as the SUT
+    from auditkit.mock import MockProcess
 
     stats: dict[str, object] = {}
-    with MockServer(cfg.mock) as server:
+    with MockProcess(cfg.mock) as server:
         try:
             yield server.url, stats
         finally:
-            stats.update(server.stats())
+            # the mock's counters are context; a mock that died must not hide the real error
+            with contextlib.suppress(SetupError):
+                stats.update(server.stats())
 
 
 def run_audit(
     cfg: AuditConfig,
-    test_id: str = "test04",
+    test_id: str = DEFAULT_TEST,
     *,
     progress: ProgressFactory | None = None,
     log: Log | None = None,
+    transport: Transport | None = None,
 ) -> AuditRun:
     """Run one audit end to end. Raises InputError/SetupError before any phase runs,
-    Interrupted (records kept, no verdict) on Ctrl-C."""
+    Interrupted (records kept, no verdict) on Ctrl-C.
+
+    `transport` swaps the HTTP client for another (e.g. `auditkit.loadgen.fake`'s in-memory
+    one on a virtual clock); then no mock is started and the client guard is off (a virtual
+    clock has no client ceiling to measure)."""
     say = log or (lambda _msg: None)
     prepared = prepare(cfg, test_id)
     cfg = prepared.cfg  # with the run rules applied, if asked for
-    target = artifacts.test_dir(cfg.output_dir, prepared.test.id)
+    test = prepared.test
+    target = artifacts.test_dir(cfg.output_dir, test.id)
     created = _missing_dirs(target)
     folder = check_output_dir(target)
-    artifacts.clear_verdict(folder)
+    artifacts.clear_verdict(folder, test)
     artifacts.remove_stale_tmp(folder)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     try:
-        with endpoint_url(cfg) as (base_url, mock_stats):
-            transport = Transport.from_config(cfg.endpoint, base_url, prepared.api_key)
-            model = discover_model(cfg.endpoint, base_url, dict(transport.headers))
+        with endpoint_url(cfg, transport) as (base_url, mock_stats):
+            http = HttpTarget.from_config(cfg.endpoint, base_url, prepared.api_key)
+            if transport is None:
+                model = discover_model(cfg.endpoint, base_url, dict(http.headers))
+            else:
+                model = cfg.endpoint.model or IN_MEMORY_MODEL
             adapter = make_adapter(cfg.endpoint, model)
             run_cfg = cfg.redacted()
             run_cfg["endpoint"]["url"] = base_url if cfg.endpoint.url else None
@@ -139,32 +161,31 @@ def run_audit(
                 if cfg.endpoint.url
                 else f"{base_url} (embedded mock, cache={cfg.mock.cache})"
             )
-            say(f"{prepared.test.id}: endpoint {where}, model {model}, api {cfg.endpoint.api}")
-            phases = run_phases(prepared, adapter, transport, folder, progress, say)
+            say(f"{test.id}: endpoint {where}, model {model}, api {cfg.endpoint.api}")
+            phases = run_phases(prepared, adapter, http, transport, folder, progress, say)
     except (InputError, SetupError):
-        # failed pre-flight: leave no empty TEST04/ behind that looks like a run happened
+        # failed pre-flight: leave no empty audit folder behind that looks like a run happened
         # (only empty folders this run created are removed)
         _remove_empty(created)
         raise
     if len(phases) < len(prepared.specs):
         result = invalid_result(prepared, phases)
     else:
-        result = prepared.test.verify(phases, cfg)
-    notes = list(result.notes)
+        result = test.verify(phases, cfg)
+    notes: tuple[str, ...] = ()
     if not cfg.endpoint.verify_tls:
-        notes.append(
+        notes = (
             "WARNING: TLS verification was off (endpoint.verify_tls: false / --insecure): the "
-            "endpoint's certificate was not checked"
+            "endpoint's certificate was not checked",
         )
-    result = result.model_copy(
+    result = result.with_notes(*notes).model_copy(
         update={
-            "notes": notes,
             "auditkit_version": __version__,
             "started_at": started,
             "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
     )
-    artifacts.write_result(folder, result)
+    artifacts.write_result(folder, result, test)
     return AuditRun(result, phases, folder, base_url, model, dict(mock_stats))
 
 
@@ -188,7 +209,8 @@ def _remove_empty(dirs: list[Path]) -> None:
 def run_phases(
     prepared: Prepared,
     adapter: EndpointAdapter,
-    transport: Transport,
+    http: HttpTarget,
+    transport: Transport | None,
     folder: Path,
     progress: ProgressFactory | None,
     say: Log,
@@ -197,8 +219,9 @@ def run_phases(
     A phase that did not complete stops the run (the next phase could not make it valid)."""
     phases: list[PhaseResult] = []
     load = prepared.cfg.load
+    guard = load.client_guard and transport is None
     ceiling = None
-    if load.client_guard and load.scenario in ("offline", "server"):
+    if guard and load.scenario in ("offline", "server"):
         try:
             ceiling = client_ceiling(load.max_concurrency, load.client_delay_ms)
         except PhaseInterrupted:
@@ -208,7 +231,9 @@ def run_phases(
         say(f"phase {spec.describe()}")
         callback, close = progress(spec) if progress else (None, lambda: None)
         try:
-            phase = run_phase(spec, prepared.dataset, adapter, transport, progress=callback)
+            phase = run_phase(
+                spec, prepared.dataset, adapter, http, progress=callback, transport=transport
+            )
         except PhaseInterrupted as exc:
             close()
             artifacts.write_phase(folder, exc.partial)
@@ -217,11 +242,12 @@ def run_phases(
                 f"completed records kept in {folder / spec.name}; no verdict written"
             ) from None
         close()
-        if load.client_guard:
+        if guard:
             reason = client_bound_reason(phase.summary, ceiling, load.client_bound_fraction)
-            phase.summary = phase.summary.model_copy(
+            summary = phase.summary.model_copy(
                 update={"client_ceiling_qps": ceiling, "client_bound": reason}
             )
+            phase = dataclasses.replace(phase, summary=summary)
         artifacts.write_phase(folder, phase)
         phases.append(phase)
         s = phase.summary
@@ -234,26 +260,10 @@ def run_phases(
     return phases
 
 
-def invalid_result(prepared: Prepared, phases: list[PhaseResult]) -> AuditResult:
+def invalid_result(prepared: Prepared, phases: list[PhaseResult]) -> AuditResult[Any]:
     """INVALID because a phase failed before the plan finished (no PASS/FAIL from partial data)."""
     ran = {p.name: p.summary for p in phases}
     reasons = [f"{s.name}: {r}" for s in ran.values() for r in s.invalid_reasons]
     skipped = [s.name for s in prepared.specs if s.name not in ran]
     reason = "; ".join(reasons) + f"; not run: {', '.join(skipped)}"
-    # the reference phase's score when it ran (not a warm-up or a counterbalanced block's)
-    first = ran.get("reference")
-    return AuditResult(
-        test=prepared.test.id,
-        verdict="INVALID",
-        reason=f"INVALID: {reason}",
-        scenario=prepared.cfg.load.scenario,
-        score_name=first.score_name if first else "",
-        reference_score=first.score if first else None,
-        audit_score=None,
-        ratio=None,
-        threshold=prepared.cfg.test04.threshold or 0.0,
-        threshold_source="not applied",
-        rule="",
-        phases=ran,
-        config=prepared.cfg.redacted(),
-    )
+    return prepared.test.invalid(prepared.cfg, ran, reason)

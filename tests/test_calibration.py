@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from auditkit.calibration import NullServer, client_ceiling
-from auditkit.config import build_config
+from auditkit.audits import build_config
 from auditkit.runner import run_audit
 
 

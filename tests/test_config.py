@@ -4,12 +4,13 @@ from pathlib import Path
 
 import pytest
 
-from auditkit.config import AuditConfig, build_config, load_config
+from auditkit.audits import build_config, load_config
+
 from auditkit.errors import InputError
 
 
 def test_defaults_run_against_the_mock() -> None:
-    cfg = AuditConfig()
+    cfg = build_config({})
     assert cfg.endpoint.url is None
     assert cfg.test04.sample_index == 3
     assert cfg.test04.effective_audit_samples == cfg.test04.samples

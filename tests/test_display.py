@@ -25,7 +25,7 @@ def result(verdict: str, ref: float | None = 100.0, aud: float | None = 150.0) -
         test="TEST04", verdict=verdict, reason="audit score <is> high & cached",  # type: ignore[arg-type]
         scenario="offline", score_name="Samples per second", reference_score=ref,
         audit_score=aud, ratio=(aud / ref) if ref and aud else None, threshold=0.1,
-        threshold_source="default", rule="PASS iff …", notes=["a note"],
+        threshold_source="default", rule="PASS iff …", notes=("a note",),
         phases={"reference": summary("reference", 100, 10), "audit": summary("audit", 150, 2)},
     )  # fmt: skip
 
@@ -60,36 +60,31 @@ def test_status_line() -> None:
     assert display.status_line(result("FAIL")).startswith("TEST04 FAIL: ")
 
 
-def test_panel_shows_statistical_view_and_cache_kind() -> None:
+def test_panel_shows_the_audits_own_evidence_rows() -> None:
+    from auditkit.audits import get_test
     from auditkit.display import verdict_html
-    from auditkit.results import AuditResult
 
-    result = AuditResult(
-        test="TEST04",
-        verdict="FAIL",
-        reason="r",
-        scenario="offline",
-        score_name="s",
-        reference_score=100.0,
-        audit_score=200.0,
-        ratio=2.0,
-        threshold=0.1,
-        threshold_source="upstream",
-        rule="x",
-        evidence={
-            "statistical": {
-                "verdict": "FAIL",
-                "ratio": 2.0,
-                "ci_low": 1.8,
-                "ci_high": 2.2,
-                "confidence": 0.95,
-                "limit": 1.1,
-                "queries_to_settle": None,
-                "mannwhitney_p": 1e-9,
+    model = get_test("test04").result_model
+    result = model.model_validate(
+        {
+            "test": "TEST04",
+            "verdict": "FAIL",
+            "reason": "r",
+            "scenario": "offline",
+            "reference_score": 100.0,
+            "audit_score": 200.0,
+            "threshold": 0.1,
+            "evidence": {
+                "latency": {"speedup_flag_limit": 1.5, "latency_speedup_flag": True},
+                "statistical": {
+                    "verdict": "FAIL", "ratio": 2.0, "ci_low": 1.8, "ci_high": 2.2,
+                    "confidence": 0.95, "limit": 1.1, "blocks": [4, 4], "queries_to_settle": None,
+                    "mannwhitney_p": 1e-9, "service_median_ratio": 2.0, "method": "m",
+                },
+                "fingerprint": {"kind": "response cache", "evidence": ["decode collapsed"]},
             },
-            "fingerprint": {"kind": "response cache", "evidence": ["decode collapsed"]},
-        },
-    )
+        }
+    )  # fmt: skip
     html_text = verdict_html(result)
     assert "Statistical view" in html_text and "[1.800, 2.200]" in html_text
     assert "response cache" in html_text and "decode collapsed" in html_text

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from auditkit import mlperf_logs
+from auditkit.audits.test04.logs import format_verify_performance
 from auditkit.loadgen_logs import parse_detail, parse_summary
 from auditkit.results import AuditResult, LatencyStats, PhaseSummary
 
@@ -131,7 +132,7 @@ def test_verify_performance_text() -> None:
         threshold_source="upstream",
         rule="r",
     )
-    lines = mlperf_logs.format_verify_performance(result).splitlines()
+    lines = format_verify_performance(result).splitlines()
     assert lines[:4] == [
         "Verifying performance.",
         "reference score = 99.86",
@@ -139,5 +140,5 @@ def test_verify_performance_text() -> None:
         "TEST PASS",
     ]
     invalid = result.model_copy(update={"verdict": "INVALID", "reason": "INVALID: x"})
-    text = mlperf_logs.format_verify_performance(invalid)
+    text = format_verify_performance(invalid)
     assert "TEST PASS" not in text and "TEST FAIL: Test results are invalid" in text

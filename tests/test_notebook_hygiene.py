@@ -7,12 +7,18 @@ from pathlib import Path
 import nbformat
 import pytest
 
-NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*.ipynb"))
+from auditkit.resources import notebooks_dir
+
+NOTEBOOKS = sorted(notebooks_dir().glob("*.ipynb"))
+REPO_LINK = Path(__file__).resolve().parent.parent / "notebooks"
 
 
 def test_notebooks_exist() -> None:
     names = {p.name for p in NOTEBOOKS}
-    assert {"test04.ipynb", "investigate_caching.ipynb", "review_results.ipynb"} <= names
+    assert {"test04.ipynb", "audit.ipynb", "investigate_caching.ipynb"} <= names
+    assert "review_results.ipynb" in names
+    # the repository's notebooks/ is the package's folder (one copy, shipped in the wheel)
+    assert REPO_LINK.resolve() == notebooks_dir().resolve()
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -9,7 +9,7 @@ import pytest
 from auditkit import run_rules
 from auditkit.audits.test04 import Test04
 from auditkit.cli import build_parser, run_overrides
-from auditkit.config import build_config
+from auditkit.audits import build_config
 from auditkit.data import Dataset, Sample
 from auditkit.errors import InputError
 from auditkit.runner import prepare
@@ -30,10 +30,11 @@ def test_minimum_query_counts(load: dict, queries: int, samples: int) -> None:
     cfg = build_config({"load": {**load, "run_rules": True}})
     assert run_rules.min_queries(cfg.load) == queries
     assert run_rules.min_samples(cfg.load) == samples
-    applied = run_rules.apply(cfg)
+    applied = Test04().with_run_rules(run_rules.apply(cfg))
     assert applied.load.min_duration_s == 600.0
-    assert applied.test04.samples == max(256, samples)
-    assert applied.test04.effective_audit_samples == max(256, samples)
+    t4 = Test04().settings(applied)
+    assert t4.samples == max(256, samples)
+    assert t4.effective_audit_samples == max(256, samples)
 
 
 def test_off_means_unchanged_and_never_lowers() -> None:
@@ -42,8 +43,8 @@ def test_off_means_unchanged_and_never_lowers() -> None:
     big = build_config(
         {"load": {"run_rules": True, "min_duration_s": 900}, "test04": {"samples": 30000}}
     )
-    applied = run_rules.apply(big)
-    assert applied.load.min_duration_s == 900 and applied.test04.samples == 30000
+    applied = Test04().with_run_rules(run_rules.apply(big))
+    assert applied.load.min_duration_s == 900 and Test04().settings(applied).samples == 30000
 
 
 def test_small_dataset_is_rejected_before_running(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from auditkit import artifacts
-from auditkit.config import build_config
+from auditkit.audits import build_config
 from auditkit.errors import InputError, SetupError
 from auditkit.runner import run_audit
 
@@ -72,7 +72,7 @@ def test_prefix_cache_drops_ttft_only(tmp_path: Path) -> None:
     aud_records = run.phases[1].records
     assert (aud_records["cached_tokens"].iloc[1:] > 0).all()
     # the verdict follows upstream's score; the TTFT split is reported as evidence
-    assert run.result.evidence["ttft_p50_speedup"] > 1.3
+    assert run.result.evidence.latency.ttft_p50_speedup > 1.3
 
 
 def test_validation_happens_before_any_request(tmp_path: Path) -> None:

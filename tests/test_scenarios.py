@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 from auditkit import artifacts
-from auditkit.config import build_config
+from auditkit.audits import build_config
 from auditkit.loadgen_logs import read_detail, read_summary
 from auditkit.runner import AuditRun, run_audit
-from auditkit.verify import verify_summaries
+from auditkit.audits.test04.logs import verify_summaries
 
 # mock compute (base + 8 tokens × decode) dominates the in-process HTTP overhead, so an output
 # cache hit is clearly faster, yet queries stay short enough for >= 1000 of them per phase
@@ -69,8 +69,8 @@ def _round_trip(run: AuditRun) -> None:
     assert again.reference_score == run.result.reference_score
     assert again.audit_score == run.result.audit_score
     assert again.threshold == run.result.threshold
-    flag = run.result.evidence.get("latency_speedup_flag")
-    assert again.evidence.get("latency_speedup_flag") == flag
+    flag = run.result.evidence.latency.latency_speedup_flag
+    assert again.evidence.latency.latency_speedup_flag == flag
     # submission layout
     run_1 = run.folder / "performance" / "run_1"
     assert (run_1 / "mlperf_log_summary.txt").read_text() == (
@@ -113,7 +113,7 @@ SERVER = {"scenario": "server", "target_qps": 300.0, "target_latency_ms": 100.0}
 def test_server_no_cache_passes_without_flag(tmp_path: Path, dataset: str) -> None:
     run = _run(tmp_path, dataset, "none", SERVER, 500)
     assert run.result.verdict == "PASS", run.result.reason
-    assert run.result.evidence["latency_speedup_flag"] is False
+    assert run.result.evidence.latency.latency_speedup_flag is False
     ref = run.result.phases["reference"]
     assert ref.loadgen_valid and ref.target_latency_ns == 100_000_000
     # arrival-bound: the completed rate sits at the arrival rate, not the SUT's capacity
@@ -125,7 +125,7 @@ def test_server_output_cache_is_flagged_by_latency_evidence(tmp_path: Path, data
     run = _run(tmp_path, dataset, "output", SERVER, 500)
     # the official (arrival-bound) score cannot see the cache; the evidence does
     assert run.result.verdict == "PASS"
-    assert run.result.evidence["latency_speedup_flag"] is True
+    assert run.result.evidence.latency.latency_speedup_flag is True
     assert "arrival-bound" in run.result.reason
     _round_trip(run)
 

@@ -17,9 +17,10 @@ import papermill
 import pytest
 from papermill.exceptions import PapermillExecutionError
 
-from auditkit.notebook_runner import NOTEBOOK_DIR, REMOTE_PATTERN
+from auditkit.notebook_runner import REMOTE_PATTERN
+from auditkit.resources import notebook
 
-NOTEBOOK = NOTEBOOK_DIR / "test04.ipynb"
+NOTEBOOK = notebook("test04.ipynb")
 # the FAIL case is unmistakable with fewer samples; the PASS case keeps the default 256 so a
 # busy CI machine's noise cannot push the audit phase over the 10% margin
 QUICK = {"samples": 128}

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from auditkit.config import build_config
+from auditkit.audits import build_config
 from auditkit.runner import run_audit
 from tests.reliability.conftest import Served
 
@@ -74,7 +74,7 @@ def test_hanging_endpoint_times_out(tmp_path: Path, tiny: Served, stream: bool) 
 
 MEMORY_PROBE = """
 import json, resource, sys
-from auditkit.config import build_config
+from auditkit.audits import build_config
 from auditkit.runner import run_audit
 
 def audit(url, **endpoint):

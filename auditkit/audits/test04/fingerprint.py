@@ -10,11 +10,12 @@ The fingerprint is evidence beside the official verdict; it never changes it.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
+
+from auditkit.results import Evidence
 
 CacheKind = Literal["none", "response cache", "prefix cache", "unknown"]
 #: audit/reference ratios beyond these count as a real drop (medians, so robust to outliers)
@@ -23,20 +24,16 @@ DECODE_DROP = 0.75
 TOTAL_DROP = 0.80
 
 
-@dataclass(frozen=True)
-class Fingerprint:
+class Fingerprint(Evidence):
     """The kind of caching seen, and the numbers that say so."""
 
     kind: CacheKind
-    evidence: list[str] = field(default_factory=list)
+    evidence: tuple[str, ...] = ()
     ttft_ratio: float | None = None
     decode_per_token_ratio: float | None = None
     service_ratio: float | None = None
     identical_outputs: bool | None = None
     cached_tokens_fraction: float | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _ok(frame: pd.DataFrame) -> pd.DataFrame:
@@ -61,7 +58,7 @@ def fingerprint(
     """Classify the caching seen in the audit phase relative to the reference phase."""
     ref, aud = _ok(reference), _ok(audit)
     if ref.empty or aud.empty:
-        return Fingerprint("unknown", ["no completed queries to compare"])
+        return Fingerprint(kind="unknown", evidence=("no completed queries to compare",))
     notes: list[str] = []
 
     def ratio(a: float | None, r: float | None) -> float | None:
@@ -122,4 +119,12 @@ def fingerprint(
         kind = "none"
         if not notes:
             notes.append("no speed-up and no cache signature in the audit phase")
-    return Fingerprint(kind, notes, ttft, decode, service, identical, cached_fraction)
+    return Fingerprint(
+        kind=kind,
+        evidence=tuple(notes),
+        ttft_ratio=ttft,
+        decode_per_token_ratio=decode,
+        service_ratio=service,
+        identical_outputs=identical,
+        cached_tokens_fraction=cached_fraction,
+    )

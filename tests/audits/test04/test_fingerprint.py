@@ -2,8 +2,8 @@
 
 import pytest
 
-from auditkit.config import build_config
-from auditkit.fingerprint import fingerprint
+from auditkit.audits import build_config
+from auditkit.audits.test04.fingerprint import fingerprint
 from auditkit.runner import run_audit
 
 

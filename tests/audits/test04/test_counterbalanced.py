@@ -7,7 +7,7 @@ import pytest
 
 from auditkit import artifacts
 from auditkit.audits.test04 import Test04
-from auditkit.config import build_config
+from auditkit.audits import build_config
 from auditkit.data import Dataset, Sample
 from auditkit.errors import InputError
 from auditkit.runner import run_audit

@@ -1,19 +1,22 @@
-"""Verify two LoadGen summaries (reference, test) with auditkit's TEST04 rules. Pure.
+"""TEST04 and LoadGen's files: verify two LoadGen summaries (reference, test) with TEST04's
+rule, and write verify_performance.txt as upstream does. Pure (text in, text out).
 
 `auditkit verify test04 --reference A --test B` reads summaries written by LoadGen itself or by
-auditkit and returns the AuditResult that `auditkit run` would compute from the same numbers:
-the same upstream score, threshold (mode), strict comparison, INVALID rules and latency
-evidence (audits.test04.decide).
+auditkit and returns the result that `auditkit run` would compute from the same numbers: the
+same upstream score, threshold (mode), strict comparison, INVALID rules and latency evidence.
 """
 
 from __future__ import annotations
 
-from auditkit.audits.test04 import AUDIT, REFERENCE, decide
-from auditkit.config import Test04Config
+from auditkit.audits.test04.scoring import AUDIT, REFERENCE, Test04Result, decide
+from auditkit.audits.test04.settings import Test04Config
 from auditkit.errors import InputError
 from auditkit.loadgen_logs import LoadGenSummary
 from auditkit.metrics import ES_PERCENTILE, SCORE_NAMES
-from auditkit.results import AuditResult, LatencyStats, PhaseSummary
+from auditkit.mlperf_logs import score_text
+from auditkit.results import LatencyStats, PhaseSummary
+
+TEST_ID = "TEST04"
 
 
 def phase_from_summary(name: str, summary: LoadGenSummary) -> PhaseSummary:
@@ -53,8 +56,8 @@ def phase_from_summary(name: str, summary: LoadGenSummary) -> PhaseSummary:
 
 def verify_summaries(
     reference: LoadGenSummary, test: LoadGenSummary, t4: Test04Config | None = None
-) -> AuditResult:
-    """The TEST04 verdict for two parsed summaries; InputError when their scenarios differ."""
+) -> Test04Result:
+    """The verdict for two parsed summaries; InputError when their scenarios differ."""
     if reference.scenario != test.scenario:
         raise InputError(
             f"Test and reference scenarios do not match: {reference.source} is "
@@ -78,11 +81,46 @@ def verify_summaries(
         phase_from_summary(AUDIT, test),
         t4,
         scenario=reference.auditkit_scenario,
+        test_id=TEST_ID,
         submission_grade=False,
-        notes=notes,
+        notes=tuple(notes),
         config={
             "reference_summary": reference.source,
             "test_summary": test.source,
-            "test04": t4.model_dump(mode="json"),
+            "settings": t4.model_dump(mode="json"),
         },
     )
+
+
+def format_verify_performance(result: Test04Result) -> str:
+    """verify_performance.txt: upstream's lines first (its wording, its numbers), then
+    auditkit's own lines, each prefixed `auditkit:` (the checker only looks for TEST PASS)."""
+    lines = ["Verifying performance."]
+    lines += [n for n in result.notes if n.startswith("WARNING: ")]
+    ref = result.phases.get("reference")
+    if result.verdict == "INVALID":
+        if ref is not None and not ref.loadgen_valid:
+            lines.append("TEST FAIL: Reference results are invalid")
+        elif "target latency mismatch" in result.reason:
+            lines.append("TEST FAIL: Server target latency mismatch")
+        else:
+            lines.append("TEST FAIL: Test results are invalid")
+    else:
+        assert result.reference_score is not None and result.audit_score is not None
+        lines.append(f"reference score = {score_text(result.scenario, result.reference_score)}")
+        lines.append(f"test score = {score_text(result.scenario, result.audit_score)}")
+        lines.append("TEST PASS" if result.passed else "TEST FAIL: Test score invalid")
+    lines += [
+        "",
+        f"auditkit: verdict {result.verdict}",
+        f"auditkit: {result.reason}",
+        f"auditkit: threshold {_threshold(result)}",
+        f"auditkit: submission-grade run: {'yes' if result.submission_grade else 'no'}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _threshold(result: Test04Result) -> str:
+    if result.threshold is None:
+        return "not applied"
+    return f"{result.threshold:g} ({result.threshold_source})"

@@ -1,6 +1,6 @@
 """The statistical view of a caching verdict: how sure is it? (pure: numpy/scipy only)
 
-The official TEST04 rule compares two point scores. Here the score ratio gets a confidence
+The official rule compares two point scores. Here the score ratio gets a confidence
 interval by a *block* bootstrap: each phase's queries, in completion order, are cut into
 contiguous time blocks, and blocks (not single queries) are resampled, so warm-up, drift and the
 correlation between neighbouring queries stay inside the resampled unit. The statistical verdict
@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 from scipy.stats import mannwhitneyu
+
+from auditkit.results import Evidence
 
 StatVerdict = Literal["PASS", "FAIL", "INCONCLUSIVE"]
 CONFIDENCE = 0.95
@@ -30,8 +31,7 @@ MIN_BLOCKS = 4
 TARGET_BLOCK_SIZE = 4
 
 
-@dataclass(frozen=True)
-class StatisticalView:
+class StatisticalView(Evidence):
     """Interval on audit/reference score ratio, the verdict it gives, and the test behind it."""
 
     verdict: StatVerdict
@@ -45,9 +45,6 @@ class StatisticalView:
     mannwhitney_p: float | None
     service_median_ratio: float | None
     method: str
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def _blocks(frame: pd.DataFrame, n_blocks: int) -> list[pd.DataFrame]:

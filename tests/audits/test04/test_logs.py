@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 
 from auditkit.cli import main
-from auditkit.config import Test04Config as T4Config
+from auditkit.audits.test04.settings import Test04Config as T4Config
 from auditkit.loadgen_logs import parse_summary
-from auditkit.verify import verify_summaries
+from auditkit.audits.test04.logs import verify_summaries
 
 # hand-built LoadGen summaries (tests run with --import-mode=importlib: load by path)
-summary = runpy.run_path(str(Path(__file__).with_name("loadgen_samples.py")))["summary"]
+summary = runpy.run_path(str(Path(__file__).parents[2] / "loadgen_samples.py"))["summary"]
 
 # (scenario, reference, test, threshold, upstream's printed lines) — expected values written
 # from upstream's rule: Offline/Server score = the printed number, Single/MultiStream score =
@@ -134,8 +134,8 @@ def test_server_latency_evidence_from_summaries() -> None:
     ref = parse_summary(summary("Server", "100.00", target_latency_ns=1, p50=10_000_000))
     test = parse_summary(summary("Server", "100.00", target_latency_ns=1, p50=2_000_000))
     result = verify_summaries(ref, test)
-    assert result.verdict == "PASS" and result.evidence["latency_speedup_flag"] is True
-    assert result.evidence["p50_speedup"] == pytest.approx(5.0)
+    assert result.verdict == "PASS" and result.evidence.latency.latency_speedup_flag is True
+    assert result.evidence.latency.p50_speedup == pytest.approx(5.0)
 
 
 @pytest.mark.parametrize(

@@ -1,10 +1,13 @@
 """TEST04 planning, validation and the pure verdict (numbers alone, no endpoint)."""
 
+import dataclasses
+
 import pytest
 
 from auditkit.audits import REGISTRY, get_test
 from auditkit.audits.test04 import AUDIT, REFERENCE, Test04
-from auditkit.config import AuditConfig, DatasetConfig, build_config
+from auditkit.audits import build_config
+from auditkit.config import DatasetConfig
 from auditkit.data import Dataset, Sample, load_dataset
 from auditkit.errors import InputError
 from auditkit.plan import LoadPattern, RunSpec
@@ -89,7 +92,7 @@ def test_median_sample_index_resolves_to_a_typical_row() -> None:
     ],
 )
 def test_offline_rule_is_strict(ref: float, aud: float, verdict: str) -> None:
-    result = Test04().verify([_phase(REFERENCE, ref), _phase(AUDIT, aud)], AuditConfig())
+    result = Test04().verify([_phase(REFERENCE, ref), _phase(AUDIT, aud)], build_config({}))
     assert result.verdict == verdict
     assert result.threshold == pytest.approx(0.10)
     assert "(1 + 0.1)" in result.rule
@@ -122,13 +125,17 @@ def test_user_threshold_overrides() -> None:
 
 def test_incomplete_phase_is_invalid_never_pass_or_fail() -> None:
     bad = _phase(AUDIT, 50.0)
-    bad.summary.complete = False
-    bad.summary.invalid_reasons = ["3 failed queries (3 http_error)"]
-    result = Test04().verify([_phase(REFERENCE, 100.0), bad], AuditConfig())
+    bad = dataclasses.replace(
+        bad,
+        summary=bad.summary.model_copy(
+            update={"complete": False, "invalid_reasons": ("3 failed queries (3 http_error)",)}
+        ),
+    )
+    result = Test04().verify([_phase(REFERENCE, 100.0), bad], build_config({}))
     assert result.verdict == "INVALID"
     assert "3 failed queries" in result.reason
 
 
 def test_zero_reference_score_is_invalid_not_a_crash() -> None:
-    result = Test04().verify([_phase(REFERENCE, 0.0), _phase(AUDIT, 5.0)], AuditConfig())
+    result = Test04().verify([_phase(REFERENCE, 0.0), _phase(AUDIT, 5.0)], build_config({}))
     assert result.verdict == "INVALID" and "score is 0" in result.reason

@@ -1,0 +1,43 @@
+"""Files that ship inside the package (the default dataset, the notebooks), found with
+importlib.resources so a wheel install works from any folder, not only from a repo checkout.
+
+The repository's top-level `data/` and `notebooks/` are links to these folders.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+DEFAULT_DATASET = "prompts.jsonl"
+
+
+def _package_dir(name: str) -> Path:
+    # the wheel installs auditkit as plain files (zip-safe = false), so the traversable is a
+    # real directory; papermill and the dataset readers need real paths
+    return Path(str(resources.files("auditkit") / name))
+
+
+def datasets_dir() -> Path:
+    """Folder of the datasets shipped with auditkit."""
+    return _package_dir("datasets")
+
+
+def default_dataset() -> Path:
+    """The 1024 synthetic prompts (scripts/make_prompts.py) every audit uses by default."""
+    return datasets_dir() / DEFAULT_DATASET
+
+
+def notebooks_dir() -> Path:
+    """Folder of the notebooks shipped with auditkit."""
+    return _package_dir("notebooks")
+
+
+def notebook(name: str) -> Path:
+    """A shipped notebook by file name, e.g. `audit.ipynb`."""
+    return notebooks_dir() / name
+
+
+def notebook_names() -> list[str]:
+    """Names (without .ipynb) of the shipped notebooks."""
+    return sorted(p.stem for p in notebooks_dir().glob("*.ipynb"))
