@@ -25,9 +25,8 @@ class PerfCounterClock:
     """The real clock: `time.perf_counter_ns()` (monotonic, the finest the OS offers)."""
 
     realtime = True
-
-    def now_ns(self) -> int:
-        return time.perf_counter_ns()
+    # the builtin itself, not a method wrapping it: read several times per request
+    now_ns = staticmethod(time.perf_counter_ns)
 
 
 PERF_COUNTER = PerfCounterClock()

@@ -62,9 +62,14 @@ class PhaseDriver:
         self.target = target
         self.transport = transport
         self.clock = transport.clock
+        self.now_ns = transport.clock.now_ns  # looked up once: read several times per request
         self.progress = progress
         self.url = target.base_url + adapter.path
         self.supply = SampleSupply(spec, dataset, adapter)
+        # the supply's own methods, not wrappers: called once or twice per request
+        self.more: Callable[[int, int], bool] = self.supply.more
+        self.sample: Callable[[int], int] = self.supply.sample
+        self.body: Callable[[int], bytes] = self.supply.body
         self.recorder = Recorder(spec.name, target.secrets())
         self.client_delay_s = spec.load.client_delay_ms / 1e3
         self.t0 = 0
@@ -75,13 +80,7 @@ class PhaseDriver:
     # --- Issuer ----------------------------------------------------------------------------
 
     def elapsed_ns(self) -> int:
-        return self.clock.now_ns() - self.t0
-
-    def more(self, issued: int, last_ns: int) -> bool:
-        return self.supply.more(issued, last_ns)
-
-    def sample(self, position: int) -> int:
-        return self.supply.sample(position)
+        return self.now_ns() - self.t0
 
     async def request(self, query_id: int, index: int, scheduled_ns: int) -> None:
         """Issue one request and record it (also when it fails or is cancelled)."""
@@ -89,11 +88,11 @@ class PhaseDriver:
         if self.client_delay_s:
             # diagnostic slow client: blocks the whole loop on purpose (see calibration.py)
             time.sleep(self.client_delay_s)
-        clock, t0 = self.clock, self.t0
-        attempt = Attempt(query_id, index, scheduled_ns, clock.now_ns() - t0)
+        now, t0 = self.now_ns, self.t0
+        attempt = Attempt(query_id, index, scheduled_ns, now() - t0)
         try:
-            async with self.session.post(self.url, self.supply.body(index)) as resp:
-                attempt.first_byte_ns = clock.now_ns() - t0
+            async with self.session.post(self.url, self.body(index)) as resp:
+                attempt.first_byte_ns = now() - t0
                 attempt.http_status = status = resp.status
                 if not 200 <= status < 300:
                     attempt.status = "http_error"
@@ -144,7 +143,7 @@ class PhaseDriver:
                 event = decoder.decode(line)
                 first = event is not None and event.data and parser.feed(event.data)
                 if first and first_token is None:
-                    first_token = self.clock.now_ns() - self.t0
+                    first_token = self.now_ns() - self.t0
         event = decoder.flush()  # a final event without its blank line
         if event is not None and event.data:
             parser.feed(event.data)
@@ -153,14 +152,13 @@ class PhaseDriver:
     # --- records and progress ----------------------------------------------------------------
 
     def _record(self, attempt: Attempt) -> None:
-        self.recorder.record(attempt, self.clock.now_ns() - self.t0)
-        done = len(self.recorder)
-        self._report(force=done == self.samples)
+        self.recorder.record(attempt, self.now_ns() - self.t0)
+        self._report(force=len(self.recorder) == self.samples)
 
     def _report(self, force: bool = False) -> None:
         if self.progress is None:
             return
-        now = self.clock.now_ns()
+        now = self.now_ns()
         if force or now - self.last_progress >= PROGRESS_INTERVAL_NS:
             self.last_progress = now
             self.progress(len(self.recorder), self.samples)
@@ -169,9 +167,9 @@ class PhaseDriver:
         """Event-loop lag: how late a 10 ms timer fires (a saturated client runs late)."""
         period_ns = int(LAG_PERIOD_S * 1e9)
         while True:
-            start = self.clock.now_ns()
+            start = self.now_ns()
             await asyncio.sleep(LAG_PERIOD_S)
-            self.lags.append(self.clock.now_ns() - start - period_ns)
+            self.lags.append(self.now_ns() - start - period_ns)
 
     # --- the phase ---------------------------------------------------------------------------
 
@@ -190,7 +188,7 @@ class PhaseDriver:
         pool, warm = self._connections()
         async with self.transport.session(self.target, pool_size=pool, warm=warm) as session:
             self.session = session
-            self.t0 = self.clock.now_ns()
+            self.t0 = self.now_ns()
             self._report(force=True)
             main = asyncio.ensure_future(pattern(self))
             stopper = asyncio.ensure_future(stop.wait())

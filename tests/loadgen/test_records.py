@@ -16,13 +16,17 @@ from auditkit.results import RECORD_COLUMNS, PhaseResult
 
 def test_query_record_fields_are_the_record_columns() -> None:
     assert tuple(f.name for f in dataclasses.fields(QueryRecord)) == RECORD_COLUMNS
-    record = Recorder("p", []).record(Attempt(3, 7, 100, 150, first_byte_ns=160), 900)
+    recorder = Recorder("p", [])
+    recorder.record(Attempt(3, 7, 100, 150, first_byte_ns=160), 900)
+    (record,) = recorder.records
     assert record.as_row() == tuple(getattr(record, name) for name in RECORD_COLUMNS)
+    assert recorder.rows() == [record.as_row()]
 
 
 def test_failed_attempts_have_no_completion_or_latency() -> None:
     recorder = Recorder("p", ["sk-1"])
-    record = recorder.record(Attempt(0, 1, 0, 5, status="http_error", error="key sk-1"), 50)
+    recorder.record(Attempt(0, 1, 0, 5, status="http_error", error="key sk-1"), 50)
+    (record,) = recorder.records
     assert record.completed_ns is None and record.latency_ns is None
     assert record.error is not None and "sk-1" not in record.error
 
