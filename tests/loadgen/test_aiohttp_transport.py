@@ -109,7 +109,7 @@ def test_works_inside_a_running_event_loop(mock: MockServer, dataset: Dataset) -
 
 
 def test_http_errors_are_recorded_not_raised(dataset: Dataset) -> None:
-    with MockServer(MockConfig(faults={"error_rate": 1.0})) as server:  # type: ignore[arg-type]
+    with MockServer(MockConfig(faults={"error_rate": 1.0})) as server:
         result = run_phase(
             _spec("offline", 8, max_concurrency=4),
             dataset,
