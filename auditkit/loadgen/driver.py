@@ -104,7 +104,7 @@ class PhaseDriver:
                     attempt.parsed = self.adapter.parse_body(await self._read_body(resp))
         except asyncio.CancelledError:
             attempt.status, attempt.error = "cancelled", "cancelled before completion"
-            attempt.first_token_ns = attempt.http_status = None
+            attempt.first_token_ns = attempt.http_status = attempt.parsed = None
             self._record(attempt)
             raise
         except Exception as exc:
