@@ -38,12 +38,17 @@ _UNRECOGNIZED = re.compile(r"unrecognized arguments: (.*)")
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse that reports a usage error as one line (and exit code 2), with a suggestion
-    for a mistyped flag."""
+    for a mistyped flag. No abbreviations: an audit's new flag must not change what an
+    abbreviation in someone's script means."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         match = _UNRECOGNIZED.match(message)
         if match:
-            known = [s for a in self._actions for s in a.option_strings if s.startswith("--")]
+            known = _flags(self)
             for word in match.group(1).split():
                 flag = word.split("=", 1)[0]
                 close = difflib.get_close_matches(flag, known, n=1)
@@ -51,6 +56,17 @@ class OneLineParser(argparse.ArgumentParser):
                     message += f"; did you mean {close[0]}?"
                     break
         self.exit(EXIT_INPUT, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _flags(parser: argparse.ArgumentParser) -> list[str]:
+    """Every --flag of a parser and its subcommands."""
+    out: list[str] = []
+    for action in parser._actions:
+        out += [s for s in action.option_strings if s.startswith("--")]
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                out += _flags(sub)
+    return out
 
 
 def _peek_test(argv: Sequence[str]) -> str | None:
@@ -319,6 +335,7 @@ def cmd_mock(args: argparse.Namespace) -> int:
         cfg = MockConfig.model_validate(data)
     except ValidationError as exc:
         raise InputError(format_validation_error(exc, "mock config")) from None
+
     def ready(url: str) -> None:
         # after the bind, so --port 0 shows the port it got
         print(f"auditkit mock on {url} (cache={cfg.cache}); Ctrl-C stops", flush=True)

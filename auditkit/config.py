@@ -207,6 +207,11 @@ class MockConfig(_Strict):
     cache: CacheMode = Field(
         "none", description="none | output (response cache) | prefix (KV reuse)"
     )
+    simulated: bool = Field(
+        False,
+        description="simulate the mock in memory on a virtual clock (instant, exact) instead "
+        "of serving it over HTTP",
+    )
     slots: int = Field(2, ge=1, le=1024, description="requests the mock serves at once")
     prefill_us_per_token: float = Field(10.0, ge=0, description="prefill time per prompt token")
     decode_us_per_token: float = Field(150.0, ge=0, description="decode time per output token")

@@ -21,7 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from auditkit.audits import AuditTest, build_config, get_test
+from pydantic import ValidationError
+
+from auditkit.audits import AuditTest, config_model, get_test
 from auditkit.config import AuditConfig
 from auditkit.errors import (
     EXIT_EXECUTION,
@@ -106,9 +108,9 @@ def audit_config(
     if "output_dir" in values:
         values["output_dir"] = str(resolve_output_dir(values["output_dir"]))
     try:
-        cfg = build_config(to_overrides(options, values), "parameters")
-    except InputError as exc:
-        raise NotebookStop(_parameter_error(exc.one_line(), options)) from None
+        cfg = config_model().model_validate(to_overrides(options, values))
+    except ValidationError as exc:
+        raise NotebookStop(_parameter_error(exc, options)) from None
     try:
         prepare(cfg, test.key)
     except InputError as exc:
@@ -122,17 +124,17 @@ def _unknown_message(name: str, known: list[str], where: str) -> str:
     return f"unknown parameter {name!r} for {where}{hint} (known: {', '.join(known)})"
 
 
-def _parameter_error(message: str, options: list[Option]) -> str:
-    """Name the notebook parameter (not the config path) in the one-line message.
-
-    `message` is `parameters: <dotted.path>: <problem>` (config.format_validation_error);
+def _parameter_error(exc: ValidationError, options: list[Option]) -> str:
+    """Name the notebook parameter (not the config path) and the value given, in one line;
     the value typed into api_key_env is never echoed (it may be the key itself)."""
-    _, _, rest = message.partition(": ")
-    path, _, problem = rest.partition(": ")
-    for option in options:
-        if ".".join(option.path) == path:
-            return f"parameter {option.param}: {problem}"
-    return message
+    first = exc.errors()[0]
+    path = ".".join(str(p) for p in first["loc"])
+    name = next((o.param for o in options if ".".join(o.path) == path), path or "(root)")
+    message = str(first["msg"]).removeprefix("Value error, ")
+    shown = repr(first.get("input"))
+    if "input" in first and first["type"] != "missing" and name != "api_key_env":
+        message += "" if shown in message else f" (got {shown})"
+    return f"parameter {name}: {message}"
 
 
 def describe_config(cfg: AuditConfig, test_name: str) -> str:

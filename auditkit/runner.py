@@ -28,13 +28,13 @@ from auditkit.errors import (
     SetupError,
 )
 from auditkit.loadgen import HttpTarget, PhaseInterrupted, Transport, resolve_api_key, run_phase
+from auditkit.loadgen.fake import FakeTransport, SimulatedSUT
 from auditkit.plan import RunSpec
 from auditkit.preflight import check_output_dir, discover_model
 from auditkit.results import AuditResult, PhaseResult
 
 #: the endpoint an in-memory transport stands for (no mock is started, nothing is resolved)
 IN_MEMORY_URL = "http://in-memory.invalid"
-IN_MEMORY_MODEL = "mock-llm"
 ProgressFactory = Callable[[RunSpec], tuple[Callable[[int, int], None], Callable[[], None]]]
 Log = Callable[[str], None]
 
@@ -137,6 +137,8 @@ def run_audit(
     say = log or (lambda _msg: None)
     prepared = prepare(cfg, test_id)
     cfg = prepared.cfg  # with the run rules applied, if asked for
+    if transport is None and not cfg.endpoint.url and cfg.mock.simulated:
+        transport = FakeTransport(SimulatedSUT(cfg.mock))
     test = prepared.test
     target = artifacts.test_dir(cfg.output_dir, test.id)
     created = _missing_dirs(target)
@@ -150,17 +152,19 @@ def run_audit(
             if transport is None:
                 model = discover_model(cfg.endpoint, base_url, dict(http.headers))
             else:
-                model = cfg.endpoint.model or IN_MEMORY_MODEL
+                # an in-memory transport stands for the mock unless the test says otherwise
+                model = cfg.endpoint.model or cfg.mock.model
             adapter = make_adapter(cfg.endpoint, model)
             run_cfg = cfg.redacted()
             run_cfg["endpoint"]["url"] = base_url if cfg.endpoint.url else None
             run_cfg["endpoint"]["model"] = model
             artifacts.write_config(folder, run_cfg)
-            where = (
-                base_url
-                if cfg.endpoint.url
-                else f"{base_url} (embedded mock, cache={cfg.mock.cache})"
-            )
+            if cfg.endpoint.url:
+                where = base_url
+            elif cfg.mock.simulated:
+                where = f"simulated mock on a virtual clock (cache={cfg.mock.cache})"
+            else:
+                where = f"{base_url} (embedded mock, cache={cfg.mock.cache})"
             say(f"{test.id}: endpoint {where}, model {model}, api {cfg.endpoint.api}")
             phases = run_phases(prepared, adapter, http, transport, folder, progress, say)
     except (InputError, SetupError):

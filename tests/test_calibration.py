@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from auditkit.calibration import NullServer, client_ceiling
 from auditkit.audits import build_config
+from auditkit.calibration import NullServer, client_ceiling
 from auditkit.runner import run_audit
 
 

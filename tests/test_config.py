@@ -5,7 +5,6 @@ from pathlib import Path
 import pytest
 
 from auditkit.audits import build_config, load_config
-
 from auditkit.errors import InputError
 
 

@@ -47,7 +47,9 @@ def _run(site: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def test_run_from_another_folder_uses_the_installed_package(installed: Path, tmp_path: Path) -> None:
+def test_run_from_another_folder_uses_the_installed_package(
+    installed: Path, tmp_path: Path
+) -> None:
     probe = subprocess.run(
         [sys.executable, "-c", "import auditkit; print(auditkit.__file__)"],
         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(installed)},

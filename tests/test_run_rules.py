@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from auditkit import run_rules
+from auditkit.audits import build_config
 from auditkit.audits.test04 import Test04
 from auditkit.cli import build_parser, run_overrides
-from auditkit.audits import build_config
 from auditkit.data import Dataset, Sample
 from auditkit.errors import InputError
 from auditkit.runner import prepare

@@ -1,5 +1,6 @@
-"""Multi-stream and server end to end against the embedded mock, plus the round trip through
-LoadGen files: what a run writes, `auditkit verify` reads back to the same verdict."""
+"""Every scenario end to end on a virtual clock (the in-memory transport and the mock's latency
+model: exact and instant), plus the round trip through LoadGen files: what a run writes,
+`auditkit verify` reads back to the same verdict."""
 
 from __future__ import annotations
 
@@ -11,12 +12,13 @@ import pytest
 
 from auditkit import artifacts
 from auditkit.audits import build_config
+from auditkit.audits.test04.logs import verify_summaries
+from auditkit.config import MockConfig
+from auditkit.loadgen.fake import FakeTransport, SimulatedSUT
 from auditkit.loadgen_logs import read_detail, read_summary
 from auditkit.runner import AuditRun, run_audit
-from auditkit.audits.test04.logs import verify_summaries
 
-# mock compute (base + 8 tokens × decode) dominates the in-process HTTP overhead, so an output
-# cache hit is clearly faster, yet queries stay short enough for >= 1000 of them per phase
+# base + 8 tokens × decode per query: an output-cache hit is clearly faster
 FAST_MOCK = {
     "base_latency_ms": 0.5,
     "decode_us_per_token": 400.0,
@@ -24,8 +26,7 @@ FAST_MOCK = {
     "jitter_cv": 0.0,
     "slots": 16,
 }
-# 1000 queries: the p99 early-stopping estimate is then the 2nd-largest latency (t* = 2), not
-# the maximum, so one scheduling hiccup on a busy 2-core machine cannot decide the verdict
+# 1000 queries: the p99 early-stopping estimate is then the 2nd-largest latency (t* = 2)
 MS_QUERIES = 1000
 MS_PER_QUERY = 2
 
@@ -54,10 +55,10 @@ def _run(
             "endpoint": {"max_tokens": 8},
             "load": load,
             "test04": {"samples": samples},
-            "mock": {**FAST_MOCK, "cache": cache, **(mock or {})},
         }
     )
-    return run_audit(cfg)
+    sut = SimulatedSUT(MockConfig.model_validate({**FAST_MOCK, "cache": cache, **(mock or {})}))
+    return run_audit(cfg, transport=FakeTransport(sut))
 
 
 def _round_trip(run: AuditRun) -> None:
@@ -139,7 +140,6 @@ def test_server_too_few_queries_is_invalid(tmp_path: Path, dataset: str) -> None
 
 @pytest.mark.parametrize("scenario", ["offline", "single-stream"])
 def test_round_trip_offline_and_single_stream(tmp_path: Path, dataset: str, scenario: str) -> None:
-    # few slots and few in flight: the SUT, not the in-process CPU, bounds the reference, and
     # only the first few audit queries miss the cache (all in-flight firsts miss it)
     run = _run(
         tmp_path, dataset, "output", {"scenario": scenario, "max_concurrency": 4}, 128, {"slots": 2}
@@ -156,10 +156,9 @@ def test_min_duration_extends_a_phase(tmp_path: Path, dataset: str) -> None:
             "endpoint": {"max_tokens": 8},
             "load": {"scenario": "single-stream", "min_duration_s": 0.5},
             "test04": {"samples": 64},
-            "mock": FAST_MOCK,
         }
     )
-    run = run_audit(cfg)
+    run = run_audit(cfg, transport=FakeTransport(SimulatedSUT(MockConfig(**FAST_MOCK))))
     for phase in run.phases:
         s = phase.summary
         assert s.requested == 64 and s.issued > 64 and s.completed == s.issued
@@ -181,10 +180,9 @@ def test_min_duration_past_the_dataset_makes_the_reference_invalid(tmp_path: Pat
             "endpoint": {"max_tokens": 8},
             "load": {"scenario": "single-stream", "min_duration_s": 0.3},
             "test04": {"samples": 16},
-            "mock": FAST_MOCK,
         }
     )
-    run = run_audit(cfg)
+    run = run_audit(cfg, transport=FakeTransport(SimulatedSUT(MockConfig(**FAST_MOCK))))
     ref = run.result.phases["reference"]
     assert ref.issued > 16 and ref.distinct_samples == 16
     assert run.result.verdict == "INVALID"

@@ -1,6 +1,8 @@
 """test04.ipynb headless: through papermill's API and through `auditkit notebook`.
 
-The notebook runs against the embedded mock (defaults), with fewer samples to stay quick.
+Verdicts are asserted on the simulated mock (`mock_simulated`: the mock's latency model on a
+virtual clock, exact whatever the machine is doing); one run goes over real HTTP to the mock in
+its own process and asserts that a verdict was reached and rendered.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ NOTEBOOK = notebook("test04.ipynb")
 # the FAIL case is unmistakable with fewer samples; the PASS case keeps the default 256 so a
 # busy CI machine's noise cannot push the audit phase over the 10% margin
 QUICK = {"samples": 128}
+SIMULATED = ("-p", "mock_simulated", "true")
 AUDITKIT = [sys.executable, "-m", "auditkit.cli"]
 
 
@@ -41,6 +44,7 @@ def test_papermill_api(tmp_path: Path, cache: str, expected: str) -> None:
         parameters={
             **(QUICK if cache == "output" else {}),
             "mock_cache": cache,
+            "mock_simulated": True,
             "output_dir": str(out),
         },
         kernel_name="python3",
@@ -91,7 +95,7 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_pass_exit_0_with_html(tmp_path: Path) -> None:
-    proc = cli("--html", "--output-dir", "o", cwd=tmp_path)
+    proc = cli(*SIMULATED, "--html", "--output-dir", "o", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "TEST04 PASS" in proc.stdout
     html = (tmp_path / "o" / "test04.html").read_text()
@@ -104,10 +108,18 @@ def test_cli_pass_exit_0_with_html(tmp_path: Path) -> None:
 
 def test_cli_fail_exit_1(tmp_path: Path) -> None:
     proc = cli(
-        "-p", "samples", "128", "-p", "mock_cache", "output", "--output-dir", "o", cwd=tmp_path
-    )
+        *SIMULATED, "-p", "samples", "128", "-p", "mock_cache", "output", "--output-dir", "o",
+        cwd=tmp_path,
+    )  # fmt: skip
     assert proc.returncode == 1, proc.stderr
     assert "TEST04 FAIL" in proc.stdout
+
+
+def test_cli_over_real_http_reaches_a_verdict(tmp_path: Path) -> None:
+    proc = cli("-p", "samples", "128", "--output-dir", "o", cwd=tmp_path)
+    assert proc.returncode in (0, 1), proc.stderr
+    assert verdict(tmp_path / "o") in ("PASS", "FAIL")
+    assert f"TEST04 {verdict(tmp_path / 'o')}" in proc.stdout
 
 
 @pytest.mark.parametrize(
@@ -116,6 +128,7 @@ def test_cli_fail_exit_1(tmp_path: Path) -> None:
         (["-p", "bogus", "1"], "unknown parameter 'bogus'"),
         (["-p", "samples", "-5"], "parameter samples: Input should be greater than or equal to 1"),
         (["-p", "samples", "lots"], "parameter samples: expected int, got 'lots'"),
+        (["-p", "sampels", "64"], "did you mean samples?"),
         (["-p", "samples", "4096"], "exceeds the dataset's 1024 rows"),
     ],
 )

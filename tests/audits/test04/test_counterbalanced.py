@@ -1,4 +1,4 @@
-"""Counterbalanced design (R A A R) and salted warm-up, end to end against the mock."""
+"""Counterbalanced design (R A A R) and salted warm-up, end to end on a virtual clock."""
 
 from pathlib import Path
 
@@ -6,10 +6,12 @@ import pandas as pd
 import pytest
 
 from auditkit import artifacts
-from auditkit.audits.test04 import Test04
 from auditkit.audits import build_config
+from auditkit.audits.test04 import Test04
+from auditkit.config import MockConfig
 from auditkit.data import Dataset, Sample
 from auditkit.errors import InputError
+from auditkit.loadgen.fake import FakeTransport, SimulatedSUT
 from auditkit.runner import run_audit
 
 
@@ -48,10 +50,10 @@ def test_counterbalanced_audit_end_to_end(tmp_path: Path, cache: str, verdict: s
         {
             "output_dir": str(tmp_path),
             "test04": {"samples": 128, "design": "counterbalanced", "warmup_queries": 16},
-            "mock": {"cache": cache},
         }
     )
-    run = run_audit(cfg)
+    sut = SimulatedSUT(MockConfig(cache=cache))  # type: ignore[arg-type]
+    run = run_audit(cfg, transport=FakeTransport(sut))
     assert run.result.verdict == verdict
     folder = run.folder
     for block in ("warmup", "reference_1", "audit_1", "audit_2", "reference_2"):

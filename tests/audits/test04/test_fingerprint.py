@@ -1,9 +1,12 @@
-"""Cache-type fingerprints against the real mock's three cache modes (streamed, T > 0)."""
+"""Cache-type fingerprints against the mock's three cache modes (streamed, T > 0), on a virtual
+clock (the mock's latency model through the in-memory transport)."""
 
 import pytest
 
 from auditkit.audits import build_config
 from auditkit.audits.test04.fingerprint import fingerprint
+from auditkit.config import MockConfig
+from auditkit.loadgen.fake import FakeTransport, SimulatedSUT
 from auditkit.runner import run_audit
 
 
@@ -17,10 +20,10 @@ def test_fingerprint_names_the_cache(tmp_path: object, cache: str, kind: str) ->
             "endpoint": {"api": "openai-chat", "stream": True, "temperature": 1.0},
             "load": {"scenario": "single-stream"},
             "test04": {"samples": 64},
-            "mock": {"cache": cache, "prefill_us_per_token": 60.0},
         }
     )
-    run = run_audit(cfg)
+    sut = SimulatedSUT(MockConfig(cache=cache, prefill_us_per_token=60.0))  # type: ignore[arg-type]
+    run = run_audit(cfg, transport=FakeTransport(sut))
     fp = fingerprint(run.phases[0].records, run.phases[1].records, temperature=1.0)
     assert fp.kind == kind, fp.evidence
     if kind == "prefix cache":

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from auditkit.cli import main
-from auditkit.audits.test04.settings import Test04Config as T4Config
-from auditkit.loadgen_logs import parse_summary
 from auditkit.audits.test04.logs import verify_summaries
+from auditkit.audits.test04.settings import Test04Config as T4Config
+from auditkit.cli import main
+from auditkit.loadgen_logs import parse_summary
 
 # hand-built LoadGen summaries (tests run with --import-mode=importlib: load by path)
 summary = runpy.run_path(str(Path(__file__).parents[2] / "loadgen_samples.py"))["summary"]

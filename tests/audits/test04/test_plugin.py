@@ -4,9 +4,8 @@ import dataclasses
 
 import pytest
 
-from auditkit.audits import REGISTRY, get_test
+from auditkit.audits import REGISTRY, build_config, get_test
 from auditkit.audits.test04 import AUDIT, REFERENCE, Test04
-from auditkit.audits import build_config
 from auditkit.config import DatasetConfig
 from auditkit.data import Dataset, Sample, load_dataset
 from auditkit.errors import InputError

@@ -3,8 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from auditkit.results import records_frame
 from auditkit.audits.test04.statistics import statistical_view
+from auditkit.results import records_frame
 
 
 def _offline(n: int, service_ms: float, seed: int, slots: int = 2) -> pd.DataFrame:
