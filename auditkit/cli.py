@@ -44,11 +44,13 @@ class OneLineParser(argparse.ArgumentParser):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         kwargs.setdefault("allow_abbrev", False)
         super().__init__(*args, **kwargs)
+        #: every --flag of the CLI (build_parser fills it): suggestions for a mistyped one
+        self.known_flags: list[str] = []
 
     def error(self, message: str) -> NoReturn:
         match = _UNRECOGNIZED.match(message)
         if match:
-            known = _flags(self)
+            known = self.known_flags
             for word in match.group(1).split():
                 flag = word.split("=", 1)[0]
                 close = difflib.get_close_matches(flag, known, n=1)
@@ -58,17 +60,6 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(EXIT_INPUT, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def _flags(parser: argparse.ArgumentParser) -> list[str]:
-    """Every --flag of a parser and its subcommands."""
-    out: list[str] = []
-    for action in parser._actions:
-        out += [s for s in action.option_strings if s.startswith("--")]
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                out += _flags(sub)
-    return out
-
-
 def _peek_test(argv: Sequence[str]) -> str | None:
     """The audit named after `run`/`verify` (its flags are added to the parser)."""
     if len(argv) >= 2 and argv[0] in ("run", "verify") and not argv[1].startswith("-"):
@@ -76,21 +67,27 @@ def _peek_test(argv: Sequence[str]) -> str | None:
     return None
 
 
-def _add_option(group: Any, option: Any) -> None:
+def _arg(known: list[str], container: Any, *names: str, **kwargs: Any) -> None:
+    """container.add_argument, remembering the flag names for suggestions."""
+    known.extend(n for n in names if n.startswith("--"))
+    container.add_argument(*names, **kwargs)
+
+
+def _add_option(group: Any, option: Any, known: list[str]) -> None:
     """One config option as an argparse flag (values are parsed by the option itself)."""
     default = f" (default: {option.describe_default()})"
     if option.key_value:
-        group.add_argument(
+        _arg(known, group, 
             option.flag, dest=option.param, action="append", metavar="NAME=VALUE",
             help=option.help,
         )  # fmt: skip
     elif option.invert:
-        group.add_argument(
+        _arg(known, group, 
             option.flag, dest=option.param, action="store_const", const=False, default=None,
             help=option.help,
         )  # fmt: skip
     elif option.kind == "bool":
-        group.add_argument(
+        _arg(known, group, 
             option.flag, dest=option.param, action=argparse.BooleanOptionalAction, default=None,
             help=option.help + default,
         )  # fmt: skip
@@ -99,19 +96,21 @@ def _add_option(group: Any, option: Any) -> None:
         metavar = "JSON" if option.kind == "mapping" else None
         if option.param == "api_key_env":
             metavar = "NAME"
-        group.add_argument(
+        _arg(known, group, 
             option.flag, dest=option.param, choices=choices, metavar=metavar,
             help=option.help + default,
         )  # fmt: skip
 
 
-def _add_options(parser: argparse.ArgumentParser, options: Sequence[Any], title: str) -> None:
+def _add_options(
+    parser: argparse.ArgumentParser, options: Sequence[Any], title: str, known: list[str]
+) -> None:
     groups: dict[str, Any] = {}
     for option in options:
         if option.group not in groups:
             label = f"{option.group} ({title})" if option.group == title.lower() else option.group
             groups[option.group] = parser.add_argument_group(label)
-        _add_option(groups[option.group], option)
+        _add_option(groups[option.group], option, known)
 
 
 def build_parser(test_name: str | None = None) -> argparse.ArgumentParser:
@@ -120,13 +119,14 @@ def build_parser(test_name: str | None = None) -> argparse.ArgumentParser:
     from auditkit.options import audit_options, common_options, model_options
 
     test = get_test(test_name) if test_name else None
+    known: list[str] = []
     tests = "; ".join(f"{t.key}: {t.summary or t.title}" for t in REGISTRY.values())
     parser = OneLineParser(
         prog="auditkit",
         description="Audit an HTTP inference endpoint the way MLPerf audits it.",
         epilog=EPILOG,
     )
-    parser.add_argument("--version", action="version", version=f"auditkit {__version__}")
+    _arg(known, parser, "--version", action="version", version=f"auditkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=OneLineParser)
 
     run = sub.add_parser(
@@ -137,12 +137,12 @@ def build_parser(test_name: str | None = None) -> argparse.ArgumentParser:
         epilog=EPILOG + "\nexample: auditkit run test04 --url http://127.0.0.1:8000 --samples 64",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("test", help=f"audit test ({', '.join(sorted(REGISTRY))})")
-    run.add_argument("--config", help="audit YAML; flags override it")
-    run.add_argument("--json", action="store_true", help="print audit_result.json to stdout")
-    run.add_argument("--quiet", action="store_true", help="no progress or log lines")
+    _arg(known, run, "test", help=f"audit test ({', '.join(sorted(REGISTRY))})")
+    _arg(known, run, "--config", help="audit YAML; flags override it")
+    _arg(known, run, "--json", action="store_true", help="print audit_result.json to stdout")
+    _arg(known, run, "--quiet", action="store_true", help="no progress or log lines")
     options = audit_options(test.key, test.settings_model) if test else common_options()
-    _add_options(run, options, test.id if test else "")
+    _add_options(run, options, test.id if test else "", known)
 
     mock = sub.add_parser(
         "mock",
@@ -152,10 +152,10 @@ def build_parser(test_name: str | None = None) -> argparse.ArgumentParser:
     )
     from auditkit.config import MockConfig
 
-    mock.add_argument("--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
-    mock.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
-    mock.add_argument("--config", help="YAML with a mock: section (faults, latency model)")
-    _add_options(mock, model_options(MockConfig, ("mock",), "", "mock"), "mock")
+    _arg(known, mock, "--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
+    _arg(known, mock, "--port", type=int, default=8000, help="port (default: 8000)")
+    _arg(known, mock, "--config", help="YAML with a mock: section (faults, latency model)")
+    _add_options(mock, model_options(MockConfig, ("mock",), "", "mock"), "mock", known)
 
     verify = sub.add_parser(
         "verify",
@@ -166,20 +166,22 @@ def build_parser(test_name: str | None = None) -> argparse.ArgumentParser:
         "--test audit/mlperf_log_summary.txt",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    verify.add_argument("test", help="audit test id")
+    _arg(known, verify, "test", help="audit test id")
     if test is not None:
         logs = verify.add_argument_group("LoadGen summaries")
         for name in test.log_inputs:
-            logs.add_argument(
+            _arg(known, logs, 
                 f"--{name}", dest=f"log_{name}", required=True, metavar="FILE",
                 help=f"the {name} run's mlperf_log_summary.txt",
             )  # fmt: skip
-        _add_options(verify, model_options(test.settings_model, (test.key,), "", test.key), "")
-    verify.add_argument(
+        _add_options(
+            verify, model_options(test.settings_model, (test.key,), "", test.key), "", known
+        )
+    _arg(known, verify, 
         "--output-dir", dest="output_dir",
         help="also write the verdict files to <dir>/<TEST>/",
     )  # fmt: skip
-    verify.add_argument("--json", action="store_true", help="print audit_result.json to stdout")
+    _arg(known, verify, "--json", action="store_true", help="print audit_result.json to stdout")
 
     nb = sub.add_parser(
         "notebook",
@@ -189,19 +191,25 @@ def build_parser(test_name: str | None = None) -> argparse.ArgumentParser:
         epilog=EPILOG + "\nexample: auditkit notebook test04 -p samples 64 -p mock_cache output",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    nb.add_argument("name", help="an audit (e.g. test04) or a notebook (e.g. review_results)")
-    nb.add_argument(
+    _arg(known, nb, "name", help="an audit (e.g. test04) or a notebook (e.g. review_results)")
+    _arg(known, nb, 
         "-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"), dest="params",
         help="set a notebook parameter (repeatable; typed by the notebook's annotations)",
     )  # fmt: skip
-    nb.add_argument("--html", action="store_true", help="also export a self-contained HTML report")
-    nb.add_argument(
-        "--output-dir", dest="output_dir", default="out", help="where outputs go (default: out)"
+    _arg(known, nb, "--html", action="store_true", help="also export a self-contained HTML report")
+    _arg(
+        known,
+        nb,
+        "--output-dir",
+        dest="output_dir",
+        default="out",
+        help="where outputs go (default: out)",
     )
-    nb.add_argument(
+    _arg(known, nb, 
         "--cell-timeout", dest="cell_timeout", type=int, default=600,
         help="per-cell timeout in seconds (default: 600)",
     )  # fmt: skip
+    parser.known_flags = known
     return parser
 
 
