@@ -17,13 +17,13 @@ import sys
 import time
 from collections import Counter
 
-from auditkit.audits.test04 import Test04
 from auditkit.audits import build_config
+from auditkit.audits.test04 import Test04
+from auditkit.audits.test04.statistics import statistical_view
 from auditkit.data import load_dataset
 from auditkit.endpoints import make_adapter
 from auditkit.loadgen import HttpTarget, run_phase
 from auditkit.mock import MockServer
-from auditkit.audits.test04.statistics import statistical_view
 
 SPEEDUPS = (1.0, 1.1, 1.2, 1.5, 2.0)
 
