@@ -63,6 +63,8 @@ class PerTokenScores(Evidence):
 class Test04Evidence(Evidence):
     """Everything TEST04 reports beside its verdict."""
 
+    __test__ = False  # a "Test…" name, not a pytest test class
+
     latency: LatencyComparison
     statistical: StatisticalView | None = None
     fingerprint: Fingerprint | None = None

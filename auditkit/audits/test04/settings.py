@@ -14,6 +14,8 @@ Design = Literal["sequential", "counterbalanced"]
 class Test04Config(BaseModel):
     """TEST04 (output caching) knobs."""
 
+    __test__ = False  # a "Test…" name, not a pytest test class
+
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     samples: int = Field(256, ge=1, le=10_000_000, description="reference phase: distinct samples")
