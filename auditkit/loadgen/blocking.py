@@ -38,33 +38,18 @@ def run_phase(
     stops the phase: in-flight requests are recorded as cancelled and PhaseInterrupted carries
     the partial result.
     """
+
+    def phase(stop: asyncio.Event) -> Coroutine[Any, Any, PhaseResult]:
+        return run_phase_async(
+            spec, dataset, adapter, target, progress=progress, stop=stop, transport=transport
+        )
+
     with quiet_gc():
         if transport is not None and transport.loop_factory is not None:
-            result = _run_on_own_loop(
-                transport.loop_factory,
-                lambda stop: run_phase_async(
-                    spec,
-                    dataset,
-                    adapter,
-                    target,
-                    progress=progress,
-                    stop=stop,
-                    transport=transport,
-                ),
-            )
+            result = _run_on_own_loop(transport.loop_factory, phase)
         else:
             stop = asyncio.Event()  # binds to the owned loop on first use (Python >= 3.10)
-            future = aio.submit(
-                run_phase_async(
-                    spec,
-                    dataset,
-                    adapter,
-                    target,
-                    progress=progress,
-                    stop=stop,
-                    transport=transport,
-                )
-            )
+            future = aio.submit(phase(stop))
             try:
                 result = aio.wait(future)
             except KeyboardInterrupt:

@@ -20,8 +20,8 @@ from starlette.routing import Route
 from auditkit.config import MockConfig
 from auditkit.mock.engine import Body, MockEngine, MockState
 from auditkit.mock.faults import AbortResponse, fault_response
-from auditkit.mock.protocol import BadRequest, Kind, parse_request
-from auditkit.mock.render import dumps
+from auditkit.mock.protocol import BadRequest, Kind
+from auditkit.mock.render import HEALTH_BODY, dumps, models_body
 from auditkit.mock.responses import (
     EVENT_STREAM,
     EventStreamResponse,
@@ -45,19 +45,12 @@ class _Handlers:
     async def health(self, request: Request) -> Response:
         if self.state.dead:
             return AbortResponse()
-        return json_response(b'{"status":"ok"}')
+        return json_response(HEALTH_BODY)
 
     async def models(self, request: Request) -> Response:
         if self.state.dead:
             return AbortResponse()
-        entry = {
-            "id": self.cfg.model,
-            "object": "model",
-            "created": self.state.started,
-            "owned_by": "auditkit-mock",
-            "max_model_len": 1 << 20,
-        }
-        return json_response(dumps({"object": "list", "data": [entry]}))
+        return json_response(models_body(self.cfg.model, self.state.started))
 
     async def stats(self, request: Request) -> Response:
         return json_response(dumps(self.state.stats()))
@@ -79,14 +72,11 @@ class _Handlers:
             return AbortResponse()
         state.requests += 1
         try:
-            job = parse_request(kind, await request.body(), self.cfg.model)
+            job, fault = self.engine.admit(kind, await request.body())
         except BadRequest as exc:
-            state.rejected += 1
             return bad_request_response(exc)
 
-        fault = state.model.draw_fault(self.cfg.faults, stream=job.stream)
         if fault is not None:
-            state.count_fault(fault)
             special = fault_response(fault, job, state.next_seq, state.shutdown_event)
             if special is not None:
                 return special

@@ -1,36 +1,37 @@
 """The mock's serving engine: per-server state (latency model, caches, slots, counters,
 sequence numbers) and the work of answering a job (sleeping in a slot, streaming, caching).
 
-It produces bytes, never HTTP objects: `app.py` turns them into responses. Everything here runs
-on the server's event-loop thread, except `MockState.stats()`.
+It produces bytes, never HTTP objects: `app.py` turns them into starlette responses, and
+`auditkit.loadgen.fake.SimulatedSUT` into in-memory ones (the same engine on a virtual clock).
+Everything here runs on the server's event-loop thread, except `MockState.stats()`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from auditkit.config import MockConfig
+from auditkit.mock.caches import CachePolicy, cache_policy
 from auditkit.mock.faults import in_stream_cutoff
 from auditkit.mock.latency import (
     ALL_FAULTS,
     CACHE_HIT_S,
     FaultKind,
     LatencyModel,
-    LruCache,
     Timing,
     generate_words,
     stream_plan,
 )
-from auditkit.mock.protocol import Job
+from auditkit.mock.protocol import BadRequest, Job, Kind, parse_request
 from auditkit.mock.render import (
     SSE_DONE,
     ChunkMaker,
     render_json,
-    render_stream_at_once,
+    render_whole,
     stream_error_events,
     stream_pieces,
 )
@@ -40,18 +41,18 @@ class MockState:
     """Mutable state of one mock server: model, caches, slots, counters.
 
     Everything here is touched only from the server's event-loop thread, except `stats()`,
-    which only reads ints and copies a dict whose key set never changes.
+    which only reads ints and copies a dict whose key set never changes. `cache` replaces the
+    policy `cfg.cache` names.
     """
 
-    def __init__(self, cfg: MockConfig) -> None:
+    def __init__(self, cfg: MockConfig, cache: CachePolicy | None = None) -> None:
         self.cfg = cfg
         self.model = LatencyModel(cfg)
-        self.output_cache: LruCache[tuple[object, ...], list[str]] = LruCache()
-        self.prefix_cache: LruCache[tuple[object, ...], bool] = LruCache()
+        self.cache = cache if cache is not None else cache_policy(cfg.cache)
         # Created outside a loop on purpose: asyncio primitives bind to the first loop that
         # waits on them (Python ≥ 3.10), i.e. the server thread's loop.
-        self.slots = asyncio.Semaphore(cfg.slots)
         self.shutdown_event = asyncio.Event()
+        self._slots: tuple[asyncio.AbstractEventLoop, asyncio.Semaphore] | None = None
         self.started = int(time.time())
         self.requests = 0
         self.completed = 0
@@ -66,6 +67,15 @@ class MockState:
         """A per-server counter: response ids and the temperature > 0 sampling nonce."""
         self._seq += 1
         return self._seq
+
+    @property
+    def slots(self) -> asyncio.Semaphore:
+        """The `cfg.slots` compute slots, for the running loop: a served mock has one loop, but
+        a simulated one outlives the virtual loops of its phases (a semaphore binds to one)."""
+        loop = asyncio.get_running_loop()
+        if self._slots is None or self._slots[0] is not loop:
+            self._slots = (loop, asyncio.Semaphore(self.cfg.slots))
+        return self._slots[1]
 
     @property
     def dead(self) -> bool:
@@ -113,30 +123,49 @@ class MockEngine:
         self.state = state
         self.cfg = state.cfg
 
-    async def answer(self, job: Job, fault: FaultKind | None) -> Body | Events:
+    def admit(self, kind: Kind, raw: bytes) -> tuple[Job, FaultKind | None]:
+        """Parse a counted generation request for this server's model (BadRequest: refused,
+        and counted as such) and draw its fault (counted too)."""
+        state = self.state
+        try:
+            job = parse_request(kind, raw, self.cfg.model)
+        except BadRequest:
+            state.rejected += 1
+            raise
+        fault = state.model.draw_fault(self.cfg.faults, stream=job.stream)
+        if fault is not None:
+            state.count_fault(fault)
+        return job, fault
+
+    async def answer(
+        self,
+        job: Job,
+        fault: FaultKind | None,
+        adjust: Callable[[Timing], Timing] | None = None,
+    ) -> Body | Events:
         """Serve `job` (a stream's events are produced as the caller iterates them). `fault` is
-        the drawn fault if it acts inside the answer (truncate, stream_error), else None."""
+        the drawn fault if it acts inside the answer (truncate, stream_error), else None;
+        `adjust` may change a computed answer's timing (a simulated cold start, drift, ...)."""
         state = self.state
         # A stream fault must show even on a cacheable request, so it bypasses the cache.
-        if self.cfg.cache == "output" and fault is None:
+        if fault is None:
             cached = await self._cache_hit(job)
             if cached is not None:
-                seq = state.next_seq()
-                if job.stream:
-                    return Body(render_stream_at_once(job, cached, 0, seq), stream=True)
-                return Body(render_json(job, " ".join(cached), 0, seq), stream=False)
+                return Body(render_whole(job, cached, 0, state.next_seq()), stream=job.stream)
 
         nonce = state.next_seq() if job.temperature > 0 else 0
         words = generate_words(job.seed_text, job.output_tokens, nonce)
-        prefix_hit = self.cfg.cache == "prefix" and job.prompt_key in state.prefix_cache
+        prefix_hit = state.cache.prefix(job)
         if prefix_hit:
             state.prefix_hits += 1
         timing = state.model.timing(job.prompt_tokens, job.output_tokens, prefix_hit=prefix_hit)
+        if adjust is not None:
+            timing = adjust(timing)
         cached_tokens = job.prompt_tokens if prefix_hit else 0
         if job.stream:
             return self._stream(job, words, timing, cached_tokens, fault)
         await self._compute(job, timing)
-        self._remember_output(job, words)
+        state.cache.completed(job, words)
         state.completed += 1
         text = " ".join(words)
         return Body(render_json(job, text, cached_tokens, state.next_seq()), stream=False)
@@ -144,7 +173,7 @@ class MockEngine:
     async def _cache_hit(self, job: Job) -> list[str] | None:
         """The stored output for `job` after the hit's (short) service time, or None."""
         state = self.state
-        cached = state.output_cache.get(job.cache_key)
+        cached = state.cache.output(job)
         if cached is None:
             return None
         state.cache_hits += 1
@@ -170,7 +199,7 @@ class MockEngine:
                 # one sleep, not two: loop timers round up to ~1 ms each, and nobody sees the
                 # prefill/decode boundary of a non-streamed response
                 await asyncio.sleep(timing.prefill_s + timing.decode_s)
-                self._remember_prompt(job)
+                state.cache.prefilled(job)  # its prompt is now in the KV cache
         finally:
             state.in_flight -= 1
 
@@ -192,7 +221,7 @@ class MockEngine:
             await asyncio.sleep(timing.base_s)
             async with state.slots:
                 await asyncio.sleep(timing.prefill_s)
-                self._remember_prompt(job)
+                state.cache.prefilled(job)  # its prompt is now in the KV cache
                 for i, (piece, n) in enumerate(zip(pieces, plan, strict=True)):
                     await asyncio.sleep(n * timing.decode_per_token_s)
                     last = i == len(pieces) - 1 and stop_after is None
@@ -206,15 +235,6 @@ class MockEngine:
                         return  # truncate: the HTTP body ends cleanly, but without [DONE]
         finally:
             state.in_flight -= 1
-        self._remember_output(job, words)
+        state.cache.completed(job, words)
         state.completed += 1
         yield maker.usage(cached_tokens) + SSE_DONE
-
-    def _remember_prompt(self, job: Job) -> None:
-        # The prompt is "in the KV cache" once its prefill is done.
-        if self.cfg.cache == "prefix":
-            self.state.prefix_cache.put(job.prompt_key, True)
-
-    def _remember_output(self, job: Job, words: list[str]) -> None:
-        if self.cfg.cache == "output":
-            self.state.output_cache.put(job.cache_key, words)

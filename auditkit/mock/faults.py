@@ -16,11 +16,10 @@ from starlette.types import Receive, Scope, Send
 from auditkit.mock.connection import reset_connection
 from auditkit.mock.latency import FaultKind, generate_words
 from auditkit.mock.protocol import Job
-from auditkit.mock.render import render_json, render_stream_at_once
+from auditkit.mock.render import MALFORMED_BODY, injected_error_body, render_whole
 from auditkit.mock.responses import (
     EVENT_STREAM,
     JSON,
-    error_response,
     json_response,
     settle,
     unless_client_leaves,
@@ -44,21 +43,28 @@ def fault_response(
     in-stream faults act inside the stream). `next_seq` numbers response ids; `shutdown` is set
     when the server stops (a hanging request then drops its connection)."""
     if fault == "error":
-        return error_response(500, "auditkit mock: injected server error", "server_error", 500)
+        return json_response(injected_error_body(), 500)
     if fault == "hang":
         return HangResponse(shutdown)
     if fault in ("reset", "die"):
         return AbortResponse()
     if fault == "malformed":
-        return json_response(b'{"choices": [')
+        return json_response(MALFORMED_BODY)
     if fault == "slow_loris":
-        # A complete, valid answer (no slot, no compute): only its delivery is slow.
-        words = generate_words(job.seed_text, job.output_tokens)
-        if job.stream:
-            body = render_stream_at_once(job, words, 0, next_seq())
-            return TrickleResponse(body, media_type=EVENT_STREAM)
-        return TrickleResponse(render_json(job, " ".join(words), 0, next_seq()), media_type=JSON)
+        media_type = EVENT_STREAM if job.stream else JSON
+        return TrickleResponse(slow_loris_body(job, next_seq()), media_type=media_type)
     return None
+
+
+def slow_loris_body(job: Job, seq: int) -> bytes:
+    """What the `slow_loris` fault trickles: a complete, valid answer (no slot, no compute);
+    only its delivery is slow."""
+    return render_whole(job, generate_words(job.seed_text, job.output_tokens), 0, seq)
+
+
+def trickle_gap(size: int) -> float:
+    """The pause between the bytes of a slow-loris body of `size` bytes."""
+    return max(SLOW_LORIS_S / max(size, 1), SLOW_LORIS_MIN_GAP_S)
 
 
 def in_stream_cutoff(fault: FaultKind | None, n_pieces: int) -> int | None:
@@ -119,7 +125,7 @@ class TrickleResponse(Response):
 
     async def _trickle(self, send: Send) -> None:
         body = bytes(self.body)
-        gap = max(SLOW_LORIS_S / max(len(body), 1), SLOW_LORIS_MIN_GAP_S)
+        gap = trickle_gap(len(body))
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SLOW_LORIS_S
         pos = 0

@@ -18,7 +18,6 @@ reaches the parent only, which then stops the mock in order.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import http.client
 import json
@@ -30,14 +29,14 @@ import tempfile
 import time
 import weakref
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any
+from typing import IO, Any, Self
 from urllib.parse import urlsplit
 
 from auditkit.config import MockConfig
 from auditkit.errors import SetupError
 from auditkit.mock.app import STATS_PATH
 from auditkit.mock.engine import MockState
+from auditkit.mock.handle import MockHandle
 
 #: How long `start` waits for the child's URL line (a cold interpreter imports starlette,
 #: uvicorn and pydantic first).
@@ -107,7 +106,7 @@ def _tail(log: IO[bytes]) -> str:
     return ""
 
 
-class MockProcess:
+class MockProcess(MockHandle):
     """The mock SUT in a child process; the same interface as `MockServer`.
 
     `start()` returns once the child accepts connections; `url`, `port` and `pid` are then set.
@@ -118,22 +117,12 @@ class MockProcess:
     def __init__(
         self, cfg: MockConfig | None = None, host: str = "127.0.0.1", port: int = 0
     ) -> None:
-        self.cfg = cfg if cfg is not None else MockConfig()
-        self.host = host
-        self._requested_port = port
+        super().__init__(cfg, host, port)
         self._url: str | None = None
-        self._port: int | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self._finalizer: weakref.finalize[Any, Any] | None = None
         self._last_stats: dict[str, Any] | None = None
-
-    @property
-    def port(self) -> int:
-        """The bound port (raises RuntimeError before start)."""
-        if self._port is None:
-            raise RuntimeError("MockProcess is not started")
-        return self._port
 
     @property
     def url(self) -> str:
@@ -154,7 +143,7 @@ class MockProcess:
         """True while the child process is alive."""
         return self._proc is not None and self._proc.poll() is None
 
-    def start(self, timeout_s: float = START_TIMEOUT_S) -> MockProcess:
+    def start(self, timeout_s: float = START_TIMEOUT_S) -> Self:
         """Start the child and return once it accepts connections (idempotent).
 
         Each start is a fresh process (caches, counters, RNG). Raises SetupError if the port is
@@ -262,29 +251,6 @@ class MockProcess:
         if self._log is not None:
             self._log.close()
             self._log = None
-
-    def __enter__(self) -> MockProcess:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> MockProcess:
-        # Starting takes a fraction of a second (the child's imports): off the caller's loop.
-        return await asyncio.to_thread(self.start)
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await asyncio.to_thread(self.stop)
 
     def __repr__(self) -> str:
         where = f"{self._url}, pid {self._proc.pid}" if self._proc and self._url else "not started"

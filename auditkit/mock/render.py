@@ -15,6 +15,12 @@ from auditkit.mock.protocol import Job
 _JSON_SEPARATORS = (",", ":")
 #: The event that ends every complete OpenAI stream.
 SSE_DONE = b"data: [DONE]\n\n"
+#: GET /health.
+HEALTH_BODY = b'{"status":"ok"}'
+#: What the `malformed` fault answers (with HTTP 200): JSON cut short.
+MALFORMED_BODY = b'{"choices": ['
+#: Advertised in /v1/models: no prompt is too long for the mock.
+MAX_MODEL_LEN = 1 << 20
 
 
 def dumps(obj: Any) -> bytes:
@@ -32,6 +38,18 @@ def error_body(
 ) -> dict[str, Any]:
     """An OpenAI-style error object."""
     return {"error": {"message": message, "type": err_type, "param": param, "code": code}}
+
+
+def models_body(model: str, created: int) -> bytes:
+    """GET /v1/models: the one model served (`created`: when the server started)."""
+    entry = {
+        "id": model,
+        "object": "model",
+        "created": created,
+        "owned_by": "auditkit-mock",
+        "max_model_len": MAX_MODEL_LEN,
+    }
+    return dumps({"object": "list", "data": [entry]})
 
 
 def usage(job: Job, cached_tokens: int) -> dict[str, Any]:
@@ -128,6 +146,18 @@ def render_stream_at_once(job: Job, words: list[str], cached_tokens: int, seq: i
     parts += [maker.content(p, i == len(pieces) - 1) for i, p in enumerate(pieces)]
     parts += [maker.usage(cached_tokens), SSE_DONE]
     return b"".join(parts)
+
+
+def render_whole(job: Job, words: list[str], cached_tokens: int, seq: int) -> bytes:
+    """A complete answer as one body: the whole SSE stream for a streaming job, else JSON."""
+    if job.stream:
+        return render_stream_at_once(job, words, cached_tokens, seq)
+    return render_json(job, " ".join(words), cached_tokens, seq)
+
+
+def injected_error_body() -> bytes:
+    """What the `error` fault answers (with HTTP 500)."""
+    return dumps(error_body("auditkit mock: injected server error", "server_error", 500))
 
 
 def stream_error_events() -> bytes:

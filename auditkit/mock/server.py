@@ -18,8 +18,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine
-from types import FrameType, TracebackType
-from typing import Any
+from types import FrameType
+from typing import Any, Self
 
 import uvicorn
 from starlette.applications import Starlette
@@ -28,6 +28,7 @@ from auditkit.config import MockConfig
 from auditkit.errors import SetupError
 from auditkit.mock.app import create_app
 from auditkit.mock.engine import MockState
+from auditkit.mock.handle import MockHandle
 
 #: uvicorn's grace period for in-flight requests at shutdown before it cancels them.
 GRACEFUL_SHUTDOWN_S = 2
@@ -137,7 +138,7 @@ def _run(main: Coroutine[Any, Any, None], *, fast_loop: bool) -> None:
         runner.run(main)
 
 
-class MockServer:
+class MockServer(MockHandle):
     """The mock SUT served by uvicorn on a background thread with its own event loop.
 
     Usable from plain Python, from inside a running event loop (Jupyter: the loop is in another
@@ -153,22 +154,12 @@ class MockServer:
     def __init__(
         self, cfg: MockConfig | None = None, host: str = "127.0.0.1", port: int = 0
     ) -> None:
-        self.cfg = cfg if cfg is not None else MockConfig()
-        self.host = host
-        self._requested_port = port
-        self._port: int | None = None
+        super().__init__(cfg, host, port)
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._state: MockState | None = None
         self._error: BaseException | None = None
-
-    @property
-    def port(self) -> int:
-        """The bound port (raises RuntimeError before start)."""
-        if self._port is None:
-            raise RuntimeError("MockServer is not started")
-        return self._port
 
     @property
     def url(self) -> str:
@@ -180,7 +171,7 @@ class MockServer:
         """True while the server thread is serving."""
         return self._thread is not None and self._thread.is_alive()
 
-    def start(self, timeout_s: float = START_TIMEOUT_S) -> MockServer:
+    def start(self, timeout_s: float = START_TIMEOUT_S) -> Self:
         """Bind, start serving and return once uvicorn accepts connections (idempotent).
 
         Each start gets fresh state (caches, counters, RNG). Raises SetupError if the port is
@@ -262,29 +253,6 @@ class MockServer:
         if self._state is None:
             return MockState(self.cfg).stats()
         return self._state.stats()
-
-    def __enter__(self) -> MockServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> MockServer:
-        # Starting blocks for a few ms; keep the caller's loop responsive anyway.
-        return await asyncio.to_thread(self.start)
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await asyncio.to_thread(self.stop)
 
     def __repr__(self) -> str:
         where = self.url if self._port is not None else "not started"

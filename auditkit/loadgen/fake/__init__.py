@@ -1,6 +1,6 @@
 """The in-memory fake for tests and what-if simulations: a transport answered by a handler on a
 virtual-time event loop (no sockets, no sleeping; timestamps exact to the nanosecond), and a
-simulated OpenAI-compatible SUT built on the mock's latency model.
+simulated OpenAI-compatible SUT: the embedded mock's engine without HTTP.
 
 A simulated server (its caches persist across the phases that share it):
 
@@ -20,17 +20,7 @@ A hand-written handler, in the spirit of httpx.MockTransport (sync or async; rai
 `run_virtual(run_phase_async(..., transport=transport))`.
 """
 
-from auditkit.loadgen.fake.sut import (
-    Behaviour,
-    CachePolicy,
-    ColdStart,
-    NoCache,
-    OutputCache,
-    PrefixCache,
-    RequestInfo,
-    SimulatedSUT,
-    cache_policy,
-)
+from auditkit.loadgen.fake.sut import Behaviour, ColdStart, RequestInfo, SimulatedSUT
 from auditkit.loadgen.fake.transport import FakeRequest, FakeResponse, FakeTransport, Handler
 from auditkit.loadgen.fake.virtual_time import (
     VirtualClock,
@@ -38,6 +28,7 @@ from auditkit.loadgen.fake.virtual_time import (
     VirtualTimeLoop,
     run_virtual,
 )
+from auditkit.mock.caches import CachePolicy, NoCache, OutputCache, PrefixCache, cache_policy
 
 __all__ = [
     "Behaviour",
