@@ -36,6 +36,51 @@ class Sample:
             return self.prompt
         return "\n".join(str(m.get("content", "")) for m in self.messages or ())
 
+    def salted(self, prefix: str) -> Sample:
+        """The sample with `prefix + " "` in front of its prompt text.
+
+        The prompt string gets it, and so does the first user message (the first message when
+        there is none): string content, or the first text part of a list of parts (a text part
+        is inserted when there is none). Completions and the JSON template send the prompt text,
+        so the prefix lands inside `{prompt}`; chat sends the messages, leaving a system prompt
+        as it is. Nothing is changed in place.
+
+        Why a short prefix leaves the workload's cost about unchanged: it adds a few prompt
+        tokens to every query of both phases alike, and TEST04 scores the ratio of the phases,
+        not either one's absolute cost. At the front it makes the whole prompt new to any
+        exact-match or prefix cache filled before the run, while two queries with the same
+        sample and prefix stay byte-identical (the audit sample still repeats exactly).
+        """
+        lead = prefix + " "
+        prompt = lead + self.prompt if self.prompt is not None else None
+        messages = _salted_messages(self.messages, lead) if self.messages is not None else None
+        return Sample(self.index, prompt, messages)
+
+
+def _salted_messages(messages: tuple[dict[str, Any], ...], lead: str) -> tuple[dict[str, Any], ...]:
+    """`messages` with `lead` in front of the first user message's text (copies, not edits)."""
+    if not messages:
+        return messages
+    roles = [m.get("role") for m in messages]
+    at = roles.index("user") if "user" in roles else 0
+    target = dict(messages[at])
+    content = target.get("content")
+    if isinstance(content, str):
+        target["content"] = lead + content
+    elif isinstance(content, list):
+        parts = list(content)
+        for i, part in enumerate(parts):
+            if isinstance(part, dict) and isinstance(part.get("text"), str):
+                parts[i] = {**part, "text": lead + part["text"]}
+                break
+        else:
+            parts.insert(0, {"type": "text", "text": lead.rstrip()})
+        target["content"] = parts
+    else:
+        # no text to prefix: the salt must still land somewhere, or the prompt stays cacheable
+        target["content"] = lead.rstrip()
+    return (*messages[:at], target, *messages[at + 1 :])
+
 
 @dataclass(frozen=True)
 class Dataset:

@@ -89,8 +89,10 @@ def summarize(
     that every issued query completed without failure (the runner stops on an incomplete phase).
     """
     scenario = spec.load.scenario
-    requested = spec.samples
     issued = int((records["status"] != "cancelled").sum()) if len(records) else 0
+    # control twins are queries of the phase like any other (fresh prompts of the same cost);
+    # a warm-up rule decides its own count, so it requested what it issued
+    requested = issued if spec.warmup is not None else spec.planned_queries
     ok = records[records["status"] == "ok"]
     completed = len(ok)
     cancelled = int((records["status"] == "cancelled").sum())
@@ -108,7 +110,9 @@ def summarize(
     ttft = latency_stats(ttft_values.to_numpy(dtype=np.int64)) if len(ttft_values) else None
     out_tokens = int(ok["output_tokens"].fillna(0).sum()) if completed else 0
     tokens_per_second = out_tokens / (duration_ns / 1e9) if duration_ns > 0 and out_tokens else None
-    distinct_samples = int(records["sample_index"].nunique()) if len(records) else 0
+    # a twin is a different prompt from its original: (row, variant) pairs are the distinct ones
+    keys = [c for c in ("sample_index", "variant") if c in records.columns]
+    distinct_samples = len(records[keys].drop_duplicates()) if len(records) else 0
 
     reasons: list[str] = []
     if interrupted:

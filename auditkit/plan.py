@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
+import statistics
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from auditkit.config import LoadConfig, Scenario
@@ -35,12 +38,69 @@ class LoadPattern:
         )
 
 
+def new_salt() -> str:
+    """A fresh run nonce: 8 random hex characters (the caller builds the prefix text from it)."""
+    return secrets.token_hex(4)
+
+
+@dataclass(frozen=True)
+class WarmupRule:
+    """How long a warm-up phase runs: until the SUT's latency has settled, within caps.
+
+    The phase keeps issuing until at least `min_queries` completed and the median of the last
+    `window` completed latencies is within `tolerance` (relative) of the median of the `window`
+    before them, or until a cap is hit: `max_queries` issued, or `max_duration_s` elapsed on the
+    phase clock. Stability needs two full windows, so fewer than 2 × window completions never
+    count as settled. The load generator judges each request's service time (completion − send):
+    offline schedules every query at t=0, so its scheduled latency only ever grows.
+    """
+
+    min_queries: int
+    max_queries: int
+    max_duration_s: float
+    window: int = 8
+    tolerance: float = 0.10
+
+    def __post_init__(self) -> None:
+        if self.min_queries < 1 or self.window < 1:
+            raise ValueError("WarmupRule: min_queries and window must be >= 1")
+        if self.max_queries < self.min_queries:
+            raise ValueError("WarmupRule: max_queries must be >= min_queries")
+        if self.max_duration_s <= 0 or self.tolerance < 0:
+            raise ValueError("WarmupRule: max_duration_s must be > 0 and tolerance >= 0")
+
+    def stable(self, latencies: Sequence[int]) -> bool:
+        """Whether the last `window` latencies' median is within tolerance of the window before."""
+        w = self.window
+        if len(latencies) < 2 * w:
+            return False
+        last = statistics.median(latencies[-w:])
+        before = statistics.median(latencies[-2 * w : -w])
+        return abs(last - before) <= self.tolerance * before
+
+    def settled(self, latencies: Sequence[int]) -> bool:
+        """Enough completions (`min_queries`) and a stable rolling median: warm-up may stop."""
+        return len(latencies) >= self.min_queries and self.stable(latencies)
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """One phase: a name, a sample order, how many samples, and the load pattern.
 
     The phase issues at least `samples` samples and keeps issuing (extending its order) until
     `min_duration_s` has also passed, as LoadGen's min_duration does.
+
+    `salt` is a prefix every prompt of the phase carries (see `Sample.salted`): the same sample
+    with the same salt is byte-identical, so the audit sample still repeats exactly, while
+    nothing sent before the run can match. `twins` control queries are interleaved evenly
+    through the order, each the same row as the main query just before it but prefixed with
+    `twin_salt` instead, a prompt no cache can have seen (a row twinned again in the same
+    phase gets `twin_salt#2`, `#3`, ... so twins never repeat each other). The phase sends
+    `samples + twins` queries (`planned_queries`); a min_duration extension keeps the ratio.
+
+    With a `warmup` rule the phase is a warm-up: the rule decides how many queries it sends
+    (`samples` is ignored), and every query, like every query of a `SampleOrder.salted` order,
+    carries its own random prefix so the warm-up primes no cache with the measured prompts.
     """
 
     name: str
@@ -48,10 +108,48 @@ class RunSpec:
     samples: int
     load: LoadPattern
     min_duration_s: float = 0.0
+    salt: str | None = None
+    twins: int = 0
+    twin_salt: str | None = None
+    warmup: WarmupRule | None = None
+
+    def __post_init__(self) -> None:
+        if self.twins < 0:
+            raise ValueError(f"phase {self.name}: twins must be >= 0")
+        if self.twins and (self.twin_salt is None or self.twin_salt == self.salt):
+            # a twin carrying the main salt would be its original byte for byte
+            raise ValueError(f"phase {self.name}: twins need a twin_salt other than salt")
+        if self.twins and self.samples < 1:
+            raise ValueError(f"phase {self.name}: twins need at least one main sample")
+        if self.twins and self.fresh_prompts:
+            raise ValueError(f"phase {self.name}: a warm-up has no control twins")
+
+    @property
+    def fresh_prompts(self) -> bool:
+        """Every query carries its own random prefix (a warm-up: rule or salted order)."""
+        return self.warmup is not None or self.order.kind == "salted"
+
+    @property
+    def planned_queries(self) -> int:
+        """Queries the phase plans: samples + twins (a warm-up rule: its min_queries; the rule
+        decides the rest)."""
+        if self.warmup is not None:
+            return self.warmup.min_queries
+        return self.samples + self.twins
 
     def describe(self) -> str:
         duration = f", min {self.min_duration_s:g} s" if self.min_duration_s else ""
+        if self.warmup is not None:
+            rule = self.warmup
+            count = (
+                f"warm-up until stable ({rule.min_queries} to {rule.max_queries} queries, "
+                f"at most {rule.max_duration_s:g} s)"
+            )
+        else:
+            count = f"{self.samples} samples"
+        twins = f" + {self.twins} salted twins" if self.twins else ""
+        salt = f", salt {self.salt!r}" if self.salt else ""
         return (
-            f"{self.name}: {self.samples} samples, order {self.order.describe()}, "
+            f"{self.name}: {count}{twins}, order {self.order.describe()}{salt}, "
             f"{self.load.scenario}{duration}"
         )

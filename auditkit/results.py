@@ -33,7 +33,10 @@ RECORD_COLUMNS: tuple[str, ...] = (
     "output_tokens",
     "cached_tokens",
     "output_sha256",
+    "variant",
 )
+#: what a record's query was: the phase's planned query, a salted control twin, a warm-up query
+VARIANTS = ("main", "twin", "warmup")
 STATUSES = ("ok", "http_error", "timeout", "connect_error", "protocol_error", "cancelled")
 INT_COLUMNS = ("scheduled_ns", "sent_ns", "first_byte_ns", "first_token_ns", "completed_ns")
 
@@ -47,8 +50,15 @@ def empty_records() -> pd.DataFrame:
 
 
 def records_frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
-    """Build the record table from row tuples in RECORD_COLUMNS order, with stable dtypes."""
-    frame = pd.DataFrame.from_records(rows, columns=list(RECORD_COLUMNS))
+    """Build the record table from row tuples in RECORD_COLUMNS order, with stable dtypes.
+
+    Rows without the last column (`variant`: records written before it existed) are "main"."""
+    columns = list(RECORD_COLUMNS)
+    if rows and len(rows[0]) == len(columns) - 1:
+        columns = columns[:-1]
+    frame = pd.DataFrame.from_records(rows, columns=columns)
+    if "variant" not in frame.columns:
+        frame["variant"] = "main"
     nullable_ints = (
         *INT_COLUMNS,
         "latency_ns",
@@ -64,6 +74,7 @@ def records_frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
         frame[col] = frame[col].astype("int64")
     for col in ("phase", "status", "error", "output_sha256"):
         frame[col] = frame[col].astype("string")
+    frame["variant"] = frame["variant"].astype("string").fillna("main")
     return frame
 
 

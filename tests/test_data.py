@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from auditkit.config import DatasetConfig
-from auditkit.data import SampleOrder, load_dataset, median_cost_index, resolve_path
+from auditkit.data import Sample, SampleOrder, load_dataset, median_cost_index, resolve_path
 from auditkit.errors import InputError
 
 
@@ -86,3 +86,45 @@ def test_median_index_of_shipped_data_is_typical() -> None:
     lengths = sorted(ds.prompt_lengths())
     median = lengths[len(lengths) // 2]
     assert abs(ds.prompt_lengths()[median_cost_index(ds)] - median) <= 1
+
+
+# --- salted samples ---------------------------------------------------------------------------
+
+
+def test_salted_prompt_gets_the_prefix_and_the_original_is_unchanged() -> None:
+    sample = Sample(4, "what is 2 + 2?")
+    salted = sample.salted("[run ab12cd34]")
+    assert salted == Sample(4, "[run ab12cd34] what is 2 + 2?")
+    assert sample.prompt == "what is 2 + 2?"
+    assert sample.salted("[run ab12cd34]") == salted  # same salt, same bytes
+
+
+def test_salted_messages_prefix_the_first_user_message() -> None:
+    messages = (
+        {"role": "system", "content": "be brief"},
+        {"role": "user", "content": "hi"},
+        {"role": "assistant", "content": "hello"},
+        {"role": "user", "content": "again"},
+    )
+    sample = Sample(0, None, messages)
+    salted = sample.salted("[s]")
+    assert [m["content"] for m in salted.messages or ()] == ["be brief", "[s] hi", "hello", "again"]
+    assert messages[1]["content"] == "hi"  # copies, not edits
+    assert salted.text.startswith("be brief\n[s] hi")
+
+
+def test_salted_list_of_parts_prefixes_the_first_text_part() -> None:
+    parts = [{"type": "image_url", "image_url": {"url": "x"}}, {"type": "text", "text": "describe"}]
+    salted = Sample(0, None, ({"role": "user", "content": parts},)).salted("[s]")
+    assert salted.messages is not None
+    assert salted.messages[0]["content"] == [parts[0], {"type": "text", "text": "[s] describe"}]
+    assert parts[1]["text"] == "describe"
+    only_image = Sample(0, None, ({"role": "user", "content": [parts[0]]},)).salted("[s]")
+    assert only_image.messages is not None
+    assert only_image.messages[0]["content"] == [{"type": "text", "text": "[s]"}, parts[0]]
+
+
+def test_salted_without_a_user_message_prefixes_the_first_message() -> None:
+    salted = Sample(0, "p", ({"role": "system", "content": "sys"},)).salted("[s]")
+    assert salted.prompt == "[s] p"
+    assert salted.messages == ({"role": "system", "content": "[s] sys"},)

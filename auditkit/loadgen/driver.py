@@ -21,7 +21,7 @@ from auditkit.loadgen.aiohttp_transport import AiohttpTransport
 from auditkit.loadgen.recorder import Attempt, Recorder
 from auditkit.loadgen.schedulers import SCHEDULERS
 from auditkit.loadgen.sse import SSEDecoder, split_lines
-from auditkit.loadgen.supply import SampleSupply
+from auditkit.loadgen.supply import Query, SampleSupply, WarmupGate
 from auditkit.loadgen.target import HttpTarget
 from auditkit.loadgen.transport import ERROR_SNIPPET, Response, Session, Transport, classify_error
 from auditkit.metrics import summarize
@@ -57,7 +57,8 @@ class PhaseDriver:
     ) -> None:
         self.spec = spec
         self.load = spec.load
-        self.samples = spec.samples
+        #: queries the phase plans (samples + twins; a warm-up rule's min_queries): progress
+        self.samples = spec.planned_queries
         self.adapter = adapter
         self.target = target
         self.transport = transport
@@ -66,10 +67,14 @@ class PhaseDriver:
         self.progress = progress
         self.url = target.base_url + adapter.path
         self.supply = SampleSupply(spec, dataset, adapter)
+        # a warm-up rule decides from completed service times how many queries to send
+        self.gate = WarmupGate(spec.warmup, self.elapsed_ns) if spec.warmup else None
         # the supply's own methods, not wrappers: called once or twice per request
-        self.more: Callable[[int, int], bool] = self.supply.more
-        self.sample: Callable[[int], int] = self.supply.sample
-        self.body: Callable[[int], bytes] = self.supply.body
+        self.more: Callable[[int, int], bool] = (self.gate or self.supply).more
+        self.sample: Callable[[int], Query] = self.supply.query
+        # offline's workers (and connections opened): the queries it may ever have in flight
+        most = spec.warmup.max_queries if spec.warmup else self.samples
+        self.workers = min(spec.load.max_concurrency, most)
         self.recorder = Recorder(spec.name, target.secrets())
         self.client_delay_s = spec.load.client_delay_ms / 1e3
         self.t0 = 0
@@ -82,16 +87,17 @@ class PhaseDriver:
     def elapsed_ns(self) -> int:
         return self.now_ns() - self.t0
 
-    async def request(self, query_id: int, index: int, scheduled_ns: int) -> None:
+    async def request(self, query_id: int, query: Query, scheduled_ns: int) -> None:
         """Issue one request and record it (also when it fails or is cancelled)."""
         assert self.session is not None
         if self.client_delay_s:
             # diagnostic slow client: blocks the whole loop on purpose (see calibration.py)
             time.sleep(self.client_delay_s)
         now, t0 = self.now_ns, self.t0
-        attempt = Attempt(query_id, index, scheduled_ns, now() - t0)
+        index, variant, body = query
+        attempt = Attempt(query_id, index, scheduled_ns, now() - t0, variant)
         try:
-            async with self.session.post(self.url, self.body(index)) as resp:
+            async with self.session.post(self.url, body) as resp:
                 attempt.first_byte_ns = now() - t0
                 attempt.http_status = status = resp.status
                 if not 200 <= status < 300:
@@ -152,7 +158,10 @@ class PhaseDriver:
     # --- records and progress ----------------------------------------------------------------
 
     def _record(self, attempt: Attempt) -> None:
-        self.recorder.record(attempt, self.now_ns() - self.t0)
+        completed = self.now_ns() - self.t0
+        self.recorder.record(attempt, completed)
+        if self.gate is not None and attempt.status == "ok" and attempt.parsed is not None:
+            self.gate.observe(completed - attempt.sent_ns)
         self._report(force=len(self.recorder) == self.samples)
 
     def _report(self, force: bool = False) -> None:
@@ -177,7 +186,7 @@ class PhaseDriver:
         """(pool size, connections to open before the clock starts)."""
         load = self.load
         pool = max(load.max_concurrency, load.samples_per_query)
-        warm = min(load.max_concurrency, self.samples)
+        warm = self.workers
         if load.scenario == "multi-stream":
             warm = min(max(warm, load.samples_per_query), self.samples)
         return pool, warm

@@ -20,6 +20,7 @@ class Attempt:
     sample_index: int
     scheduled_ns: int
     sent_ns: int
+    variant: str = "main"
     first_byte_ns: int | None = None
     first_token_ns: int | None = None
     status: str = "ok"
@@ -49,6 +50,7 @@ class QueryRecord:
     output_tokens: int | None
     cached_tokens: int | None
     output_sha256: str | None
+    variant: str
 
     def as_row(self) -> tuple[Any, ...]:
         """The record as a tuple in RECORD_COLUMNS order (what `on_rows` watchers receive)."""
@@ -70,6 +72,7 @@ class QueryRecord:
             self.output_tokens,
             self.cached_tokens,
             self.output_sha256,
+            self.variant,
         )
 
 
@@ -118,6 +121,7 @@ class Recorder:
                 parsed.output_tokens if parsed else None,
                 parsed.cached_tokens if parsed else None,
                 parsed.sha256 if parsed else None,
+                attempt.variant,
             )
         )
 

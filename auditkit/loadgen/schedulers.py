@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from auditkit.config import Scenario
+from auditkit.loadgen.supply import Query
 from auditkit.plan import LoadPattern
 
 
@@ -16,8 +17,8 @@ class Issuer(Protocol):
     """What a scheduler needs from the running phase."""
 
     load: LoadPattern
-    #: samples the phase must issue at least
-    samples: int
+    #: offline: concurrent workers (max_concurrency, fewer when the phase can never need them)
+    workers: int
 
     def elapsed_ns(self) -> int:
         """Nanoseconds since the phase clock started."""
@@ -27,11 +28,11 @@ class Issuer(Protocol):
         """Whether to issue another query (planned samples and min_duration)."""
         ...
 
-    def sample(self, position: int) -> int:
-        """The dataset row for the `position`-th sample issued."""
+    def sample(self, position: int) -> Query:
+        """The `position`-th sample issued: dataset row, variant and request body."""
         ...
 
-    async def request(self, query_id: int, index: int, scheduled_ns: int) -> None:
+    async def request(self, query_id: int, query: Query, scheduled_ns: int) -> None:
         """Send one sample and record it (also when it fails or is cancelled)."""
         ...
 
@@ -51,8 +52,7 @@ async def offline(phase: Issuer) -> None:
         while (qid := take()) is not None:
             await phase.request(qid, phase.sample(qid), 0)
 
-    n = min(phase.load.max_concurrency, phase.samples)
-    await asyncio.gather(*(worker() for _ in range(n)))
+    await asyncio.gather(*(worker() for _ in range(phase.workers)))
 
 
 async def single_stream(phase: Issuer) -> None:
@@ -71,7 +71,7 @@ async def multi_stream(phase: Issuer) -> None:
     while phase.more(issued, last):
         block = [phase.sample(issued + i) for i in range(per_query)]
         last = phase.elapsed_ns()
-        await asyncio.gather(*(phase.request(qid, i, last) for i in block))
+        await asyncio.gather(*(phase.request(qid, q, last) for q in block))
         qid, issued = qid + 1, issued + per_query
 
 
@@ -83,21 +83,21 @@ async def server(phase: Issuer) -> None:
     limit = asyncio.Semaphore(phase.load.max_concurrency)
     tasks: set[asyncio.Task[None]] = set()
 
-    async def bounded(qid: int, index: int, scheduled: int) -> None:
+    async def bounded(qid: int, query: Query, scheduled: int) -> None:
         async with limit:
-            await phase.request(qid, index, scheduled)
+            await phase.request(qid, query, scheduled)
 
     arrival = 0.0
     qid, scheduled = 0, -1
     try:
         while phase.more(qid, scheduled):
-            index = phase.sample(qid)
+            query = phase.sample(qid)
             arrival += rng.expovariate(qps)
             scheduled = int(arrival * 1e9)
             # loop timers can fire up to ~1 ms early: never send before the arrival time
             while (delay := (scheduled - phase.elapsed_ns()) / 1e9) > 0:
                 await asyncio.sleep(delay)
-            task = asyncio.create_task(bounded(qid, index, scheduled))
+            task = asyncio.create_task(bounded(qid, query, scheduled))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
             qid += 1

@@ -1,52 +1,105 @@
-"""Which dataset row each query sends, and its prebuilt request body."""
+"""Which query the phase sends at each position: dataset row, variant and prebuilt body."""
 
 from __future__ import annotations
 
 import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
 
-from auditkit.data import Dataset, Sample
+from auditkit.data import Dataset
 from auditkit.endpoints.base import EndpointAdapter
-from auditkit.plan import RunSpec
+from auditkit.plan import RunSpec, WarmupRule
+
+#: one query: (dataset row, variant: "main" | "twin" | "warmup", request body)
+Query = tuple[int, str, bytes]
 
 
 class SampleSupply:
-    """The phase's sample order, extended without end when min_duration outlasts it."""
+    """The phase's queries in order, extended without end when min_duration outlasts the plan.
+
+    Main queries carry `spec.salt`; `spec.twins` salted twins are interleaved evenly, each right
+    after the main query of the same row; a warm-up's queries each carry a fresh random prefix.
+    """
 
     def __init__(self, spec: RunSpec, dataset: Dataset, adapter: EndpointAdapter) -> None:
         self.spec = spec
         self.dataset = dataset
         self.adapter = adapter
-        # the order's rows without end: a min_duration phase keeps drawing past spec.samples
-        self._source = spec.order.stream(len(dataset))
-        self.planned = [next(self._source) for _ in range(spec.samples)]
+        self.planned_count = spec.planned_queries
         self.min_duration_ns = int(spec.min_duration_s * 1e9)
-        self._salted = spec.order.kind == "salted"
-        # bodies are built once per distinct sample: the hot path sends prebuilt bytes
-        self._bodies = {i: adapter.build_body(dataset[i]) for i in set(self.planned)}
+        # bodies are built once per distinct (row, salt): the hot path sends prebuilt bytes
+        self._bodies: dict[int, bytes] = {}
+        self._twinned: Counter[int] = Counter()
+        self._source = self._queries()
+        self.planned = [next(self._source) for _ in range(self.planned_count)]
 
     def more(self, issued: int, last_ns: int) -> bool:
-        """Keep issuing until both the planned samples and min_duration are reached.
+        """Keep issuing until both the planned queries and min_duration are reached.
 
         `last_ns` is the scenario's LoadGen clock for min_duration: the last issue (single/
         multi-stream), the last scheduled arrival (server) or now (offline, whose last completion
         then lands past min_duration, as LoadGen's max_latency check wants)."""
-        return issued < self.spec.samples or last_ns < self.min_duration_ns
+        return issued < self.planned_count or last_ns < self.min_duration_ns
 
-    def sample(self, position: int) -> int:
-        """The dataset row at `position` of the phase's order (planned first, then extended)."""
+    def query(self, position: int) -> Query:
+        """The query at `position` of the phase's order (planned first, then extended)."""
         if position < len(self.planned):
             return self.planned[position]
-        index = next(self._source)
-        if index not in self._bodies:
-            self._bodies[index] = self.adapter.build_body(self.dataset[index])
-        return index
+        return next(self._source)
 
-    def body(self, index: int) -> bytes:
-        """The request body for dataset row `index`."""
-        if not self._salted:
-            return self._bodies[index]
-        # a fresh random prefix per query: warms the SUT without priming any cache with the
-        # prompts the measured phases send
+    # --- the order -------------------------------------------------------------------------
+
+    def _queries(self) -> Iterator[Query]:
+        spec = self.spec
+        rows = spec.order.stream(len(self.dataset))
+        if spec.fresh_prompts:
+            # a fresh random prefix per query: warms the SUT without priming any cache with the
+            # prompts the measured phases send
+            for index in rows:
+                yield index, "warmup", self._build(index, f"[warm-up {uuid.uuid4().hex}]")
+        n, t = spec.samples, spec.twins
+        twins = 0
+        for mains, index in enumerate(rows, start=1):
+            yield index, "main", self._main_body(index)
+            # t twins per n mains, each centred in its share of the order: after main i,
+            # round(i·t/n) twins are due (exactly t after main n; the rate holds past it)
+            while t and twins < (2 * mains * t + n) // (2 * n):
+                yield index, "twin", self._build(index, self._twin_prefix(index))
+                twins += 1
+
+    def _main_body(self, index: int) -> bytes:
+        body = self._bodies.get(index)
+        if body is None:
+            body = self._bodies[index] = self._build(index, self.spec.salt)
+        return body
+
+    def _twin_prefix(self, index: int) -> str:
+        assert self.spec.twin_salt is not None
+        seen = self._twinned[index]
+        self._twinned[index] += 1
+        return self.spec.twin_salt if not seen else f"{self.spec.twin_salt}#{seen + 1}"
+
+    def _build(self, index: int, prefix: str | None) -> bytes:
         sample = self.dataset[index]
-        salt = f"[warm-up {uuid.uuid4().hex}] "
-        return self.adapter.build_body(Sample(sample.index, salt + sample.text, None))
+        return self.adapter.build_body(sample if prefix is None else sample.salted(prefix))
+
+
+class WarmupGate:
+    """Decides when a warm-up phase stops: its rule on the service times completed so far."""
+
+    def __init__(self, rule: WarmupRule, elapsed_ns: Callable[[], int]) -> None:
+        self.rule = rule
+        self.elapsed_ns = elapsed_ns
+        self.max_duration_ns = int(rule.max_duration_s * 1e9)
+        self.latencies: list[int] = []
+
+    def observe(self, service_ns: int) -> None:
+        """One query completed (successfully) after `service_ns` from its send."""
+        self.latencies.append(service_ns)
+
+    def more(self, issued: int, last_ns: int) -> bool:
+        """Issue another query: not settled yet, and no cap reached (`last_ns` is unused: the
+        caps count on the phase clock, whatever the scenario)."""
+        if issued >= self.rule.max_queries or self.elapsed_ns() >= self.max_duration_ns:
+            return False
+        return not self.rule.settled(self.latencies)
