@@ -1,5 +1,6 @@
 """The embedded mock SUT (DESIGN §8): an OpenAI-compatible HTTP server with a latency model,
-cache modes and fault injection, for notebooks (the default endpoint) and tests (the oracle).
+cache modes, real servers' behaviours (cold starts, drift, tails, cache variants, coalescing;
+docs/mock.md) and fault injection, for notebooks (the default endpoint) and tests (the oracle).
 
 `MockServer` serves it from a thread of the caller's process, `MockProcess` from a child
 process (same interface; timing then does not depend on the caller's CPU use), `serve_forever`

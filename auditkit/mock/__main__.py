@@ -14,7 +14,7 @@ import sys
 from pydantic import ValidationError
 
 from auditkit.config import MockConfig
-from auditkit.errors import EXIT_INPUT, EXIT_SETUP, SetupError
+from auditkit.errors import EXIT_INPUT, EXIT_SETUP, InputError, SetupError
 from auditkit.mock.server import serve_forever
 
 
@@ -56,6 +56,9 @@ def main(argv: list[str] | None = None) -> int:
     except SetupError as exc:
         print(exc, file=sys.stderr)
         return EXIT_SETUP
+    except InputError as exc:  # behaviour.prepopulate names a dataset that cannot be read
+        print(f"mock config: {exc}", file=sys.stderr)
+        return EXIT_INPUT
     return 0
 
 

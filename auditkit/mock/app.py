@@ -11,6 +11,8 @@ an in-thread mock shares its process (and the GIL) with the load generator that 
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -42,12 +44,22 @@ class _Handlers:
         self.cfg = state.cfg
         self.engine = MockEngine(state)
 
+    async def _connected(self, request: Request) -> None:
+        """Stall a connection's first request by `behaviour.connection_setup_ms` (the peer's
+        address and port tell connections apart)."""
+        peer = request.client
+        delay = self.engine.connect((peer.host, peer.port) if peer is not None else None)
+        if delay > 0.0:
+            await asyncio.sleep(delay)
+
     async def health(self, request: Request) -> Response:
+        await self._connected(request)
         if self.state.dead:
             return AbortResponse()
         return json_response(HEALTH_BODY)
 
     async def models(self, request: Request) -> Response:
+        await self._connected(request)
         if self.state.dead:
             return AbortResponse()
         return json_response(models_body(self.cfg.model, self.state.started))
@@ -66,11 +78,13 @@ class _Handlers:
 
     async def _generate(self, request: Request, kind: Kind) -> Response:
         state = self.state
+        await self._connected(request)
         if state.dead:
             # die_after: this and every later request gets its connection dropped.
             state.count_fault("die")
             return AbortResponse()
         state.requests += 1
+        number = state.requests
         try:
             job, fault = self.engine.admit(kind, await request.body())
         except BadRequest as exc:
@@ -81,7 +95,7 @@ class _Handlers:
             if special is not None:
                 return special
 
-        answer = await self.engine.answer(job, fault)
+        answer = await self.engine.answer(job, fault, number=number)
         if not isinstance(answer, Body):
             return EventStreamResponse(answer)
         if answer.stream:

@@ -1,22 +1,29 @@
 """What a mock server may serve from cache, and what it remembers: the `cache` modes of
-MockConfig as policies (none, output, prefix). A partial or probabilistic cache is one more class.
+MockConfig as policies (none, output, prefix), with the output-cache options real caches have
+(`MockConfig.behaviour`: admission, TTL, normalised keys, partial, prepopulated).
 
-Pure: no I/O, no asyncio.
+Pure: no I/O, no asyncio. Time (for TTLs) comes from the caller as `now`, in seconds on the
+server's clock: the served mock's monotonic clock, or a simulated server's virtual one.
 """
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from auditkit.mock.latency import LruCache
-from auditkit.mock.protocol import Job
+from auditkit.config import BehaviourConfig
+from auditkit.mock.latency import LruCache, generate_words
+from auditkit.mock.protocol import BadRequest, Job, Kind, parse_job
+
+Key = tuple[object, ...]
 
 
 class CachePolicy(Protocol):
     """What the server may serve from cache, and what it remembers."""
 
-    def output(self, job: Job) -> list[str] | None:
-        """A stored answer served without compute, or None."""
+    def output(self, job: Job, now: float) -> list[str] | None:
+        """A stored answer served without compute, or None (called once per request)."""
         ...
 
     def prefix(self, job: Job) -> bool:
@@ -27,7 +34,7 @@ class CachePolicy(Protocol):
         """The job's prefill is done (its prompt is now in the KV cache)."""
         ...
 
-    def completed(self, job: Job, words: list[str]) -> None:
+    def completed(self, job: Job, words: list[str], now: float) -> None:
         """The job's answer is complete."""
         ...
 
@@ -35,7 +42,7 @@ class CachePolicy(Protocol):
 class NoCache:
     """Every request is computed."""
 
-    def output(self, job: Job) -> list[str] | None:
+    def output(self, job: Job, now: float) -> list[str] | None:
         return None
 
     def prefix(self, job: Job) -> bool:
@@ -44,28 +51,113 @@ class NoCache:
     def prefilled(self, job: Job) -> None:
         pass
 
-    def completed(self, job: Job, words: list[str]) -> None:
+    def completed(self, job: Job, words: list[str], now: float) -> None:
         pass
 
 
+def normalize_key(key: Key) -> Key:
+    """`key` with every string case-folded and its whitespace runs collapsed to one space."""
+    return tuple(_normal(part) for part in key)
+
+
+def _normal(value: object) -> object:
+    if isinstance(value, str):
+        return " ".join(value.split()).casefold()
+    if isinstance(value, tuple):
+        return tuple(_normal(part) for part in value)
+    return value
+
+
+def _same(key: Key) -> Key:
+    return key
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    words: list[str]
+    stored_at: float
+
+
 class OutputCache(NoCache):
-    """A whole-response cache keyed by (endpoint, model, prompt, max_tokens)."""
+    """A whole-response cache keyed by (endpoint, model, prompt, max_tokens), as nginx
+    `proxy_cache`, Varnish or LiteLLM's cache in front of a model.
 
-    def __init__(self) -> None:
-        self._answers: LruCache[tuple[object, ...], list[str]] = LruCache()
+    Options (all off by default): `admit_after` n stores an answer once its key has been asked
+    n times (nginx `proxy_cache_min_uses`); `ttl_s` expires entries that long after they were
+    stored; `normalize` keys ignore case and repeated whitespace; `miss_every` n computes every
+    n-th request that finds its answer stored again (a partial cache); `prepopulated` jobs are
+    held from `started` on, answered as their greedy computation would be, whatever max_tokens
+    a request asks; `stores` False remembers nothing new (a fixed table of those answers).
+    """
 
-    def output(self, job: Job) -> list[str] | None:
-        return self._answers.get(job.cache_key)
+    def __init__(
+        self,
+        *,
+        admit_after: int = 1,
+        ttl_s: float | None = None,
+        normalize: bool = False,
+        miss_every: int = 0,
+        prepopulated: Iterable[Job] = (),
+        started: float = 0.0,
+        stores: bool = True,
+    ) -> None:
+        self.admit_after = admit_after
+        self.ttl_s = ttl_s
+        self.miss_every = miss_every
+        self.started = started
+        self.stores = stores
+        self._key = normalize_key if normalize else _same
+        self._answers: LruCache[Key, _Answer] = LruCache()
+        self._asked: LruCache[Key, int] = LruCache()  # per key, for admission
+        self._found: LruCache[Key, int] = LruCache()  # per key, for the partial cache
+        # prompt → the text its answer is generated from (a dataset's size: not bounded)
+        self._held: dict[Key, str] = {self._key(j.prompt_key): j.seed_text for j in prepopulated}
 
-    def completed(self, job: Job, words: list[str]) -> None:
-        self._answers.put(job.cache_key, words)
+    def output(self, job: Job, now: float) -> list[str] | None:
+        key = self._key(job.cache_key)
+        if self.admit_after > 1:
+            self._asked.put(key, (self._asked.get(key) or 0) + 1)
+        words = self._find(job, key, now)
+        if words is None or self.miss_every == 0:
+            return words
+        found = (self._found.get(key) or 0) + 1
+        self._found.put(key, found)
+        return None if found % self.miss_every == 0 else words
+
+    def completed(self, job: Job, words: list[str], now: float) -> None:
+        if not self.stores:
+            return
+        key = self._key(job.cache_key)
+        # Counted when the answer arrives, as nginx does: concurrent misses of a key admitted
+        # meanwhile are stored too.
+        if self.admit_after > 1 and (self._asked.get(key) or 0) < self.admit_after:
+            return
+        self._answers.put(key, _Answer(words, now))
+
+    def _find(self, job: Job, key: Key, now: float) -> list[str] | None:
+        answer = self._answers.get(key)
+        if answer is not None:
+            if not self._expired(answer.stored_at, now):
+                return answer.words
+            self._answers.pop(key)
+        if self._held:
+            seed = self._held.get(self._key(job.prompt_key))
+            if seed is not None and not self._expired(self.started, now):
+                return generate_words(seed, job.output_tokens)
+        return None
+
+    def _expired(self, stored_at: float, now: float) -> bool:
+        return self.ttl_s is not None and now - stored_at >= self.ttl_s
 
 
 class PrefixCache(NoCache):
-    """A KV cache of whole prompts: a repeat skips prefill; the output is recomputed."""
+    """A KV cache of whole prompts (llama.cpp's prompt cache, vLLM's prefix caching): a repeat
+    skips prefill; the output is recomputed. `prepopulated` prompts are cached from the start."""
 
-    def __init__(self) -> None:
-        self._prompts: LruCache[tuple[object, ...], bool] = LruCache()
+    def __init__(self, prepopulated: Iterable[Job] = ()) -> None:
+        self._prompts: LruCache[Key, bool] = LruCache()
+        for job in prepopulated:
+            self._prompts.put(job.prompt_key, True)
 
     def prefix(self, job: Job) -> bool:
         return job.prompt_key in self._prompts
@@ -74,11 +166,42 @@ class PrefixCache(NoCache):
         self._prompts.put(job.prompt_key, True)
 
 
-def cache_policy(mode: str) -> CachePolicy:
-    """The policy for MockConfig.cache ("none", "output" or "prefix")."""
-    policies: dict[str, type[NoCache]] = {
-        "none": NoCache,
-        "output": OutputCache,
-        "prefix": PrefixCache,
-    }
-    return policies[mode]()
+def prepopulated_jobs(requests: Iterable[tuple[Kind, Mapping[str, Any]]], model: str) -> list[Job]:
+    """Request bodies (kind, body) as the Jobs a cache holds at start; bodies the mock would
+    refuse are left out."""
+    jobs: list[Job] = []
+    for kind, body in requests:
+        try:
+            jobs.append(parse_job(kind, dict(body), model))
+        except BadRequest:
+            continue
+    return jobs
+
+
+def cache_policy(
+    mode: str,
+    behaviour: BehaviourConfig | None = None,
+    *,
+    prepopulated: Iterable[Job] = (),
+    started: float = 0.0,
+) -> CachePolicy:
+    """The policy for MockConfig.cache ("none", "output" or "prefix") with the output-cache
+    options of `behaviour`. `prepopulated` jobs are cached from time `started`; with mode
+    "none" they make a fixed output cache of just those answers."""
+    options = behaviour if behaviour is not None else BehaviourConfig()
+    held = list(prepopulated)
+    if mode == "prefix":
+        return PrefixCache(held)
+    if mode == "output" or held:
+        return OutputCache(
+            admit_after=options.cache_admit_after,
+            ttl_s=options.cache_ttl_s,
+            normalize=options.cache_normalize,
+            miss_every=options.cache_miss_every,
+            prepopulated=held,
+            started=started,
+            stores=mode == "output",
+        )
+    if mode != "none":
+        raise ValueError(f"unknown cache mode {mode!r}")
+    return NoCache()

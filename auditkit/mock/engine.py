@@ -1,5 +1,6 @@
-"""The mock's serving engine: per-server state (latency model, caches, slots, counters,
-sequence numbers) and the work of answering a job (sleeping in a slot, streaming, caching).
+"""The mock's serving engine: per-server state (latency model, caches, behaviours, slots,
+counters, sequence numbers) and the work of answering a job (sleeping in a slot, streaming,
+caching, sharing identical computations in flight).
 
 It produces bytes, never HTTP objects: `app.py` turns them into starlette responses, and
 `auditkit.loadgen.fake.SimulatedSUT` into in-memory ones (the same engine on a virtual clock).
@@ -10,12 +11,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Hashable
 from dataclasses import dataclass
 from typing import Any
 
 from auditkit.config import MockConfig
-from auditkit.mock.caches import CachePolicy, cache_policy
+from auditkit.mock.behaviours import Connections, ServiceShape
+from auditkit.mock.caches import CachePolicy, Key, cache_policy, prepopulated_jobs
 from auditkit.mock.faults import in_stream_cutoff
 from auditkit.mock.latency import (
     ALL_FAULTS,
@@ -36,19 +38,76 @@ from auditkit.mock.render import (
     stream_pieces,
 )
 
+#: A computation in flight that identical requests may share: its words, or None if it did
+#: not complete (its followers then compute their own).
+Shared = asyncio.Future[list[str] | None]
+
+
+def empty_stats() -> dict[str, Any]:
+    """The counters of a server that has not served anything."""
+    return {
+        "requests": 0,
+        "completed": 0,
+        "rejected": 0,
+        "in_flight": 0,
+        "cache_hits": 0,
+        "prefix_hits": 0,
+        "computations": 0,
+        "coalesced": 0,
+        "tail_requests": 0,
+        "connections": 0,
+        "faults": dict.fromkeys(ALL_FAULTS, 0),
+    }
+
+
+def prepopulate_requests(path: str) -> list[tuple[Kind, dict[str, Any]]]:
+    """The requests whose answers a cache prepopulated from dataset `path` holds: each prompt
+    as a plain completion and as a chat (its messages, or the prompt as one user message).
+    InputError names the file when it cannot be read."""
+    # imported here: the dataset reader brings pandas, which a mock without prepopulate skips
+    from auditkit.config import DatasetConfig
+    from auditkit.data import load_dataset
+
+    out: list[tuple[Kind, dict[str, Any]]] = []
+    for sample in load_dataset(DatasetConfig(path=path)).samples:
+        messages = (
+            list(sample.messages)
+            if sample.messages is not None
+            else [{"role": "user", "content": sample.prompt}]
+        )
+        out.append(("completions", {"prompt": sample.text}))
+        out.append(("chat", {"messages": messages}))
+    return out
+
 
 class MockState:
-    """Mutable state of one mock server: model, caches, slots, counters.
+    """Mutable state of one mock server: model, caches, behaviours, slots, counters.
 
     Everything here is touched only from the server's event-loop thread, except `stats()`,
     which only reads ints and copies a dict whose key set never changes. `cache` replaces the
-    policy `cfg.cache` names.
+    policy `cfg.cache` names; `clock` is the server's clock in seconds (TTLs), the monotonic
+    clock unless a simulation brings its own. A `behaviour.prepopulate` dataset is read here
+    (InputError if it cannot be).
     """
 
-    def __init__(self, cfg: MockConfig, cache: CachePolicy | None = None) -> None:
+    def __init__(
+        self,
+        cfg: MockConfig,
+        cache: CachePolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.cfg = cfg
+        self.clock = clock
         self.model = LatencyModel(cfg)
-        self.cache = cache if cache is not None else cache_policy(cfg.cache)
+        self.shape = ServiceShape(cfg.behaviour)
+        self.connections = Connections(cfg.behaviour.connection_setup_ms)
+        if cache is None:
+            path = cfg.behaviour.prepopulate
+            held = prepopulated_jobs(prepopulate_requests(path), cfg.model) if path else []
+            cache = cache_policy(cfg.cache, cfg.behaviour, prepopulated=held, started=clock())
+        self.cache = cache
+        # identical requests being computed (behaviour.coalesce): cache key → its computation
+        self.shared: dict[Key, Shared] = {}
         # Created outside a loop on purpose: asyncio primitives bind to the first loop that
         # waits on them (Python ≥ 3.10), i.e. the server thread's loop.
         self.shutdown_event = asyncio.Event()
@@ -60,6 +119,9 @@ class MockState:
         self.in_flight = 0
         self.cache_hits = 0
         self.prefix_hits = 0
+        self.computations = 0
+        self.coalesced = 0
+        self.tail_requests = 0
         self.faults: dict[str, int] = dict.fromkeys(ALL_FAULTS, 0)
         self._seq = 0
 
@@ -92,7 +154,7 @@ class MockState:
         self.shutdown_event.set()
 
     def stats(self) -> dict[str, Any]:
-        """Counters so far (safe to call from any thread)."""
+        """Counters so far (safe to call from any thread); the keys of `empty_stats`."""
         return {
             "requests": self.requests,
             "completed": self.completed,
@@ -100,6 +162,10 @@ class MockState:
             "in_flight": self.in_flight,
             "cache_hits": self.cache_hits,
             "prefix_hits": self.prefix_hits,
+            "computations": self.computations,
+            "coalesced": self.coalesced,
+            "tail_requests": self.tail_requests,
+            "connections": self.connections.opened,
             "faults": dict(self.faults),
         }
 
@@ -117,11 +183,17 @@ Events = AsyncIterator[bytes]
 
 
 class MockEngine:
-    """Answers jobs for one MockState: output cache, prefix cache, slots and timing."""
+    """Answers jobs for one MockState: behaviours, output cache, coalescing, prefix cache,
+    slots and timing."""
 
     def __init__(self, state: MockState) -> None:
         self.state = state
         self.cfg = state.cfg
+
+    def connect(self, connection: Hashable | None) -> float:
+        """How long to stall a request (of any kind) that came on `connection` before serving
+        it: `connection_setup_ms` on its first, else 0 (None: the connection is unknown)."""
+        return self.state.connections.first_use_s(connection)
 
     def admit(self, kind: Kind, raw: bytes) -> tuple[Job, FaultKind | None]:
         """Parse a counted generation request for this server's model (BadRequest: refused,
@@ -141,31 +213,51 @@ class MockEngine:
         self,
         job: Job,
         fault: FaultKind | None,
+        *,
+        number: int,
         adjust: Callable[[Timing], Timing] | None = None,
     ) -> Body | Events:
-        """Serve `job` (a stream's events are produced as the caller iterates them). `fault` is
-        the drawn fault if it acts inside the answer (truncate, stream_error), else None;
-        `adjust` may change a computed answer's timing (a simulated cold start, drift, ...)."""
+        """Serve `job`, the `number`-th generation request (1-based; a stream's events are
+        produced as the caller iterates them). `fault` is the drawn fault if it acts inside the
+        answer (truncate, stream_error), else None; `adjust` may change a computed answer's
+        timing after the configured behaviours (a test's own timing rule)."""
         state = self.state
+        cold = state.shape.cold_s(number)
+        if cold > 0.0:
+            await asyncio.sleep(cold)
         # A stream fault must show even on a cacheable request, so it bypasses the cache.
         if fault is None:
             cached = await self._cache_hit(job)
+            if cached is None and self.cfg.behaviour.coalesce:
+                cached = await self._follow(job)
             if cached is not None:
                 return Body(render_whole(job, cached, 0, state.next_seq()), stream=job.stream)
 
+        state.computations += 1
         nonce = state.next_seq() if job.temperature > 0 else 0
         words = generate_words(job.seed_text, job.output_tokens, nonce)
         prefix_hit = state.cache.prefix(job)
         if prefix_hit:
             state.prefix_hits += 1
         timing = state.model.timing(job.prompt_tokens, job.output_tokens, prefix_hit=prefix_hit)
+        tail = state.shape.is_tail(state.model.rng)
+        if tail:
+            state.tail_requests += 1
+        timing = state.shape.shape(timing, number, tail)
         if adjust is not None:
             timing = adjust(timing)
         cached_tokens = job.prompt_tokens if prefix_hit else 0
+        lead = fault is None and self.cfg.behaviour.coalesce
         if job.stream:
-            return self._stream(job, words, timing, cached_tokens, fault)
-        await self._compute(job, timing)
-        state.cache.completed(job, words)
+            return self._stream(job, words, timing, cached_tokens, fault, lead)
+        shared = self._lead(job) if lead else None
+        try:
+            await self._compute(job, timing)
+        except BaseException:
+            self._release(job, shared, None)
+            raise
+        self._release(job, shared, words)
+        state.cache.completed(job, words, state.clock())
         state.completed += 1
         text = " ".join(words)
         return Body(render_json(job, text, cached_tokens, state.next_seq()), stream=False)
@@ -173,7 +265,7 @@ class MockEngine:
     async def _cache_hit(self, job: Job) -> list[str] | None:
         """The stored output for `job` after the hit's (short) service time, or None."""
         state = self.state
-        cached = state.cache.output(job)
+        cached = state.cache.output(job, state.clock())
         if cached is None:
             return None
         state.cache_hits += 1
@@ -189,6 +281,40 @@ class MockEngine:
                 await asyncio.sleep((hit.prefill_s + hit.decode_s) / speedup)
         state.completed += 1
         return cached
+
+    async def _follow(self, job: Job) -> list[str] | None:
+        """The answer of an identical request in flight, once it is done (None: there is
+        none, or it did not complete)."""
+        state = self.state
+        shared = state.shared.get(job.cache_key)
+        if shared is None:
+            return None
+        # shield: a follower whose client leaves must not cancel the leader's computation
+        words = await asyncio.shield(shared)
+        if words is None:
+            return None
+        state.coalesced += 1
+        state.completed += 1
+        return words
+
+    def _lead(self, job: Job) -> Shared | None:
+        """Announce `job`'s computation to identical requests arriving meanwhile (None when
+        one is already announced: the first leader keeps its followers)."""
+        shared = self.state.shared
+        if job.cache_key in shared:
+            return None
+        future: Shared = asyncio.get_running_loop().create_future()
+        shared[job.cache_key] = future
+        return future
+
+    def _release(self, job: Job, shared: Shared | None, words: list[str] | None) -> None:
+        """Hand a led computation's words (None: it did not complete) to its followers."""
+        if shared is None:
+            return
+        if self.state.shared.get(job.cache_key) is shared:
+            del self.state.shared[job.cache_key]
+        if not shared.done():
+            shared.set_result(words)
 
     async def _compute(self, job: Job, timing: Timing) -> None:
         state = self.state
@@ -210,12 +336,17 @@ class MockEngine:
         timing: Timing,
         cached_tokens: int,
         fault: FaultKind | None,
+        lead: bool,
     ) -> AsyncIterator[bytes]:
         state = self.state
         maker = ChunkMaker(job, state.next_seq())
         pieces = stream_pieces(words)
         plan = stream_plan(len(words))
         stop_after = in_stream_cutoff(fault, len(pieces))
+        # Announced once the stream starts, not when it is made: a stream nobody iterates
+        # never runs its `finally`, and would keep its followers waiting for ever.
+        shared = self._lead(job) if lead else None
+        done: list[str] | None = None
         state.in_flight += 1
         try:
             await asyncio.sleep(timing.base_s)
@@ -233,8 +364,10 @@ class MockEngine:
                         if fault == "stream_error":
                             yield stream_error_events()
                         return  # truncate: the HTTP body ends cleanly, but without [DONE]
+            done = words
         finally:
             state.in_flight -= 1
-        state.cache.completed(job, words)
+            self._release(job, shared, done)
+        state.cache.completed(job, words, state.clock())
         state.completed += 1
         yield maker.usage(cached_tokens) + SSE_DONE

@@ -184,6 +184,10 @@ class LruCache(Generic[K, V]):
         while len(self._data) > self.capacity:
             self._data.popitem(last=False)
 
+    def pop(self, key: K) -> None:
+        """Forget `key` (if present)."""
+        self._data.pop(key, None)
+
     def __contains__(self, key: object) -> bool:
         return key in self._data
 

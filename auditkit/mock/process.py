@@ -35,7 +35,7 @@ from urllib.parse import urlsplit
 from auditkit.config import MockConfig
 from auditkit.errors import SetupError
 from auditkit.mock.app import STATS_PATH
-from auditkit.mock.engine import MockState
+from auditkit.mock.engine import empty_stats
 from auditkit.mock.handle import MockHandle
 
 #: How long `start` waits for the child's URL line (a cold interpreter imports starlette,
@@ -232,13 +232,14 @@ class MockProcess(MockHandle):
         return data
 
     def stats(self) -> dict[str, Any]:
-        """Counters: requests, completed, rejected, in_flight, cache_hits, prefix_hits and
-        faults (injected, by kind). After stop(), the counters read just before stopping.
+        """Counters: requests, completed, rejected, in_flight, cache_hits, prefix_hits,
+        computations, coalesced, tail_requests, connections and faults (injected, by kind).
+        After stop(), the counters read just before stopping.
         Raises SetupError if a running child does not answer (or died on its own)."""
         if self._proc is None:
             if self._last_stats is not None:
                 return dict(self._last_stats)
-            return MockState(self.cfg).stats()
+            return empty_stats()
         if self._proc.poll() is not None:
             raise SetupError(f"mock process exited unexpectedly (exit code {self._proc.poll()})")
         try:

@@ -27,7 +27,7 @@ from starlette.applications import Starlette
 from auditkit.config import MockConfig
 from auditkit.errors import SetupError
 from auditkit.mock.app import create_app
-from auditkit.mock.engine import MockState
+from auditkit.mock.engine import MockState, empty_stats
 from auditkit.mock.handle import MockHandle
 
 #: uvicorn's grace period for in-flight requests at shutdown before it cancels them.
@@ -248,10 +248,11 @@ class MockServer(MockHandle):
         self._server = self._thread = self._loop = None
 
     def stats(self) -> dict[str, Any]:
-        """Counters: requests, completed, rejected, in_flight, cache_hits, prefix_hits and
-        faults (injected, by kind). The last run's numbers remain available after stop()."""
+        """Counters: requests, completed, rejected, in_flight, cache_hits, prefix_hits,
+        computations, coalesced, tail_requests, connections and faults (injected, by kind).
+        The last run's numbers remain available after stop()."""
         if self._state is None:
-            return MockState(self.cfg).stats()
+            return empty_stats()
         return self._state.stats()
 
     def __repr__(self) -> str:

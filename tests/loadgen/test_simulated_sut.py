@@ -5,17 +5,11 @@ import json
 import pandas as pd
 import pytest
 
-from auditkit.config import FaultConfig, MockConfig
+from auditkit.config import BehaviourConfig, FaultConfig, MockConfig
 from auditkit.data import Dataset, SampleOrder
 from auditkit.endpoints.openai import ChatAdapter, CompletionsAdapter
 from auditkit.loadgen import HttpTarget, run_phase
-from auditkit.loadgen.fake import (
-    ColdStart,
-    FakeRequest,
-    FakeTransport,
-    SimulatedSUT,
-    run_virtual,
-)
+from auditkit.loadgen.fake import FakeRequest, FakeTransport, SimulatedSUT, run_virtual
 from auditkit.mock.latency import CACHE_HIT_S
 from auditkit.plan import LoadPattern, RunSpec
 from auditkit.results import PhaseResult
@@ -112,10 +106,7 @@ def test_seeded_jitter_is_reproducible(dataset: Dataset) -> None:
 
 
 def test_cold_start_behaviour_slows_the_first_requests(dataset: Dataset) -> None:
-    server = SimulatedSUT(
-        MockConfig(**EXACT, decode_us_per_token=1000.0),
-        behaviours=[ColdStart(first=2, extra_s=0.5)],
-    )
+    server = sut(behaviour=BehaviourConfig(cold_start_requests=2, cold_start_ms=500.0))
     r = phase(server, dataset, SampleOrder.without_replacement(0), 5).records
     assert r["latency_ns"].tolist() == [510 * MS] * 2 + [10 * MS] * 3
 

@@ -20,7 +20,13 @@ A hand-written handler, in the spirit of httpx.MockTransport (sync or async; rai
 `run_virtual(run_phase_async(..., transport=transport))`.
 """
 
-from auditkit.loadgen.fake.sut import Behaviour, ColdStart, RequestInfo, SimulatedSUT
+from auditkit.loadgen.fake.sut import (
+    Behaviour,
+    ColdStart,
+    RequestInfo,
+    ServerClock,
+    SimulatedSUT,
+)
 from auditkit.loadgen.fake.transport import FakeRequest, FakeResponse, FakeTransport, Handler
 from auditkit.loadgen.fake.virtual_time import (
     VirtualClock,
@@ -42,6 +48,7 @@ __all__ = [
     "OutputCache",
     "PrefixCache",
     "RequestInfo",
+    "ServerClock",
     "SimulatedSUT",
     "VirtualClock",
     "VirtualLoopDeadlock",

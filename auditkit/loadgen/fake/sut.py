@@ -7,16 +7,20 @@ the bytes `auditkit mock` sends with the same MockConfig, only exact and instant
 run on the fake transport's virtual clock. What is left here maps the mock's answers and its
 connection-level faults (reset, hang, slow trickle, death) onto `FakeResponse`s.
 
-Two hooks keep new behaviours small: a `CachePolicy` decides what is served from cache (none,
-output, prefix are in `auditkit.mock.caches`; a partial or probabilistic cache is one more
-class), and `Behaviour`s adjust each request's timing (`ColdStart` is an example; drift or heavy
-tails are the same shape).
+The behaviours of `MockConfig.behaviour` (cold start, drift, heavy tail, cache admission, TTL,
+normalised keys, partial cache, prepopulated entries, coalescing, connection set-up) are the
+mock's own code. Two stand-ins come from here: the fake transport's connection numbers stand
+for TCP connections, and `ServerClock`, which runs on across the virtual loops of the phases
+the server serves (each loop starts at 0), times the TTLs. A `CachePolicy` (see
+`auditkit.mock.caches`) may replace the cache `cfg.cache` names, and `Behaviour`s may adjust
+each computed request's timing further (a test's own rule, e.g. latency that never settles).
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -56,14 +60,15 @@ class RequestInfo:
 
 
 class Behaviour(Protocol):
-    """Adjusts one request's service timing (cold starts, drift, heavy tails, ...)."""
+    """Adjusts one computed request's service timing (after `MockConfig.behaviour`'s)."""
 
     def adjust(self, timing: Timing, request: RequestInfo) -> Timing: ...
 
 
 @dataclass(frozen=True)
 class ColdStart:
-    """The first `first` requests take `extra_s` longer (a server warming up)."""
+    """The first `first` requests take `extra_s` longer when computed (a server warming up;
+    `BehaviourConfig.cold_start_*` is the mock's own, which cache hits pay too)."""
 
     first: int
     extra_s: float
@@ -72,6 +77,29 @@ class ColdStart:
         if request.number > self.first:
             return timing
         return dataclasses.replace(timing, base_s=timing.base_s + self.extra_s)
+
+
+class ServerClock:
+    """Seconds since a simulated server started, on the virtual clocks of the loops it serves:
+    each phase's loop starts at 0, and the server's time runs on from where the previous
+    loop's ended (time between phases does not pass). Outside a loop it stays where it was."""
+
+    def __init__(self) -> None:
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._offset = 0.0
+        self._last = 0.0
+
+    def __call__(self) -> float:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return self._last
+        if loop is not self._loop:
+            if self._loop is not None:
+                self._offset += self._loop.time()  # where the previous loop's clock stopped
+            self._loop = loop
+        self._last = max(self._last, loop.time() + self._offset)
+        return self._last
 
 
 def _error_response(status: int, message: str, err_type: str, code: str | int) -> FakeResponse:
@@ -92,17 +120,21 @@ class SimulatedSUT:
         behaviours: Sequence[Behaviour] = (),
     ) -> None:
         self.cfg = cfg if cfg is not None else MockConfig()
-        self.state = MockState(self.cfg, cache)
+        self.clock = ServerClock()
+        self.state = MockState(self.cfg, cache, clock=self.clock)
         self.engine = MockEngine(self.state)
         self.behaviours = tuple(behaviours)
 
     def stats(self) -> dict[str, Any]:
         """Counters so far (the mock's: requests, completed, rejected, in_flight, cache_hits,
-        prefix_hits and faults by kind)."""
+        prefix_hits, computations, coalesced, tail_requests, connections and faults by kind)."""
         return self.state.stats()
 
     async def __call__(self, request: FakeRequest) -> FakeResponse:
         state = self.state
+        setup = self.engine.connect(request.connection)
+        if setup > 0.0:
+            await asyncio.sleep(setup)
         if state.dead:
             state.count_fault("die")
             return FakeResponse(error=ConnectionResetError("auditkit mock: server died"))
@@ -113,6 +145,7 @@ class SimulatedSUT:
             message = f"Not Found: {request.method} {request.path}"
             return _error_response(404, message, "invalid_request_error", 404)
         state.requests += 1
+        number = state.requests
         try:
             job, fault = self.engine.admit(kind, request.body)
         except BadRequest as exc:
@@ -121,8 +154,11 @@ class SimulatedSUT:
             special = self._fault_response(fault, job)
             if special is not None:
                 return special
-        info = RequestInfo(job, state.requests, asyncio.get_running_loop().time())
-        answer = await self.engine.answer(job, fault, lambda timing: self._adjust(timing, info))
+        adjust = None
+        if self.behaviours:
+            info = RequestInfo(job, number, asyncio.get_running_loop().time())
+            adjust = functools.partial(self._adjust, info=info)
+        answer = await self.engine.answer(job, fault, number=number, adjust=adjust)
         if not isinstance(answer, Body):
             return FakeResponse(200, SSE_HEADERS, stream=answer)
         return FakeResponse(200, SSE_HEADERS if answer.stream else JSON_HEADERS, answer.data)

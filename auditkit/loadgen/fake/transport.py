@@ -39,6 +39,9 @@ class FakeRequest:
     body: bytes
     #: virtual time the request was sent (ns on the loop's clock)
     sent_ns: int
+    #: the connection it came on: numbered from 1 per transport, reused while kept alive as a
+    #: client pool reuses them (None: sent outside a session)
+    connection: int | None = None
 
     @property
     def path(self) -> str:
@@ -145,6 +148,7 @@ class _FakeExchange:
         self._timeout: asyncio.Timeout | None = None
         self._response: FakeBody | None = None
         self._pooled = False
+        self._connection = 0
 
     async def __aenter__(self) -> FakeBody:
         session = self._session
@@ -153,6 +157,7 @@ class _FakeExchange:
         try:
             await session.pool.acquire()
             self._pooled = True
+            self._connection = session.checkout()
             session.transport._started(self._method)
             request = FakeRequest(
                 self._method,
@@ -160,6 +165,7 @@ class _FakeExchange:
                 session.target.headers,
                 self._body,
                 session.transport.clock.now_ns(),
+                self._connection,
             )
             session.transport.requests.append(request)
             answer = session.transport.handler(request)
@@ -185,6 +191,8 @@ class _FakeExchange:
             self._response = None
         if self._pooled:
             self._pooled = False
+            # a failed exchange closes its connection, as client libraries do
+            self._session.checkin(self._connection, reuse=exc_type is None)
             self._session.pool.release()
             self._session.transport._finished(self._method)
         if self._timeout is not None:
@@ -193,12 +201,26 @@ class _FakeExchange:
 
 
 class FakeSession:
-    """A phase's session: a pool of `pool_size` connections to the handler."""
+    """A phase's session: a pool of `pool_size` connections to the handler, opened when none
+    is idle and kept alive for reuse (the most recently used first)."""
 
     def __init__(self, transport: FakeTransport, target: HttpTarget, pool_size: int) -> None:
         self.transport = transport
         self.target = target
         self.pool = asyncio.Semaphore(pool_size)
+        self._idle: list[int] = []
+
+    def checkout(self) -> int:
+        """An idle connection, or a new one."""
+        if self._idle:
+            return self._idle.pop()
+        self.transport.connections += 1
+        return self.transport.connections
+
+    def checkin(self, connection: int, *, reuse: bool) -> None:
+        """Return a connection to the pool (`reuse` False: it is closed)."""
+        if reuse:
+            self._idle.append(connection)
 
     def post(self, url: str, body: bytes) -> _FakeExchange:
         return _FakeExchange(self, "POST", url, body)
@@ -211,7 +233,8 @@ class FakeTransport:
     """A `Transport` whose server is `handler`, on a virtual-time loop.
 
     `requests` lists every request sent (warm-up GETs included); `peak_in_flight` is the most
-    POSTs that were in flight at once, `warmups` the GETs made when sessions opened.
+    POSTs that were in flight at once, `warmups` the GETs made when sessions opened,
+    `connections` the connections opened (by all sessions).
     """
 
     clock: Clock = VirtualClock()
@@ -223,6 +246,7 @@ class FakeTransport:
         self.in_flight = 0
         self.peak_in_flight = 0
         self.warmups = 0
+        self.connections = 0
 
     def _started(self, method: str) -> None:
         if method == "POST":
