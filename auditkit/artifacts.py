@@ -119,10 +119,13 @@ def submission_audit_path(folder: Path, submission_name: str) -> Path:
 def write_submission(folder: Path, result: AuditResult[Any], submission_name: str) -> None:
     """The record the MLPerf submission checker reads ({"test": name, "passed": bool}) plus
     auditkit's context."""
+    # the checker's "passed" is the upstream rule's; auditkit's decision stands beside it
+    upstream = result.upstream_verdict or result.verdict
     record = {
         "test": submission_name,
-        "passed": result.verdict == "PASS",
-        "verdict": result.verdict,
+        "passed": upstream == "PASS",
+        "verdict": upstream,
+        "auditkit_verdict": result.verdict,
         "audit_test": result.test,
         "scenario": result.scenario,
         "reference_score": result.reference_score,

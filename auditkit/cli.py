@@ -1,7 +1,8 @@
 """The `auditkit` command: run audits, serve the mock, run notebooks, verify LoadGen logs.
 
 Exit codes: 0 PASS, 1 FAIL, 2 bad input, 3 setup error, 4 execution error or INVALID,
-130 interrupted. A user's mistake prints one line on stderr, never a traceback.
+5 INCONCLUSIVE, 130 interrupted (the verdict is auditkit's decision; --decision upstream makes
+it the upstream rule's). A user's mistake prints one line on stderr, never a traceback.
 
 The flags of `run` and `verify` are not typed here: they are the config fields
 (`auditkit.options`), the shared sections plus the named audit's own block, so the CLI, the YAML
@@ -31,7 +32,7 @@ from auditkit.errors import (
 
 EPILOG = (
     "exit codes: 0 PASS, 1 FAIL, 2 bad input, 3 setup error, "
-    "4 execution error/INVALID, 130 interrupted"
+    "4 execution error/INVALID, 5 INCONCLUSIVE, 130 interrupted"
 )
 _UNRECOGNIZED = re.compile(r"unrecognized arguments: (.*)")
 
@@ -77,17 +78,17 @@ def _add_option(group: Any, option: Any, known: list[str]) -> None:
     """One config option as an argparse flag (values are parsed by the option itself)."""
     default = f" (default: {option.describe_default()})"
     if option.key_value:
-        _arg(known, group, 
+        _arg(known, group,
             option.flag, dest=option.param, action="append", metavar="NAME=VALUE",
             help=option.help,
         )  # fmt: skip
     elif option.invert:
-        _arg(known, group, 
+        _arg(known, group,
             option.flag, dest=option.param, action="store_const", const=False, default=None,
             help=option.help,
         )  # fmt: skip
     elif option.kind == "bool":
-        _arg(known, group, 
+        _arg(known, group,
             option.flag, dest=option.param, action=argparse.BooleanOptionalAction, default=None,
             help=option.help + default,
         )  # fmt: skip
@@ -96,7 +97,7 @@ def _add_option(group: Any, option: Any, known: list[str]) -> None:
         metavar = "JSON" if option.kind == "mapping" else None
         if option.param == "api_key_env":
             metavar = "NAME"
-        _arg(known, group, 
+        _arg(known, group,
             option.flag, dest=option.param, choices=choices, metavar=metavar,
             help=option.help + default,
         )  # fmt: skip
@@ -170,14 +171,14 @@ def build_parser(test_name: str | None = None) -> argparse.ArgumentParser:
     if test is not None:
         logs = verify.add_argument_group("LoadGen summaries")
         for name in test.log_inputs:
-            _arg(known, logs, 
+            _arg(known, logs,
                 f"--{name}", dest=f"log_{name}", required=True, metavar="FILE",
                 help=f"the {name} run's mlperf_log_summary.txt",
             )  # fmt: skip
         _add_options(
             verify, model_options(test.settings_model, (test.key,), "", test.key), "", known
         )
-    _arg(known, verify, 
+    _arg(known, verify,
         "--output-dir", dest="output_dir",
         help="also write the verdict files to <dir>/<TEST>/",
     )  # fmt: skip
@@ -192,7 +193,7 @@ def build_parser(test_name: str | None = None) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _arg(known, nb, "name", help="an audit (e.g. test04) or a notebook (e.g. review_results)")
-    _arg(known, nb, 
+    _arg(known, nb,
         "-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"), dest="params",
         help="set a notebook parameter (repeatable; typed by the notebook's annotations)",
     )  # fmt: skip
@@ -205,7 +206,7 @@ def build_parser(test_name: str | None = None) -> argparse.ArgumentParser:
         default="out",
         help="where outputs go (default: out)",
     )
-    _arg(known, nb, 
+    _arg(known, nb,
         "--cell-timeout", dest="cell_timeout", type=int, default=600,
         help="per-cell timeout in seconds (default: 600)",
     )  # fmt: skip

@@ -201,6 +201,46 @@ class FaultConfig(_Strict):
     )
 
 
+class BehaviourConfig(_Strict):
+    """How the mock misbehaves like real servers do (each off by default): what a verdict must
+    survive (cold starts, drift, heavy tails) and caches it must catch."""
+
+    cold_start_requests: int = Field(
+        0, ge=0, description="the first requests after start are slow (a cold server)"
+    )
+    cold_start_ms: float = Field(0.0, ge=0, description="extra time of each cold request (ms)")
+    drift_per_1000: float = Field(
+        0.0,
+        ge=-1.0,
+        le=0.9,
+        description="service time falls by this share per 1000 requests (negative: rises)",
+    )
+    tail_rate: float = Field(
+        0.0, ge=0, le=1, description="share of requests that take tail_multiplier times longer"
+    )
+    tail_multiplier: float = Field(10.0, ge=1, description="how much longer a tail request takes")
+    cache_admit_after: int = Field(
+        1, ge=1, description="output cache: store an answer at its n-th request (admission)"
+    )
+    cache_ttl_s: float | None = Field(
+        None, gt=0, description="output cache: entries expire after this many seconds"
+    )
+    cache_normalize: bool = Field(
+        False, description="output cache: the key ignores case and repeated whitespace"
+    )
+    cache_miss_every: int = Field(
+        0, ge=0, description="output cache: every n-th repeat is computed again (partial cache)"
+    )
+    coalesce: bool = Field(False, description="identical requests in flight share one computation")
+    prepopulate: str | None = Field(
+        None,
+        description="a dataset file whose prompts the output cache already holds at start",
+    )
+    connection_setup_ms: float = Field(
+        0.0, ge=0, description="extra time of the first request on each new connection (ms)"
+    )
+
+
 class MockConfig(_Strict):
     """The embedded mock SUT (used when endpoint.url is None)."""
 
@@ -223,6 +263,7 @@ class MockConfig(_Strict):
     seed: int = Field(0, description="seed of the mock's jitter and faults")
     model: str = Field("mock-llm", description="model name the mock serves")
     faults: FaultConfig = Field(default_factory=FaultConfig)
+    behaviour: BehaviourConfig = Field(default_factory=BehaviourConfig)
 
 
 class AuditConfig(_Strict):
@@ -234,6 +275,11 @@ class AuditConfig(_Strict):
     load: LoadConfig = Field(default_factory=LoadConfig)
     mock: MockConfig = Field(default_factory=MockConfig)
     output_dir: str = Field("auditkit-out", description="artifacts folder")
+    decision: Literal["auditkit", "upstream"] = Field(
+        "auditkit",
+        description="which verdict sets the exit code: auditkit's decision (with its certainty) "
+        "or the upstream MLPerf rule alone",
+    )
 
     def redacted(self) -> dict[str, Any]:
         """A JSON-able dump with secret-looking headers masked (for config.yaml and logs)."""

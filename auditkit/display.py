@@ -21,6 +21,7 @@ VERDICT_STYLE: dict[str, tuple[str, str, str]] = {
     # verdict: (badge background, panel border, one-line meaning)
     "PASS": ("#1a7f37", "#1a7f37", "the audit's rule holds"),
     "FAIL": ("#cf222e", "#cf222e", "the audit's rule does not hold"),
+    "INCONCLUSIVE": ("#6e7781", "#8c959f", "the evidence did not settle it: run longer"),
     "INVALID": ("#9a6700", "#bf8700", "the run cannot support a PASS or FAIL verdict"),
 }
 

@@ -393,7 +393,10 @@ def run_notebook(
             outcome.exit_code = EXIT_EXECUTION
             outcome.message = f"notebook finished but wrote no verdict ({result_file} missing)"
         else:
-            verdict = str(json.loads(result_file.read_text(encoding="utf-8"))["verdict"])
+            saved = json.loads(result_file.read_text(encoding="utf-8"))
+            verdict = str(saved["verdict"])
+            if values.get("decision", values.get("settings", {}).get("decision")) == "upstream":
+                verdict = str(saved.get("upstream_verdict") or verdict)
             outcome.verdict = verdict
             outcome.result_file = result_file
             outcome.exit_code = _verdict_exit(verdict)

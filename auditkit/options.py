@@ -216,23 +216,14 @@ def model_options(
 
 
 def common_options() -> list[Option]:
-    """Options every audit shares: endpoint, dataset, load, mock and output_dir."""
+    """Options every audit shares: the endpoint, dataset, load and mock sections and the run's
+    own fields (output_dir, decision)."""
     out: list[Option] = []
     for section, model, prefix in COMMON_SECTIONS:
         out += model_options(model, (section,), prefix, section)
-    info = AuditConfig.model_fields["output_dir"]
-    out.append(
-        Option(
-            path=("output_dir",),
-            param="output_dir",
-            flag="--output-dir",
-            kind="str",
-            default=info.default,
-            help=info.description or "artifacts folder",
-            group="output",
-        )
-    )
-    return out
+    sections = {name for name, _, _ in COMMON_SECTIONS}
+    top = [o for o in model_options(AuditConfig, (), "", "run") if o.path[0] not in sections]
+    return out + top
 
 
 def audit_options(key: str, settings_model: type[BaseModel]) -> list[Option]:

@@ -23,7 +23,9 @@ def tqdm_progress(
     def factory(spec: RunSpec) -> tuple[Callback, Callable[[], None]]:
         if not show:
             return (lambda _done, _total: None), (lambda: None)
-        bar = tqdm(total=spec.samples, desc=spec.name, unit="q", leave=True, file=sys.stderr)
+        bar = tqdm(
+            total=spec.planned_queries, desc=spec.name, unit="q", leave=True, file=sys.stderr
+        )
 
         def update(done: int, total: int) -> None:
             bar.update(done - bar.n)

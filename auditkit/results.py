@@ -40,7 +40,7 @@ VARIANTS = ("main", "twin", "warmup")
 STATUSES = ("ok", "http_error", "timeout", "connect_error", "protocol_error", "cancelled")
 INT_COLUMNS = ("scheduled_ns", "sent_ns", "first_byte_ns", "first_token_ns", "completed_ns")
 
-Verdict = Literal["PASS", "FAIL", "INVALID"]
+Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE", "INVALID"]
 FROZEN = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -184,9 +184,13 @@ class AuditResult(BaseModel, Generic[EvidenceT]):
     model_config = FROZEN
 
     test: str
+    #: auditkit's decision (PASS, FAIL, INCONCLUSIVE or INVALID); the exit code follows it
     verdict: Verdict
     reason: str
     scenario: str
+    #: the audit's upstream (MLPerf) rule on the same data, when it has one; the MLPerf files
+    #: carry this one
+    upstream_verdict: Verdict | None = None
     score_name: str = ""
     reference_score: float | None = None
     audit_score: float | None = None

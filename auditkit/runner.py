@@ -22,6 +22,7 @@ from auditkit.endpoints import EndpointAdapter, make_adapter
 from auditkit.errors import (
     EXIT_EXECUTION,
     EXIT_FAIL,
+    EXIT_INCONCLUSIVE,
     EXIT_PASS,
     InputError,
     Interrupted,
@@ -60,15 +61,25 @@ class AuditRun:
     endpoint_url: str
     model: str
     mock_stats: dict[str, object] = field(default_factory=dict)
+    decision: str = "auditkit"
 
     @property
     def exit_code(self) -> int:
-        return verdict_exit_code(self.result.verdict)
+        return verdict_exit_code(decided_verdict(self.result, self.decision))
 
 
 def verdict_exit_code(verdict: str) -> int:
-    """PASS 0, FAIL 1, INVALID 4 (DESIGN §10)."""
-    return {"PASS": EXIT_PASS, "FAIL": EXIT_FAIL}.get(verdict, EXIT_EXECUTION)
+    """PASS 0, FAIL 1, INCONCLUSIVE 5, INVALID 4 (DESIGN §10)."""
+    codes = {"PASS": EXIT_PASS, "FAIL": EXIT_FAIL, "INCONCLUSIVE": EXIT_INCONCLUSIVE}
+    return codes.get(verdict, EXIT_EXECUTION)
+
+
+def decided_verdict(result: AuditResult[Any], decision: str) -> str:
+    """The verdict the exit code follows: auditkit's, or with `decision: upstream` the
+    upstream rule's (when the audit has one)."""
+    if decision == "upstream" and result.upstream_verdict is not None:
+        return result.upstream_verdict
+    return result.verdict
 
 
 def prepare(cfg: AuditConfig, test_id: str = DEFAULT_TEST) -> Prepared:
@@ -77,6 +88,7 @@ def prepare(cfg: AuditConfig, test_id: str = DEFAULT_TEST) -> Prepared:
     test = get_test(test_id)
     if cfg.load.run_rules:
         cfg = test.with_run_rules(run_rules.apply(cfg))
+    cfg = test.resolve(cfg)
     dataset = load_dataset(cfg.dataset)
     test.validate(cfg, dataset)
     specs = test.plan(cfg, dataset)
@@ -166,16 +178,29 @@ def run_audit(
             else:
                 where = f"{base_url} (embedded mock, cache={cfg.mock.cache})"
             say(f"{test.id}: endpoint {where}, model {model}, api {cfg.endpoint.api}")
-            phases = run_phases(prepared, adapter, http, transport, folder, progress, say)
+            runner = PhaseRunner(prepared, adapter, http, transport, folder, progress, say)
+            phases = runner.run(prepared.specs)
+            if len(phases) < len(prepared.specs):
+                result = invalid_result(prepared, phases)
+            else:
+                result = test.verify(phases, cfg)
+            # an unsettled decision may ask for more rounds, within the audit's budget
+            while result.verdict == "INCONCLUSIVE":
+                more = test.extend(cfg, prepared.dataset, phases)
+                if not more:
+                    break
+                say(f"{test.id}: not settled yet ({result.reason}); one more round")
+                ran = runner.run(more)
+                phases += ran
+                if len(ran) < len(more):
+                    result = invalid_result(prepared, phases, planned=[*prepared.specs, *more])
+                    break
+                result = test.verify(phases, cfg)
     except (InputError, SetupError):
         # failed pre-flight: leave no empty audit folder behind that looks like a run happened
         # (only empty folders this run created are removed)
         _remove_empty(created)
         raise
-    if len(phases) < len(prepared.specs):
-        result = invalid_result(prepared, phases)
-    else:
-        result = test.verify(phases, cfg)
     notes: tuple[str, ...] = ()
     if not cfg.endpoint.verify_tls:
         notes = (
@@ -190,7 +215,7 @@ def run_audit(
         }
     )
     artifacts.write_result(folder, result, test)
-    return AuditRun(result, phases, folder, base_url, model, dict(mock_stats))
+    return AuditRun(result, phases, folder, base_url, model, dict(mock_stats), cfg.decision)
 
 
 def _missing_dirs(path: Path) -> list[Path]:
@@ -210,64 +235,91 @@ def _remove_empty(dirs: list[Path]) -> None:
             d.rmdir()
 
 
-def run_phases(
-    prepared: Prepared,
-    adapter: EndpointAdapter,
-    http: HttpTarget,
-    transport: Transport | None,
-    folder: Path,
-    progress: ProgressFactory | None,
-    say: Log,
-) -> list[PhaseResult]:
-    """Run the planned phases in order, writing each one's records as soon as it ends.
-    A phase that did not complete stops the run (the next phase could not make it valid)."""
-    phases: list[PhaseResult] = []
-    load = prepared.cfg.load
-    guard = load.client_guard and transport is None
-    ceiling = None
-    if guard and load.scenario in ("offline", "server"):
-        try:
-            ceiling = client_ceiling(load.max_concurrency, load.client_delay_ms)
-        except PhaseInterrupted:
-            raise Interrupted("interrupted during client calibration; no verdict written") from None
-        say(f"client ceiling against a null endpoint: {ceiling:.0f} req/s")
-    for spec in prepared.specs:
-        say(f"phase {spec.describe()}")
-        callback, close = progress(spec) if progress else (None, lambda: None)
+class PhaseRunner:
+    """Runs phases in order, writing each one's records as soon as it ends. A phase that did
+    not complete stops the run (the next phase could not make it valid)."""
+
+    def __init__(
+        self,
+        prepared: Prepared,
+        adapter: EndpointAdapter,
+        http: HttpTarget,
+        transport: Transport | None,
+        folder: Path,
+        progress: ProgressFactory | None,
+        say: Log,
+    ) -> None:
+        self.prepared = prepared
+        self.adapter = adapter
+        self.http = http
+        self.transport = transport
+        self.folder = folder
+        self.progress = progress
+        self.say = say
+        load = prepared.cfg.load
+        self.guard = load.client_guard and transport is None
+        self.ceiling: float | None = None
+        if self.guard and load.scenario in ("offline", "server"):
+            try:
+                self.ceiling = client_ceiling(load.max_concurrency, load.client_delay_ms)
+            except PhaseInterrupted:
+                raise Interrupted(
+                    "interrupted during client calibration; no verdict written"
+                ) from None
+            say(f"client ceiling against a null endpoint: {self.ceiling:.0f} req/s")
+
+    def run(self, specs: list[RunSpec]) -> list[PhaseResult]:
+        """Run `specs` in order; stops after the first phase that did not complete."""
+        phases: list[PhaseResult] = []
+        for spec in specs:
+            phase = self._one(spec)
+            phases.append(phase)
+            if not phase.summary.complete:
+                break
+        return phases
+
+    def _one(self, spec: RunSpec) -> PhaseResult:
+        self.say(f"phase {spec.describe()}")
+        callback, close = self.progress(spec) if self.progress else (None, lambda: None)
         try:
             phase = run_phase(
-                spec, prepared.dataset, adapter, http, progress=callback, transport=transport
+                spec,
+                self.prepared.dataset,
+                self.adapter,
+                self.http,
+                progress=callback,
+                transport=self.transport,
             )
         except PhaseInterrupted as exc:
             close()
-            artifacts.write_phase(folder, exc.partial)
+            artifacts.write_phase(self.folder, exc.partial)
             raise Interrupted(
                 f"interrupted during the {spec.name} phase; {exc.partial.summary.completed} "
-                f"completed records kept in {folder / spec.name}; no verdict written"
+                f"completed records kept in {self.folder / spec.name}; no verdict written"
             ) from None
         close()
-        if guard:
-            reason = client_bound_reason(phase.summary, ceiling, load.client_bound_fraction)
+        if self.guard:
+            load = self.prepared.cfg.load
+            reason = client_bound_reason(phase.summary, self.ceiling, load.client_bound_fraction)
             summary = phase.summary.model_copy(
-                update={"client_ceiling_qps": ceiling, "client_bound": reason}
+                update={"client_ceiling_qps": self.ceiling, "client_bound": reason}
             )
             phase = dataclasses.replace(phase, summary=summary)
-        artifacts.write_phase(folder, phase)
-        phases.append(phase)
+        artifacts.write_phase(self.folder, phase)
         s = phase.summary
-        say(
+        self.say(
             f"phase {spec.name}: {s.completed}/{s.requested} ok, {s.failed} failed, "
             f"score {s.score if s.score is None else f'{s.score:.4g}'} ({s.score_name})"
         )
-        if not s.complete:
-            break
-    return phases
+        return phase
 
 
-def invalid_result(prepared: Prepared, phases: list[PhaseResult]) -> AuditResult[Any]:
+def invalid_result(
+    prepared: Prepared, phases: list[PhaseResult], planned: list[RunSpec] | None = None
+) -> AuditResult[Any]:
     """INVALID because a phase failed before the plan finished (no PASS/FAIL from partial data)."""
     ran = {p.name: p.summary for p in phases}
     reasons = [f"{s.name}: {r}" for s in ran.values() for r in s.invalid_reasons]
-    skipped = [s.name for s in prepared.specs if s.name not in ran]
+    skipped = [s.name for s in (planned or prepared.specs) if s.name not in ran]
     reason = "; ".join(reasons) + f"; not run: {', '.join(skipped)}"
     return prepared.test.invalid(prepared.cfg, ran, reason)

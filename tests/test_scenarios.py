@@ -54,7 +54,8 @@ def _run(
             "dataset": {"path": dataset},
             "endpoint": {"max_tokens": 8},
             "load": load,
-            "test04": {"samples": samples},
+            # the upstream rule's round trip at LoadGen's own minimum counts
+            "test04": {"samples": samples, "allow_small": True, "control_twins": 0},
         }
     )
     sut = SimulatedSUT(MockConfig.model_validate({**FAST_MOCK, "cache": cache, **(mock or {})}))
@@ -66,7 +67,7 @@ def _round_trip(run: AuditRun) -> None:
     ref = read_summary(run.folder / "reference" / "mlperf_log_summary.txt")
     aud = read_summary(run.folder / "audit" / "mlperf_log_summary.txt")
     again = verify_summaries(ref, aud)
-    assert again.verdict == run.result.verdict
+    assert again.verdict == run.result.upstream_verdict
     assert again.reference_score == run.result.reference_score
     assert again.audit_score == run.result.audit_score
     assert again.threshold == run.result.threshold
@@ -83,9 +84,9 @@ def _round_trip(run: AuditRun) -> None:
         (run.folder.parent / "audit" / "audit_output_caching_test.json").read_text()
     )
     assert audit_json["test"] == "output_caching_test"
-    assert audit_json["passed"] is (run.result.verdict == "PASS")
+    assert audit_json["passed"] is (run.result.upstream_verdict == "PASS")
     verify_text = (run.folder / "verify_performance.txt").read_text()
-    assert ("TEST PASS" in verify_text) is (run.result.verdict == "PASS")
+    assert ("TEST PASS" in verify_text) is (run.result.upstream_verdict == "PASS")
 
 
 MULTI = {"scenario": "multi-stream", "samples_per_query": MS_PER_QUERY}
@@ -93,10 +94,12 @@ MULTI = {"scenario": "multi-stream", "samples_per_query": MS_PER_QUERY}
 
 def test_multi_stream_no_cache_passes(tmp_path: Path, dataset: str) -> None:
     run = _run(tmp_path, dataset, "none", MULTI, MS_QUERIES * MS_PER_QUERY)
-    ref, aud = (p.summary for p in run.phases)
+    phases = {p.name: p.summary for p in run.phases}
+    ref, aud = phases["reference"], phases["audit"]
     assert ref.queries == aud.queries == MS_QUERIES
     assert ref.early_stopping_overlatency == 2
-    assert set(run.phases[1].records["sample_index"]) == {3, 4}  # the block at sample_index
+    audit = next(p for p in run.phases if p.name == "audit")
+    assert set(audit.records["sample_index"]) == {3, 4}  # the block at sample_index
     assert run.result.verdict == "PASS", run.result.reason
     assert run.result.threshold == pytest.approx(0.20)
     _round_trip(run)
@@ -113,7 +116,9 @@ SERVER = {"scenario": "server", "target_qps": 300.0, "target_latency_ms": 100.0}
 
 def test_server_no_cache_passes_without_flag(tmp_path: Path, dataset: str) -> None:
     run = _run(tmp_path, dataset, "none", SERVER, 500)
-    assert run.result.verdict == "PASS", run.result.reason
+    assert run.result.upstream_verdict == "PASS", run.result.reason
+    # the arrival-bound score is noisy (Poisson arrivals): never a FAIL, maybe not settled
+    assert run.result.verdict in ("PASS", "INCONCLUSIVE"), run.result.reason
     assert run.result.evidence.latency.latency_speedup_flag is False
     ref = run.result.phases["reference"]
     assert ref.loadgen_valid and ref.target_latency_ns == 100_000_000
@@ -124,8 +129,10 @@ def test_server_no_cache_passes_without_flag(tmp_path: Path, dataset: str) -> No
 
 def test_server_output_cache_is_flagged_by_latency_evidence(tmp_path: Path, dataset: str) -> None:
     run = _run(tmp_path, dataset, "output", SERVER, 500)
-    # the official (arrival-bound) score cannot see the cache; the evidence does
-    assert run.result.verdict == "PASS"
+    # the official (arrival-bound) score cannot see the cache; the evidence does, and
+    # auditkit's decision (service times of the repeated sample) FAILs it
+    assert run.result.upstream_verdict == "PASS"
+    assert run.result.verdict == "FAIL", run.result.reason
     assert run.result.evidence.latency.latency_speedup_flag is True
     assert "arrival-bound" in run.result.reason
     _round_trip(run)
@@ -155,7 +162,7 @@ def test_min_duration_extends_a_phase(tmp_path: Path, dataset: str) -> None:
             "dataset": {"path": dataset},
             "endpoint": {"max_tokens": 8},
             "load": {"scenario": "single-stream", "min_duration_s": 0.5},
-            "test04": {"samples": 64},
+            "test04": {"samples": 64, "allow_small": True, "warmup": 0, "control_twins": 0},
         }
     )
     run = run_audit(cfg, transport=FakeTransport(SimulatedSUT(MockConfig(**FAST_MOCK))))
@@ -179,7 +186,7 @@ def test_min_duration_past_the_dataset_makes_the_reference_invalid(tmp_path: Pat
             "dataset": {"path": str(small)},
             "endpoint": {"max_tokens": 8},
             "load": {"scenario": "single-stream", "min_duration_s": 0.3},
-            "test04": {"samples": 16},
+            "test04": {"samples": 16, "allow_small": True, "control_twins": 0},
         }
     )
     run = run_audit(cfg, transport=FakeTransport(SimulatedSUT(MockConfig(**FAST_MOCK))))

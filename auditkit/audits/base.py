@@ -7,7 +7,7 @@ review) only ask it:
 | what                          | attribute / method                          |
 |-------------------------------|---------------------------------------------|
 | its YAML block, CLI flags and notebook parameters | `key`, `settings_model` (fields → options) |
-| its phases                    | `plan`, `validate`, `with_run_rules`        |
+| its phases                    | `plan`, `validate`, `with_run_rules`, `resolve`, `extend` |
 | its scoring                   | `verify` (pure), `invalid`                  |
 | its evidence model            | `evidence_model` (→ `result_model`)         |
 | its files                     | `files`, `verdict_files`, `submission_name` |
@@ -61,6 +61,11 @@ class AuditTest(ABC):
         """`cfg` with MLPerf's run-rule floors applied to this audit's block (default: as is)."""
         return cfg
 
+    def resolve(self, cfg: AuditConfig) -> AuditConfig:
+        """`cfg` with what the run decides filled in (e.g. a random nonce), so config.yaml and
+        the verdict record it (default: as is)."""
+        return cfg
+
     # --- phases ----------------------------------------------------------------------------
 
     @abstractmethod
@@ -70,6 +75,12 @@ class AuditTest(ABC):
     @abstractmethod
     def plan(self, cfg: AuditConfig, dataset: Dataset) -> list[RunSpec]:
         """The phases to run, in order."""
+
+    def extend(
+        self, cfg: AuditConfig, dataset: Dataset, phases: list[PhaseResult]
+    ) -> list[RunSpec]:
+        """More phases to run when `verify` said INCONCLUSIVE (default: none; [] ends it)."""
+        return []
 
     # --- verdict -------------------------------------------------------------------------
 

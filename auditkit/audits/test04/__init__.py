@@ -17,9 +17,21 @@ from typing import Any, ClassVar
 
 import pandas as pd
 
-from auditkit import mlperf_logs, run_rules
+from auditkit import early_stopping, mlperf_logs, run_rules
 from auditkit.audits.base import AuditTest, settings_of
-from auditkit.audits.test04.evidence import Test04Evidence, record_evidence
+from auditkit.audits.test04.decision import (
+    ControlCheck,
+    Decision,
+    decide_with_certainty,
+    headline,
+)
+from auditkit.audits.test04.evidence import (
+    SaltInfo,
+    Test04Evidence,
+    WarmupInfo,
+    record_evidence,
+    warmup_info,
+)
 from auditkit.audits.test04.logs import format_verify_performance, verify_summaries
 from auditkit.audits.test04.scoring import (
     AUDIT,
@@ -34,11 +46,15 @@ from auditkit.config import AuditConfig
 from auditkit.data import Dataset, SampleOrder, median_cost_index
 from auditkit.errors import InputError
 from auditkit.loadgen_logs import LogFile, parse_summary
-from auditkit.metrics import summarize
-from auditkit.plan import LoadPattern, RunSpec
+from auditkit.metrics import ES_PERCENTILE, summarize
+from auditkit.plan import LoadPattern, RunSpec, WarmupRule, new_salt
 from auditkit.results import AuditResult, PhaseResult, PhaseSummary
 
 WARMUP = "warmup"
+#: the warm-up stops at this many seconds even if latency is not stable yet
+WARMUP_CAP_S = 60.0
+#: the early-stopping estimate must be at least the MIN_RANK-th slowest query (docs/validity.md)
+MIN_RANK = 5
 VERIFY_FILE = "verify_performance.txt"
 #: MLPerf's compliance layout: the audit run's own LoadGen logs
 RUN_DIR = Path("performance") / "run_1"
@@ -96,27 +112,38 @@ class Test04(AuditTest):
 
     # --- phases ----------------------------------------------------------------------------
 
+    def resolve(self, cfg: AuditConfig) -> AuditConfig:
+        """The run nonce is drawn here, so config.yaml and the verdict record it."""
+        t4 = self.settings(cfg)
+        if not t4.salt or t4.run_salt is not None:
+            return cfg
+        return cfg.model_copy(update={self.key: t4.model_copy(update={"run_salt": new_salt()})})
+
     def plan(self, cfg: AuditConfig, dataset: Dataset) -> list[RunSpec]:
-        """Reference (distinct samples, seeded) then audit (the same sample repeated)."""
+        """Warm-up, then reference (distinct samples, seeded, with salted control twins) and
+        audit (the same sample repeated), every measured prompt carrying the run's salt."""
         t4 = self.settings(cfg)
         load = LoadPattern.from_config(cfg.load, t4.seed)
-        index = resolve_sample_index(t4, dataset)
-        if cfg.load.scenario == "multi-stream":
-            audit_order = SampleOrder.repeated_block(index, cfg.load.samples_per_query)
-        else:
-            audit_order = SampleOrder.single(index)
+        audit_order = _audit_order(t4, cfg, dataset)
         duration = cfg.load.min_duration_s
         reference_order = SampleOrder.without_replacement(t4.seed)
-        warmup = (
-            [RunSpec(WARMUP, SampleOrder.salted(t4.seed + 1), t4.warmup_queries, load)]
-            if t4.warmup_queries
-            else []
-        )
+        salt = run_prefix(t4)
+        twins, twin_salt = t4.twins(), control_prefix(t4)
+        warmup = _warmup(t4, cfg, load)
         if t4.design == "sequential":
             return [
                 *warmup,
-                RunSpec(REFERENCE, reference_order, t4.samples, load, duration),
-                RunSpec(AUDIT, audit_order, t4.effective_audit_samples, load, duration),
+                RunSpec(
+                    REFERENCE,
+                    reference_order,
+                    t4.samples,
+                    load,
+                    duration,
+                    salt=salt,
+                    twins=twins,
+                    twin_salt=twin_salt,
+                ),
+                RunSpec(AUDIT, audit_order, t4.effective_audit_samples, load, duration, salt=salt),
             ]
         # R A A R: warm-up bias (reference first → false FAIL) and drift cancel; the audit
         # sample's repeats stay back to back inside each audit block, since real prompt caches
@@ -126,11 +153,60 @@ class Test04(AuditTest):
         audits = t4.effective_audit_samples
         return [
             *warmup,
-            RunSpec(f"{REFERENCE}_1", reference_order, r1, load, half),
-            RunSpec(f"{AUDIT}_1", audit_order, a1, load, half),
-            RunSpec(f"{AUDIT}_2", audit_order, audits - a1, load, half),
-            RunSpec(f"{REFERENCE}_2", reference_order.skip(r1), t4.samples - r1, load, half),
+            RunSpec(
+                f"{REFERENCE}_1",
+                reference_order,
+                r1,
+                load,
+                half,
+                salt=salt,
+                twins=twins,
+                twin_salt=twin_salt,
+            ),
+            RunSpec(f"{AUDIT}_1", audit_order, a1, load, half, salt=salt),
+            RunSpec(f"{AUDIT}_2", audit_order, audits - a1, load, half, salt=salt),
+            RunSpec(
+                f"{REFERENCE}_2",
+                reference_order.skip(r1),
+                t4.samples - r1,
+                load,
+                half,
+                salt=salt,
+            ),
         ]
+
+    def extend(
+        self, cfg: AuditConfig, dataset: Dataset, phases: list[PhaseResult]
+    ) -> list[RunSpec]:
+        """One more counterbalanced round (audit then reference, or reference then audit) while
+        the decision is not settled and the budget allows; [] when it is spent."""
+        t4 = self.settings(cfg)
+        done = _rounds_done(phases)
+        if done >= t4.rounds:
+            return []
+        load = LoadPattern.from_config(cfg.load, t4.seed)
+        r_n = max(_first_half(t4.samples, load), load.samples_per_query)
+        a_n = max(_first_half(t4.effective_audit_samples, load), load.samples_per_query)
+        measured = [p for p in phases if p.name != WARMUP]
+        queries = sum(p.summary.issued for p in measured)
+        budget = t4.max_queries or 4 * (t4.samples + t4.effective_audit_samples)
+        if queries + r_n + a_n > budget:
+            return []
+        seconds = sum(p.summary.duration_ns for p in measured) / 1e9
+        per_query = seconds / max(queries, 1)
+        if seconds + per_query * (r_n + a_n) > t4.max_duration_s:
+            return []
+        r = done + 1
+        # further rows of the same seeded order: the pooled reference stays distinct samples
+        used = sum(p.spec.samples for p in measured if _is_block(p.name, REFERENCE))
+        if used + r_n > len(dataset):
+            return []
+        order = SampleOrder.without_replacement(t4.seed).skip(used)
+        salt = run_prefix(t4)
+        reference = RunSpec(f"{REFERENCE}_x{r}", order, r_n, load, salt=salt)
+        audit = RunSpec(f"{AUDIT}_x{r}", _audit_order(t4, cfg, dataset), a_n, load, salt=salt)
+        # the blocks alternate so drift over the extension cancels too
+        return [audit, reference] if r % 2 else [reference, audit]
 
     def validate(self, cfg: AuditConfig, dataset: Dataset) -> None:
         """Reject configs whose audit would be meaningless, before any request is sent."""
@@ -185,6 +261,7 @@ class Test04(AuditTest):
                         f"test04.{name} ({count}) must be a multiple of load.samples_per_query "
                         f"({per_query}) in multi-stream"
                     )
+        _check_enough_queries(t4, cfg.load.scenario, per_query)
 
     # --- verdict -------------------------------------------------------------------------
 
@@ -205,14 +282,15 @@ class Test04(AuditTest):
         )
 
     def verify(self, phases: list[PhaseResult], cfg: AuditConfig) -> Test04Result:
-        """PASS / FAIL by upstream's rule; INVALID when either phase is not a full valid run."""
+        """Upstream's rule on the (pooled) phases, and auditkit's decision beside it: the
+        verdict with its certainty (decision.py), the upstream verdict as upstream computes it."""
         t4 = self.settings(cfg)
-        by_name = {p.name: p for p in phases if p.name != WARMUP}
-        if t4.design == "counterbalanced":
-            ref = pool_blocks(REFERENCE, [by_name[f"{REFERENCE}_1"], by_name[f"{REFERENCE}_2"]])
-            aud = pool_blocks(AUDIT, [by_name[f"{AUDIT}_1"], by_name[f"{AUDIT}_2"]])
-        else:
-            ref, aud = by_name[REFERENCE], by_name[AUDIT]
+        # upstream's rule sees the planned phases, as a LoadGen run has them (and as their
+        # files say); auditkit's decision also sees the extra rounds
+        planned = [p for p in phases if "_x" not in p.name]
+        ref = _pooled(REFERENCE, planned)
+        aud = _pooled(AUDIT, planned)
+        all_ref, all_aud = _pooled(REFERENCE, phases), _pooled(AUDIT, phases)
         notes = [
             "sample_index addresses dataset rows (LoadGen's addresses the shuffled loaded set)."
         ]
@@ -230,7 +308,7 @@ class Test04(AuditTest):
                 "Client guard: its ceiling is calibrated with non-streamed responses; a streaming "
                 "client does more work per query, so only the event-loop lag check is reliable."
             )
-        result = decide(
+        upstream = decide(
             ref.summary,
             aud.summary,
             t4,
@@ -240,13 +318,46 @@ class Test04(AuditTest):
             notes=tuple(notes),
             config=cfg.redacted(),
         )
-        # beside the official verdict, never instead of it
-        assert result.evidence is not None and result.threshold is not None
+        assert upstream.evidence is not None and upstream.threshold is not None
         evidence = record_evidence(
-            ref, aud, result.evidence.latency, result.threshold, cfg.endpoint.temperature, t4.seed
+            ref,
+            aud,
+            upstream.evidence.latency,
+            upstream.threshold,
+            cfg.endpoint.temperature,
+            t4.seed,
         )
-        warnings = evidence.representative.warnings if evidence.representative else ()
-        return result.model_copy(update={"evidence": evidence, "notes": (*result.notes, *warnings)})
+        decision = decide_with_certainty(
+            all_ref.records,
+            all_aud.records,
+            scenario=cfg.load.scenario,
+            threshold=upstream.threshold,
+            upstream_verdict=upstream.verdict,
+            upstream_reason=upstream.reason,
+            look=1 + _rounds_done(phases),
+            looks=1 + t4.rounds,
+            salted=t4.salt,
+            reliable=_enough_queries(t4, cfg.load.scenario, _per_query(cfg)),
+            seed=t4.seed,
+        )
+        evidence = evidence.model_copy(
+            update={
+                "decision": decision,
+                "salt": SaltInfo(enabled=t4.salt, run_salt=t4.run_salt, prefix=run_prefix(t4)),
+                "warmup": warmup_info(phases),
+            }
+        )
+        extra = evidence.representative.warnings if evidence.representative else ()
+        extra += decision.drift.notes if decision.drift else ()
+        return upstream.model_copy(
+            update={
+                "verdict": decision.verdict,
+                "upstream_verdict": upstream.verdict,
+                "reason": headline(decision, upstream.verdict, upstream.reason),
+                "evidence": evidence,
+                "notes": (*upstream.notes, *extra),
+            }
+        )
 
     def verify_logs(
         self, inputs: dict[str, LogFile], settings: Any
@@ -295,49 +406,84 @@ class Test04(AuditTest):
         return format_verify_performance(result)
 
     def summary_lines(self, result: AuditResult[Any]) -> list[str]:
-        lines: list[str] = []
-        if result.reference_score is not None and result.audit_score is not None:
-            lines.append(
-                f"reference score = {result.reference_score:.6g}  audit score = "
-                f"{result.audit_score:.6g}  ({result.score_name}; threshold "
-                f"{result.threshold:g}, {result.threshold_source})"
-            )
-        evidence = result.evidence
-        if isinstance(evidence, Test04Evidence):
-            view = evidence.statistical
-            if view is not None:
-                lines.append(
-                    f"statistical view: {view.verdict} (ratio {view.ratio:.3f}, "
-                    f"{view.confidence:.0%} CI [{view.ci_low:.3f}, {view.ci_high:.3f}] "
-                    f"vs limit {view.limit:g})"
-                )
-            fp = evidence.fingerprint
-            if fp is not None:
-                lines.append(f"cache kind seen: {fp.kind} ({'; '.join(fp.evidence)})")
-        return lines
+        return [f"{label}: {text}" for label, text in self.panel_rows(result)]
 
     def panel_rows(self, result: AuditResult[Any]) -> list[tuple[str, str]]:
         rows: list[tuple[str, str]] = []
+        if result.upstream_verdict is not None:
+            rows.append(("upstream rule", _upstream_line(result)))
         evidence = result.evidence
         if not isinstance(evidence, Test04Evidence):
             return rows
-        view = evidence.statistical
-        if view is not None:
-            settle = view.queries_to_settle
-            more = f"; about {settle} more queries would settle it" if settle else ""
-            p = view.mannwhitney_p
-            test = f" (Mann-Whitney p = {p:.2g})" if p is not None else ""
+        decision = evidence.decision
+        if decision is not None:
+            rows.append(("decision", _decision_line(decision)))
+            control = decision.control
+            if control is not None and control.twins:
+                rows.append(("primed-cache control", _control_line(control)))
+        if evidence.salt is not None:
+            salt = evidence.salt
             rows.append(
                 (
-                    "Statistical view",
-                    f"{view.verdict}: ratio {view.ratio:.3f}×, {view.confidence:.0%} interval "
-                    f"[{view.ci_low:.3f}, {view.ci_high:.3f}] vs limit {view.limit:g}{more}{test}",
+                    "salt",
+                    f"every measured prompt starts with {salt.prefix!r}"
+                    if salt.enabled
+                    else "off (--no-salt): the dataset's prompts byte for byte",
                 )
             )
+        if evidence.warmup is not None:
+            rows.append(("warm-up", _warmup_line(evidence.warmup)))
         fp = evidence.fingerprint
         if fp is not None:
-            rows.append(("Cache kind seen", f"{fp.kind}: {'; '.join(fp.evidence)}"))
+            rows.append(("cache kind seen", f"{fp.kind} ({'; '.join(fp.evidence)})"))
         return rows
+
+
+def _upstream_line(result: AuditResult[Any]) -> str:
+    if result.reference_score is None or result.audit_score is None:
+        return f"{result.upstream_verdict}"
+    return (
+        f"{result.upstream_verdict}: audit score {result.audit_score:.6g} vs reference "
+        f"{result.reference_score:.6g} × (1 + {result.threshold:g}) ({result.score_name}; "
+        f"{result.threshold_source})"
+    )
+
+
+def _decision_line(decision: Decision) -> str:
+    view = decision.interval
+    text = f"{decision.verdict} at look {decision.look} of {decision.looks}"
+    if view is not None:
+        text += (
+            f": ratio {view.ratio:.3f}, {view.confidence:.1%} interval "
+            f"[{view.ci_low:.3f}, {view.ci_high:.3f}] vs limit {view.limit:g}"
+        )
+    partial = decision.partial_cache
+    if partial is not None and partial.median_speedup is not None:
+        text += f"; repeated-sample median {partial.median_speedup:.3g}× the fresh ones'"
+    if decision.queries_needed:
+        text += f"; about {decision.queries_needed} more queries would settle it"
+    if not decision.reliable:
+        text += "; below the minimum queries (--allow-small): not reliable"
+    return text
+
+
+def _control_line(control: ControlCheck) -> str:
+    kind = "self-check (the run's prompts were salted too)" if control.salted_run else "guard"
+    ratio = f"{control.median_ratio:.3g}×" if control.median_ratio is not None else "—"
+    verdict = (
+        "a cache held the dataset's prompts" if control.primed else "no sign of a primed cache"
+    )
+    return f"{control.twins} salted twins vs the originals: {ratio}; {verdict} ({kind})"
+
+
+def _warmup_line(warmup: WarmupInfo) -> str:
+    if not warmup.queries:
+        return "none"
+    settled = {True: "latency settled", False: "stopped by its cap before latency settled"}
+    state = settled.get(warmup.stable, "") if warmup.stable is not None else ""
+    return f"{warmup.queries} salted queries in {warmup.seconds:.2f} s" + (
+        f", {state}" if state else ""
+    )
 
 
 def _first_half(samples: int, load: LoadPattern) -> int:
@@ -366,6 +512,7 @@ def pool_blocks(name: str, blocks: list[PhaseResult]) -> PhaseResult:
         first,
         name=name,
         samples=sum(b.spec.samples for b in blocks),
+        twins=sum(b.spec.twins for b in blocks),
         min_duration_s=sum(b.spec.min_duration_s for b in blocks),
     )
     summary = summarize(records, spec)
@@ -381,3 +528,93 @@ def pool_blocks(name: str, blocks: list[PhaseResult]) -> PhaseResult:
         }
     )
     return PhaseResult(spec, records, summary)
+
+
+def run_prefix(t4: Test04Config) -> str | None:
+    """The text every measured prompt starts with (None with --no-salt)."""
+    if not t4.salt or t4.run_salt is None:
+        return None
+    return f"[run {t4.run_salt}]"
+
+
+def control_prefix(t4: Test04Config) -> str:
+    """The control twins' salt: never used by any measured prompt."""
+    return f"[control {t4.run_salt or new_salt()}]"
+
+
+def _audit_order(t4: Test04Config, cfg: AuditConfig, dataset: Dataset) -> SampleOrder:
+    index = resolve_sample_index(t4, dataset)
+    if cfg.load.scenario == "multi-stream":
+        return SampleOrder.repeated_block(index, cfg.load.samples_per_query)
+    return SampleOrder.single(index)
+
+
+def _warmup(t4: Test04Config, cfg: AuditConfig, load: LoadPattern) -> list[RunSpec]:
+    """The warm-up phase: salted queries (never a measured prompt) until latency is stable."""
+    order = SampleOrder.salted(t4.seed + 1)
+    if t4.warmup == "auto":
+        least = max(2 * cfg.load.max_concurrency, 16)
+        rule = WarmupRule(
+            min_queries=least, max_queries=max(8 * least, 256), max_duration_s=WARMUP_CAP_S
+        )
+        return [RunSpec(WARMUP, order, least, load, warmup=rule)]
+    if t4.warmup:
+        return [RunSpec(WARMUP, order, int(t4.warmup), load)]
+    return []
+
+
+def _is_block(name: str, kind: str) -> bool:
+    return name == kind or name.startswith(f"{kind}_")
+
+
+def _rounds_done(phases: list[PhaseResult]) -> int:
+    """Extra rounds run so far (each adds one reference and one audit block)."""
+    return sum(1 for p in phases if _is_block(p.name, AUDIT) and "_x" in p.name)
+
+
+def _pooled(kind: str, phases: list[PhaseResult]) -> PhaseResult:
+    """The reference (or audit) phase: its one block, or all its blocks laid end to end."""
+    blocks = [p for p in phases if _is_block(p.name, kind)]
+    return blocks[0] if len(blocks) == 1 else pool_blocks(kind, blocks)
+
+
+def _per_query(cfg: AuditConfig) -> int:
+    return cfg.load.samples_per_query if cfg.load.scenario == "multi-stream" else 1
+
+
+def min_queries(scenario: str) -> int | None:
+    """Queries per phase for an early-stopping estimate that is not decided by a handful of
+    queries: the estimate is then at least the MIN_RANK-th slowest (None: no such estimate)."""
+    percentile = ES_PERCENTILE.get(scenario)
+    if percentile is None or scenario == "server":
+        return None
+    return early_stopping.min_passing_count(MIN_RANK, percentile)
+
+
+def _enough_queries(t4: Test04Config, scenario: str, per_query: int) -> bool:
+    least = min_queries(scenario)
+    smallest = min(t4.samples, t4.effective_audit_samples) // per_query
+    return least is None or smallest >= least
+
+
+def _check_enough_queries(t4: Test04Config, scenario: str, per_query: int) -> None:
+    least = min_queries(scenario)
+    if least is None or t4.allow_small or _enough_queries(t4, scenario, per_query):
+        return
+    smallest = min(t4.samples, t4.effective_audit_samples) // per_query
+    rank = early_stopping.overlatency_count(smallest, ES_PERCENTILE[scenario])
+    which = "not even defined" if not rank else _nth_slowest(rank)
+    unit = f" ({least * per_query} samples)" if per_query > 1 else ""
+    raise InputError(
+        f"test04: at {smallest} queries per phase the {scenario} early-stopping estimate is "
+        f"{which}, so a cold miss or an outlier decides the verdict; use at least {least} "
+        f"queries{unit} (--samples, --audit-samples), or --allow-small (the verdict then says "
+        "it is not reliable)"
+    )
+
+
+def _nth_slowest(rank: int) -> str:
+    if rank == 1:
+        return "the slowest query"
+    suffix = {2: "nd", 3: "rd"}.get(rank if rank < 20 else rank % 10, "th")
+    return f"the {rank}{suffix} slowest query"

@@ -7,8 +7,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from auditkit.audits.test04.decision import Decision
 from auditkit.audits.test04.fingerprint import Fingerprint, fingerprint
 from auditkit.audits.test04.statistics import StatisticalView, statistical_view
+from auditkit.plan import WarmupRule
 from auditkit.results import Evidence, PhaseResult, PhaseSummary
 
 #: the audit sample is "far from typical" beyond this relative distance from the median
@@ -60,11 +62,32 @@ class PerTokenScores(Evidence):
     ms_per_output_token: float | None = None
 
 
+class SaltInfo(Evidence):
+    """The run nonce every measured prompt carried (none with --no-salt)."""
+
+    enabled: bool
+    run_salt: str | None = None
+    prefix: str | None = None
+
+
+class WarmupInfo(Evidence):
+    """What the warm-up did before the first measured phase."""
+
+    queries: int = 0
+    seconds: float = 0.0
+    #: the rolling median latency had settled when it stopped (else a cap stopped it)
+    stable: bool | None = None
+    first_to_last_median: float | None = None
+
+
 class Test04Evidence(Evidence):
     """Everything TEST04 reports beside its verdict."""
 
     __test__ = False  # a "Test…" name, not a pytest test class
 
+    decision: Decision | None = None
+    salt: SaltInfo | None = None
+    warmup: WarmupInfo | None = None
     latency: LatencyComparison
     statistical: StatisticalView | None = None
     fingerprint: Fingerprint | None = None
@@ -164,4 +187,28 @@ def record_evidence(
         representative=representativeness(reference.records, audit.records),
         reference_per_token=per_token_scores(reference),
         audit_per_token=per_token_scores(audit),
+    )
+
+
+def warmup_info(phases: list[PhaseResult]) -> WarmupInfo:
+    """The warm-up phase's size and whether its service time had settled by its end (the
+    phase's own rule when it had one, else the default rule's test)."""
+    warm = next((p for p in phases if p.name == "warmup"), None)
+    if warm is None:
+        return WarmupInfo()
+    rule = warm.spec.warmup or WarmupRule(min_queries=16, max_queries=256, max_duration_s=60.0)
+    ok = warm.records[warm.records["status"] == "ok"].sort_values("completed_ns")
+    # service time, not latency: offline schedules every query at 0, so latency only grows
+    values = (ok["completed_ns"] - ok["sent_ns"]).to_numpy(dtype=np.int64)
+    stable = None
+    first_to_last = None
+    if len(values) >= 2 * rule.window:
+        stable = rule.stable([int(v) for v in values])
+        last = float(np.median(values[-rule.window :]))
+        first_to_last = float(np.median(values[: rule.window]) / last) if last > 0 else None
+    return WarmupInfo(
+        queries=warm.summary.completed,
+        seconds=warm.summary.duration_ns / 1e9,
+        stable=stable,
+        first_to_last_median=first_to_last,
     )

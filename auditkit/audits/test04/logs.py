@@ -98,7 +98,9 @@ def format_verify_performance(result: Test04Result) -> str:
     lines = ["Verifying performance."]
     lines += [n for n in result.notes if n.startswith("WARNING: ")]
     ref = result.phases.get("reference")
-    if result.verdict == "INVALID":
+    # upstream's lines carry upstream's rule; auditkit's decision follows under its own prefix
+    upstream = result.upstream_verdict or result.verdict
+    if upstream == "INVALID":
         if ref is not None and not ref.loadgen_valid:
             lines.append("TEST FAIL: Reference results are invalid")
         elif "target latency mismatch" in result.reason:
@@ -109,10 +111,10 @@ def format_verify_performance(result: Test04Result) -> str:
         assert result.reference_score is not None and result.audit_score is not None
         lines.append(f"reference score = {score_text(result.scenario, result.reference_score)}")
         lines.append(f"test score = {score_text(result.scenario, result.audit_score)}")
-        lines.append("TEST PASS" if result.passed else "TEST FAIL: Test score invalid")
+        lines.append("TEST PASS" if upstream == "PASS" else "TEST FAIL: Test score invalid")
     lines += [
         "",
-        f"auditkit: verdict {result.verdict}",
+        f"auditkit: verdict {result.verdict} (upstream rule: {upstream})",
         f"auditkit: {result.reason}",
         f"auditkit: threshold {_threshold(result)}",
         f"auditkit: submission-grade run: {'yes' if result.submission_grade else 'no'}",

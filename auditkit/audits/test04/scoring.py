@@ -85,7 +85,9 @@ def decide(
     problems = _invalid_reasons(ref, aud, scenario, threshold)
     if problems or ref.score is None or aud.score is None:
         reason = "; ".join(problems) or "a phase produced no score"
-        return Test04Result(verdict="INVALID", reason=f"INVALID: {reason}", **base)
+        return Test04Result(
+            verdict="INVALID", upstream_verdict="INVALID", reason=f"INVALID: {reason}", **base
+        )
     ratio = aud.score / ref.score if ref.score else None
     limit = ref.score * (1 + threshold)
     passed = aud.score < limit

@@ -40,17 +40,63 @@ class Test04Config(BaseModel):
         description="sequential: reference then audit (MLPerf); counterbalanced: blocks "
         "R A A R so warm-up and drift cancel",
     )
-    warmup_queries: int = Field(
-        0, ge=0, le=1_000_000, description="salted warm-up queries before the first phase"
+    warmup: int | Literal["auto"] = Field(
+        "auto",
+        description="salted warm-up queries before the first phase: auto (until latency is "
+        "stable, at least max(2 × concurrency, 16)), a number, or 0 for none",
+    )
+    salt: bool = Field(
+        True,
+        description="prefix every measured prompt with a random run nonce so nothing from "
+        "before this run can answer from a cache (--no-salt: the dataset byte for byte)",
+    )
+    run_salt: str | None = Field(
+        None,
+        description="the run nonce; None: a new random one per run (set it to repeat a run)",
+    )
+    control_twins: int | Literal["auto"] = Field(
+        "auto",
+        description="salted twins of reference samples interleaved in the reference phase "
+        "(the primed-cache control); auto: an eighth of samples, 8 to 32",
+    )
+    allow_small: bool = Field(
+        False,
+        description="allow fewer queries than the early-stopping estimate needs to be more "
+        "than a few queries (the verdict then says it is not reliable)",
+    )
+    max_queries: int | None = Field(
+        None,
+        ge=1,
+        description="budget for extra rounds while the decision is not settled (all measured "
+        "queries); None: 4 × (samples + audit_samples)",
+    )
+    max_duration_s: float = Field(
+        600.0, gt=0, description="budget for extra rounds: measured time in seconds"
+    )
+    rounds: int = Field(
+        3, ge=0, le=20, description="extra counterbalanced rounds at most (0: a fixed length)"
     )
     seed: int = Field(0, ge=0, description="seed of the reference phase's sample order")
 
-    @field_validator("sample_index")
+    @field_validator("sample_index", "warmup", "control_twins")
     @classmethod
-    def _check_index(cls, value: int | str) -> int | str:
+    def _not_negative(cls, value: int | str) -> int | str:
         if isinstance(value, int) and value < 0:
-            raise ValueError("sample_index must be >= 0")
+            raise ValueError("must be >= 0")
         return value
+
+    @field_validator("run_salt")
+    @classmethod
+    def _check_salt(cls, value: str | None) -> str | None:
+        if value is not None and not value.replace("-", "").isalnum():
+            raise ValueError("run_salt must be letters, digits and dashes")
+        return value
+
+    def twins(self) -> int:
+        """Control twins in the reference phase."""
+        if self.control_twins == "auto":
+            return min(32, max(8, self.samples // 8))
+        return int(self.control_twins)
 
     @property
     def effective_audit_samples(self) -> int:

@@ -20,9 +20,7 @@ def _dataset(n: int) -> Dataset:
 
 
 def test_plan_is_r_a_a_r_with_distinct_reference_halves() -> None:
-    cfg = build_config(
-        {"test04": {"samples": 64, "design": "counterbalanced", "warmup_queries": 8}}
-    )
+    cfg = build_config({"test04": {"samples": 64, "design": "counterbalanced", "warmup": 8}})
     specs = Test04().plan(cfg, _dataset(100))
     assert [s.name for s in specs] == [
         "warmup",
@@ -49,7 +47,7 @@ def test_counterbalanced_audit_end_to_end(tmp_path: Path, cache: str, verdict: s
     cfg = build_config(
         {
             "output_dir": str(tmp_path),
-            "test04": {"samples": 128, "design": "counterbalanced", "warmup_queries": 16},
+            "test04": {"samples": 128, "design": "counterbalanced", "warmup": 16},
         }
     )
     sut = SimulatedSUT(MockConfig(cache=cache))  # type: ignore[arg-type]
@@ -59,7 +57,7 @@ def test_counterbalanced_audit_end_to_end(tmp_path: Path, cache: str, verdict: s
     for block in ("warmup", "reference_1", "audit_1", "audit_2", "reference_2"):
         assert (folder / block / "records.parquet").is_file()
     # pooled phases carry every query of both blocks
-    assert run.result.phases["reference"].completed == 128
+    assert run.result.phases["reference"].completed == 128 + 16  # + the control twins
     assert run.result.phases["audit"].completed == 128
     warm = pd.read_parquet(folder / "warmup" / "records.parquet")
     assert (warm["status"] == "ok").all()

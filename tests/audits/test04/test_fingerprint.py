@@ -19,12 +19,13 @@ def test_fingerprint_names_the_cache(tmp_path: object, cache: str, kind: str) ->
             "output_dir": str(tmp_path),
             "endpoint": {"api": "openai-chat", "stream": True, "temperature": 1.0},
             "load": {"scenario": "single-stream"},
-            "test04": {"samples": 64},
+            "test04": {"samples": 128},
         }
     )
     sut = SimulatedSUT(MockConfig(cache=cache, prefill_us_per_token=60.0))  # type: ignore[arg-type]
     run = run_audit(cfg, transport=FakeTransport(sut))
-    fp = fingerprint(run.phases[0].records, run.phases[1].records, temperature=1.0)
+    phases = {p.name: p for p in run.phases}
+    fp = fingerprint(phases["reference"].records, phases["audit"].records, temperature=1.0)
     assert fp.kind == kind, fp.evidence
     if kind == "prefix cache":
         assert fp.ttft_ratio is not None and fp.ttft_ratio < 0.75

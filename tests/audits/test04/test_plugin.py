@@ -5,7 +5,7 @@ import dataclasses
 import pytest
 
 from auditkit.audits import REGISTRY, build_config, get_test
-from auditkit.audits.test04 import AUDIT, REFERENCE, Test04
+from auditkit.audits.test04 import AUDIT, REFERENCE, WARMUP, Test04
 from auditkit.config import DatasetConfig
 from auditkit.data import Dataset, Sample, load_dataset
 from auditkit.errors import InputError
@@ -48,11 +48,43 @@ def test_registry_is_the_only_wiring() -> None:
         get_test("test99")
 
 
-def test_plan_reference_distinct_then_audit_single() -> None:
-    cfg = build_config({"test04": {"samples": 64, "audit_samples": 32, "sample_index": 5}})
-    ref, aud = Test04().plan(cfg, _dataset(100))
+def test_plan_warmup_then_reference_distinct_then_audit_single() -> None:
+    cfg = Test04().resolve(
+        build_config({"test04": {"samples": 64, "audit_samples": 32, "sample_index": 5}})
+    )
+    warm, ref, aud = Test04().plan(cfg, _dataset(100))
+    assert warm.name == WARMUP and warm.order.kind == "salted" and warm.warmup is not None
+    assert warm.warmup.min_queries == 64  # 2 × the default 32 in flight
     assert (ref.name, ref.samples, ref.order.kind) == (REFERENCE, 64, "without_replacement")
     assert (aud.name, aud.samples, aud.order.kind, aud.order.index) == (AUDIT, 32, "single", 5)
+    # one run nonce on every measured prompt; the control twins carry another
+    assert ref.salt == aud.salt and ref.salt is not None and ref.salt.startswith("[run ")
+    assert ref.twins == 8 and ref.twin_salt is not None and ref.twin_salt != ref.salt
+
+
+def test_no_salt_and_no_warmup() -> None:
+    cfg = build_config({"test04": {"samples": 64, "salt": False, "warmup": 0}})
+    ref, aud = Test04().plan(Test04().resolve(cfg), _dataset(100))
+    assert ref.salt is None and aud.salt is None and ref.twins == 8
+
+
+def test_each_run_draws_its_own_salt_unless_given() -> None:
+    cfg = build_config({})
+    first = Test04().settings(Test04().resolve(cfg)).run_salt
+    second = Test04().settings(Test04().resolve(cfg)).run_salt
+    assert first and second and first != second
+    fixed = build_config({"test04": {"run_salt": "abc123"}})
+    assert Test04().settings(Test04().resolve(fixed)).run_salt == "abc123"
+
+
+def test_too_few_single_stream_queries_need_allow_small() -> None:
+    cfg = build_config({"load": {"scenario": "single-stream"}, "test04": {"samples": 64}})
+    with pytest.raises(InputError, match=r"the slowest query.*at least 122 queries"):
+        Test04().validate(cfg, _dataset(100))
+    small = build_config(
+        {"load": {"scenario": "single-stream"}, "test04": {"samples": 64, "allow_small": True}}
+    )
+    Test04().validate(small, _dataset(100))
 
 
 @pytest.mark.parametrize(
@@ -75,7 +107,7 @@ def test_validate_rejects_before_running(overrides: dict, needle: str) -> None:
 def test_median_sample_index_resolves_to_a_typical_row() -> None:
     cfg = build_config({"test04": {"sample_index": "median", "samples": 8}})
     ds = load_dataset(DatasetConfig())
-    _, aud = Test04().plan(cfg, ds)
+    *_, aud = Test04().plan(cfg, ds)
     assert 0 <= aud.order.index < len(ds)
 
 
@@ -92,7 +124,7 @@ def test_median_sample_index_resolves_to_a_typical_row() -> None:
 )
 def test_offline_rule_is_strict(ref: float, aud: float, verdict: str) -> None:
     result = Test04().verify([_phase(REFERENCE, ref), _phase(AUDIT, aud)], build_config({}))
-    assert result.verdict == verdict
+    assert result.upstream_verdict == verdict
     assert result.threshold == pytest.approx(0.10)
     assert "(1 + 0.1)" in result.rule
 
@@ -102,7 +134,7 @@ def test_single_stream_upstream_threshold_is_020() -> None:
     ref = _phase(REFERENCE, 1000.0, "single-stream", early_stopping_latency_ns=1_000_000)
     aud = _phase(AUDIT, 1150.0, "single-stream", early_stopping_latency_ns=869_565)
     result = Test04().verify([ref, aud], cfg)
-    assert result.threshold == pytest.approx(0.20) and result.verdict == "PASS"
+    assert result.threshold == pytest.approx(0.20) and result.upstream_verdict == "PASS"
     assert result.threshold_source.startswith("upstream")
 
 
@@ -113,13 +145,13 @@ def test_intended_threshold_mode_uses_latency() -> None:
     ref = _phase(REFERENCE, 1000.0, "single-stream", early_stopping_latency_ns=1_000_000)
     aud = _phase(AUDIT, 1150.0, "single-stream", early_stopping_latency_ns=869_565)
     result = Test04().verify([ref, aud], cfg)
-    assert result.threshold == pytest.approx(0.10) and result.verdict == "FAIL"
+    assert result.threshold == pytest.approx(0.10) and result.upstream_verdict == "FAIL"
 
 
 def test_user_threshold_overrides() -> None:
     cfg = build_config({"test04": {"threshold": 0.5}})
     result = Test04().verify([_phase(REFERENCE, 100.0), _phase(AUDIT, 140.0)], cfg)
-    assert result.verdict == "PASS" and result.threshold_source == "user"
+    assert result.upstream_verdict == "PASS" and result.threshold_source == "user"
 
 
 def test_incomplete_phase_is_invalid_never_pass_or_fail() -> None:
@@ -131,10 +163,10 @@ def test_incomplete_phase_is_invalid_never_pass_or_fail() -> None:
         ),
     )
     result = Test04().verify([_phase(REFERENCE, 100.0), bad], build_config({}))
-    assert result.verdict == "INVALID"
+    assert result.upstream_verdict == "INVALID"
     assert "3 failed queries" in result.reason
 
 
 def test_zero_reference_score_is_invalid_not_a_crash() -> None:
     result = Test04().verify([_phase(REFERENCE, 0.0), _phase(AUDIT, 5.0)], build_config({}))
-    assert result.verdict == "INVALID" and "score is 0" in result.reason
+    assert result.upstream_verdict == "INVALID" and "score is 0" in result.reason

@@ -1,0 +1,245 @@
+"""auditkit's TEST04 decision: upstream's score, judged with its certainty. Pure.
+
+looks   K = 1 + the extension rounds allowed; every look tests at level α/K (Bonferroni:
+        the chance of any false call over all looks stays <= α = 0.05)
+FAIL    primed cache: the dataset's own prompts are served faster than their salted twins
+          (one-sided Mann-Whitney p < α/K and a median service-time ratio > 1 + threshold);
+        or the interval of the score ratio (two-sided, level 1 − 2α/K; a block bootstrap of
+          the very estimator upstream scores with) lies above 1 + threshold;
+        or a partial cache: the repeated sample's service times are stochastically smaller
+          (one-sided Mann-Whitney p < α/K) with a median speed-up > 1 + threshold
+PASS    the interval lies below 1 + threshold and neither check fires
+INCONCLUSIVE  otherwise: the look did not settle it (with the queries that would)
+INVALID whenever upstream's rule says INVALID (a phase that is not a valid result)
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from scipy.stats import mannwhitneyu, spearmanr
+
+from auditkit.audits.test04.statistics import StatisticalView, statistical_view
+from auditkit.results import Evidence, Verdict
+
+ALPHA = 0.05
+#: the first queries of a phase this many times slower than the rest: a cold start
+COLD_START_RATIO = 1.5
+#: a reference trend this large over the phase (relative) is reported as drift
+DRIFT_CHANGE = 0.10
+
+Variant = Literal["main", "twin", "warmup"]
+
+
+class ControlCheck(Evidence):
+    """Salted twins of reference samples against the samples themselves."""
+
+    twins: int
+    originals: int
+    #: median service time of the twins / of the originals (> 1: originals answered faster)
+    median_ratio: float | None = None
+    p_value: float | None = None
+    #: the originals carried the run's salt too (then this is a self-check)
+    salted_run: bool
+    primed: bool = False
+
+
+class PartialCacheCheck(Evidence):
+    """Repeated sample vs fresh samples: service-time medians and a rank test."""
+
+    median_speedup: float | None = None
+    p_value: float | None = None
+    fired: bool = False
+
+
+class DriftCheck(Evidence):
+    """Trend of the reference phase's service times over the phase, and its cold start."""
+
+    spearman_rho: float | None = None
+    p_value: float | None = None
+    #: fitted relative change of service time from the phase's start to its end
+    change: float | None = None
+    cold_start_ratio: float | None = None
+    notes: tuple[str, ...] = ()
+
+
+class Decision(Evidence):
+    """auditkit's verdict and every check behind it."""
+
+    verdict: Verdict
+    reason: str
+    look: int
+    looks: int
+    alpha_per_look: float
+    interval: StatisticalView | None = None
+    partial_cache: PartialCacheCheck | None = None
+    control: ControlCheck | None = None
+    drift: DriftCheck | None = None
+    queries_needed: int | None = None
+    reliable: bool = True
+
+
+def service_ns(frame: pd.DataFrame) -> np.ndarray:
+    """Per-query service time (sent → completed): what the server did, without the client's
+    own queueing (which differs between phases by construction)."""
+    ok = frame[frame["status"] == "ok"]
+    return (ok["completed_ns"] - ok["sent_ns"]).to_numpy(dtype=float)
+
+
+def _variant(frame: pd.DataFrame, name: str) -> pd.DataFrame:
+    if "variant" not in frame.columns:
+        return frame if name == "main" else frame.iloc[0:0]
+    return frame[frame["variant"] == name]
+
+
+def control_check(
+    reference: pd.DataFrame, level: float, limit: float, salted: bool
+) -> ControlCheck:
+    """Were the dataset's prompts answered faster than never-seen twins of them?"""
+    twins = service_ns(_variant(reference, "twin"))
+    originals = service_ns(_variant(reference, "main"))
+    check = ControlCheck(twins=len(twins), originals=len(originals), salted_run=salted)
+    if len(twins) < 4 or len(originals) < 4:
+        return check
+    ratio = float(np.median(twins) / np.median(originals)) if np.median(originals) > 0 else None
+    p_value = float(mannwhitneyu(originals, twins, alternative="less").pvalue)
+    primed = ratio is not None and p_value < level and ratio > limit
+    return check.model_copy(update={"median_ratio": ratio, "p_value": p_value, "primed": primed})
+
+
+def partial_cache_check(
+    reference: pd.DataFrame, audit: pd.DataFrame, level: float, limit: float
+) -> PartialCacheCheck:
+    """Is the repeated sample served faster than fresh ones, in the middle of the distribution
+    (where a cache that misses now and then still shows, and one outlier does not)?"""
+    fresh = service_ns(_variant(reference, "main"))
+    repeated = service_ns(audit)
+    if len(fresh) < 4 or len(repeated) < 4 or np.median(repeated) <= 0:
+        return PartialCacheCheck()
+    speedup = float(np.median(fresh) / np.median(repeated))
+    p_value = float(mannwhitneyu(repeated, fresh, alternative="less").pvalue)
+    return PartialCacheCheck(
+        median_speedup=speedup, p_value=p_value, fired=p_value < level and speedup > limit
+    )
+
+
+def drift_check(reference: pd.DataFrame) -> DriftCheck:
+    """Service time against completion order in the reference phase: drift and cold start."""
+    ok = _variant(reference, "main")
+    ok = ok[ok["status"] == "ok"].sort_values("completed_ns")
+    values = (ok["completed_ns"] - ok["sent_ns"]).to_numpy(dtype=float)
+    n = len(values)
+    if n < 16 or np.ptp(values) == 0:
+        # too few, or all alike (a simulated server without jitter): nothing to trend
+        return DriftCheck()
+    position = np.arange(n, dtype=float)
+    rho, p_value = spearmanr(position, values)
+    slope, intercept = np.polyfit(position, values, 1)
+    start = intercept
+    end = intercept + slope * (n - 1)
+    change = float((end - start) / start) if start > 0 else None
+    head = max(4, n // 20)
+    cold = float(np.median(values[:head]) / np.median(values[head:]))
+    notes: list[str] = []
+    if p_value < 0.01 and change is not None and abs(change) > DRIFT_CHANGE:
+        direction = "slower" if change > 0 else "faster"
+        notes.append(
+            f"the reference phase drifted: service time {abs(change):.0%} {direction} by its "
+            "end (counterbalanced rounds cancel drift: --design counterbalanced)"
+        )
+    if cold > COLD_START_RATIO:
+        notes.append(
+            f"cold start: the reference phase's first {head} queries were {cold:.2g}× slower "
+            "than the rest (warm-up: --warmup auto)"
+        )
+    return DriftCheck(
+        spearman_rho=float(rho),
+        p_value=float(p_value),
+        change=change,
+        cold_start_ratio=cold,
+        notes=tuple(notes),
+    )
+
+
+def decide_with_certainty(
+    reference: pd.DataFrame,
+    audit: pd.DataFrame,
+    *,
+    scenario: str,
+    threshold: float,
+    upstream_verdict: Verdict,
+    upstream_reason: str,
+    look: int,
+    looks: int,
+    salted: bool,
+    reliable: bool = True,
+    seed: int = 0,
+    alpha: float = ALPHA,
+) -> Decision:
+    """auditkit's verdict at one look (the rule is the module docstring)."""
+    level = alpha / looks
+    limit = 1 + threshold
+    base = {"look": look, "looks": looks, "alpha_per_look": level, "reliable": reliable}
+    drift = drift_check(reference)
+    if upstream_verdict == "INVALID":
+        return Decision(verdict="INVALID", reason=upstream_reason, drift=drift, **base)
+    control = control_check(reference, level, limit, salted)
+    partial = partial_cache_check(reference, audit, level, limit)
+    view = statistical_view(
+        reference, audit, scenario, threshold, seed=seed, confidence=1 - 2 * level
+    )
+    checks = {"interval": view, "partial_cache": partial, "control": control, "drift": drift}
+    if control.primed:
+        reason = (
+            f"the dataset's prompts were answered {control.median_ratio:.3g}× faster than "
+            f"never-seen salted twins of them (p = {control.p_value:.2g}): a cache held them "
+            "before this run (results cached)"
+        )
+        return Decision(verdict="FAIL", reason=reason, **checks, **base)
+    if view is None:
+        return Decision(
+            verdict="INCONCLUSIVE",
+            reason="too few completed queries for an interval of the score",
+            **checks,
+            **base,
+        )
+    interval = f"[{view.ci_low:.3g}, {view.ci_high:.3g}]"
+    if view.ci_low > limit:
+        reason = (
+            f"the audit/reference score ratio is {view.ratio:.3g}, interval {interval} above the "
+            f"{limit:g} limit: repeated samples are served faster (results cached)"
+        )
+        return Decision(verdict="FAIL", reason=reason, **checks, **base)
+    if partial.fired and partial.median_speedup is not None:
+        reason = (
+            f"the repeated sample's median service time is {partial.median_speedup:.3g}× faster "
+            f"than fresh samples' (rank test p = {partial.p_value:.2g}), beyond the {limit:g} "
+            "limit, though the official score does not show it: a cache that serves most "
+            "repeats (partial cache)"
+        )
+        return Decision(verdict="FAIL", reason=reason, **checks, **base)
+    if view.ci_high < limit:
+        reason = (
+            f"the audit/reference score ratio is {view.ratio:.3g}, interval {interval} below the "
+            f"{limit:g} limit, and the repeated sample is not served faster in the middle of "
+            "its distribution: no caching detected"
+        )
+        if not reliable:
+            reason += " (below the minimum queries: not reliable)"
+        return Decision(verdict="PASS", reason=reason, **checks, **base)
+    needed = view.queries_to_settle
+    more = f"; about {needed} more queries would settle it" if needed else ""
+    reason = (
+        f"the audit/reference score ratio is {view.ratio:.3g}, but its interval {interval} "
+        f"straddles the {limit:g} limit at look {look} of {looks}{more}"
+    )
+    return Decision(verdict="INCONCLUSIVE", reason=reason, queries_needed=needed, **checks, **base)
+
+
+def headline(decision: Decision, upstream_verdict: Verdict, upstream_reason: str) -> str:
+    """The one-line reason: auditkit's, and why upstream's rule differs when it does."""
+    if decision.verdict == upstream_verdict or upstream_verdict == "INVALID":
+        return decision.reason
+    return f"{decision.reason}; upstream's rule says {upstream_verdict}: {upstream_reason}"

@@ -1,0 +1,151 @@
+"""How often is auditkit's default verdict right? Default TEST04 audits against the mock taught
+each behaviour of real servers, each audit against a freshly started mock.
+
+    python benchmarks/validity.py                 # real HTTP, the mock in its own process
+    python benchmarks/validity.py --simulated     # the same mock on a virtual clock (fast)
+    python benchmarks/validity.py --runs 30 --scenario single-stream --only partial-cache
+
+Correct means: no cache of the measured prompts → PASS; any cache of them → FAIL. Prints one
+markdown row per behaviour × scenario (docs/validity.md holds a run's table) and, last, the
+share of correct verdicts over all rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from auditkit.audits import build_config
+from auditkit.mock import MockProcess
+from auditkit.resources import default_dataset
+from auditkit.runner import run_audit
+
+#: single-stream rows use a short request so 30 runs fit in minutes (the ratio is what counts)
+SINGLE_STREAM_MOCK = {"decode_us_per_token": 60.0, "base_latency_ms": 0.3}
+
+
+@dataclass(frozen=True)
+class Row:
+    """One behaviour: mock settings, audit settings, and the verdict a correct audit gives."""
+
+    name: str
+    expected: str
+    mock: dict[str, Any] = field(default_factory=dict)
+    test04: dict[str, Any] = field(default_factory=dict)
+    #: run the audit twice against one mock and score the second run
+    second_run: bool = False
+    #: scenarios where the behaviour cannot act (e.g. coalescing with one query in flight)
+    expected_by_scenario: dict[str, str] = field(default_factory=dict)
+
+
+ROWS = (
+    Row("no cache", "PASS"),
+    Row("cold start (first 20 requests +20 ms)", "PASS",
+        {"behaviour": {"cold_start_requests": 20, "cold_start_ms": 20.0}}),
+    Row("drift (15% faster per 1000 requests)", "PASS", {"behaviour": {"drift_per_1000": 0.15}}),
+    Row("heavy tail (2% of requests 10× slower)", "PASS",
+        {"behaviour": {"tail_rate": 0.02, "tail_multiplier": 10.0}}),
+    Row("needs warm connections (+50 ms first request)", "PASS",
+        {"behaviour": {"connection_setup_ms": 50.0}}),
+    Row("output cache", "FAIL", {"cache": "output"}),
+    Row("output cache, second audit", "FAIL", {"cache": "output"}, second_run=True),
+    Row("admission cache (stores at the 2nd request)", "FAIL",
+        {"cache": "output", "behaviour": {"cache_admit_after": 2}}),
+    Row("TTL cache (1 s)", "FAIL", {"cache": "output", "behaviour": {"cache_ttl_s": 1.0}}),
+    Row("key-normalising cache", "FAIL",
+        {"cache": "output", "behaviour": {"cache_normalize": True}}),
+    Row("partial cache (every 4th repeat recomputed)", "FAIL",
+        {"cache": "output", "behaviour": {"cache_miss_every": 4}}),
+    Row("request coalescing", "FAIL", {"behaviour": {"coalesce": True}},
+        expected_by_scenario={"single-stream": "PASS"}),
+    Row("prefix cache (prefill ~40% of a request)", "FAIL",
+        {"cache": "prefix", "prefill_us_per_token": 50.0}),
+    Row("pre-populated cache, --no-salt", "FAIL",
+        {"behaviour": {"prepopulate": "DATASET"}}, {"salt": False}),
+)  # fmt: skip
+
+
+def _mock_settings(row: Row, scenario: str, seed: int) -> dict[str, Any]:
+    mock = {**(SINGLE_STREAM_MOCK if scenario == "single-stream" else {}), **row.mock}
+    behaviour = dict(mock.get("behaviour", {}))
+    if behaviour.get("prepopulate") == "DATASET":
+        behaviour["prepopulate"] = str(default_dataset())
+    if behaviour:
+        mock["behaviour"] = behaviour
+    return {**mock, "seed": seed}
+
+
+def one_audit(row: Row, scenario: str, seed: int, simulated: bool) -> tuple[str, float]:
+    """One default audit; returns (verdict, seconds)."""
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as out:
+        mock = {**_mock_settings(row, scenario, seed), "simulated": simulated}
+        data: dict[str, Any] = {
+            "output_dir": out,
+            "load": {"scenario": scenario},
+            "test04": row.test04,
+            "mock": mock,
+        }
+        if row.second_run and not simulated:
+            # one mock for both audits: the first run's traffic is in its cache
+            with MockProcess(build_config({"mock": mock}).mock) as server:
+                data["endpoint"] = {"url": server.url}
+                run_audit(build_config(data))
+                verdict = run_audit(build_config(data)).result.verdict
+        elif row.second_run:
+            from auditkit.config import MockConfig
+            from auditkit.loadgen.fake import FakeTransport, SimulatedSUT
+
+            transport = FakeTransport(SimulatedSUT(MockConfig.model_validate(mock)))
+            run_audit(build_config(data), transport=transport)
+            verdict = run_audit(build_config(data), transport=transport).result.verdict
+        else:
+            verdict = run_audit(build_config(data)).result.verdict
+    return verdict, time.perf_counter() - started
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=30, help="audits per row (default 30)")
+    parser.add_argument("--scenario", action="append", choices=["offline", "single-stream"])
+    parser.add_argument("--only", action="append", help="rows whose name contains this")
+    parser.add_argument("--simulated", action="store_true", help="the mock on a virtual clock")
+    args = parser.parse_args()
+    scenarios = args.scenario or ["offline", "single-stream"]
+    rows = [r for r in ROWS if not args.only or any(o in r.name for o in args.only)]
+    print(
+        "| behaviour | scenario | expected | correct | INCONCLUSIVE | INVALID | wrong | s/audit |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    correct_total = audits_total = 0
+    for row in rows:
+        for scenario in scenarios:
+            expected = row.expected_by_scenario.get(scenario, row.expected)
+            counts: Counter[str] = Counter()
+            seconds: list[float] = []
+            for seed in range(args.runs):
+                verdict, took = one_audit(row, scenario, seed, args.simulated)
+                counts[verdict] += 1
+                seconds.append(took)
+            right = counts[expected]
+            wrong = args.runs - right - counts["INCONCLUSIVE"] - counts["INVALID"]
+            correct_total += right
+            audits_total += args.runs
+            print(
+                f"| {row.name} | {scenario} | {expected} | {right / args.runs:.0%} | "
+                f"{counts['INCONCLUSIVE'] / args.runs:.0%} | {counts['INVALID'] / args.runs:.0%} "
+                f"| {wrong / args.runs:.0%} | {statistics.median(seconds):.1f} |",
+                flush=True,
+            )
+    print(f"correct verdicts: {correct_total}/{audits_total} = {correct_total / audits_total:.1%}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""auditkit's decision on synthetic records with known answers: certain PASS and FAIL, partial
+caches, an unsettled look, a primed cache, drift, and upstream's INVALID passed through."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from auditkit.audits.test04.decision import decide_with_certainty, drift_check
+
+MS = 1_000_000
+
+
+def _phase(service_ms: np.ndarray, variant: str | list[str] = "main") -> pd.DataFrame:
+    """Single-stream records: each query starts when the previous one completes."""
+    service = (service_ms * MS).astype(np.int64)
+    completed = np.cumsum(service)
+    sent = completed - service
+    return pd.DataFrame(
+        {
+            "query_id": np.arange(len(service)),
+            "sample_index": np.arange(len(service)),
+            "scheduled_ns": sent,
+            "sent_ns": sent,
+            "completed_ns": completed,
+            "latency_ns": service,
+            "status": "ok",
+            "variant": variant,
+        }
+    )
+
+
+def _decide(ref: pd.DataFrame, aud: pd.DataFrame, **kw: object) -> object:
+    args: dict[str, object] = {
+        "scenario": "single-stream",
+        "threshold": 0.20,
+        "upstream_verdict": "PASS",
+        "upstream_reason": "upstream says so",
+        "look": 1,
+        "looks": 4,
+        "salted": True,
+    }
+    args.update(kw)
+    return decide_with_certainty(ref, aud, **args)  # type: ignore[arg-type]
+
+
+def _noisy(n: int, median_ms: float, seed: int, cv: float = 0.1) -> np.ndarray:
+    return np.random.default_rng(seed).lognormal(np.log(median_ms), cv, n)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_no_cache_passes_with_its_certainty(seed: int) -> None:
+    decision = _decide(_phase(_noisy(256, 10, seed)), _phase(_noisy(256, 10, seed + 100)))
+    assert decision.verdict == "PASS", decision.reason
+    assert decision.interval is not None and decision.interval.ci_high < 1.2
+
+
+def test_a_full_cache_fails() -> None:
+    decision = _decide(_phase(_noisy(256, 10, 1)), _phase(_noisy(256, 1, 2)))
+    assert decision.verdict == "FAIL" and "results cached" in decision.reason
+    assert decision.interval is not None and decision.interval.ci_low > 1.2
+
+
+def test_a_partial_cache_fails_although_the_p90_estimate_hides_it() -> None:
+    """Misses on 15% of repeats put a miss at the early-stopping p90 estimate: the official
+    score sees no speed-up, the median does."""
+    rng = np.random.default_rng(3)
+    audit = np.where(rng.random(256) < 0.15, _noisy(256, 10, 4), _noisy(256, 0.4, 5))
+    decision = _decide(_phase(_noisy(256, 10, 6)), _phase(audit))
+    assert decision.verdict == "FAIL", decision.reason
+    assert "partial cache" in decision.reason
+    assert decision.partial_cache is not None and decision.partial_cache.median_speedup > 5
+
+
+def test_an_unsettled_look_is_inconclusive_with_the_queries_it_needs() -> None:
+    # a real 1.2× speed-up sits right on the 1.2 limit: no interval can settle it quickly
+    decision = _decide(_phase(_noisy(130, 12, 7, cv=0.3)), _phase(_noisy(130, 10, 8, cv=0.3)))
+    assert decision.verdict == "INCONCLUSIVE", decision.reason
+    assert "straddles" in decision.reason
+
+
+def test_a_primed_cache_fails_by_the_control_group() -> None:
+    """--no-salt: the dataset's prompts were cached before the run (fast), their salted twins
+    were not; both phases are fast, so upstream's rule passes."""
+    main = _noisy(240, 1, 9)
+    twins = _noisy(16, 10, 10)
+    service = np.concatenate([main, twins])
+    variants = ["main"] * 240 + ["twin"] * 16
+    ref = _phase(service, variants)
+    decision = _decide(ref, _phase(_noisy(256, 1, 11)), salted=False)
+    assert decision.verdict == "FAIL", decision.reason
+    assert "before this run" in decision.reason
+    assert decision.control is not None and decision.control.primed
+
+
+def test_twins_like_their_originals_are_a_clean_self_check() -> None:
+    service = _noisy(256, 10, 12)
+    ref = _phase(service, ["main"] * 240 + ["twin"] * 16)
+    decision = _decide(ref, _phase(_noisy(256, 10, 13)))
+    assert decision.control is not None and not decision.control.primed
+    assert decision.verdict == "PASS"
+
+
+def test_upstream_invalid_stays_invalid() -> None:
+    decision = _decide(
+        _phase(_noisy(256, 10, 14)),
+        _phase(_noisy(256, 1, 15)),
+        upstream_verdict="INVALID",
+        upstream_reason="INVALID: audit: 3 failed queries",
+    )
+    assert decision.verdict == "INVALID" and "3 failed" in decision.reason
+
+
+def test_drift_and_cold_start_are_reported() -> None:
+    ramp = np.linspace(10, 7, 256) * np.random.default_rng(16).lognormal(0, 0.02, 256)
+    ramp[:12] *= 3  # a cold start
+    check = drift_check(_phase(ramp))
+    assert check.change is not None and check.change < -0.1
+    assert any("drifted" in n for n in check.notes)
+    assert any("cold start" in n for n in check.notes)
