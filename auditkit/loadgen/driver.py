@@ -81,6 +81,9 @@ class PhaseDriver:
         self.last_progress = 0
         self.lags: list[int] = []
         self.session: Session | None = None
+        #: requests that went out on a fresh connection because the server had closed theirs
+        #: before any of the request was written (set when the phase ends; not failures)
+        self.reconnects = 0
 
     # --- Issuer ----------------------------------------------------------------------------
 
@@ -211,6 +214,8 @@ class PhaseDriver:
                 for task in tasks:
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
+                # a transport that replaces stale connections counts them (the fake has none)
+                self.reconnects = getattr(session, "reconnects", 0)
             if not stopped and (error := main.exception()) is not None:
                 raise error
         return stopped
