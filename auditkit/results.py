@@ -142,6 +142,9 @@ class PhaseSummary(BaseModel):
     request_headers: dict[str, str] = Field(default_factory=dict)
     # timeout_s, connect_timeout_s, max_response_bytes, verify_tls in force for the phase
     request_settings: dict[str, float | int | bool] = Field(default_factory=dict)
+    #: requests sent again on a fresh connection because the server had closed the pooled one
+    #: before any byte of them reached it (never failed queries; their latency includes it)
+    reconnects: int = 0
     started_at: str = ""
 
 

@@ -233,7 +233,9 @@ class PhaseDriver:
             request_headers=self.target.redacted_headers(),
             started_at=started_at,
         )
-        summary = summary.model_copy(update={"request_settings": self.target.settings()})
+        summary = summary.model_copy(
+            update={"request_settings": self.target.settings(), "reconnects": self.reconnects}
+        )
         return PhaseResult(self.spec, records, summary)
 
 

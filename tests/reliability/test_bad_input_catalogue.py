@@ -24,7 +24,8 @@ from tests.reliability.conftest import (
     run_subprocess,
 )
 
-SAMPLES = ["--samples", "8", "--max-concurrency", "8"]
+# no warm-up: these cases are about the measured phases meeting bad input
+SAMPLES = ["--samples", "8", "--max-concurrency", "8", "--warmup", "0", "--control-twins", "0"]
 Disk = Literal["nothing", "invalid", "kept"]
 
 

@@ -67,7 +67,7 @@ def write_config(tmp: Path, fault: Fault) -> Path:
     cfg = {
         "endpoint": {"max_tokens": 8, **fault.endpoint},
         "mock": {"faults": fault.faults, "seed": 0},
-        "test04": {"samples": 8},
+        "test04": {"samples": 8, "warmup": 0, "control_twins": 0, "allow_small": True},
         "load": {"max_concurrency": 8},
         "output_dir": str(tmp / "out"),
     }
@@ -141,6 +141,7 @@ def test_fault_via_mock_cli(tmp_path: Path) -> None:
         while time.monotonic() < deadline:  # the banner precedes the bind: retry briefly
             result = run_subprocess(
                 ["run", "test04", "--url", url, "--samples", "8", "--max-concurrency", "8",
+                 "--warmup", "0", "--control-twins", "0",
                  "--quiet", "--output-dir", str(tmp_path / "out")],
             )  # fmt: skip
             if result.code != 3:

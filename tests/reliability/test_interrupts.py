@@ -27,7 +27,7 @@ SLOW = {
     "mock": {"decode_us_per_token": 10_000, "slots": 1, "jitter_cv": 0.0},
     "endpoint": {"max_tokens": 16},
     "load": {"scenario": "single-stream"},
-    "test04": {"samples": 8},
+    "test04": {"samples": 8, "warmup": 0, "control_twins": 0, "allow_small": True},
 }
 
 

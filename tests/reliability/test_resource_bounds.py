@@ -26,7 +26,7 @@ def _audit(tmp: Path, url: str, **endpoint: object) -> tuple[pd.DataFrame, float
     cfg = build_config(
         {
             "endpoint": {"url": url, "model": "tiny-model", **endpoint},
-            "test04": {"samples": 8},
+            "test04": {"samples": 8, "warmup": 0, "control_twins": 0, "allow_small": True},
             "load": {"max_concurrency": 8},
             "output_dir": str(tmp / "out"),
         }
@@ -79,7 +79,8 @@ from auditkit.runner import run_audit
 
 def audit(url, **endpoint):
     cfg = build_config({"endpoint": {"url": url, "model": "tiny-model", **endpoint},
-                        "test04": {"samples": 8}, "load": {"max_concurrency": 8},
+                        "test04": {"samples": 8, "warmup": 0, "control_twins": 0},
+                        "load": {"max_concurrency": 8},
                         "output_dir": sys.argv[2]})
     return run_audit(cfg).phases[0].records["status"].unique().tolist()
 

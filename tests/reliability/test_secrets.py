@@ -56,7 +56,7 @@ def test_echoed_key_in_error_bodies_is_redacted(tmp_path: Path, tiny: Served) ->
     out = tmp_path / "out"
     result = run_subprocess(
         ["run", "test04", "--url", tiny.url("echo-error"), "--api-key-env", KEY_ENV,
-         "--samples", "8", "--output-dir", str(out)],
+         "--samples", "8", "--warmup", "0", "--output-dir", str(out)],
         env={KEY_ENV: KEY},
     )  # fmt: skip
     assert result.code == 4, result.stderr
@@ -74,7 +74,7 @@ def test_notebook_audit_writes_no_key(tmp_path: Path, tiny: Served) -> None:
         env={KEY_ENV: KEY},
         timeout=300,
     )  # fmt: skip
-    assert result.code in (0, 1), result.stdout + result.stderr
+    assert result.code in (0, 1, 5), result.stdout + result.stderr
     assert (out / "test04.ipynb").is_file() and (out / "test04.html").is_file()
     assert (out / "TEST04" / "audit_result.json").is_file()
     assert assert_no_key(out, result.stdout, result.stderr) >= 10

@@ -19,9 +19,13 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy.stats import mannwhitneyu, spearmanr
+from scipy.stats import binomtest, mannwhitneyu, spearmanr
 
-from auditkit.audits.test04.statistics import StatisticalView, statistical_view
+from auditkit.audits.test04.statistics import (
+    BOOTSTRAP_ROUNDS,
+    StatisticalView,
+    statistical_view,
+)
 from auditkit.results import Evidence, Verdict
 
 ALPHA = 0.05
@@ -29,6 +33,8 @@ ALPHA = 0.05
 COLD_START_RATIO = 1.5
 #: a reference trend this large over the phase (relative) is reported as drift
 DRIFT_CHANGE = 0.10
+#: blocks of the partial-cache bootstrap: long enough to hold a queueing episode together
+PARTIAL_BLOCKS = 16
 
 Variant = Literal["main", "twin", "warmup"]
 
@@ -38,7 +44,7 @@ class ControlCheck(Evidence):
 
     twins: int
     originals: int
-    #: median service time of the twins / of the originals (> 1: originals answered faster)
+    #: median over twin/original pairs of their service-time ratio (> 1: originals faster)
     median_ratio: float | None = None
     p_value: float | None = None
     #: the originals carried the run's salt too (then this is a self-check)
@@ -47,9 +53,14 @@ class ControlCheck(Evidence):
 
 
 class PartialCacheCheck(Evidence):
-    """Repeated sample vs fresh samples: service-time medians and a rank test."""
+    """Repeated sample vs fresh samples: the ratio of their median service times, with an
+    interval from a block bootstrap (queries that queue together stay together)."""
 
     median_speedup: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    #: one-sided Mann-Whitney U, for reference only: it assumes independent queries, which a
+    #: server's shared queue breaks, so the decision uses the interval
     p_value: float | None = None
     fired: bool = False
 
@@ -97,32 +108,77 @@ def _variant(frame: pd.DataFrame, name: str) -> pd.DataFrame:
 def control_check(
     reference: pd.DataFrame, level: float, limit: float, salted: bool
 ) -> ControlCheck:
-    """Were the dataset's prompts answered faster than never-seen twins of them?"""
-    twins = service_ns(_variant(reference, "twin"))
-    originals = service_ns(_variant(reference, "main"))
+    """Were the dataset's prompts answered faster than never-seen twins of them? Each twin is
+    paired with its original (issued just before it, so both met the same server queue): a
+    sign test on the pairs and their median time ratio. Only a run without the salt can FAIL
+    on it: salted originals cannot have been cached before the run."""
+    ok = reference[reference["status"] == "ok"]
+    twins = _variant(ok, "twin")
+    originals = _variant(ok, "main")
     check = ControlCheck(twins=len(twins), originals=len(originals), salted_run=salted)
-    if len(twins) < 4 or len(originals) < 4:
+    pairs = _pairs(originals, twins)
+    if len(pairs) < 4:
         return check
-    ratio = float(np.median(twins) / np.median(originals)) if np.median(originals) > 0 else None
-    p_value = float(mannwhitneyu(originals, twins, alternative="less").pvalue)
-    primed = ratio is not None and p_value < level and ratio > limit
+    slower = int((pairs > 1.0).sum())
+    p_value = float(binomtest(slower, len(pairs), 0.5, alternative="greater").pvalue)
+    ratio = float(np.median(pairs))
+    primed = not salted and p_value < level and ratio > limit
     return check.model_copy(update={"median_ratio": ratio, "p_value": p_value, "primed": primed})
 
 
+def _pairs(originals: pd.DataFrame, twins: pd.DataFrame) -> np.ndarray:
+    """Twin service time / its original's, for each twin whose original completed."""
+    last = originals.sort_values("sent_ns").drop_duplicates("sample_index", keep="last")
+    service = (last["completed_ns"] - last["sent_ns"]).astype(float)
+    by_row = dict(zip(last["sample_index"], service, strict=True))
+    ratios = [
+        float(t_done - t_sent) / by_row[row]
+        for row, t_sent, t_done in zip(
+            twins["sample_index"], twins["sent_ns"], twins["completed_ns"], strict=True
+        )
+        if by_row.get(row, 0) > 0
+    ]
+    return np.array(ratios, dtype=float)
+
+
 def partial_cache_check(
-    reference: pd.DataFrame, audit: pd.DataFrame, level: float, limit: float
+    reference: pd.DataFrame, audit: pd.DataFrame, level: float, limit: float, seed: int = 0
 ) -> PartialCacheCheck:
-    """Is the repeated sample served faster than fresh ones, in the middle of the distribution
-    (where a cache that misses now and then still shows, and one outlier does not)?"""
-    fresh = service_ns(_variant(reference, "main"))
-    repeated = service_ns(audit)
-    if len(fresh) < 4 or len(repeated) < 4 or np.median(repeated) <= 0:
+    """Is the repeated sample served faster than fresh ones in the middle of the distribution
+    (where a cache that misses now and then still shows, and one outlier does not)? Fires when
+    the whole interval of the median speed-up (two-sided, level 1 − 2·level) is above `limit`."""
+    fresh_frame = _ok_sorted(_variant(reference, "main"))
+    repeated_frame = _ok_sorted(audit)
+    fresh, repeated = _service(fresh_frame), _service(repeated_frame)
+    if len(fresh) < 2 * PARTIAL_BLOCKS or len(repeated) < 2 * PARTIAL_BLOCKS:
+        return PartialCacheCheck()
+    if np.median(repeated) <= 0:
         return PartialCacheCheck()
     speedup = float(np.median(fresh) / np.median(repeated))
     p_value = float(mannwhitneyu(repeated, fresh, alternative="less").pvalue)
+    rng = np.random.default_rng(seed)
+    fresh_reps = _block_medians(fresh, rng)
+    repeated_reps = _block_medians(repeated, rng)
+    ratios = fresh_reps / np.maximum(repeated_reps, 1.0)
+    low, high = (float(x) for x in np.quantile(ratios, [level, 1 - level]))
     return PartialCacheCheck(
-        median_speedup=speedup, p_value=p_value, fired=p_value < level and speedup > limit
+        median_speedup=speedup, ci_low=low, ci_high=high, p_value=p_value, fired=low > limit
     )
+
+
+def _ok_sorted(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[frame["status"] == "ok"].sort_values("completed_ns")
+
+
+def _service(frame: pd.DataFrame) -> np.ndarray:
+    return (frame["completed_ns"] - frame["sent_ns"]).to_numpy(dtype=float)
+
+
+def _block_medians(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Bootstrap replicates of the median, resampling PARTIAL_BLOCKS contiguous blocks."""
+    blocks = np.array_split(values, PARTIAL_BLOCKS)
+    picks = rng.integers(0, len(blocks), size=(BOOTSTRAP_ROUNDS, len(blocks)))
+    return np.array([np.median(np.concatenate([blocks[j] for j in row])) for row in picks])
 
 
 def drift_check(reference: pd.DataFrame) -> DriftCheck:
@@ -186,7 +242,7 @@ def decide_with_certainty(
     if upstream_verdict == "INVALID":
         return Decision(verdict="INVALID", reason=upstream_reason, drift=drift, **base)
     control = control_check(reference, level, limit, salted)
-    partial = partial_cache_check(reference, audit, level, limit)
+    partial = partial_cache_check(reference, audit, level, limit, seed)
     view = statistical_view(
         reference, audit, scenario, threshold, seed=seed, confidence=1 - 2 * level
     )
@@ -215,9 +271,9 @@ def decide_with_certainty(
     if partial.fired and partial.median_speedup is not None:
         reason = (
             f"the repeated sample's median service time is {partial.median_speedup:.3g}× faster "
-            f"than fresh samples' (rank test p = {partial.p_value:.2g}), beyond the {limit:g} "
-            "limit, though the official score does not show it: a cache that serves most "
-            "repeats (partial cache)"
+            f"than fresh samples' (interval [{partial.ci_low:.3g}, {partial.ci_high:.3g}]), "
+            f"beyond the {limit:g} limit, though the official score does not show it: a cache "
+            "that serves most repeats (partial cache)"
         )
         return Decision(verdict="FAIL", reason=reason, **checks, **base)
     if view.ci_high < limit:

@@ -88,6 +88,7 @@ def test_a_primed_cache_fails_by_the_control_group() -> None:
     service = np.concatenate([main, twins])
     variants = ["main"] * 240 + ["twin"] * 16
     ref = _phase(service, variants)
+    ref.loc[240:, "sample_index"] = range(16)  # each twin is a twin of an earlier row
     decision = _decide(ref, _phase(_noisy(256, 1, 11)), salted=False)
     assert decision.verdict == "FAIL", decision.reason
     assert "before this run" in decision.reason
@@ -97,9 +98,21 @@ def test_a_primed_cache_fails_by_the_control_group() -> None:
 def test_twins_like_their_originals_are_a_clean_self_check() -> None:
     service = _noisy(256, 10, 12)
     ref = _phase(service, ["main"] * 240 + ["twin"] * 16)
+    ref.loc[240:, "sample_index"] = range(16)
     decision = _decide(ref, _phase(_noisy(256, 10, 13)))
     assert decision.control is not None and not decision.control.primed
+    assert decision.control.median_ratio is not None
     assert decision.verdict == "PASS"
+
+
+def test_a_salted_run_never_fails_on_its_control() -> None:
+    """Salted originals cannot have been cached before the run: the control is a self-check."""
+    ref = _phase(
+        np.concatenate([_noisy(240, 1, 9), _noisy(16, 10, 10)]), ["main"] * 240 + ["twin"] * 16
+    )
+    ref.loc[240:, "sample_index"] = range(16)
+    decision = _decide(ref, _phase(_noisy(256, 1, 11)), salted=True)
+    assert decision.control is not None and not decision.control.primed
 
 
 def test_upstream_invalid_stays_invalid() -> None:
