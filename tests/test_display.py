@@ -76,15 +76,20 @@ def test_panel_shows_the_audits_own_evidence_rows() -> None:
             "threshold": 0.1,
             "evidence": {
                 "latency": {"speedup_flag_limit": 1.5, "latency_speedup_flag": True},
-                "statistical": {
-                    "verdict": "FAIL", "ratio": 2.0, "ci_low": 1.8, "ci_high": 2.2,
-                    "confidence": 0.95, "limit": 1.1, "blocks": [4, 4], "queries_to_settle": None,
-                    "mannwhitney_p": 1e-9, "service_median_ratio": 2.0, "method": "m",
+                "decision": {
+                    "verdict": "FAIL", "reason": "r", "look": 1, "looks": 4,
+                    "alpha_per_look": 0.0125,
+                    "interval": {
+                        "verdict": "FAIL", "ratio": 2.0, "ci_low": 1.8, "ci_high": 2.2,
+                        "confidence": 0.975, "limit": 1.1, "blocks": [4, 4],
+                        "queries_to_settle": None, "mannwhitney_p": 1e-9,
+                        "service_median_ratio": 2.0, "method": "m",
+                    },
                 },
                 "fingerprint": {"kind": "response cache", "evidence": ["decode collapsed"]},
             },
         }
     )  # fmt: skip
     html_text = verdict_html(result)
-    assert "Statistical view" in html_text and "[1.800, 2.200]" in html_text
+    assert "decision" in html_text and "[1.800, 2.200]" in html_text
     assert "response cache" in html_text and "decode collapsed" in html_text
