@@ -58,7 +58,7 @@ def test_run_from_another_folder_uses_the_installed_package(
     assert probe.stdout.startswith(str(installed))
     proc = _run(installed, tmp_path, "run", "test04", "--samples", "32", "--quiet")
     # the verdict itself is tested elsewhere, on a virtual clock: here, that a run happened
-    assert proc.returncode in (0, 1), proc.stderr
+    assert proc.returncode in (0, 1, 5), proc.stderr  # a verdict, whichever
     assert proc.stdout.startswith("TEST04 ")
     config = (tmp_path / "auditkit-out" / "TEST04" / "config.yaml").read_text()
     assert "dataset" in config
@@ -69,7 +69,7 @@ def test_notebook_from_another_folder(installed: Path, tmp_path: Path) -> None:
         installed, tmp_path, "notebook", "test04", "-p", "samples", "32",
         "--output-dir", str(tmp_path / "out"),
     )  # fmt: skip
-    assert proc.returncode in (0, 1), proc.stderr
+    assert proc.returncode in (0, 1, 5), proc.stderr  # a verdict, whichever
     result = json.loads((tmp_path / "out" / "TEST04" / "audit_result.json").read_text())
-    assert result["verdict"] in ("PASS", "FAIL")
+    assert result["verdict"] in ("PASS", "FAIL", "INCONCLUSIVE")
     assert (tmp_path / "out" / "test04.ipynb").is_file()

@@ -74,8 +74,8 @@ def test_real_http_separates_no_cache_from_output_cache(tmp_path: Path, scenario
 
 
 def test_artifacts_are_complete_and_consistent(tmp_path: Path) -> None:
-    verdict, folder = _run(tmp_path, test04={"samples": 64})
-    assert verdict in ("PASS", "FAIL")
+    verdict, folder = _run(tmp_path, test04={"samples": 64, "rounds": 0})
+    assert verdict in ("PASS", "FAIL", "INCONCLUSIVE")
     for name in ("audit_result.json", "verify_performance.txt", "config.yaml"):
         assert (folder / name).is_file()
     for phase, queries in (("reference", 64 + 8), ("audit", 64)):  # + the control twins
@@ -88,8 +88,9 @@ def test_artifacts_are_complete_and_consistent(tmp_path: Path) -> None:
     aud = pd.read_parquet(folder / "audit" / "records.parquet")
     assert ref["sample_index"].nunique() == 64
     assert set(aud["sample_index"]) == {3}
-    assert f"TEST {verdict}" in (folder / "verify_performance.txt").read_text()
     result = artifacts.load_result(folder)
+    # the MLPerf file carries upstream's rule
+    assert f"TEST {result.upstream_verdict}" in (folder / "verify_performance.txt").read_text()
     assert result.phases["reference"].score == pytest.approx(result.reference_score)
 
 

@@ -117,8 +117,8 @@ def test_cli_fail_exit_1(tmp_path: Path) -> None:
 
 def test_cli_over_real_http_reaches_a_verdict(tmp_path: Path) -> None:
     proc = cli("-p", "samples", "128", "--output-dir", "o", cwd=tmp_path)
-    assert proc.returncode in (0, 1), proc.stderr
-    assert verdict(tmp_path / "o") in ("PASS", "FAIL")
+    assert proc.returncode in (0, 1, 5), proc.stderr  # a verdict, whichever
+    assert verdict(tmp_path / "o") in ("PASS", "FAIL", "INCONCLUSIVE")
     assert f"TEST04 {verdict(tmp_path / 'o')}" in proc.stdout
 
 

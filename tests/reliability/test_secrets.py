@@ -42,7 +42,7 @@ def test_cli_audit_writes_no_key(tmp_path: Path, tiny: Served) -> None:
          "--header", "X-Trace=visible", "--samples", "8", "--output-dir", str(out), "--json"],
         env={KEY_ENV: KEY},
     )  # fmt: skip
-    assert result.code in (0, 1), result.stderr
+    assert result.code in (0, 1, 5), result.stderr  # a verdict, whichever
     assert f"Bearer {KEY}" in tiny.server.seen_auth  # the key really was sent
     assert assert_no_key(out, result.stdout, result.stderr) >= 10
     config = yaml.safe_load((out / "TEST04" / "config.yaml").read_text())
@@ -88,7 +88,7 @@ def test_tls_is_verified_by_default_and_insecure_is_recorded(
     assert refused.code == 3 and "certificate" in refused.stderr
     out = tmp_path / "insecure"
     result = run_inproc([*base, "--insecure", "--output-dir", str(out)])
-    assert result.code in (0, 1), result.stderr
+    assert result.code in (0, 1, 5), result.stderr  # a verdict, whichever
     verdict = json.loads((out / "TEST04" / "audit_result.json").read_text())
     assert any("TLS verification was off" in note for note in verdict["notes"])
     assert verdict["config"]["endpoint"]["verify_tls"] is False
