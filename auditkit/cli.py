@@ -278,6 +278,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(r.model_dump_json(indent=2))
     else:
         print(f"{r.test} {r.verdict}: {r.reason.removeprefix(r.verdict + ': ')}")
+        if cfg.decision == "upstream" and r.upstream_verdict is not None:
+            print(
+                f"  exit code follows upstream's rule (--decision upstream): {r.upstream_verdict}"
+            )
         for line in test.summary_lines(r):
             print(f"  {line}")
         print(f"  artifacts: {run.folder}")

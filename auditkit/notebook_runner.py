@@ -28,7 +28,9 @@ from auditkit.config import AuditConfig
 from auditkit.errors import (
     EXIT_EXECUTION,
     EXIT_INPUT,
+    EXIT_INTERRUPTED,
     EXIT_PASS,
+    EXIT_SETUP,
     AuditkitError,
     InputError,
 )
@@ -184,6 +186,13 @@ def coerce_value(name: str, raw: str, annotation: str) -> Any:
                 return float(raw.strip())
             except ValueError:
                 pass
+        elif kind == "dict":
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                value = None
+            if isinstance(value, dict):
+                return value
         elif kind == "str":
             return raw
     allowed = " or ".join(k for k in kinds)
@@ -426,6 +435,10 @@ def _execute(
     except PapermillExecutionError as exc:
         if exc.ename == "NotebookStop":  # the notebook's own parameter check
             return NotebookOutcome(EXIT_INPUT, f"{exc.evalue}")
+        # the run's own errors keep their documented exit codes inside a kernel too
+        codes = {"SetupError": EXIT_SETUP, "Interrupted": EXIT_INTERRUPTED}
+        if exc.ename in codes:
+            return NotebookOutcome(codes[exc.ename], " ".join(str(exc.evalue).split())[:300])
         evalue = " ".join(str(exc.evalue).split())[:300]
         return NotebookOutcome(
             EXIT_EXECUTION,

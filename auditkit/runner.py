@@ -192,10 +192,16 @@ def run_audit(
                 say(f"{test.id}: not settled yet ({result.reason}); one more round")
                 ran = runner.run(more)
                 phases += ran
-                if len(ran) < len(more):
-                    result = invalid_result(prepared, phases, planned=[*prepared.specs, *more])
-                    break
                 result = test.verify(phases, cfg)
+                if len(ran) < len(more) or not all(p.summary.complete for p in ran):
+                    # the planned phases' upstream verdict stands; auditkit's cannot
+                    skipped = [s.name for s in more[len(ran) :]]
+                    why = f"extra round did not complete (not run: {', '.join(skipped)})"
+                    if result.verdict != "INVALID":
+                        result = result.model_copy(
+                            update={"verdict": "INVALID", "reason": f"INVALID: {why}"}
+                        )
+                    break
     except (InputError, SetupError):
         # failed pre-flight: leave no empty audit folder behind that looks like a run happened
         # (only empty folders this run created are removed)

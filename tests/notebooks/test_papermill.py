@@ -140,12 +140,13 @@ def test_cli_bad_parameter_exit_2_one_line(tmp_path: Path, args: list[str], mess
     assert not (tmp_path / "o" / "test04.ipynb").exists()  # rejected before running
 
 
-def test_cli_crashed_notebook_exit_4(tmp_path: Path) -> None:
-    # valid parameters, but the endpoint is down: the run cell raises (a crash, not a FAIL)
+def test_cli_unreachable_endpoint_in_the_notebook_exit_3(tmp_path: Path) -> None:
+    # valid parameters, but the endpoint is down: the run cell raises SetupError, which keeps
+    # its documented exit code (3) through the kernel
     proc = cli("-p", "url", "http://127.0.0.1:9", "-p", "samples", "8", "--output-dir", "o",
                cwd=tmp_path)  # fmt: skip
-    assert proc.returncode == 4, proc.stderr
-    assert "notebook crashed" in proc.stderr and "unreachable" in proc.stderr
+    assert proc.returncode == 3, proc.stderr
+    assert "unreachable" in proc.stderr
     assert (tmp_path / "o" / "test04.ipynb").exists()
     assert not (tmp_path / "o" / "TEST04" / "audit_result.json").exists()
 
@@ -157,4 +158,5 @@ def test_coercion_by_annotation() -> None:
     assert coerce_value("stream", "true", "bool") is True
     assert coerce_value("threshold", "0.2", "Optional[float]") == 0.2
     assert coerce_value("sample_index", "median", "Union[int, str]") == "median"
+    assert coerce_value("headers", '{"X-Trace": "1"}', "dict") == {"X-Trace": "1"}
     assert coerce_value("sample_index", "7", "Union[int, str]") == 7

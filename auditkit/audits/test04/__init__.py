@@ -192,13 +192,20 @@ class Test04(AuditTest):
         budget = t4.max_queries or 4 * (t4.samples + t4.effective_audit_samples)
         if queries + r_n + a_n > budget:
             return []
-        seconds = sum(p.summary.duration_ns for p in measured) / 1e9
-        per_query = seconds / max(queries, 1)
+        # the time budget is the extra rounds' own (planned phases may run 600 s each)
+        extra = [p for p in measured if "_x" in p.name]
+        seconds = sum(p.summary.duration_ns for p in extra) / 1e9
+        per_query = sum(p.summary.duration_ns for p in measured) / 1e9 / max(queries, 1)
         if seconds + per_query * (r_n + a_n) > t4.max_duration_s:
             return []
         r = done + 1
         # further rows of the same seeded order: the pooled reference stays distinct samples
-        used = sum(p.spec.samples for p in measured if _is_block(p.name, REFERENCE))
+        # (counting what was issued: min_duration can carry a phase past its samples)
+        used = sum(
+            int((p.records["variant"] == "main").sum())
+            for p in measured
+            if _is_block(p.name, REFERENCE)
+        )
         if used + r_n > len(dataset):
             return []
         order = SampleOrder.without_replacement(t4.seed).skip(used)
@@ -347,6 +354,12 @@ class Test04(AuditTest):
                 "warmup": warmup_info(phases),
             }
         )
+        problems = _extension_problems(phases)
+        if problems and decision.verdict != "INVALID":
+            decision = decision.model_copy(
+                update={"verdict": "INVALID", "reason": "INVALID: " + "; ".join(problems)}
+            )
+            evidence = evidence.model_copy(update={"decision": decision})
         extra = evidence.representative.warnings if evidence.representative else ()
         extra += decision.drift.notes if decision.drift else ()
         return upstream.model_copy(
@@ -618,3 +631,16 @@ def _nth_slowest(rank: int) -> str:
         return "the slowest query"
     suffix = {2: "nd", 3: "rd"}.get(rank if rank < 20 else rank % 10, "th")
     return f"the {rank}{suffix} slowest query"
+
+
+def _extension_problems(phases: list[PhaseResult]) -> list[str]:
+    """Why the extra rounds cannot back a PASS or FAIL: a block that failed or was incomplete,
+    or was bound by the client (the same rules as the planned phases)."""
+    out: list[str] = []
+    for phase in phases:
+        if "_x" not in phase.name:
+            continue
+        out += [f"{phase.name}: {reason}" for reason in phase.summary.invalid_reasons]
+        if phase.summary.client_bound:
+            out.append(f"{phase.name}: {phase.summary.client_bound}")
+    return out

@@ -1,21 +1,20 @@
 """auditkit's TEST04 decision: upstream's score, judged with its certainty. Pure.
 
-looks   K = 1 + the extension rounds allowed; every look tests at level α/K (Bonferroni:
-        the chance of any false call over all looks stays <= α = 0.05)
-FAIL    primed cache: the dataset's own prompts are served faster than their salted twins
-          (one-sided Mann-Whitney p < α/K and a median service-time ratio > 1 + threshold);
-        or the interval of the score ratio (two-sided, level 1 − 2α/K; a block bootstrap of
-          the very estimator upstream scores with) lies above 1 + threshold;
-        or a partial cache: the repeated sample's service times are stochastically smaller
-          (one-sided Mann-Whitney p < α/K) with a median speed-up > 1 + threshold
-PASS    the interval lies below 1 + threshold and neither check fires
+level   α/(K·3): K = 1 + the extra rounds allowed, 3 checks that can FAIL a look (Bonferroni:
+        the chance of any false call over all looks and checks stays <= α = 0.05)
+FAIL    primed cache (only without the salt): each salted twin is paired with its original
+          (issued just before it); the originals are faster in a one-sided sign test at the
+          level, with a median pair ratio > 1 + threshold;
+        or the interval of the score ratio (two-sided, level 1 − 2·level; a block bootstrap
+          of the very estimator upstream scores with) lies above 1 + threshold;
+        or a partial cache: the interval of the repeated sample's median speed-up over fresh
+          samples (block bootstrap, 16 contiguous blocks) lies above 1 + threshold
+PASS    the score interval lies below 1 + threshold and no check fires
 INCONCLUSIVE  otherwise: the look did not settle it (with the queries that would)
 INVALID whenever upstream's rule says INVALID (a phase that is not a valid result)
 """
 
 from __future__ import annotations
-
-from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -33,10 +32,10 @@ ALPHA = 0.05
 COLD_START_RATIO = 1.5
 #: a reference trend this large over the phase (relative) is reported as drift
 DRIFT_CHANGE = 0.10
+#: checks that can FAIL a look (control, score interval, partial cache): α is split over them
+CHECKS = 3
 #: blocks of the partial-cache bootstrap: long enough to hold a queueing episode together
 PARTIAL_BLOCKS = 16
-
-Variant = Literal["main", "twin", "warmup"]
 
 
 class ControlCheck(Evidence):
@@ -90,13 +89,6 @@ class Decision(Evidence):
     drift: DriftCheck | None = None
     queries_needed: int | None = None
     reliable: bool = True
-
-
-def service_ns(frame: pd.DataFrame) -> np.ndarray:
-    """Per-query service time (sent → completed): what the server did, without the client's
-    own queueing (which differs between phases by construction)."""
-    ok = frame[frame["status"] == "ok"]
-    return (ok["completed_ns"] - ok["sent_ns"]).to_numpy(dtype=float)
 
 
 def _variant(frame: pd.DataFrame, name: str) -> pd.DataFrame:
@@ -235,7 +227,7 @@ def decide_with_certainty(
     alpha: float = ALPHA,
 ) -> Decision:
     """auditkit's verdict at one look (the rule is the module docstring)."""
-    level = alpha / looks
+    level = alpha / (looks * CHECKS)
     limit = 1 + threshold
     base = {"look": look, "looks": looks, "alpha_per_look": level, "reliable": reliable}
     drift = drift_check(reference)

@@ -9,7 +9,6 @@ import pandas as pd
 
 from auditkit.audits.test04.decision import Decision
 from auditkit.audits.test04.fingerprint import Fingerprint, fingerprint
-from auditkit.audits.test04.statistics import StatisticalView, statistical_view
 from auditkit.plan import WarmupRule
 from auditkit.results import Evidence, PhaseResult, PhaseSummary
 
@@ -89,7 +88,6 @@ class Test04Evidence(Evidence):
     salt: SaltInfo | None = None
     warmup: WarmupInfo | None = None
     latency: LatencyComparison
-    statistical: StatisticalView | None = None
     fingerprint: Fingerprint | None = None
     representative: Representativeness | None = None
     reference_per_token: PerTokenScores | None = None
@@ -177,12 +175,8 @@ def record_evidence(
     seed: int,
 ) -> Test04Evidence:
     """The full evidence of a run with records (a LoadGen-summary check has `latency` only)."""
-    view = statistical_view(
-        reference.records, audit.records, reference.summary.scenario, threshold, seed=seed
-    )
     return Test04Evidence(
         latency=latency,
-        statistical=view,
         fingerprint=fingerprint(reference.records, audit.records, temperature=temperature),
         representative=representativeness(reference.records, audit.records),
         reference_per_token=per_token_scores(reference),
