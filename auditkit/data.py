@@ -46,7 +46,7 @@ class Sample:
         as it is. Nothing is changed in place.
 
         Why a short prefix leaves the workload's cost about unchanged: it adds a few prompt
-        tokens to every query of both phases alike, and TEST04 scores the ratio of the phases,
+        tokens to every query of both phases alike, and the audit scores the ratio of the phases,
         not either one's absolute cost. At the front it makes the whole prompt new to any
         exact-match or prefix cache filled before the run, while two queries with the same
         sample and prefix stay byte-identical (the audit sample still repeats exactly).
