@@ -6,7 +6,7 @@ import dataclasses
 import itertools
 import json
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -231,6 +231,9 @@ class SampleOrder:
     index: int = 0
     block: int = 1
     offset: int = 0
+    #: rows a without-replacement order never issues (the audit sample, in reference blocks
+    #: that follow an audit block: a cache filled by the audit phase would answer them)
+    exclude: tuple[int, ...] = ()
 
     @classmethod
     def without_replacement(cls, seed: int) -> SampleOrder:
@@ -253,6 +256,10 @@ class SampleOrder:
         """The same order, starting `offset` rows later (the second reference block)."""
         return dataclasses.replace(self, offset=self.offset + offset)
 
+    def excluding(self, rows: Iterable[int]) -> SampleOrder:
+        """The same order without these rows."""
+        return dataclasses.replace(self, exclude=tuple(sorted({*self.exclude, *rows})))
+
     @classmethod
     def repeated_block(cls, index: int, block: int) -> SampleOrder:
         """The rows index, index+1, …, index+block-1 repeated (multi-stream audit phase)."""
@@ -260,6 +267,8 @@ class SampleOrder:
 
     def describe(self) -> str:
         skip = f", offset={self.offset}" if self.offset else ""
+        if self.exclude:
+            skip += f", excluding={list(self.exclude)}"
         if self.kind == "single":
             return f"single(index={self.index})"
         if self.kind == "block":
@@ -292,10 +301,13 @@ class SampleOrder:
             if self.kind in ("with_replacement", "salted"):
                 while True:
                     yield rng.randrange(dataset_size)
+            # filtered after the shuffle: the order is a subsequence of the unexcluded one, so
+            # `skip(n)` past rows issued by an unexcluded block never issues them again
+            excluded = set(self.exclude)
             rows = list(range(dataset_size))
-            while True:
+            while len(excluded) < dataset_size:
                 rng.shuffle(rows)
-                yield from list(rows)
+                yield from [r for r in rows if r not in excluded]
 
 
 def median_cost_index(dataset: Dataset) -> int:

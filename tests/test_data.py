@@ -128,3 +128,14 @@ def test_salted_without_a_user_message_prefixes_the_first_message() -> None:
     salted = Sample(0, "p", ({"role": "system", "content": "sys"},)).salted("[s]")
     assert salted.prompt == "[s] p"
     assert salted.messages == ({"role": "system", "content": "[s] sys"},)
+
+
+def test_excluding_keeps_the_order_a_subsequence_so_skip_never_reissues() -> None:
+    full = SampleOrder.without_replacement(5)
+    issued = full.indices(40, 50)
+    unissued = set(range(50)) - set(issued)
+    excluded = {3, min(unissued)}
+    later = full.skip(40).excluding(excluded)
+    rest = later.indices(len(unissued - excluded) - 1, 50)
+    assert len(set(rest)) == len(rest)
+    assert set(rest) <= unissued - excluded  # rows not yet issued, never an excluded one

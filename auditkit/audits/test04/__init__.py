@@ -167,7 +167,7 @@ class Test04(AuditTest):
             RunSpec(f"{AUDIT}_2", audit_order, audits - a1, load, half, salt=salt),
             RunSpec(
                 f"{REFERENCE}_2",
-                reference_order.skip(r1),
+                reference_order.skip(r1).excluding(_audit_rows(audit_order, load, dataset)),
                 t4.samples - r1,
                 load,
                 half,
@@ -206,12 +206,14 @@ class Test04(AuditTest):
             for p in measured
             if _is_block(p.name, REFERENCE)
         )
-        if used + r_n > len(dataset):
+        audit_order = _audit_order(t4, cfg, dataset)
+        audit_rows = _audit_rows(audit_order, load, dataset)
+        if used + r_n > len(dataset) - len(audit_rows):
             return []
-        order = SampleOrder.without_replacement(t4.seed).skip(used)
+        order = SampleOrder.without_replacement(t4.seed).skip(used).excluding(audit_rows)
         salt = run_prefix(t4)
         reference = RunSpec(f"{REFERENCE}_x{r}", order, r_n, load, salt=salt)
-        audit = RunSpec(f"{AUDIT}_x{r}", _audit_order(t4, cfg, dataset), a_n, load, salt=salt)
+        audit = RunSpec(f"{AUDIT}_x{r}", audit_order, a_n, load, salt=salt)
         # the blocks alternate so drift over the extension cancels too
         return [audit, reference] if r % 2 else [reference, audit]
 
@@ -560,6 +562,11 @@ def _audit_order(t4: Test04Config, cfg: AuditConfig, dataset: Dataset) -> Sample
     if cfg.load.scenario == "multi-stream":
         return SampleOrder.repeated_block(index, cfg.load.samples_per_query)
     return SampleOrder.single(index)
+
+
+def _audit_rows(order: SampleOrder, load: LoadPattern, dataset: Dataset) -> set[int]:
+    """The rows the audit phase repeats: a reference block after it must not reuse them."""
+    return set(order.indices(load.samples_per_query, len(dataset)))
 
 
 def _warmup(t4: Test04Config, cfg: AuditConfig, load: LoadPattern) -> list[RunSpec]:

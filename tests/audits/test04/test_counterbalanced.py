@@ -36,6 +36,20 @@ def test_plan_is_r_a_a_r_with_distinct_reference_halves() -> None:
     assert specs[0].order.kind == "salted"
 
 
+def test_reference_blocks_after_an_audit_block_never_issue_the_audit_sample() -> None:
+    # the audit phase may have filled a cache with that row: a later reference query for it
+    # would be answered from the cache and hide the cache's effect on the ratio
+    cfg = build_config({"test04": {"samples": 64, "design": "counterbalanced", "warmup": 8}})
+    dataset = _dataset(70)
+    specs = Test04().plan(cfg, dataset)
+    audit_row = specs[2].order.index
+    r1, r2 = specs[1], specs[4]
+    first = r1.order.indices(r1.samples, 70)
+    second = r2.order.indices(r2.samples, 70)
+    assert audit_row not in second
+    assert len(set(first + second)) == 64  # still distinct across the two blocks
+
+
 def test_too_few_samples_to_split_is_rejected() -> None:
     cfg = build_config({"test04": {"samples": 1, "design": "counterbalanced"}})
     with pytest.raises(InputError, match="counterbalanced"):
