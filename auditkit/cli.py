@@ -119,7 +119,8 @@ def build_parser(test_name: str | None = None) -> argparse.ArgumentParser:
     from auditkit.audits import REGISTRY, get_test
     from auditkit.options import audit_options, common_options, model_options
 
-    test = get_test(test_name) if test_name else None
+    suite = test_name == "suite"  # `auditkit run suite`: auditkit.suite's flags
+    test = get_test(test_name) if test_name and not suite else None
     known: list[str] = []
     tests = "; ".join(f"{t.key}: {t.summary or t.title}" for t in REGISTRY.values())
     parser = OneLineParser(
@@ -143,6 +144,11 @@ def build_parser(test_name: str | None = None) -> argparse.ArgumentParser:
     _arg(known, run, "--json", action="store_true", help="print audit_result.json to stdout")
     _arg(known, run, "--quiet", action="store_true", help="no progress or log lines")
     options = audit_options(test.key, test.settings_model) if test else common_options()
+    if suite:
+        from auditkit.suite import suite_options
+
+        options = suite_options()
+        _arg(known, run, "--tests", help="comma-separated audits of the suite (default: all)")
     _add_options(run, options, test.id if test else "", known)
 
     mock = sub.add_parser(
@@ -264,6 +270,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     from auditkit.progress import tqdm_progress
     from auditkit.runner import run_audit
 
+    if args.test == "suite":
+        from auditkit.suite import cmd_suite
+
+        return cmd_suite(args)
     test = get_test(args.test)
     cfg = load_config(args.config, run_overrides(args))
 

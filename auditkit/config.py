@@ -41,6 +41,9 @@ class EndpointConfig(_Strict):
     max_tokens: int = Field(32, ge=1, le=1_000_000, description="output tokens per request")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="sampling temperature sent")
     stream: bool = Field(False, description="stream responses (SSE): also measures TTFT")
+    logprobs: bool = Field(
+        False, description="ask for per-token logprobs (TEST06 counts delivered tokens from them)"
+    )
     timeout_s: float = Field(
         120.0,
         gt=0,
@@ -241,6 +244,39 @@ class BehaviourConfig(_Strict):
     )
 
 
+class MisbehaviourConfig(_Strict):
+    """Dishonest serving the suite's audits must catch (each off by default; the mock applies
+    them in `auditkit.mock.misbehaviours`). "Under load": another request was being computed
+    when this one arrived."""
+
+    change_under_load: bool = Field(
+        False, description="TEST01: answers differ under load from the answers one at a time"
+    )
+    inflate_tokens: int = Field(
+        0, ge=0, description="TEST06: usage.completion_tokens reports this many tokens too many"
+    )
+    fake_first_token: bool = Field(
+        False, description="TEST06: streams open with a filler token that is not the answer's"
+    )
+    repeat_stop: int = Field(
+        0, ge=0, le=64, description="TEST06: answers end with this many stop markers (</s>)"
+    )
+    truncate_under_load: float = Field(
+        0.0, ge=0.0, lt=1.0, description="TEST09: share of output tokens dropped under load"
+    )
+    fast_order_seed: int | None = Field(
+        None,
+        description="TEST05: answer faster when prompts come in this seed's order of the "
+        "dataset (a server tuned to the official sample order)",
+    )
+    order_speedup: float = Field(
+        2.0, ge=1.0, le=100.0, description="TEST05: how much faster an in-order prompt is"
+    )
+    order_dataset: str | None = Field(
+        None, description="TEST05: the dataset whose order it knows; None: the shipped prompts"
+    )
+
+
 class MockConfig(_Strict):
     """The embedded mock SUT (used when endpoint.url is None)."""
 
@@ -264,6 +300,7 @@ class MockConfig(_Strict):
     model: str = Field("mock-llm", description="model name the mock serves")
     faults: FaultConfig = Field(default_factory=FaultConfig)
     behaviour: BehaviourConfig = Field(default_factory=BehaviourConfig)
+    misbehaviour: MisbehaviourConfig = Field(default_factory=MisbehaviourConfig)
 
 
 class AuditConfig(_Strict):

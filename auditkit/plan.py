@@ -112,6 +112,11 @@ class RunSpec:
     twins: int = 0
     twin_salt: str | None = None
     warmup: WarmupRule | None = None
+    #: dataset rows whose responses the phase keeps whole (`PhaseResult.outputs`: upstream's
+    #: accuracy log, for audits that check content); None keeps none
+    log_outputs: frozenset[int] | None = None
+    #: stream this phase's responses or not; None: as endpoint.stream says
+    stream: bool | None = None
 
     def __post_init__(self) -> None:
         if self.twins < 0:

@@ -149,6 +149,21 @@ class PhaseSummary(BaseModel):
 
 
 @dataclass(frozen=True)
+class LoggedOutput:
+    """One response kept whole (a phase with `RunSpec.log_outputs`): what content audits read."""
+
+    query_id: int
+    sample_index: int
+    variant: str
+    text: str
+    output_tokens: int | None
+    first_chunk: str | None = None
+    finish_reason: str | None = None
+    chunks: int = 0
+    logprob_tokens: int | None = None
+
+
+@dataclass(frozen=True)
 class PhaseResult:
     """A phase's records (one row per request) and its summary.
 
@@ -157,6 +172,8 @@ class PhaseResult:
     spec: RunSpec
     records: pd.DataFrame
     summary: PhaseSummary
+    #: responses kept whole (only rows in `spec.log_outputs`), in completion order
+    outputs: tuple[LoggedOutput, ...] = ()
 
     @property
     def name(self) -> str:

@@ -19,13 +19,21 @@ from typing import Any
 from pydantic import BaseModel, Field, ValidationError, create_model
 
 from auditkit.audits.base import AuditTest, settings_of
+from auditkit.audits.test01 import Test01
 from auditkit.audits.test04 import Test04
+from auditkit.audits.test05 import Test05
+from auditkit.audits.test06 import Test06
+from auditkit.audits.test09 import Test09
 from auditkit.config import AuditConfig, deep_merge, format_validation_error, load_yaml
 from auditkit.errors import InputError
 from auditkit.results import AuditResult
 
 REGISTRY: dict[str, AuditTest] = {
     Test04.key: Test04(),
+    Test01.key: Test01(),
+    Test05.key: Test05(),
+    Test06.key: Test06(),
+    Test09.key: Test09(),
 }
 #: the audit `auditkit run` and the notebooks use when none is named
 DEFAULT_TEST = Test04.key

@@ -13,10 +13,12 @@ def make_adapter(cfg: EndpointConfig, model: str) -> EndpointAdapter:
     """The adapter for cfg.api, with the resolved model name."""
     if cfg.api == "openai-completions":
         adapter: EndpointAdapter = CompletionsAdapter(
-            model, cfg.max_tokens, cfg.temperature, cfg.stream
+            model, cfg.max_tokens, cfg.temperature, cfg.stream, cfg.logprobs
         )
     elif cfg.api == "openai-chat":
-        adapter = ChatAdapter(model, cfg.max_tokens, cfg.temperature, cfg.stream)
+        adapter = ChatAdapter(
+            model, cfg.max_tokens, cfg.temperature, cfg.stream, cfg.logprobs
+        )
     else:
         if cfg.stream:
             raise InputError("endpoint.stream is not supported with api json; set stream: false")

@@ -25,6 +25,11 @@ class ParsedResponse:
     prompt_tokens: int | None = None
     output_tokens: int | None = None
     cached_tokens: int | None = None
+    #: what content-level audits (TEST06) check; the load path ignores them
+    first_chunk: str | None = None  # streamed: the first content chunk's text
+    finish_reason: str | None = None
+    chunks: int = 0  # streamed: content chunks received
+    logprob_tokens: int | None = None  # tokens listed in `logprobs`, when the server sent them
 
     @property
     def sha256(self) -> str:

@@ -24,6 +24,15 @@ def _error_message(obj: dict[str, Any]) -> str:
     return str(err)
 
 
+def _logprob_tokens(choice: dict[str, Any]) -> int | None:
+    """Tokens a choice's `logprobs` lists (completions: `tokens`; chat: `content`), or None."""
+    logprobs = choice.get("logprobs")
+    if not isinstance(logprobs, dict):
+        return None
+    tokens = logprobs.get("tokens", logprobs.get("content"))
+    return len(tokens) if isinstance(tokens, list) else None
+
+
 def _usage(obj: dict[str, Any]) -> tuple[int | None, int | None, int | None]:
     usage = obj.get("usage")
     if not isinstance(usage, dict):
@@ -37,11 +46,14 @@ class _OpenAIBase:
     api = ""
     path = ""
 
-    def __init__(self, model: str, max_tokens: int, temperature: float, stream: bool) -> None:
+    def __init__(
+        self, model: str, max_tokens: int, temperature: float, stream: bool, logprobs: bool = False
+    ) -> None:
         self.model = model
         self.max_tokens = max_tokens
         self.temperature = temperature
         self.stream = stream
+        self.logprobs = logprobs
 
     def _common(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -52,6 +64,9 @@ class _OpenAIBase:
         }
         if self.stream:
             body["stream_options"] = {"include_usage": True}
+        if self.logprobs:
+            # completions take a count of alternatives, chat a flag; either lists every token
+            body["logprobs"] = True if self.api == "openai-chat" else 0
         return body
 
     def _choice_text(self, choice: dict[str, Any]) -> str | None:
@@ -70,7 +85,15 @@ class _OpenAIBase:
         if text is None:
             raise ResponseError("response choice has no text")
         prompt, output, cached = _usage(obj)
-        return ParsedResponse(text, prompt, output, cached)
+        reason = choices[0].get("finish_reason")
+        return ParsedResponse(
+            text,
+            prompt,
+            output,
+            cached,
+            finish_reason=reason if isinstance(reason, str) else None,
+            logprob_tokens=_logprob_tokens(choices[0]),
+        )
 
     def stream_parser(self) -> OpenAIStreamParser:
         return OpenAIStreamParser(self._delta_text)
@@ -88,6 +111,8 @@ class OpenAIStreamParser:
         self._done = False
         self._seen_content = False
         self._usage: tuple[int | None, int | None, int | None] = (None, None, None)
+        self._finish: str | None = None
+        self._logprobs: int | None = None
 
     def feed(self, data: str) -> bool:
         if data.strip() == "[DONE]":
@@ -102,7 +127,14 @@ class OpenAIStreamParser:
             self._usage = _usage(obj)
         first = False
         for choice in obj.get("choices") or ():
-            text = self._delta_text(choice) if isinstance(choice, dict) else None
+            if not isinstance(choice, dict):
+                continue
+            text = self._delta_text(choice)
+            if isinstance(choice.get("finish_reason"), str):
+                self._finish = choice["finish_reason"]
+            listed = _logprob_tokens(choice)
+            if listed is not None:
+                self._logprobs = (self._logprobs or 0) + listed
             if text:
                 self._parts.append(text)
                 if not self._seen_content:
@@ -112,7 +144,14 @@ class OpenAIStreamParser:
     def finish(self) -> ParsedResponse:
         if not self._done:
             raise ResponseError("stream ended without [DONE] (truncated)")
-        return ParsedResponse("".join(self._parts), *self._usage)
+        return ParsedResponse(
+            "".join(self._parts),
+            *self._usage,
+            first_chunk=self._parts[0] if self._parts else None,
+            finish_reason=self._finish,
+            chunks=len(self._parts),
+            logprob_tokens=self._logprobs,
+        )
 
 
 class CompletionsAdapter(_OpenAIBase):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import gc
 import time
 from collections.abc import Callable, Iterator
@@ -26,7 +27,7 @@ from auditkit.loadgen.target import HttpTarget
 from auditkit.loadgen.transport import ERROR_SNIPPET, Response, Session, Transport, classify_error
 from auditkit.metrics import summarize
 from auditkit.plan import RunSpec
-from auditkit.results import PhaseResult
+from auditkit.results import LoggedOutput, PhaseResult
 
 ProgressCallback = Callable[[int, int], None]
 #: receives a snapshot of the record rows so far (RECORD_COLUMNS order), on the loop thread
@@ -57,6 +58,11 @@ class PhaseDriver:
     ) -> None:
         self.spec = spec
         self.load = spec.load
+        if spec.stream is not None and spec.stream != adapter.stream:
+            adapter = copy.copy(adapter)  # this phase streams (or not) unlike the endpoint's
+            adapter.stream = spec.stream
+        self.log = spec.log_outputs
+        self.outputs: list[LoggedOutput] = []
         #: queries the phase plans (samples + twins; a warm-up rule's min_queries): progress
         self.samples = spec.planned_queries
         self.adapter = adapter
@@ -163,6 +169,9 @@ class PhaseDriver:
     def _record(self, attempt: Attempt) -> None:
         completed = self.now_ns() - self.t0
         self.recorder.record(attempt, completed)
+        log = self.log
+        if log is not None and attempt.parsed is not None and attempt.sample_index in log:
+            self.outputs.append(_logged(attempt))
         if self.gate is not None and attempt.status == "ok" and attempt.parsed is not None:
             self.gate.observe(completed - attempt.sent_ns)
         self._report(force=len(self.recorder) == self.samples)
@@ -236,7 +245,23 @@ class PhaseDriver:
         summary = summary.model_copy(
             update={"request_settings": self.target.settings(), "reconnects": self.reconnects}
         )
-        return PhaseResult(self.spec, records, summary)
+        return PhaseResult(self.spec, records, summary, tuple(self.outputs))
+
+
+def _logged(attempt: Attempt) -> LoggedOutput:
+    p = attempt.parsed
+    assert p is not None
+    return LoggedOutput(
+        attempt.query_id,
+        attempt.sample_index,
+        attempt.variant,
+        p.text,
+        p.output_tokens,
+        p.first_chunk,
+        p.finish_reason,
+        p.chunks,
+        p.logprob_tokens,
+    )
 
 
 async def _http_error(resp: Response) -> str:

@@ -28,6 +28,7 @@ from auditkit.mock.latency import (
     generate_words,
     stream_plan,
 )
+from auditkit.mock.misbehaviours import Misbehaviour
 from auditkit.mock.protocol import BadRequest, Job, Kind, parse_request
 from auditkit.mock.render import (
     SSE_DONE,
@@ -101,6 +102,7 @@ class MockState:
         self.model = LatencyModel(cfg)
         self.shape = ServiceShape(cfg.behaviour)
         self.connections = Connections(cfg.behaviour.connection_setup_ms)
+        self.misbehaviour = Misbehaviour(cfg.misbehaviour)
         if cache is None:
             path = cfg.behaviour.prepopulate
             held = prepopulated_jobs(prepopulate_requests(path), cfg.model) if path else []
@@ -236,6 +238,7 @@ class MockEngine:
         state.computations += 1
         nonce = state.next_seq() if job.temperature > 0 else 0
         words = generate_words(job.seed_text, job.output_tokens, nonce)
+        job, words = state.misbehaviour.answer(job, words, state.in_flight, state.computations)
         prefix_hit = state.cache.prefix(job)
         if prefix_hit:
             state.prefix_hits += 1
@@ -243,7 +246,7 @@ class MockEngine:
         tail = state.shape.is_tail(state.model.rng)
         if tail:
             state.tail_requests += 1
-        timing = state.shape.shape(timing, number, tail)
+        timing = state.misbehaviour.timing(job, state.shape.shape(timing, number, tail))
         if adjust is not None:
             timing = adjust(timing)
         cached_tokens = job.prompt_tokens if prefix_hit else 0

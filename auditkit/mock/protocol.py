@@ -39,6 +39,7 @@ class Job:
     output_tokens: int
     temperature: float
     stream: bool
+    logprobs: bool = False  # list each output token in `logprobs` (OpenAI's option)
 
 
 def decode_body(raw: bytes) -> Any:
@@ -82,6 +83,9 @@ def parse_job(kind: Kind, body: Any, default_model: str) -> Job:
         output_tokens=clamp_output_tokens(max_tokens),
         temperature=temperature,
         stream=stream,
+        # completions ask with a count (0 included), chat with true
+        logprobs=kind != "generate" and body.get("logprobs") is not None
+        and body.get("logprobs") is not False,
     )
 
 

@@ -62,6 +62,17 @@ def usage(job: Job, cached_tokens: int) -> dict[str, Any]:
     }
 
 
+def logprobs(job: Job, text: str) -> dict[str, Any] | None:
+    """The `logprobs` of `text` (one entry per word, the mock's token) if the job asked."""
+    if not job.logprobs:
+        return None
+    words = text.split()
+    tokens = [w if i == 0 and not text.startswith(" ") else " " + w for i, w in enumerate(words)]
+    if job.kind == "chat":
+        return {"content": [{"token": t, "logprob": 0.0} for t in tokens]}
+    return {"tokens": tokens, "token_logprobs": [0.0] * len(tokens)}
+
+
 def response_id(job: Job, seq: int) -> str:
     """`cmpl-…`/`chatcmpl-…` id from the server's sequence number."""
     return f"{'chatcmpl' if job.kind == 'chat' else 'cmpl'}-mock{seq:010d}"
@@ -72,7 +83,11 @@ def render_json(job: Job, text: str, cached_tokens: int, seq: int) -> bytes:
     job_usage = usage(job, cached_tokens)
     if job.kind == "generate":
         return dumps({"text": text, "usage": job_usage})
-    choice: dict[str, Any] = {"index": 0, "logprobs": None, "finish_reason": "length"}
+    choice: dict[str, Any] = {
+        "index": 0,
+        "logprobs": logprobs(job, text),
+        "finish_reason": "length",
+    }
     if job.kind == "chat":
         choice["message"] = {"role": "assistant", "content": text}
         obj = "chat.completion"
@@ -113,7 +128,7 @@ class ChunkMaker:
         """A content chunk; the last one carries finish_reason "length"."""
         choice: dict[str, Any] = {
             "index": 0,
-            "logprobs": None,
+            "logprobs": logprobs(self.job, text),
             "finish_reason": "length" if last else None,
         }
         if self.job.kind == "chat":

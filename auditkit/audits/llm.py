@@ -1,0 +1,68 @@
+"""What the audits beyond TEST04 (TEST01, TEST05, TEST06, TEST09) share: the salted warm-up
+phase, the phase checks that make a verdict INVALID, and the one-at-a-time load of an
+"accuracy" phase. Pure: plans and summaries only."""
+
+from __future__ import annotations
+
+from auditkit.config import AuditConfig
+from auditkit.data import SampleOrder
+from auditkit.errors import InputError
+from auditkit.plan import LoadPattern, RunSpec
+from auditkit.results import PhaseResult
+
+WARMUP = "warmup"
+
+
+def warmup_phase(cfg: AuditConfig, queries: int, seed: int) -> list[RunSpec]:
+    """`queries` salted warm-up queries at the scenario's load (none when 0): every prompt
+    carries its own random prefix, so the warm-up primes no cache with a measured prompt."""
+    if queries <= 0:
+        return []
+    load = LoadPattern.from_config(cfg.load, seed)
+    return [RunSpec(WARMUP, SampleOrder.salted(seed + 1), queries, load)]
+
+
+def one_at_a_time(cfg: AuditConfig, seed: int) -> LoadPattern:
+    """The load of an accuracy-style phase: single-stream, one query at a time."""
+    return LoadPattern("single-stream", max_concurrency=1, seed=seed)
+
+
+def measured(phases: list[PhaseResult]) -> list[PhaseResult]:
+    """The phases a verdict reads (not the warm-up)."""
+    return [p for p in phases if p.name != WARMUP]
+
+
+def phase_problem(phases: list[PhaseResult], allowed_failures: int = 0) -> str | None:
+    """Why these phases cannot give PASS/FAIL (None: they can): incomplete, failed queries
+    beyond `allowed_failures`, or bound by the client rather than the SUT."""
+    for p in measured(phases):
+        s = p.summary
+        if not s.complete:
+            return f"{p.name}: only {s.completed} of {s.requested} queries completed"
+        if s.failed > allowed_failures:
+            kinds = ", ".join(f"{k} {v}" for k, v in s.failures_by_status.items())
+            return f"{p.name}: {s.failed} failed queries ({kinds})"
+        if s.client_bound:
+            return f"{p.name}: {s.client_bound}"
+    return None
+
+
+def require_temperature_zero(cfg: AuditConfig, test_id: str) -> None:
+    """Content comparisons need greedy decoding: the same prompt must give the same answer."""
+    if cfg.endpoint.temperature != 0.0:
+        raise InputError(
+            f"{test_id} compares answers, which needs endpoint.temperature 0 "
+            f"(got {cfg.endpoint.temperature:g})"
+        )
+
+
+def require_openai(cfg: AuditConfig, test_id: str, why: str) -> None:
+    """Audits that read streamed chunks, usage or logprobs need an OpenAI-style API."""
+    if cfg.endpoint.api == "json":
+        raise InputError(f"{test_id} needs an OpenAI-compatible endpoint.api ({why})")
+
+
+def check_samples(name: str, samples: int, size: int) -> None:
+    """A phase of distinct samples cannot ask for more rows than the dataset has."""
+    if samples > size:
+        raise InputError(f"{name} ({samples}) exceeds the dataset's {size} rows")

@@ -1,0 +1,295 @@
+"""TEST01: does the endpoint give the same answers under load as one at a time?
+(`accuracy_in_performance_test`; compliance/TEST01 in mlcommons/inference)
+
+Upstream (TEST01/README.md): in performance mode LoadGen writes a random subset of the outputs
+(`accuracy_log_sampling_target`) to the accuracy log; two criteria must hold: "the inference
+results in the accuracy JSON file must match the inference results in the accuracy JSON
+generated in accuracy mode", and "the performance while running this test must match the
+performance of the submission within 10%". When outputs differ (allowed non-determinism), the
+fallback recomputes accuracy on both logs: the delta must be within 1 % (0.1 % for 99.9 %
+models).
+
+auditkit's phases: an *accuracy* phase (one query at a time, the logged samples), a
+*performance* phase (the scenario's full load, nothing logged: the submission run's role) and
+an *audit* phase (the same load and order, logging the outputs of a seeded random subset of
+rows, `log_samples` of them: upstream's sampling target). For each logged row, its answer under
+load is compared with its answer one at a time:
+
+    match_rate  = identical pairs / pairs
+    similarity  = mean over pairs of difflib.SequenceMatcher(None, a.split(), b.split()).ratio()
+                  (token level: whitespace-separated words; 1.0 for identical answers)
+    accuracy:     PASS iff match_rate == 1  or  1 − similarity <= accuracy_delta
+                  (accuracy_delta 0.01; 0.001 with high_accuracy, as for 99.9 % models)
+    performance:  PASS iff |audit_score / performance_score − 1| <= 0.10
+    verdict:      PASS iff both pass
+
+The similarity stands in for upstream's recomputed accuracy when the dataset carries no
+reference answers (auditkit's shipped prompts carry none). The mismatching pairs are kept in
+the evidence and written to `mismatches.jsonl`; `verify_accuracy.txt` has upstream's lines
+(`Accuracy check pass`, `Performance check pass`, `TEST01 verification complete`).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import random
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from auditkit.audits.base import AuditTest, settings_of
+from auditkit.audits.llm import (
+    check_samples,
+    measured,
+    one_at_a_time,
+    phase_problem,
+    require_temperature_zero,
+    warmup_phase,
+)
+from auditkit.config import AuditConfig
+from auditkit.data import Dataset, SampleOrder
+from auditkit.errors import InputError
+from auditkit.plan import LoadPattern, RunSpec
+from auditkit.results import AuditResult, Evidence, LoggedOutput, PhaseResult
+
+ACCURACY = "accuracy"
+PERFORMANCE = "performance"
+AUDIT = "audit"
+VERIFY_FILE = "verify_accuracy.txt"
+MISMATCH_FILE = "mismatches.jsonl"
+#: mismatching pairs kept in the evidence (all are counted)
+SHOWN = 20
+
+
+class Test01Config(BaseModel):
+    """TEST01 (accuracy in performance mode) knobs."""
+
+    __test__ = False
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    samples: int = Field(
+        128, ge=1, le=10_000_000, description="queries of the performance and audit phases"
+    )
+    log_samples: int = Field(
+        32, ge=1, description="rows whose answers are logged and compared (sampling target)"
+    )
+    accuracy_delta: float = Field(
+        0.01,
+        gt=0,
+        lt=1,
+        description="allowed 1 − similarity when answers differ (upstream: 1 percent)",
+    )
+    high_accuracy: bool = Field(
+        False, description="a 99.9 percent model: allowed delta 0.001 (upstream: 0.1 percent)"
+    )
+    performance_threshold: float = Field(
+        0.10, gt=0, lt=1, description="audit vs performance phase score within ±this"
+    )
+    warmup: int = Field(16, ge=0, description="salted warm-up queries first (0: none)")
+    seed: int = Field(0, ge=0, description="seed of the sample order and the logged subset")
+
+    @property
+    def delta(self) -> float:
+        return 0.001 if self.high_accuracy else self.accuracy_delta
+
+
+class Pair(Evidence):
+    """One logged row whose answers differ."""
+
+    sample_index: int
+    similarity: float
+    accuracy_output: str
+    load_output: str
+
+
+class Test01Evidence(Evidence):
+    pairs: int
+    identical: int
+    match_rate: float
+    similarity: float
+    accuracy_delta: float
+    accuracy_pass: bool
+    performance_score: float | None
+    audit_score: float | None
+    performance_ratio: float | None
+    performance_pass: bool
+    mismatches: tuple[Pair, ...] = ()
+    mismatch_count: int = 0
+
+
+def similarity(a: str, b: str) -> float:
+    """Token-level similarity of two answers (whitespace words; 1.0 when identical)."""
+    if a == b:
+        return 1.0
+    return difflib.SequenceMatcher(None, a.split(), b.split(), autojunk=False).ratio()
+
+
+def logged_rows(t1: Test01Config, dataset_size: int) -> frozenset[int]:
+    """The seeded random subset of the phase's rows whose answers are logged."""
+    rows = sorted(set(SampleOrder.without_replacement(t1.seed).indices(t1.samples, dataset_size)))
+    k = min(t1.log_samples, len(rows))
+    return frozenset(random.Random(t1.seed).sample(rows, k))
+
+
+def _by_row(outputs: tuple[LoggedOutput, ...]) -> dict[int, str]:
+    return {o.sample_index: o.text for o in outputs if o.variant == "main"}
+
+
+def compare(
+    accuracy: dict[int, str], load: dict[int, str], delta: float
+) -> tuple[int, int, float, list[Pair]]:
+    """(pairs, identical, mean similarity, mismatching pairs) of the rows both logged."""
+    rows = sorted(set(accuracy) & set(load))
+    sims, mismatches = [], []
+    for r in rows:
+        s = similarity(accuracy[r], load[r])
+        sims.append(s)
+        if accuracy[r] != load[r]:
+            mismatches.append(Pair(sample_index=r, similarity=s, accuracy_output=accuracy[r],
+                                   load_output=load[r]))  # fmt: skip
+    identical = len(rows) - len(mismatches)
+    return len(rows), identical, (sum(sims) / len(sims)) if sims else 0.0, mismatches
+
+
+class Test01(AuditTest):
+    """TEST01 as an audit plug-in."""
+
+    __test__ = False
+
+    id: ClassVar[str] = "TEST01"
+    key: ClassVar[str] = "test01"
+    title: ClassVar[str] = "Accuracy in performance mode (MLPerf TEST01)"
+    summary: ClassVar[str] = "same answers under load as one at a time?"
+    settings_model = Test01Config
+    evidence_model = Test01Evidence
+    submission_name: ClassVar[str | None] = "accuracy_in_performance_test"
+
+    def settings(self, cfg: AuditConfig) -> Test01Config:
+        return settings_of(cfg, self.key, Test01Config)
+
+    def validate(self, cfg: AuditConfig, dataset: Dataset) -> None:
+        t1 = self.settings(cfg)
+        require_temperature_zero(cfg, self.id)
+        check_samples("test01.samples", t1.samples, len(dataset))
+        if cfg.load.scenario == "multi-stream" and t1.samples % cfg.load.samples_per_query:
+            raise InputError("test01.samples must be a multiple of load.samples_per_query")
+
+    def plan(self, cfg: AuditConfig, dataset: Dataset) -> list[RunSpec]:
+        """Warm-up; the logged rows one at a time; performance; audit (logging those rows)."""
+        t1 = self.settings(cfg)
+        rows = logged_rows(t1, len(dataset))
+        order = SampleOrder.without_replacement(t1.seed)
+        load = LoadPattern.from_config(cfg.load, t1.seed)
+        duration = cfg.load.min_duration_s
+        # one at a time through the same rows (a phase sends an order's prefix, not a subset),
+        # keeping the logged rows' answers
+        accuracy = RunSpec(
+            ACCURACY, order, t1.samples, one_at_a_time(cfg, t1.seed), log_outputs=rows
+        )
+        return [
+            *warmup_phase(cfg, t1.warmup, t1.seed),
+            accuracy,
+            RunSpec(PERFORMANCE, order, t1.samples, load, duration),
+            RunSpec(AUDIT, order, t1.samples, load, duration, log_outputs=rows),
+        ]
+
+    def verify(self, phases: list[PhaseResult], cfg: AuditConfig) -> AuditResult[Any]:
+        t1 = self.settings(cfg)
+        summaries = {p.name: p.summary for p in measured(phases)}
+        base: dict[str, Any] = {"test": self.id, "scenario": cfg.load.scenario}
+        base |= {"phases": summaries, "config": cfg.redacted()}
+        problem = phase_problem(phases)
+        if problem is not None:
+            return self.result_model(verdict="INVALID", reason=f"INVALID: {problem}", **base)
+        named = {p.name: p for p in phases}
+        pairs, identical, sim, mismatches = compare(
+            _by_row(named[ACCURACY].outputs), _by_row(named[AUDIT].outputs), t1.delta
+        )
+        if pairs == 0:
+            return self.result_model(
+                verdict="INVALID", reason="INVALID: no logged row was answered in both", **base
+            )
+        match_rate = identical / pairs
+        accuracy_pass = match_rate == 1.0 or 1.0 - sim <= t1.delta
+        perf, aud = named[PERFORMANCE].summary.score, named[AUDIT].summary.score
+        ratio = aud / perf if perf and aud is not None else None
+        performance_pass = ratio is not None and abs(ratio - 1.0) <= t1.performance_threshold
+        verdict = "PASS" if accuracy_pass and performance_pass else "FAIL"
+        parts = [
+            f"{identical} of {pairs} logged answers identical under load "
+            f"(similarity {sim:.3f}, allowed 1 − similarity <= {t1.delta:g})"
+        ]
+        if not accuracy_pass:
+            parts[0] += ": answers change under load"
+        ratio_text = f"{ratio:.3f}" if ratio is not None else "n/a"
+        parts.append(
+            f"audit/performance score {ratio_text} "
+            f"({'within' if performance_pass else 'outside'} ±{t1.performance_threshold:g})"
+        )
+        evidence = Test01Evidence(
+            pairs=pairs,
+            identical=identical,
+            match_rate=match_rate,
+            similarity=sim,
+            accuracy_delta=t1.delta,
+            accuracy_pass=accuracy_pass,
+            performance_score=perf,
+            audit_score=aud,
+            performance_ratio=ratio,
+            performance_pass=performance_pass,
+            mismatches=tuple(mismatches[:SHOWN]),
+            mismatch_count=len(mismatches),
+        )
+        return self.result_model(
+            verdict=verdict,
+            upstream_verdict=verdict,
+            reason="; ".join(parts),
+            score_name=named[AUDIT].summary.score_name,
+            reference_score=perf,
+            audit_score=aud,
+            ratio=ratio,
+            threshold=t1.performance_threshold,
+            threshold_source="upstream (±10 %)",
+            rule="answers match (or 1 − similarity <= delta) and |audit/performance − 1| <= 0.10",
+            evidence=evidence,
+            **base,
+        )
+
+    def files(self, result: AuditResult[Any]) -> dict[str, str]:
+        ev = result.evidence
+        if not isinstance(ev, Test01Evidence):
+            return {VERIFY_FILE: f"{result.reason}\nTEST01 verification failed\n"}
+        done = "complete" if result.verdict == "PASS" else "failed"
+        text = (
+            f"Accuracy check pass: {ev.accuracy_pass}\n"
+            f"Performance check pass: {ev.performance_pass}\n"
+            f"TEST01 verification {done}\n\n"
+            f"auditkit: {ev.identical} of {ev.pairs} identical, similarity {ev.similarity:.4f}\n"
+        )
+        lines = [json.dumps(p.model_dump(), ensure_ascii=False) for p in ev.mismatches]
+        return {VERIFY_FILE: text, MISMATCH_FILE: "".join(f"{line}\n" for line in lines)}
+
+    def verdict_files(self) -> tuple[str, ...]:
+        return (VERIFY_FILE, MISMATCH_FILE)
+
+    def summary_lines(self, result: AuditResult[Any]) -> list[str]:
+        ev = result.evidence
+        if not isinstance(ev, Test01Evidence):
+            return []
+        ratio = "n/a" if ev.performance_ratio is None else f"{ev.performance_ratio:.3f}"
+        lines = [
+            f"{ev.identical}/{ev.pairs} identical, similarity {ev.similarity:.3f}; "
+            f"performance ratio {ratio}"
+        ]
+        for p in ev.mismatches[:3]:
+            lines.append(
+                f"row {p.sample_index}: {p.accuracy_output[:40]!r} vs {p.load_output[:40]!r}"
+            )
+        return lines
+
+    def panel_rows(self, result: AuditResult[Any]) -> list[tuple[str, str]]:
+        return [("answers", line) for line in self.summary_lines(result)]
+
+
+__all__ = ["Test01", "Test01Config", "Test01Evidence", "compare", "similarity"]

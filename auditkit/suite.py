@@ -1,0 +1,228 @@
+"""The audit suite: the applicable audits against one endpoint, one command, one table.
+
+`run_suite` validates every audit first (nothing is sent if one cannot run), starts one embedded
+mock (or one simulated SUT) for all of them, lets only the first audit warm the endpoint up (the
+others' `warmup` is set to 0: the endpoint is warm by then), runs each through
+`auditkit.runner.run_audit` (so each writes `<output_dir>/<TEST>/` and, when it has a
+submission name, `<output_dir>/audit/audit_<name>.json`), and combines the verdicts:
+
+    exit = 1 if any FAIL, else 4 if any INVALID, else 5 if any INCONCLUSIVE, else 0
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from auditkit.audits import REGISTRY, get_test
+from auditkit.config import AuditConfig
+from auditkit.errors import EXIT_EXECUTION, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_PASS, InputError
+from auditkit.loadgen import Transport
+from auditkit.loadgen.fake import FakeTransport, SimulatedSUT
+from auditkit.options import Option, common_options, model_options
+from auditkit.runner import AuditRun, Log, ProgressFactory, decided_verdict, endpoint_url, prepare
+
+#: the suite's audits, in the order they run (TEST04 after TEST01: both warm the same way)
+SUITE_TESTS: tuple[str, ...] = ("test01", "test04", "test05", "test06", "test09")
+SUITE = "suite"
+
+
+@dataclass
+class SuiteRun:
+    """The suite's audits as they ran, and those skipped (key → why)."""
+
+    runs: list[AuditRun]
+    skipped: dict[str, str] = field(default_factory=dict)
+    decision: str = "auditkit"
+
+    def verdicts(self) -> dict[str, str]:
+        return {r.result.test: decided_verdict(r.result, self.decision) for r in self.runs}
+
+    @property
+    def exit_code(self) -> int:
+        return combined_exit_code(list(self.verdicts().values()))
+
+    def rows(self) -> list[dict[str, str]]:
+        """One row per audit: audit, verdict, key numbers, reason (the summary table)."""
+        out = []
+        for run in self.runs:
+            r = run.result
+            test = get_test(r.test)
+            lines = test.summary_lines(r)
+            out.append(
+                {
+                    "audit": f"{r.test} ({test.title})",
+                    "verdict": decided_verdict(r, self.decision),
+                    "key numbers": lines[0] if lines else "",
+                    "reason": r.reason.removeprefix(r.verdict + ": "),
+                }
+            )
+        for key, why in self.skipped.items():
+            test = get_test(key)
+            out.append(
+                {
+                    "audit": f"{test.id} ({test.title})",
+                    "verdict": "SKIPPED",
+                    "key numbers": "",
+                    "reason": why,
+                }
+            )
+        return out
+
+    def table(self) -> str:
+        """The summary table as fixed-width text."""
+        rows = self.rows()
+        cols = ("audit", "verdict", "key numbers", "reason")
+        width = {c: max([len(c), *(len(r[c]) for r in rows)]) for c in cols[:2]}
+        lines = [
+            f"{'audit':<{width['audit']}}  {'verdict':<{width['verdict']}}  key numbers | reason"
+        ]
+        for r in rows:
+            lines.append(
+                f"{r['audit']:<{width['audit']}}  {r['verdict']:<{width['verdict']}}  "
+                f"{r['key numbers']} | {r['reason']}"
+            )
+        return "\n".join(lines)
+
+
+def combined_exit_code(verdicts: list[str]) -> int:
+    """Any FAIL → 1, else any INVALID → 4, else any INCONCLUSIVE → 5, else 0."""
+    if "FAIL" in verdicts:
+        return EXIT_FAIL
+    if "INVALID" in verdicts:
+        return EXIT_EXECUTION
+    if "INCONCLUSIVE" in verdicts:
+        return EXIT_INCONCLUSIVE
+    return EXIT_PASS
+
+
+def suite_options() -> list[Option]:
+    """`auditkit run suite` flags: the shared ones, then each audit's prefixed with its key
+    (--test01-samples, --test06-stop-markers, ...), since the audits' own names overlap."""
+    out = common_options()
+    for key in SUITE_TESTS:
+        out += model_options(REGISTRY[key].settings_model, (key,), f"{key}_", key)
+    return out
+
+
+def applicable(cfg: AuditConfig, tests: tuple[str, ...] = SUITE_TESTS) -> dict[str, str | None]:
+    """Each audit → None if it applies to this endpoint config, else why it is skipped."""
+    out: dict[str, str | None] = {}
+    for key in tests:
+        why = None
+        if key in ("test01", "test06") and cfg.endpoint.temperature != 0:
+            why = "compares answers: needs endpoint.temperature 0"
+        if key == "test06" and cfg.endpoint.api == "json":
+            why = "reads streamed chunks and usage: needs an OpenAI-compatible api"
+        out[key] = why
+    return out
+
+
+def _without_warmup(cfg: AuditConfig, key: str) -> AuditConfig:
+    block = getattr(cfg, key, None)
+    if block is None or "warmup" not in type(block).model_fields:
+        return cfg
+    return cfg.model_copy(update={key: block.model_copy(update={"warmup": 0})})
+
+
+@contextlib.contextmanager
+def _one_endpoint(
+    cfg: AuditConfig, transport: Transport | None
+) -> Iterator[tuple[AuditConfig, Transport | None]]:
+    """One endpoint for every audit: the given URL, one simulated SUT, or one mock process."""
+    if transport is None and not cfg.endpoint.url and cfg.mock.simulated:
+        transport = FakeTransport(SimulatedSUT(cfg.mock))
+    if cfg.endpoint.url or transport is not None:
+        yield cfg, transport
+        return
+    with endpoint_url(cfg, None) as (url, _stats):
+        yield (
+            cfg.model_copy(update={"endpoint": cfg.endpoint.model_copy(update={"url": url})}),
+            None,
+        )
+
+
+def run_suite(
+    cfg: AuditConfig,
+    tests: tuple[str, ...] | None = None,
+    *,
+    progress: ProgressFactory | None = None,
+    log: Log | None = None,
+    transport: Transport | None = None,
+) -> SuiteRun:
+    """Run the applicable audits of `tests` (default: all of SUITE_TESTS) against one endpoint.
+    InputError before anything is sent if any of them cannot run with `cfg`."""
+    from auditkit.runner import run_audit
+
+    say = log or (lambda _msg: None)
+    chosen = tuple(get_test(t).key for t in (tests or SUITE_TESTS))
+    verdict = applicable(cfg, chosen)
+    skipped = {k: why for k, why in verdict.items() if why is not None}
+    keys = [k for k in chosen if verdict[k] is None]
+    if not keys:
+        raise InputError("no audit of the suite applies to this endpoint config")
+    for key in keys:
+        prepare(cfg, key)  # every audit validated before the first request
+    runs: list[AuditRun] = []
+    with _one_endpoint(cfg, transport) as (shared, shared_transport):
+        for i, key in enumerate(keys):
+            run_cfg = shared if i == 0 else _without_warmup(shared, key)
+            say(f"suite: {get_test(key).id} ({i + 1} of {len(keys)})")
+            runs.append(
+                run_audit(run_cfg, key, progress=progress, log=log, transport=shared_transport)
+            )
+    return SuiteRun(runs, skipped, cfg.decision)
+
+
+def parse_tests(text: str | None) -> tuple[str, ...] | None:
+    """`test01,test06` → ("test01", "test06"); None/empty: the whole suite."""
+    if not text:
+        return None
+    return tuple(get_test(t.strip()).key for t in text.split(",") if t.strip())
+
+
+def suite_summary(run: SuiteRun) -> list[dict[str, Any]]:
+    """The summary rows (for a DataFrame in the notebook)."""
+    return [dict(r) for r in run.rows()]
+
+
+__all__ = [
+    "SUITE",
+    "SUITE_TESTS",
+    "SuiteRun",
+    "applicable",
+    "combined_exit_code",
+    "parse_tests",
+    "run_suite",
+    "suite_options",
+]
+
+
+def cmd_suite(args: Any) -> int:
+    """`auditkit run suite`: flags → config, run, print the table, exit with the combined code."""
+    import sys
+
+    from auditkit.audits import load_config
+    from auditkit.cli import option_values
+    from auditkit.options import to_overrides
+    from auditkit.progress import tqdm_progress
+
+    options = suite_options()
+    cfg = load_config(args.config, to_overrides(options, option_values(args, options)))
+
+    def log(msg: str) -> None:
+        if not args.quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    progress = tqdm_progress(enabled=False if args.quiet else None)
+    run = run_suite(cfg, parse_tests(args.tests), progress=progress, log=log)
+    if args.json:
+        import json
+
+        print(json.dumps(suite_summary(run), indent=2))
+    else:
+        print(run.table())
+        print(f"artifacts: {cfg.output_dir}/<TEST>/ and {cfg.output_dir}/audit/")
+    return run.exit_code

@@ -1,0 +1,50 @@
+"""TEST05 (alternate seeds) on a virtual clock: an endpoint as fast off the official order
+passes; one tuned to the official order fails. Upstream's rule, purely."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from auditkit.audits import load_config
+from auditkit.audits.test05 import limit_for, threshold_for, upstream_rule
+from auditkit.runner import AuditRun, run_audit
+
+
+def evidence(run: AuditRun) -> Any:
+    """The run's evidence (present on PASS and FAIL)."""
+    assert run.result.evidence is not None
+    return run.result.evidence
+
+
+def simulated(tmp_path: Path, misbehaviour: dict[str, Any] | None = None) -> AuditRun:
+    over: dict[str, Any] = {
+        "mock": {"simulated": True, "misbehaviour": misbehaviour or {}},
+        "output_dir": str(tmp_path),
+        "test05": {"samples": 64, "warmup": 8},
+    }
+    return run_audit(load_config(None, over), "test05")
+
+
+def test_same_speed_on_alternate_seeds_passes(tmp_path: Path) -> None:
+    run = simulated(tmp_path)
+    assert run.result.verdict == "PASS" and run.result.upstream_verdict == "PASS"
+    assert "TEST PASS" in (tmp_path / "TEST05" / "verify_performance.txt").read_text()
+
+
+def test_faster_on_the_official_order_fails(tmp_path: Path) -> None:
+    run = simulated(tmp_path, {"fast_order_seed": 0})
+    assert run.result.verdict == "FAIL" and run.result.upstream_verdict == "FAIL"
+    assert evidence(run).interval.ci_low > evidence(run).limit
+
+
+def test_upstream_rule_is_one_sided_five_percent() -> None:
+    assert upstream_rule("offline", 100.0, 96.0, 0.05)
+    assert not upstream_rule("offline", 100.0, 95.0, 0.05)
+    assert upstream_rule("offline", 100.0, 500.0, 0.05)  # faster on other seeds: fine
+    # latency scenarios on scores (1e9 / latency ns): latency 104 vs 100 passes, 106 does not
+    assert upstream_rule("single-stream", 1e9 / 100, 1e9 / 104, 0.05)
+    assert not upstream_rule("single-stream", 1e9 / 100, 1e9 / 106, 0.05)
+    assert threshold_for("single-stream", 1e9 / 150_000, None) == 0.20
+    assert threshold_for("offline", 10.0, None) == 0.05
+    assert abs(limit_for("offline", 0.05) - 1 / 0.95) < 1e-12
