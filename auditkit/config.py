@@ -18,7 +18,7 @@ from auditkit.errors import InputError
 
 Api = Literal["openai-completions", "openai-chat", "json"]
 Scenario = Literal["offline", "single-stream", "multi-stream", "server"]
-CacheMode = Literal["none", "output", "prefix"]
+CacheMode = Literal["none", "output", "prefix", "last-prompt"]
 
 SECRET_HEADER = re.compile(
     r"(authorization|auth|api[-_]?key|key$|[-_]key\b|token|secret|password|cookie|credential)", re.I
@@ -41,6 +41,16 @@ class EndpointConfig(_Strict):
     max_tokens: int = Field(32, ge=1, le=1_000_000, description="output tokens per request")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="sampling temperature sent")
     stream: bool = Field(False, description="stream responses (SSE): also measures TTFT")
+    user_agent: str | None = Field(
+        None,
+        description="User-Agent header sent; None: the HTTP client's own (nothing that names "
+        "auditkit, so a cache cannot recognise the audit by it)",
+    )
+    connection_warmup: bool = Field(
+        True,
+        description="open each phase's connections with GET /v1/models before its clock starts "
+        "(off: the first measured queries open them; a cache could spot the burst)",
+    )
     logprobs: bool = Field(
         False, description="ask for per-token logprobs (TEST06 counts delivered tokens from them)"
     )
@@ -242,6 +252,11 @@ class BehaviourConfig(_Strict):
     connection_setup_ms: float = Field(
         0.0, ge=0, description="extra time of the first request on each new connection (ms)"
     )
+    same_output: bool = Field(
+        False,
+        description="every request gets the same text, whatever its prompt and temperature "
+        "(a server that ignores its input: not a cache, no speed-up)",
+    )
 
 
 class MisbehaviourConfig(_Strict):
@@ -281,7 +296,9 @@ class MockConfig(_Strict):
     """The embedded mock SUT (used when endpoint.url is None)."""
 
     cache: CacheMode = Field(
-        "none", description="none | output (response cache) | prefix (KV reuse)"
+        "none",
+        description="none | output (response cache) | prefix (KV reuse) | last-prompt (KV of "
+        "the previous prompt only, as llama.cpp's slot)",
     )
     simulated: bool = Field(
         False,

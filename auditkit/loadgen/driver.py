@@ -198,8 +198,8 @@ class PhaseDriver:
         """(pool size, connections to open before the clock starts)."""
         load = self.load
         pool = max(load.max_concurrency, load.samples_per_query)
-        warm = self.workers
-        if load.scenario == "multi-stream":
+        warm = self.workers if self.target.warm_connections else 0
+        if load.scenario == "multi-stream" and warm:
             warm = min(max(warm, load.samples_per_query), self.samples)
         return pool, warm
 

@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from auditkit.config import EndpointConfig, redact_headers, secret_values
 from auditkit.errors import InputError
 
-USER_AGENT = "auditkit"
-
 
 def resolve_api_key(cfg: EndpointConfig) -> str | None:
     """The API key from the environment variable *named* by cfg.api_key_env."""
@@ -35,11 +33,17 @@ class HttpTarget:
     timeout_s: float = 120.0
     connect_timeout_s: float = 10.0
     max_response_bytes: int = 16 * 1024 * 1024
+    #: open a phase's connections with GET /v1/models before its clock starts
+    warm_connections: bool = True
 
     @classmethod
     def from_config(cls, cfg: EndpointConfig, base_url: str, api_key: str | None) -> HttpTarget:
         """The target for an endpoint config: its headers plus ours, and its limits."""
-        headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, **cfg.headers}
+        headers = {"Content-Type": "application/json", **cfg.headers}
+        # no User-Agent unless configured: the client's own then goes out, and nothing names
+        # auditkit (a cache that recognised the audit could switch itself off)
+        if cfg.user_agent:
+            headers["User-Agent"] = cfg.user_agent
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
         return cls(
@@ -49,6 +53,7 @@ class HttpTarget:
             timeout_s=cfg.timeout_s,
             connect_timeout_s=cfg.connect_timeout_s,
             max_response_bytes=cfg.max_response_bytes,
+            warm_connections=cfg.connection_warmup,
         )
 
     def redacted_headers(self) -> dict[str, str]:

@@ -1,6 +1,6 @@
 """What a mock server may serve from cache, and what it remembers: the `cache` modes of
-MockConfig as policies (none, output, prefix), with the output-cache options real caches have
-(`MockConfig.behaviour`: admission, TTL, normalised keys, partial, prepopulated).
+MockConfig as policies (none, output, prefix, last-prompt), with the output-cache options real
+caches have (`MockConfig.behaviour`: admission, TTL, normalised keys, partial, prepopulated).
 
 Pure: no I/O, no asyncio. Time (for TTLs) comes from the caller as `now`, in seconds on the
 server's clock: the served mock's monotonic clock, or a simulated server's virtual one.
@@ -166,6 +166,21 @@ class PrefixCache(NoCache):
         self._prompts.put(job.prompt_key, True)
 
 
+class LastPromptCache(NoCache):
+    """The KV of the previous prompt only (llama.cpp's slot KV, llama-cpp-python): a prompt
+    skips prefill when it repeats the one computed just before it. Back-to-back repeats hit;
+    interleaved ones (A, B, A, …) never do."""
+
+    def __init__(self) -> None:
+        self._last: Key | None = None
+
+    def prefix(self, job: Job) -> bool:
+        return job.prompt_key == self._last
+
+    def prefilled(self, job: Job) -> None:
+        self._last = job.prompt_key
+
+
 def prepopulated_jobs(requests: Iterable[tuple[Kind, Mapping[str, Any]]], model: str) -> list[Job]:
     """Request bodies (kind, body) as the Jobs a cache holds at start; bodies the mock would
     refuse are left out."""
@@ -185,13 +200,15 @@ def cache_policy(
     prepopulated: Iterable[Job] = (),
     started: float = 0.0,
 ) -> CachePolicy:
-    """The policy for MockConfig.cache ("none", "output" or "prefix") with the output-cache
-    options of `behaviour`. `prepopulated` jobs are cached from time `started`; with mode
-    "none" they make a fixed output cache of just those answers."""
+    """The policy for MockConfig.cache ("none", "output", "prefix", "last-prompt") with the
+    output-cache options of `behaviour`. `prepopulated` jobs are cached from time `started`;
+    with mode "none" they make a fixed output cache of just those answers."""
     options = behaviour if behaviour is not None else BehaviourConfig()
     held = list(prepopulated)
     if mode == "prefix":
         return PrefixCache(held)
+    if mode == "last-prompt":
+        return LastPromptCache()
     if mode == "output" or held:
         return OutputCache(
             admit_after=options.cache_admit_after,

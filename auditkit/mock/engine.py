@@ -237,7 +237,10 @@ class MockEngine:
 
         state.computations += 1
         nonce = state.next_seq() if job.temperature > 0 else 0
-        words = generate_words(job.seed_text, job.output_tokens, nonce)
+        if self.cfg.behaviour.same_output:  # a server that ignores its input
+            words = generate_words("", job.output_tokens)
+        else:
+            words = generate_words(job.seed_text, job.output_tokens, nonce)
         job, words = state.misbehaviour.answer(job, words, state.in_flight, state.computations)
         prefix_hit = state.cache.prefix(job)
         if prefix_hit:
