@@ -8,7 +8,6 @@ the verdict files only from a full verification.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import tempfile
@@ -18,9 +17,9 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from auditkit import mlperf_logs
+from auditkit import mlperf_logs, records_io
 from auditkit.audits import AuditTest, result_from_json
-from auditkit.results import AuditResult, PhaseResult, PhaseSummary, records_frame
+from auditkit.results import AuditResult, PhaseResult, PhaseSummary
 
 RECORDS = "records.parquet"
 PHASE = "phase.json"
@@ -78,9 +77,8 @@ def write_config(folder: Path, redacted_config: dict[str, Any]) -> None:
 def write_phase(folder: Path, phase: PhaseResult, *, sut_name: str = "auditkit-http") -> Path:
     """<TEST>/<phase>/ records.parquet, phase.json and LoadGen log files."""
     phase_dir = folder / phase.name
-    buf = io.BytesIO()
-    phase.records.to_parquet(buf, index=False)
-    atomic_write_bytes(phase_dir / RECORDS, buf.getvalue())
+    # atomically, then the part files the phase streamed while it ran are removed
+    records_io.write_records(phase_dir, phase.records)
     atomic_write_json(phase_dir / PHASE, phase.summary.model_dump(mode="json"))
     atomic_write_text(phase_dir / SUMMARY, mlperf_logs.format_summary(phase.summary, sut_name))
     atomic_write_text(phase_dir / DETAIL, mlperf_logs.format_detail(phase.summary))
@@ -177,8 +175,8 @@ def remove_stale_tmp(folder: Path) -> int:
 def load_phase(phase_dir: str | Path) -> tuple[pd.DataFrame, PhaseSummary]:
     """Read a phase back (records and summary) for review without the endpoint."""
     p = Path(phase_dir)
-    records = pd.read_parquet(p / RECORDS)
-    records = records_frame(list(records.itertuples(index=False, name=None)))
+    # records.parquet, or the part files a killed run flushed before it
+    records = records_io.read_records(p)
     summary = PhaseSummary.model_validate_json((p / PHASE).read_text(encoding="utf-8"))
     return records, summary
 

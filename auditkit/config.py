@@ -189,6 +189,18 @@ class LoadConfig(_Strict):
         "counts; only such runs are submission-grade",
         json_schema_extra={"flag": "--mlperf-run-rules"},
     )
+    workers: int | Literal["auto"] = Field(
+        "auto",
+        description="load-generator processes per offline/server phase: N, or auto (as many as "
+        "the client guard says the rate needs, capped by the cores)",
+    )
+
+    @field_validator("workers")
+    @classmethod
+    def _check_workers(cls, value: int | str) -> int | str:
+        if isinstance(value, int) and not 1 <= value <= 256:
+            raise ValueError("workers must be auto or an integer from 1 to 256")
+        return value
 
     @model_validator(mode="after")
     def _check_server(self) -> LoadConfig:

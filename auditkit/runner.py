@@ -30,6 +30,7 @@ from auditkit.errors import (
 )
 from auditkit.loadgen import HttpTarget, PhaseInterrupted, Transport, resolve_api_key, run_phase
 from auditkit.loadgen.fake import FakeTransport, SimulatedSUT
+from auditkit.loadgen.workers import phase_workers
 from auditkit.plan import RunSpec
 from auditkit.preflight import check_output_dir, discover_model
 from auditkit.results import AuditResult, PhaseResult
@@ -265,6 +266,8 @@ class PhaseRunner:
         load = prepared.cfg.load
         self.guard = load.client_guard and transport is None
         self.ceiling: float | None = None
+        #: the fastest rate a phase of this run reached (workers: auto sizes offline by it)
+        self.fastest: float | None = None
         if self.guard and load.scenario in ("offline", "server"):
             try:
                 self.ceiling = client_ceiling(load.max_concurrency, load.client_delay_ms)
@@ -287,6 +290,10 @@ class PhaseRunner:
     def _one(self, spec: RunSpec) -> PhaseResult:
         self.say(f"phase {spec.describe()}")
         callback, close = self.progress(spec) if self.progress else (None, lambda: None)
+        load = self.prepared.cfg.load
+        workers = 1 if self.transport else phase_workers(load, spec, self.ceiling, self.fastest)
+        if workers > 1:
+            self.say(f"phase {spec.name}: {workers} load-generator processes")
         try:
             phase = run_phase(
                 spec,
@@ -295,6 +302,8 @@ class PhaseRunner:
                 self.http,
                 progress=callback,
                 transport=self.transport,
+                records_dir=self.folder / spec.name,
+                workers=workers,
             )
         except PhaseInterrupted as exc:
             close()
@@ -304,11 +313,14 @@ class PhaseRunner:
                 f"completed records kept in {self.folder / spec.name}; no verdict written"
             ) from None
         close()
+        rate = phase.summary.samples_per_second
+        self.fastest = max(self.fastest or 0.0, rate)
         if self.guard:
-            load = self.prepared.cfg.load
-            reason = client_bound_reason(phase.summary, self.ceiling, load.client_bound_fraction)
+            # N processes: N single-process ceilings (an estimate; docs/scale.md)
+            ceiling = self.ceiling * workers if self.ceiling else None
+            reason = client_bound_reason(phase.summary, ceiling, load.client_bound_fraction)
             summary = phase.summary.model_copy(
-                update={"client_ceiling_qps": self.ceiling, "client_bound": reason}
+                update={"client_ceiling_qps": ceiling, "client_bound": reason}
             )
             phase = dataclasses.replace(phase, summary=summary)
         artifacts.write_phase(self.folder, phase)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import Any
 
 from auditkit import aio
@@ -18,6 +19,7 @@ from auditkit.loadgen.driver import (
 )
 from auditkit.loadgen.target import HttpTarget
 from auditkit.loadgen.transport import Transport
+from auditkit.loadgen.workers import plan_workers, run_phase_workers
 from auditkit.plan import RunSpec
 from auditkit.results import PhaseResult
 
@@ -30,19 +32,33 @@ def run_phase(
     *,
     progress: ProgressCallback | None = None,
     transport: Transport | None = None,
+    records_dir: Path | None = None,
+    workers: int = 1,
 ) -> PhaseResult:
     """Run one phase to completion (works inside Jupyter too).
 
     The default (aiohttp) transport runs on auditkit's own loop (aio.py); a transport with a
     `loop_factory` (the fake) runs on a fresh loop of that kind in the calling thread. Ctrl-C
     stops the phase: in-flight requests are recorded as cancelled and PhaseInterrupted carries
-    the partial result.
+    the partial result. `records_dir` (the phase's folder) receives the records as part
+    files while the phase runs; `workers` > 1 spreads an offline or server phase over that many
+    processes (`auto_workers`, `plan_workers` in loadgen/workers.py).
     """
+
+    if transport is None and plan_workers(spec, workers) > 1:
+        result, stopped = run_phase_workers(
+            spec, dataset, adapter, target, plan_workers(spec, workers),
+            records_dir=records_dir, progress=progress,
+        )  # fmt: skip
+        if stopped or result.summary.interrupted:
+            raise PhaseInterrupted(result)
+        return result
 
     def phase(stop: asyncio.Event) -> Coroutine[Any, Any, PhaseResult]:
         return run_phase_async(
-            spec, dataset, adapter, target, progress=progress, stop=stop, transport=transport
-        )
+            spec, dataset, adapter, target, progress=progress, stop=stop, transport=transport,
+            records_dir=records_dir,
+        )  # fmt: skip
 
     with quiet_gc():
         if transport is not None and transport.loop_factory is not None:

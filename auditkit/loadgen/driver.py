@@ -14,6 +14,7 @@ import gc
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from auditkit.data import Dataset
@@ -27,6 +28,7 @@ from auditkit.loadgen.target import HttpTarget
 from auditkit.loadgen.transport import ERROR_SNIPPET, Response, Session, Transport, classify_error
 from auditkit.metrics import summarize
 from auditkit.plan import RunSpec
+from auditkit.records_io import PartWriter
 from auditkit.results import LoggedOutput, PhaseResult
 
 ProgressCallback = Callable[[int, int], None]
@@ -292,13 +294,17 @@ async def run_phase_async(
     stop: asyncio.Event | None = None,
     on_rows: RowsCallback | None = None,
     transport: Transport | None = None,
+    records_dir: Path | None = None,
 ) -> PhaseResult:
     """Run one phase on the current loop. A set `stop` event ends it early (interrupted).
 
     `on_rows` watches records arrive (throttled like progress): live plots in the probes.
     `transport` None is aiohttp; a fake transport needs its own loop (`run_phase` makes one).
+    `records_dir` (the phase's folder) receives the records as part files while it runs.
     """
     driver = PhaseDriver(spec, dataset, adapter, target, transport or AiohttpTransport(), progress)
+    if records_dir is not None:  # stream the records to part files there as the phase runs
+        driver.recorder.sink = PartWriter(records_dir, driver.recorder.worker)
     if on_rows is not None:
         user_progress = progress
 

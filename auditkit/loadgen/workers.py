@@ -1,0 +1,408 @@
+"""Multi-process load generation: one phase split over N worker processes.
+
+One Python process tops out near 10k requests/s (docs/performance.md). With `workers` > 1 a
+phase runs in N spawned processes, each with its own event loop, connection pool and
+`PhaseDriver`, on one shared schedule and one clock:
+
+- the clock: `time.perf_counter_ns()` is CLOCK_MONOTONIC on Linux, one system-wide clock, so
+  every process's timestamps are on the same axis; the parent picks the phase start `t0` once
+  every worker has opened its connections, and all times are relative to it;
+- offline: one shared queue (a shared counter under a lock: the next query to send), at most
+  `max_concurrency` in flight in all (split over the workers);
+- server: one seeded Poisson schedule, computed identically by every worker and dealt round
+  robin (worker w sends arrivals w, w + N, ...), each at its scheduled time;
+- single-stream, multi-stream, warm-up phases and phases that log outputs run in one process
+  (`plan_workers` says so): one query in flight, or a decision that needs every completion.
+
+Each worker streams its records to part files of the phase folder with its worker id; the
+phase's records are their union (`worker` column), and the summary, scoring and early
+stopping are computed on that union exactly as for one process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import multiprocessing as mp
+import os
+import signal
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import uvloop
+
+from auditkit.config import LoadConfig
+from auditkit.data import Dataset
+from auditkit.endpoints.base import EndpointAdapter
+from auditkit.loadgen.aiohttp_transport import AiohttpTransport
+from auditkit.loadgen.driver import PhaseDriver, ProgressCallback
+from auditkit.loadgen.supply import Query
+from auditkit.loadgen.target import HttpTarget
+from auditkit.metrics import summarize
+from auditkit.plan import RunSpec
+from auditkit.records_io import PartWriter, read_parts, remove_parts, to_frame
+from auditkit.results import PhaseResult
+
+Workers = int | Literal["auto"]
+#: scenarios whose queries can be spread over processes without changing their semantics
+SPLITTABLE = ("offline", "server")
+#: how long the parent waits for the workers to start and open their connections
+START_TIMEOUT_S = 120.0
+POLL_S = 0.1
+
+
+class WorkerError(RuntimeError):
+    """A worker process failed (its error text is the message)."""
+
+
+def shared_clock_ok() -> bool:
+    """Whether perf_counter is one system-wide clock (CLOCK_MONOTONIC), as multi-process
+    timestamps need; on Linux it is (`time.get_clock_info`)."""
+    return "CLOCK_MONOTONIC" in time.get_clock_info("perf_counter").implementation
+
+
+def plan_workers(spec: RunSpec, requested: int) -> int:
+    """The workers a phase actually gets: `requested` for offline and server phases, 1 where
+    spreading would change the scenario (one in flight, all-at-once blocks) or a decision
+    needs every completion in one place (warm-up rules, logged outputs)."""
+    if requested <= 1 or spec.load.scenario not in SPLITTABLE:
+        return 1
+    if spec.warmup is not None or getattr(spec, "log_outputs", None) is not None:
+        return 1
+    if not shared_clock_ok():
+        return 1
+    return max(1, min(requested, spec.load.max_concurrency, spec.planned_queries))
+
+
+def auto_workers(
+    scenario: str,
+    *,
+    ceiling: float | None,
+    fraction: float,
+    expected_rate: float | None,
+    cores: int | None = None,
+) -> int:
+    """`workers: auto`: as many processes as the client-saturation guard says the phase
+    needs, capped by the cores. A process is good for `fraction × ceiling` requests/s (beyond
+    that the guard calls the phase client-bound); the expected rate is the server scenario's
+    target_qps, or for offline the fastest rate an earlier phase of the run reached (none
+    yet: 1)."""
+    if scenario not in SPLITTABLE or not ceiling or not expected_rate:
+        return 1
+    needed = math.ceil(expected_rate / (fraction * ceiling))
+    return max(1, min(needed, cores or os.cpu_count() or 1))
+
+
+def phase_workers(
+    load: LoadConfig, spec: RunSpec, ceiling: float | None, observed_rate: float | None
+) -> int:
+    """The processes a phase of this run gets: `load.workers` (N or auto, see `auto_workers`;
+    `observed_rate` is the fastest rate an earlier phase of the run reached), then
+    `plan_workers`' limits."""
+    if load.workers == "auto":
+        expected = load.target_qps if spec.load.scenario == "server" else observed_rate
+        requested = auto_workers(
+            spec.load.scenario,
+            ceiling=ceiling,
+            fraction=load.client_bound_fraction,
+            expected_rate=expected,
+        )
+    else:
+        requested = load.workers
+    return plan_workers(spec, requested)
+
+
+# --- the worker process ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What the processes share: the queue head, the start time, progress and the stop."""
+
+    next_query: Any  # Value('q'), with its lock
+    t0: Any  # Value('q'): the phase start on the shared clock (perf_counter ns)
+    done: Any  # multiprocessing Array('q', N, lock=False): completions per worker
+    ready: Any  # Semaphore-like counter: workers with their connections open
+    go: Any  # Event: t0 is set
+    stop: Any  # Event: end the phase early
+
+
+@dataclass(frozen=True)
+class _Job:
+    spec: RunSpec
+    dataset: Dataset
+    adapter: EndpointAdapter
+    target: HttpTarget
+    records_dir: str
+    worker: int
+    workers: int
+
+
+class _WorkerDriver(PhaseDriver):
+    """A PhaseDriver that issues its share of a phase on the shared schedule and clock."""
+
+    def __init__(self, job: _Job, shared: _Shared) -> None:
+        super().__init__(job.spec, job.dataset, job.adapter, job.target, AiohttpTransport())
+        self.job = job
+        self.shared = shared
+        self.recorder.worker = job.worker
+        self.recorder.sink = PartWriter(job.records_dir, job.worker)
+        # this worker's share of the concurrency (offline workers; server's in-flight bound)
+        share = _share(self.load.max_concurrency, job.workers, job.worker)
+        self.workers = max(1, min(share, self.workers))
+        self.share = share
+        self._produced = len(self.supply.planned)
+        self.sample: Callable[[int], Query] = self._sample
+
+    def _sample(self, position: int) -> Query:
+        # the supply extends its order one query at a time: a worker that skips positions
+        # (dealt or taken by others) still advances it, so position p is the same everywhere
+        planned = self.supply.planned
+        if position < len(planned):
+            return planned[position]
+        while True:
+            query = self.supply.query(len(planned))  # the next query of the extended order
+            self._produced += 1
+            if self._produced > position:
+                return query
+
+    def _record(self, attempt: Any) -> None:
+        super()._record(attempt)
+        self.shared.done[self.job.worker] = len(self.recorder)
+
+    async def run(self, stop: asyncio.Event) -> bool:
+        loop = asyncio.get_running_loop()
+        pool = max(self.share, 1)
+        async with self.transport.session(self.target, pool_size=pool, warm=self.workers) as s:
+            self.session = s
+            self.shared.ready.release()
+            await loop.run_in_executor(None, self.shared.go.wait)
+            self.t0 = self.shared.t0.value
+            if (wait := (self.t0 - self.now_ns()) / 1e9) > 0:
+                await asyncio.sleep(wait)
+            scenario = self.load.scenario
+            pattern = _offline_shared if scenario == "offline" else _server_dealt
+            main = asyncio.ensure_future(pattern(self))
+            stopper = asyncio.ensure_future(_watch(self.shared.stop))
+            lag = asyncio.ensure_future(self._monitor_lag())
+            try:
+                await asyncio.wait({main, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopped = not main.done()
+                for task in (main, stopper, lag):
+                    task.cancel()
+                await asyncio.gather(main, stopper, lag, return_exceptions=True)
+                self.reconnects = getattr(s, "reconnects", 0)
+            if not stopped and (error := main.exception()) is not None:
+                raise error
+        return stopped
+
+
+def _share(total: int, workers: int, worker: int) -> int:
+    """Worker `worker`'s part of `total` split as evenly as it goes."""
+    return total // workers + (1 if worker < total % workers else 0)
+
+
+async def _watch(stop: Any) -> None:
+    while not stop.is_set():
+        await asyncio.sleep(POLL_S)
+
+
+async def _offline_shared(phase: _WorkerDriver) -> None:
+    """Offline over processes: every worker takes the next query from one shared counter."""
+    head = phase.shared.next_query
+
+    def take() -> int | None:
+        with head.get_lock():
+            position = head.value
+            if not phase.more(position, phase.elapsed_ns()):
+                return None
+            head.value = position + 1
+        return position
+
+    async def worker() -> None:
+        while (qid := take()) is not None:
+            await phase.request(qid, phase.sample(qid), 0)
+
+    await asyncio.gather(*(worker() for _ in range(phase.workers)))
+
+
+async def _server_dealt(phase: _WorkerDriver) -> None:
+    """Server over processes: the one seeded Poisson schedule, arrivals dealt round robin."""
+    import random
+
+    qps = phase.load.target_qps
+    assert qps is not None
+    rng = random.Random(phase.load.seed)
+    limit = asyncio.Semaphore(max(1, phase.share))
+    tasks: set[asyncio.Task[None]] = set()
+    mine, every = phase.job.worker, phase.job.workers
+
+    async def bounded(qid: int, query: Query, scheduled: int) -> None:
+        async with limit:
+            await phase.request(qid, query, scheduled)
+
+    arrival = 0.0
+    qid, scheduled = 0, -1
+    try:
+        while phase.more(qid, scheduled):
+            arrival += rng.expovariate(qps)
+            scheduled = int(arrival * 1e9)
+            if qid % every == mine:
+                query = phase.sample(qid)
+                while (delay := (scheduled - phase.elapsed_ns()) / 1e9) > 0:
+                    await asyncio.sleep(delay)
+                task = asyncio.create_task(bounded(qid, query, scheduled))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            qid += 1
+        if tasks:
+            await asyncio.gather(*tasks)
+    except asyncio.CancelledError:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def _worker_main(job: _Job, shared: _Shared, results: Any) -> None:
+    """A worker process: run its share, flush its records, report lags and reconnects."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    try:
+        driver = _WorkerDriver(job, shared)
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            stopped = runner.run(driver.run(asyncio.Event()))
+        driver.recorder.close()
+        results.put((job.worker, None, stopped, driver.lags, driver.reconnects))
+    except BaseException as exc:  # reported to the parent, which raises it
+        shared.ready.release()  # never leave the parent waiting for a start that failed
+        results.put((job.worker, f"{type(exc).__name__}: {exc}", True, [], 0))
+
+
+# --- the parent ----------------------------------------------------------------------------
+
+
+def run_phase_workers(
+    spec: RunSpec,
+    dataset: Dataset,
+    adapter: EndpointAdapter,
+    target: HttpTarget,
+    workers: int,
+    *,
+    records_dir: Path | None = None,
+    progress: ProgressCallback | None = None,
+) -> tuple[PhaseResult, bool]:
+    """Run one phase over `workers` processes; returns the result and whether it was stopped
+    (Ctrl-C). Records stream to part files in `records_dir` (a temporary folder if None)."""
+    # never fork a process that runs threads (the aio loop): a fork server, started clean once
+    # per session with the load generator imported, forks each worker in milliseconds
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
+    own_dir = None
+    if records_dir is None:
+        own_dir = tempfile.TemporaryDirectory(prefix="auditkit-workers-")
+        records_dir = Path(own_dir.name)
+    remove_parts(records_dir)
+    shared = _Shared(
+        next_query=ctx.Value("q", 0),
+        t0=ctx.Value("q", 0, lock=False),
+        done=ctx.Array("q", workers, lock=False),
+        ready=ctx.Semaphore(0),
+        go=ctx.Event(),
+        stop=ctx.Event(),
+    )
+    results = ctx.Queue()
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    procs = [
+        ctx.Process(
+            target=_worker_main,
+            args=(
+                _Job(spec, dataset, adapter, target, str(records_dir), w, workers),
+                shared,
+                results,
+            ),
+            name=f"auditkit-worker-{w}",
+            daemon=True,
+        )
+        for w in range(workers)
+    ]
+    interrupted = False
+    reports: dict[int, tuple[Any, ...]] = {}
+    try:
+        for proc in procs:
+            proc.start()
+        try:
+            deadline = time.monotonic() + START_TIMEOUT_S
+            for _ in procs:
+                if not shared.ready.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                    raise WorkerError("a worker did not start within its time limit")
+            # a few ms ahead: every worker is past its wait when the clock starts
+            shared.t0.value = time.perf_counter_ns() + 20_000_000
+            shared.go.set()
+            planned = spec.planned_queries
+            while len(reports) < workers:
+                _collect(results, reports, timeout=POLL_S)
+                if progress is not None:
+                    progress(sum(shared.done[:]), planned)
+                if any(not p.is_alive() for p in procs) and len(reports) < workers:
+                    _collect(results, reports, timeout=1.0)
+                    dead = [w for w, p in enumerate(procs) if not p.is_alive() and w not in reports]
+                    if dead:
+                        raise WorkerError(f"worker {dead[0]} died (exit {procs[dead[0]].exitcode})")
+        except KeyboardInterrupt:
+            interrupted = True
+            shared.stop.set()
+            shared.go.set()
+            deadline = time.monotonic() + 60
+            while len(reports) < workers and time.monotonic() < deadline:
+                _collect(results, reports, timeout=POLL_S)
+        errors = [r[1] for r in reports.values() if r[1]]
+        if errors:
+            raise WorkerError(errors[0])
+        for proc in procs:
+            proc.join(timeout=10)
+        table = read_parts(records_dir)
+        records = to_frame(table, keep_worker=True, sort=True)
+        del table
+        lags = sorted(lag for r in reports.values() for lag in r[3])
+        lag_p99 = lags[min(int(len(lags) * 0.99), len(lags) - 1)] if lags else None
+        summary = summarize(
+            records,
+            spec,
+            interrupted=interrupted,
+            loop_lag_p99_ns=lag_p99,
+            request_headers=target.redacted_headers(),
+            started_at=started_at,
+        )
+        reconnects = sum(int(r[4]) for r in reports.values())
+        summary = summary.model_copy(
+            update={"request_settings": target.settings(), "reconnects": reconnects}
+        )
+        if progress is not None:
+            progress(len(records), spec.planned_queries)
+        return PhaseResult(spec, records, summary), interrupted
+    finally:
+        shared.stop.set()
+        shared.go.set()
+        for proc in procs:
+            if proc.is_alive():
+                proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+        if own_dir is not None:
+            own_dir.cleanup()
+
+
+def _collect(results: Any, reports: dict[int, tuple[Any, ...]], timeout: float) -> None:
+    import queue
+
+    try:
+        report = results.get(timeout=timeout)
+    except queue.Empty:
+        return
+    reports[report[0]] = report

@@ -1,0 +1,264 @@
+"""records.parquet: the record table's Arrow schema, streamed to part files as a phase runs.
+
+Records are fixed-width columns: the hot path appends one tuple per request (~0.1 µs) and each
+chunk of rows becomes one Arrow record batch off the per-request path: times as int64, token
+counts as int32, status/variant/phase as dictionary arrays (a one-byte code per row), the
+output hash as its 64-character hex string (the evidence compares outputs by equality; Parquet
+stores it dictionary-encoded when outputs repeat).
+
+Crash safety is a part-file scheme. While a phase runs, every batch is written to
+`<phase>/records.parts/part-w<worker>-<n>.parquet`, each part complete with its own footer and
+written tmp → fsync → rename, so a SIGKILL leaves every flushed part readable (a plain
+ParquetWriter has no footer until it is closed: a killed writer leaves an unreadable file).
+When the phase ends, `write_records` writes `records.parquet` (one file, atomically) and
+removes the parts; `read_records` reads records.parquet, or stitches the parts of a run that
+never got there.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import os
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from auditkit.results import RECORD_COLUMNS
+
+RECORDS = "records.parquet"
+PARTS = "records.parts"
+#: part files queued for the writer thread at most (bounds memory when the disk lags)
+MAX_PENDING = 3
+
+#: beside RECORD_COLUMNS in every part file: which load-generator process sent the query
+WORKER = "worker"
+_DICT = pa.dictionary(pa.int8(), pa.string())
+_TYPES: dict[str, pa.DataType] = {
+    "phase": _DICT,
+    "query_id": pa.int64(),
+    "sample_index": pa.int64(),
+    "scheduled_ns": pa.int64(),
+    "sent_ns": pa.int64(),
+    "first_byte_ns": pa.int64(),
+    "first_token_ns": pa.int64(),
+    "completed_ns": pa.int64(),
+    "latency_ns": pa.int64(),
+    "ttft_ns": pa.int64(),
+    "status": _DICT,
+    "http_status": pa.int16(),
+    "error": pa.string(),
+    "prompt_tokens": pa.int32(),
+    "output_tokens": pa.int32(),
+    "cached_tokens": pa.int32(),
+    "output_sha256": pa.string(),
+    "variant": _DICT,
+}
+#: one row as Arrow reads a tuple (dictionary columns as plain strings first)
+_ROW = pa.struct(
+    [pa.field(c, pa.string() if _TYPES[c] == _DICT else _TYPES[c]) for c in RECORD_COLUMNS]
+)
+SCHEMA = pa.schema(
+    [*(pa.field(c, _TYPES[c]) for c in RECORD_COLUMNS), pa.field(WORKER, pa.int16())]
+)
+#: the record table's non-nullable integer columns (as `auditkit.results.records_frame`)
+_FRAME_INT64 = ("query_id", "sample_index")
+
+
+def rows_to_batch(rows: Sequence[tuple[Any, ...]], worker: int = 0) -> pa.RecordBatch:
+    """Rows in RECORD_COLUMNS order → one record batch of SCHEMA.
+
+    The tuples go to Arrow as one struct array (~0.5 µs a row, half of transposing them in
+    Python first); the string columns with few values are then dictionary-encoded in Arrow.
+    """
+    table = pa.RecordBatch.from_struct_array(pa.array(rows, _ROW))
+    arrays = [
+        table.column(i).dictionary_encode().cast(_DICT)
+        if _TYPES[name] == _DICT
+        else table.column(i)
+        for i, name in enumerate(RECORD_COLUMNS)
+    ]
+    arrays.append(pa.array(np.full(len(rows), worker, np.int16)))
+    return pa.RecordBatch.from_arrays(arrays, schema=SCHEMA)
+
+
+def to_frame(
+    table: pa.Table, *, keep_worker: bool | None = None, sort: bool = False
+) -> pd.DataFrame:
+    """The record table from Arrow, with `records_frame`'s dtypes (nullable Int64 times and
+    counts, string columns); sorted by query and send time when asked. `worker` is kept when
+    asked, or (None) when it varies.
+
+    Converted one column at a time, each dropped from the Arrow table once converted, so the
+    peak is the frame plus one column, not the frame plus the whole table.
+    """
+    if "variant" not in table.column_names:  # written before the column existed
+        table = table.append_column("variant", pa.array(["main"] * table.num_rows, pa.string()))
+    has_worker = WORKER in table.column_names
+    if keep_worker is None:
+        keep_worker = has_worker and pc.count_distinct(table[WORKER]).as_py() > 1
+    names = [c for c in RECORD_COLUMNS if c in table.column_names]
+    if keep_worker and has_worker:
+        names.append(WORKER)
+    table = table.select(names)
+    order = None
+    if sort and table.num_rows:
+        # stable, like pandas' sort_values(kind="stable") on the same keys
+        order = pc.sort_indices(table, [("query_id", "ascending"), ("sent_ns", "ascending")])
+    data: dict[str, pd.Series[Any]] = {}
+    for name in names:
+        column = table[name]
+        table = table.drop_columns([name])
+        if order is not None:
+            column = column.take(order)
+        data[name] = _series(name, column)
+        del column
+    frame = pd.DataFrame(data, copy=False)
+    if keep_worker and not has_worker:
+        frame[WORKER] = 0
+    return frame
+
+
+def _series(name: str, column: pa.ChunkedArray) -> pd.Series[Any]:
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(pa.string())
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        series = column.to_pandas(types_mapper=_STRING.get).astype("string")
+        return series.fillna("main") if name == "variant" else series
+    if name in _FRAME_INT64 or name == WORKER:
+        return column.to_pandas().astype("int64")
+    return column.to_pandas(types_mapper=_INT64.get)
+
+
+_STRING = {pa.string(): pd.StringDtype(), pa.large_string(): pd.StringDtype()}
+_INT64 = {t: pd.Int64Dtype() for t in (pa.int16(), pa.int32(), pa.int64())}
+
+
+def empty_table() -> pa.Table:
+    """A record table of SCHEMA with no rows."""
+    return SCHEMA.empty_table()
+
+
+class PartWriter:
+    """Writes record batches as part files of one phase folder, on a background thread.
+
+    One thread, so parts land in order and the event loop only pays for the Arrow conversion
+    (Parquet encoding and fsync release the GIL). `close()` waits for every part.
+    """
+
+    def __init__(self, phase_dir: str | Path, worker: int = 0) -> None:
+        self.parts_dir = Path(phase_dir) / PARTS
+        self.parts_dir.mkdir(parents=True, exist_ok=True)
+        self.worker = worker
+        self.count = 0
+        self.rows = 0
+        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="auditkit-rec")
+        self._pending: list[concurrent.futures.Future[Path]] = []
+
+    def write(self, batch: pa.RecordBatch) -> None:
+        """Queue one batch as the next part file."""
+        path = self.parts_dir / f"part-w{self.worker:03d}-{self.count:06d}.parquet"
+        self.count += 1
+        self.rows += batch.num_rows
+        for done in [f for f in self._pending if f.done()]:
+            done.result()  # a failed write (disk full) surfaces here, not at the phase's end
+            self._pending.remove(done)
+        if len(self._pending) >= MAX_PENDING:
+            # a disk slower than the records arrive: wait rather than queue without bound
+            self._pending.pop(0).result()
+        self._pending.append(self._pool.submit(_write_part, path, batch))
+
+    def close(self) -> None:
+        """Wait until every queued part is on disk (raises a write's error)."""
+        try:
+            for future in self._pending:
+                future.result()
+        finally:
+            self._pool.shutdown(wait=True)
+            self._pending = []
+
+
+def _write_part(path: Path, batch: pa.RecordBatch) -> Path:
+    # a hidden temp name: dataset readers skip names starting with "." (and "_")
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as fh:
+        pq.write_table(pa.Table.from_batches([batch]), fh)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+    return path
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_parts(phase_dir: str | Path, columns: Sequence[str] | None = None) -> pa.Table:
+    """Every flushed part of a phase (all workers) as one table; empty when there are none."""
+    parts = sorted((Path(phase_dir) / PARTS).glob("part-*.parquet"))
+    if not parts:
+        table = empty_table()
+        return table.select(list(columns)) if columns else table
+    tables = [pq.read_table(p, columns=list(columns) if columns else None) for p in parts]
+    return pa.concat_tables(tables, promote_options="default")
+
+
+def read_table(phase_dir: str | Path, columns: Sequence[str] | None = None) -> pa.Table:
+    """records.parquet of a phase folder as Arrow (only `columns` when given), or the stitched
+    part files of a phase that never finished writing it (a killed run)."""
+    folder = Path(phase_dir)
+    if (folder / RECORDS).exists():
+        wanted = None
+        if columns:
+            present = set(pq.read_schema(folder / RECORDS).names)
+            wanted = [c for c in columns if c in present]
+        return pq.read_table(folder / RECORDS, columns=wanted)
+    return read_parts(folder, columns)
+
+
+def read_records(phase_dir: str | Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
+    """The record table of a phase folder (see `read_table`), with the table's dtypes. With
+    `columns`, only those are read (a summary needs a few of the 19)."""
+    table = read_table(phase_dir, columns)
+    if columns:
+        return pd.DataFrame({c: _series(c, table[c]) for c in table.column_names}, copy=False)
+    return to_frame(table)
+
+
+def write_records(phase_dir: str | Path, records: pd.DataFrame) -> Path:
+    """records.parquet of a finished (or interrupted) phase, written atomically; then the
+    phase's part files, now redundant, are removed."""
+    folder = Path(phase_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / RECORDS
+    tmp = folder / f".{RECORDS}.tmp"
+    try:
+        with open(tmp, "wb") as fh:
+            records.to_parquet(fh, index=False)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(folder)
+    remove_parts(folder)
+    return target
+
+
+def remove_parts(phase_dir: str | Path) -> None:
+    """Delete a phase's part files (after records.parquet holds them, or before a rerun)."""
+    shutil.rmtree(Path(phase_dir) / PARTS, ignore_errors=True)
