@@ -3,48 +3,66 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from auditkit.widgets import CachingInvestigator
+from auditkit import probes
+from auditkit.widgets import IDLE, RUNNING, CachingInvestigator
 
 
 @pytest.fixture
-def inv() -> Iterator[CachingInvestigator]:
-    ui = CachingInvestigator(k=6)
+def inv(tmp_path: Path) -> Iterator[CachingInvestigator]:
+    ui = CachingInvestigator(k=4, output_dir=str(tmp_path))
     yield ui
     ui.close()
 
 
-def test_click_runs_probe_and_fills_plot_and_table(inv: CachingInvestigator) -> None:
-    inv.cache.value = "output"
-    inv.buttons["cold_vs_warm"].click()
-    assert inv.stop_button.disabled is False or inv.results  # running, or already done
+def test_buttons_come_from_the_catalogue(inv: CachingInvestigator) -> None:
+    assert list(inv.buttons) == list(probes.CATALOGUE)
+    assert [b.description for b in inv.buttons.values()] == [
+        p.label for p in probes.CATALOGUE.values()
+    ]
+
+
+def test_idle_state_is_clear(inv: CachingInvestigator) -> None:
+    assert inv.stop_button.disabled and inv.state.value == IDLE
+    assert inv.export_button.disabled  # nothing to export yet
+
+
+def test_two_probes_stay_on_screen_side_by_side_and_export(inv: CachingInvestigator) -> None:
+    inv.cache.value = "response cache"
+    inv.buttons["back_to_back"].click()
+    assert inv.state.value == RUNNING or inv.history  # running, or already done
     assert inv.wait(30)
-    assert "cold_vs_warm" in inv.results, inv.errors
-    assert bytes(inv.image.value).startswith(b"\x89PNG")
-    assert "warm" in inv.table.value and "<table" in inv.table.value
-    assert "output" in inv.finding.value and "done" in inv.status.value
-    assert "response" in inv.diagnosis.value
+    inv.buttons["output_identity"].click()
+    assert inv.wait(30), inv.errors
+    assert [r.name for r in inv.history] == ["back_to_back", "output_identity"], inv.errors
+    assert len(inv.grid.children) == 2  # both cards, in a wrapping row
+    assert all(bytes(c.image.value).startswith(b"\x89PNG") for c in inv.cards)
+    assert inv.table.value.count("<tr") == 1 + 2  # header + one row per run
+    assert "response" in inv.diagnosis.value and "done" in inv.status.value
+    assert inv.state.value == IDLE and inv.stop_button.disabled
     assert not any(b.disabled for b in inv.buttons.values())
 
+    inv.export_button.click()
+    assert inv.exported is not None
+    records = pd.read_csv(inv.exported / "records.csv")
+    assert set(records["run"]) == {1, 2} and len(records) == len(inv.history[0].records) + len(
+        inv.history[1].records
+    )
+    assert len(pd.read_csv(inv.exported / "results.csv")) == 2
 
-def test_changing_cache_mode_probes_another_mock(inv: CachingInvestigator) -> None:
-    inv.cache.value = "prefix"
-    inv.k.value = 5
-    inv.buttons["output_identity"].click()
-    assert inv.wait(30)
-    assert inv.results["output_identity"].signals["identical"] is False
-    assert len(inv.results["output_identity"].records) == 5
 
-
-def test_url_disables_mock_cache_and_bad_url_is_one_line(inv: CachingInvestigator) -> None:
+def test_url_disables_mock_menu_and_bad_url_is_one_line(inv: CachingInvestigator) -> None:
     inv.url.value = "ftp://nowhere"
     assert inv.cache.disabled
-    inv.buttons["repeat_vs_distinct"].click()
+    inv.buttons["interleaved"].click()
     assert inv.wait(5)
     assert "url must start with http" in inv.status.value
     assert "\n" not in inv.errors[-1]
+    assert inv.state.value == IDLE and not inv.grid.children
     inv.url.value = ""
     assert not inv.cache.disabled
 
@@ -54,11 +72,11 @@ def test_missing_key_env_is_reported(
 ) -> None:
     monkeypatch.delenv("AUDITKIT_TEST_NO_SUCH_KEY", raising=False)
     inv.key_env.value = "AUDITKIT_TEST_NO_SUCH_KEY"
-    assert inv.run("cold_vs_warm") is False
+    assert inv.run("back_to_back") is False
     assert "AUDITKIT_TEST_NO_SUCH_KEY" in inv.status.value
 
 
 def test_unreachable_endpoint_is_reported(inv: CachingInvestigator) -> None:
     inv.url.value = "http://127.0.0.1:9"
-    assert inv.run("cold_vs_warm") is False
+    assert inv.run("back_to_back") is False
     assert "unreachable" in inv.status.value

@@ -1,12 +1,16 @@
-"""Caching probes: small, targeted experiments that tell caching kinds apart.
+"""Caching probes: small, replicated experiments that tell caching kinds apart.
 
-Each probe sends a few groups of queries one at a time and returns a ProbeResult: per-query
-records, a per-group table and a plain-words finding. The package splits the work three ways:
+Each probe sends `k` rounds of a cold query (a fresh prompt) beside a warm one (a repeat, in the
+probe's pattern: back-to-back, interleaved, sharing a prefix, at T>0, or in flight at once) and
+returns a ProbeResult: per-query records, a table of effects with confidence intervals, and a
+plain-words finding that names nothing the interval does not support. The package splits the
+work three ways:
 
 - `catalogue`: which probes exist, what each sends, which analysis reads it (the signature table
   is there);
-- `runner`: the probe target and issuing groups through the load generator, with live results;
-- `analysis`: pure records → tables, findings, diagnosis.
+- `runner`: the probe target, and sending a probe's plan through the load generator as one
+  phase, with live results;
+- `analysis`: pure records → effects, findings, diagnosis.
 
 The names below are the stable API (notebooks/investigate_caching.ipynb, auditkit.widgets).
 """
@@ -14,49 +18,63 @@ The names below are the stable API (notebooks/investigate_caching.ipynb, auditki
 from __future__ import annotations
 
 from auditkit.probes.analysis import (
-    DROP_RATIO,
+    CONFIDENCE,
+    KINDS,
     PROBE_COLUMNS,
+    RELEVANT,
+    Diagnosis,
+    Effect,
     Findings,
     ProbeResult,
-    classify_warm,
     diagnose,
-    group_table,
-    to_probe_records,
+    diagnose_kind,
+    history_row,
+    paired_effect,
+    timing_kind,
 )
 from auditkit.probes.catalogue import (
     CATALOGUE,
     LONG_PROMPT_ROWS,
-    PROBES,
     Probe,
     ProbeOptions,
-    cold_vs_warm,
-    output_identity,
-    repeat_vs_distinct,
-    shared_prefix,
+    run_probe,
 )
-from auditkit.probes.runner import Group, ProbeTarget, StopFlag, UpdateCallback, run_groups
+from auditkit.probes.export import export_records
+from auditkit.probes.runner import (
+    Plan,
+    ProbeTarget,
+    Send,
+    StopFlag,
+    UpdateCallback,
+    run_plan,
+    to_probe_records,
+)
 
 __all__ = [
     "CATALOGUE",
-    "DROP_RATIO",
+    "CONFIDENCE",
+    "KINDS",
     "LONG_PROMPT_ROWS",
-    "PROBES",
     "PROBE_COLUMNS",
+    "RELEVANT",
+    "Diagnosis",
+    "Effect",
     "Findings",
-    "Group",
+    "Plan",
     "Probe",
     "ProbeOptions",
     "ProbeResult",
     "ProbeTarget",
+    "Send",
     "StopFlag",
     "UpdateCallback",
-    "classify_warm",
-    "cold_vs_warm",
     "diagnose",
-    "group_table",
-    "output_identity",
-    "repeat_vs_distinct",
-    "run_groups",
-    "shared_prefix",
+    "diagnose_kind",
+    "export_records",
+    "history_row",
+    "paired_effect",
+    "run_plan",
+    "run_probe",
+    "timing_kind",
     "to_probe_records",
 ]

@@ -1,8 +1,10 @@
-"""Probe runner: issues a probe's groups through the load generator, one query at a time.
+"""Probe runner: sends a probe's plan through the load generator as one phase.
 
-Queries run on auditkit's owned loop (aio.py) through `run_phase_async`, so probes time
-requests exactly like an audit does (single-stream, so queueing never hides a speed-up).
-Partial results reach `on_update` while a group runs (the widgets draw live plots with them).
+A plan is the probe's queries in send order, each with its role (cold, warm, prime) and round;
+one at a time (single-stream, so queueing never hides a speed-up) or in bursts sent at once
+(multi-stream). Queries run on auditkit's owned loop (aio.py) through `run_phase_async`, so
+probes time requests exactly like an audit does; a target with a fake transport runs them on
+its virtual clock instead (tests). Partial results reach `on_update` while the phase runs.
 """
 
 from __future__ import annotations
@@ -11,8 +13,8 @@ import asyncio
 import contextlib
 import secrets
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -22,15 +24,16 @@ from auditkit.config import EndpointConfig
 from auditkit.data import Dataset, Sample, SampleOrder
 from auditkit.endpoints import EndpointAdapter, make_adapter
 from auditkit.loadgen import HttpTarget, run_phase_async
+from auditkit.loadgen.transport import Transport
 from auditkit.plan import LoadPattern, RunSpec
 from auditkit.preflight import discover_model
 from auditkit.probes.analysis import (
+    PROBE_COLUMNS,
     Findings,
     ProbeResult,
     empty_probe_records,
-    to_probe_records,
 )
-from auditkit.results import records_frame
+from auditkit.results import PhaseResult, records_frame
 
 UpdateCallback = Callable[[ProbeResult], None]
 #: probe records so far → table, finding and signals (an analysis function, options bound)
@@ -42,6 +45,7 @@ class ProbeTarget:
     """An endpoint ready to probe: where it is, how to talk to it, and prompts to draw from.
 
     Mutable on purpose: it counts the prompts it handed out, so none is ever sent twice.
+    `transport` None is real HTTP; a fake transport (auditkit.loadgen.fake) simulates.
     """
 
     base_url: str
@@ -51,6 +55,7 @@ class ProbeTarget:
     dataset: Dataset
     label: str = ""
     tag: str = field(default_factory=lambda: secrets.token_hex(4))
+    transport: Transport | None = None
     _next_row: int = field(default=0, init=False, repr=False)
     _serial: int = field(default=0, init=False, repr=False)
 
@@ -67,7 +72,26 @@ class ProbeTarget:
         """Check the endpoint answers and resolve the model (SetupError if it does not)."""
         http = HttpTarget.from_config(endpoint, base_url, api_key)
         model = discover_model(endpoint, base_url, dict(http.headers))
+        # probes open their connections with ordinary POSTs (with_openers), never a GET burst
+        http = replace(http, warm_connections=False)
         return cls(base_url, endpoint, model, http, dataset, label or base_url)
+
+    @classmethod
+    def simulated(
+        cls,
+        endpoint: EndpointConfig,
+        transport: Transport,
+        dataset: Dataset,
+        *,
+        model: str = "mock-llm",
+        label: str = "simulated",
+    ) -> ProbeTarget:
+        """A target answered by `transport` (e.g. FakeTransport(SimulatedSUT(...)))."""
+        base_url = "http://sut.invalid"
+        http = replace(HttpTarget.from_config(endpoint, base_url, None), warm_connections=False)
+        return cls(
+            base_url, endpoint, endpoint.model or model, http, dataset, label, transport=transport
+        )
 
     def adapter(self, temperature: float | None = None) -> EndpointAdapter:
         """The request builder/parser, optionally at another temperature."""
@@ -92,11 +116,23 @@ class ProbeTarget:
 
 
 @dataclass(frozen=True)
-class Group:
-    """One group of a probe: prompts sent one at a time, in order, at an optional temperature."""
+class Send:
+    """One query of a plan: its text, its role (opener, prime, cold, warm), its round, a short
+    label of its prompt (the same label: the same text) and its burst (queries sent at once)."""
 
-    name: str
-    texts: tuple[str, ...]
+    text: str
+    role: str
+    round: int
+    prompt: str
+    burst: int = 0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A probe's queries in send order; `burst` queries at a time (1: one at a time)."""
+
+    sends: tuple[Send, ...]
+    burst: int = 1
     temperature: float | None = None
 
 
@@ -109,7 +145,7 @@ class StopFlag:
         self._lock = threading.Lock()
 
     def set(self) -> None:
-        """Stop: the running group ends early, no further group starts."""
+        """Stop: the running probe ends early."""
         self._flag.set()
         with self._lock:
             for event in self._events:
@@ -133,116 +169,129 @@ class StopFlag:
                 self._events.remove(event)
 
 
-def group_spec(name: str, n: int) -> RunSpec:
-    """The load-generator phase for a group of n queries: single-stream, rows in send order."""
+def plan_spec(name: str, n: int, burst: int) -> RunSpec:
+    """The load-generator phase for n queries in send order, one at a time or in bursts."""
     # rows are laid out in send order, so the block order 0..n-1 replays them as given
-    return RunSpec(
-        name,
-        SampleOrder.repeated_block(0, n),
-        n,
-        LoadPattern("single-stream", max_concurrency=1),
+    if burst <= 1:
+        pattern = LoadPattern("single-stream", max_concurrency=1)
+    else:
+        pattern = LoadPattern("multi-stream", max_concurrency=burst, samples_per_query=burst)
+    return RunSpec(name, SampleOrder.repeated_block(0, n), n, pattern)
+
+
+def with_openers(target: ProbeTarget, plan: Plan) -> Plan:
+    """The plan led by throwaway queries (fresh prompts, one per connection): they open the
+    connections, so the first measured query is cold for the *cache*, not for TCP/TLS setup.
+    Ordinary POSTs, unlike a burst of GET /v1/models a cache could learn to recognise."""
+    openers = tuple(Send(t, "opener", 0, "opener", -1) for t in target.fresh_texts(plan.burst))
+    return replace(plan, sends=openers + plan.sends)
+
+
+def to_probe_records(records: pd.DataFrame, name: str, plan: Plan) -> pd.DataFrame:
+    """Load-generator records → probe rows in ms, each with its send's role, round and prompt.
+    The openers are dropped."""
+    if len(records) == 0:
+        return empty_probe_records()
+    rec = records.sort_values("sent_ns", kind="stable")
+    sends = [plan.sends[int(i)] for i in rec["sample_index"]]
+    keep = [s.role != "opener" for s in sends]
+    rec = rec[keep]
+    sends = [s for s in sends if s.role != "opener"]
+    if not sends:
+        return empty_probe_records()
+    lat = rec["latency_ns"].astype("float64") / 1e6
+    ttft = rec["ttft_ns"].astype("float64") / 1e6
+    decode = lat - ttft
+    tokens = rec["output_tokens"].astype("float64") - 1
+    tpot = decode / tokens.where(tokens > 0)
+    frame = pd.DataFrame(
+        {
+            "probe": name,
+            "group": [s.role for s in sends],
+            "step": [s.round for s in sends],
+            "round": [s.round for s in sends],
+            "role": [s.role for s in sends],
+            "prompt": [s.prompt for s in sends],
+            "burst": [s.burst for s in sends],
+            "sent_ms": rec["sent_ns"].astype("float64").to_numpy() / 1e6,
+            "latency_ms": lat.to_numpy(),
+            "ttft_ms": ttft.to_numpy(),
+            "decode_ms": decode.to_numpy(),
+            "tpot_ms": tpot.to_numpy(),
+            "cached_tokens": rec["cached_tokens"].to_numpy(),
+            "output_tokens": rec["output_tokens"].to_numpy(),
+            "output_sha256": rec["output_sha256"].to_numpy(),
+            "status": rec["status"].to_numpy(),
+            "error": rec["error"].to_numpy(),
+        }
     )
+    return frame[list(PROBE_COLUMNS)].reset_index(drop=True)
 
 
-async def _run_group_async(
-    spec: RunSpec,
-    dataset: Dataset,
-    adapter: EndpointAdapter,
-    http: HttpTarget,
-    on_rows: Callable[[list[tuple[Any, ...]]], None],
+def _run(
+    target: ProbeTarget,
+    phase: Callable[[asyncio.Event], Coroutine[Any, Any, PhaseResult]],
     stop: StopFlag,
-) -> pd.DataFrame:
-    # loadgen's phase runner, watched row by row (on_rows fires on the loop thread, ~10/s)
-    event = asyncio.Event()
-    with stop.watching(event):
-        result = await run_phase_async(spec, dataset, adapter, http, stop=event, on_rows=on_rows)
-    records = result.records.sort_values("sent_ns", kind="stable").reset_index(drop=True)
-    on_rows(list(records.itertuples(index=False, name=None)))
-    return records
+) -> PhaseResult:
+    transport = target.transport
+    if transport is not None and transport.loop_factory is not None:
+        # a simulated target: the phase runs on its own virtual-time loop in this thread
+        with asyncio.Runner(loop_factory=transport.loop_factory) as runner:
+            return runner.run(phase(asyncio.Event()))
+
+    async def watched() -> PhaseResult:
+        event = asyncio.Event()
+        with stop.watching(event):
+            return await phase(event)
+
+    return aio.wait(aio.submit(watched()))
 
 
-class _ProbeRun:
-    """One probe's groups run in order, with partial results streamed to `on_update`."""
-
-    def __init__(
-        self,
-        target: ProbeTarget,
-        name: str,
-        title: str,
-        analyse: Analyse,
-        on_update: UpdateCallback | None,
-        stop: StopFlag,
-    ) -> None:
-        self.target = target
-        self.name = name
-        self.title = title
-        self.analyse = analyse
-        self.on_update = on_update
-        self.stop = stop
-        self.done_groups: list[pd.DataFrame] = []
-
-    def _emit(self, frame: pd.DataFrame, done: bool) -> ProbeResult:
-        found = self.analyse(frame)
-        result = ProbeResult(
-            self.name, self.title, frame, found.table, found.finding, found.signals, done
-        )
-        if self.on_update is not None:
-            self.on_update(result)
-        return result
-
-    def _partial(self, group: str, rows: list[tuple[Any, ...]]) -> None:
-        live = to_probe_records(records_frame(rows), group)
-        frame = pd.concat([*self.done_groups, live], ignore_index=True)
-        self._emit(frame, done=False)
-
-    def group(self, group: Group) -> None:
-        """Send the group's texts one at a time, in order.
-
-        A throwaway query with its own fresh prompt goes first: it opens the connection, so
-        the group's first measured query is cold for the *cache*, not for TCP/TLS setup (which
-        would otherwise pass for a cache speed-up on every later query).
-        """
-        if self.stop.is_set():
-            return
-        sent = [*self.target.fresh_texts(1), *group.texts]
-        dataset = Dataset("probe", tuple(Sample(i, t) for i, t in enumerate(sent)))
-        records = aio.wait(
-            aio.submit(
-                _run_group_async(
-                    group_spec(group.name, len(sent)),
-                    dataset,
-                    self.target.adapter(group.temperature),
-                    self.target.http,
-                    lambda rows: self._partial(group.name, rows),
-                    self.stop,
-                )
-            )
-        )
-        self.done_groups.append(to_probe_records(records, group.name))
-
-    def finish(self) -> ProbeResult:
-        frames = [f for f in self.done_groups if len(f)]
-        frame = pd.concat(frames, ignore_index=True) if frames else empty_probe_records()
-        return self._emit(frame, done=True)
-
-
-def run_groups(
+def run_plan(
     target: ProbeTarget,
     name: str,
     title: str,
-    groups: Sequence[Group],
+    plan: Plan,
     analyse: Analyse,
     *,
     on_update: UpdateCallback | None = None,
     stop: StopFlag | None = None,
 ) -> ProbeResult:
-    """Run `groups` in order against `target` and analyse what came back.
+    """Send `plan` to `target` as one phase and analyse what came back.
 
     Blocks the calling thread (the work runs on auditkit's loop). `on_update` receives a
     partial ProbeResult (done=False) as records arrive, then the final one (done=True); a set
-    `stop` ends the running group early and skips the rest.
+    `stop` ends the probe early (the records keep what completed).
     """
-    run = _ProbeRun(target, name, title, analyse, on_update, stop or StopFlag())
-    for group in groups:
-        run.group(group)
-    return run.finish()
+    stop = stop or StopFlag()
+
+    def emit(frame: pd.DataFrame, done: bool) -> ProbeResult:
+        found = analyse(frame)
+        result = ProbeResult(name, title, frame, found.table, found.finding, found.signals, done)
+        if on_update is not None:
+            on_update(result)
+        return result
+
+    if stop.is_set():
+        return emit(empty_probe_records(), done=True)
+    full = with_openers(target, plan)
+    dataset = Dataset("probe", tuple(Sample(i, s.text) for i, s in enumerate(full.sends)))
+    spec = plan_spec(name, len(full.sends), full.burst)
+    adapter = target.adapter(plan.temperature)
+
+    def on_rows(rows: list[tuple[Any, ...]]) -> None:
+        emit(to_probe_records(records_frame(rows), name, full), done=False)
+
+    def phase(event: asyncio.Event) -> Coroutine[Any, Any, PhaseResult]:
+        return run_phase_async(
+            spec,
+            dataset,
+            adapter,
+            target.http,
+            stop=event,
+            on_rows=on_rows if on_update is not None else None,
+            transport=target.transport,
+        )
+
+    result = _run(target, phase, stop)
+    return emit(to_probe_records(result.records, name, full), done=True)

@@ -1,82 +1,81 @@
-"""probes.catalogue: which probes exist and what each sends (built from a fake prompt source)."""
+"""Every probe against the mock's behaviours on a virtual clock (the mock's engine through the
+in-memory transport): exact, instant, and the same code a served mock runs."""
 
 from __future__ import annotations
 
-import pandas as pd
+from typing import Any
+
+import pytest
 
 from auditkit import probes
-from auditkit.probes.catalogue import CATALOGUE, LONG_PROMPT_ROWS, ProbeOptions
+from auditkit.config import DatasetConfig, EndpointConfig, MockConfig
+from auditkit.data import Dataset, load_dataset
+from auditkit.loadgen.fake import FakeTransport, SimulatedSUT
+from auditkit.mock.presets import PRESETS
 
 
-class Prompts:
-    """A prompt source that numbers its prompts: 'p<serial> r<row> r<row>…'."""
-
-    def __init__(self) -> None:
-        self.serial = 0
-        self.row = 0
-
-    def fresh_texts(self, n: int, rows: int = 1) -> list[str]:
-        out = []
-        for _ in range(n):
-            self.serial += 1
-            parts = []
-            for _ in range(rows):
-                parts.append(f"r{self.row}")
-                self.row += 1
-            out.append(f"[p{self.serial}] " + " ".join(parts))
-        return out
+@pytest.fixture(scope="module")
+def dataset() -> Dataset:
+    return load_dataset(DatasetConfig())
 
 
-def test_catalogue_lists_the_four_probes_with_functions() -> None:
-    names = ["repeat_vs_distinct", "cold_vs_warm", "shared_prefix", "output_identity"]
-    assert list(CATALOGUE) == names
-    assert list(probes.PROBES) == names
-    assert all(CATALOGUE[n].name == n and CATALOGUE[n].label for n in names)
-    assert CATALOGUE["cold_vs_warm"].label == "(b) cold vs warm repeats"
+def target(
+    mock: dict[str, Any], dataset: Dataset, **endpoint: Any
+) -> tuple[probes.ProbeTarget, FakeTransport]:
+    transport = FakeTransport(SimulatedSUT(MockConfig.model_validate(mock)))
+    cfg = EndpointConfig.model_validate({"stream": True} | endpoint)
+    return probes.ProbeTarget.simulated(cfg, transport, dataset), transport
 
 
-def test_repeat_vs_distinct_sends_k_distinct_then_one_prompt_k_times() -> None:
-    distinct, repeated = CATALOGUE["repeat_vs_distinct"].groups(Prompts(), ProbeOptions(k=5))
-    assert distinct.name == "distinct" and len(set(distinct.texts)) == 5
-    assert repeated.name == "repeated" and len(repeated.texts) == 5
-    assert len(set(repeated.texts)) == 1 and not set(repeated.texts) & set(distinct.texts)
-    assert all(len(t.split(" r")) == LONG_PROMPT_ROWS + 1 for t in distinct.texts)
+@pytest.mark.parametrize("behaviour", list(PRESETS))
+def test_probes_diagnose_each_mock_behaviour(behaviour: str, dataset: Dataset) -> None:
+    mock, expected = PRESETS[behaviour]
+    t, _ = target(mock, dataset)
+    results = {name: probes.run_probe(name, t, 6) for name in probes.CATALOGUE}
+    diagnosis = probes.diagnose_kind(results)
+    assert diagnosis.kind == expected, {n: r.finding for n, r in results.items()}
 
 
-def test_cold_vs_warm_sends_one_long_prompt_k_times() -> None:
-    (group,) = CATALOGUE["cold_vs_warm"].groups(Prompts(), ProbeOptions(k=4))
-    assert len(group.texts) == 4 and len(set(group.texts)) == 1
-    assert group.texts[0].count(" r") == LONG_PROMPT_ROWS and group.temperature is None
+def test_last_prompt_cache_hits_back_to_back_only(dataset: Dataset) -> None:
+    t, _ = target({"cache": "last-prompt"}, dataset)
+    results = {n: probes.run_probe(n, t, 6) for n in ("back_to_back", "interleaved")}
+    diagnosis = probes.diagnose_kind(results)
+    assert diagnosis.patterns == {"back-to-back": True, "interleaved": False}
+    assert "hit under back-to-back; not under interleaved" in diagnosis.text
 
 
-def test_shared_prefix_groups_share_a_prefix_only_in_the_shared_group() -> None:
-    unique, shared = CATALOGUE["shared_prefix"].groups(Prompts(), ProbeOptions(k=3, prefix_rows=2))
-    assert (unique.name, shared.name) == ("unique prefixes", "shared prefix")
-
-    def prefix(text: str) -> str:
-        return text.rsplit("\n\nTask: ", 1)[0]
-
-    def suffix(text: str) -> str:
-        return text.rsplit("\n\nTask: ", 1)[1]
-
-    assert len({prefix(t) for t in unique.texts}) == 3
-    assert len({prefix(t) for t in shared.texts}) == 1
-    assert prefix(shared.texts[0]).count("\n\n") == 1  # prefix_rows heads
-    for group in (unique, shared):
-        assert len({suffix(t) for t in group.texts}) == 3
-        assert not any(suffix(t).startswith("[") for t in group.texts)  # tag stripped
+def test_plans_alternate_cold_and_warm_with_fresh_prompts(dataset: Dataset) -> None:
+    t, transport = target({}, dataset)
+    result = probes.run_probe("interleaved", t, 4)
+    rec = result.records
+    assert list(rec["role"]) == ["prime"] + ["cold", "warm"] * 4
+    assert list(rec["prompt"]) == ["A", "B1", "A", "B2", "A", "B3", "A", "B4", "A"]
+    assert result.done and set(result.table.index) == {"latency", "TTFT", "decode per token"}
+    posts = [r for r in transport.requests if r.method == "POST"]
+    assert len(posts) == 1 + 9  # the opener, then the plan
+    assert not [r for r in transport.requests if r.method == "GET"]  # no give-away GET burst
+    assert len({r.body for r in posts}) == 1 + 1 + 4  # opener, A, B1..B4
 
 
-def test_output_identity_sends_one_prompt_at_the_temperature() -> None:
-    (group,) = CATALOGUE["output_identity"].groups(Prompts(), ProbeOptions(k=3, temperature=0.5))
-    assert group.name == "same prompt, T=0.5" and group.temperature == 0.5
-    assert len(group.texts) == 3 and len(set(group.texts)) == 1
+def test_bursts_are_sent_at_once(dataset: Dataset) -> None:
+    t, transport = target({}, dataset)
+    result = probes.run_probe("burst", t, 3, burst=4)
+    assert transport.peak_in_flight == 4
+    assert len(result.records) == 3 * 2 * 4
+    assert result.records.groupby("burst").size().eq(4).all()
 
 
-def test_output_identity_analysis_gets_the_temperature() -> None:
-    records = pd.DataFrame(
-        {"group": "g", "step": [1, 2], "latency_ms": 1.0, "ttft_ms": None, "decode_ms": None}
-        | {"output_sha256": ["a", "a"], "status": "ok"}
-    )
-    found = CATALOGUE["output_identity"].analysis(records, ProbeOptions(temperature=1.25))
-    assert "temperature 1.25" in found.finding and found.signals["identical"] is True
+def test_user_agent_is_configurable_and_names_nothing_by_default(dataset: Dataset) -> None:
+    t, transport = target({}, dataset)
+    probes.run_probe("back_to_back", t, 3)
+    assert all("auditkit" not in str(r.headers.get("User-Agent", "")) for r in transport.requests)
+    t, transport = target({}, dataset, user_agent="python-requests/2.32")
+    probes.run_probe("back_to_back", t, 3)
+    assert {r.headers.get("User-Agent") for r in transport.requests} == {"python-requests/2.32"}
+
+
+def test_every_probe_has_a_button_label_and_a_doc() -> None:
+    for name, probe in probes.CATALOGUE.items():
+        assert probe.name == name and probe.label and probe.doc and probe.pattern
+    with pytest.raises(KeyError, match="probes: back_to_back"):
+        probes.run_probe("cold_vs_warm", None, 3)  # type: ignore[arg-type]

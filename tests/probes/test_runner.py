@@ -1,5 +1,5 @@
-"""probes.runner against the real embedded mock: structure only (groups, counts, statuses),
-never latencies, so nothing here races the clock."""
+"""probes.runner over real HTTP against the mock in its own process: structure (roles, counts,
+statuses, live updates, stop) and a diagnosis with a clear margin, never a latency threshold."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from auditkit import probes
 from auditkit.config import DatasetConfig, EndpointConfig, MockConfig
 from auditkit.data import Dataset, load_dataset
 from auditkit.loadgen import HttpTarget
-from auditkit.mock import MockServer
+from auditkit.mock import MockProcess
 
 
 @pytest.fixture(scope="module")
@@ -19,40 +19,38 @@ def dataset() -> Dataset:
     return load_dataset(DatasetConfig())
 
 
-@pytest.fixture
-def server() -> Iterator[MockServer]:
-    with MockServer(MockConfig(cache="output")) as server:
+@pytest.fixture(scope="module")
+def server() -> Iterator[MockProcess]:
+    with MockProcess(MockConfig(cache="output")) as server:
         yield server
 
 
-def test_probe_runs_its_groups_in_order_and_streams_partial_results(
-    server: MockServer, dataset: Dataset
+def test_probe_runs_its_plan_and_streams_partial_results(
+    server: MockProcess, dataset: Dataset
 ) -> None:
     target = probes.ProbeTarget.connect(EndpointConfig(stream=True), server.url, dataset)
+    before = server.stats()["requests"]
     updates: list[probes.ProbeResult] = []
-    result = probes.repeat_vs_distinct(target, 3, on_update=updates.append)
+    result = probes.run_probe("back_to_back", target, 4, on_update=updates.append)
 
-    assert result.done and result.name == "repeat_vs_distinct"
-    assert list(result.records["group"]) == ["distinct"] * 3 + ["repeated"] * 3
-    assert list(result.records["step"]) == [1, 2, 3] * 2
+    assert result.done and result.name == "back_to_back"
+    assert list(result.records["role"]) == ["cold", "warm"] * 4
+    assert list(result.records["round"]) == [1, 1, 2, 2, 3, 3, 4, 4]
     assert (result.records["status"] == "ok").all()
-    assert list(result.table.index) == ["distinct", "repeated"]
-    assert result.table.loc["distinct", "distinct outputs"] == 3
-    assert result.table.loc["repeated", "distinct outputs"] == 1
-    assert set(result.signals) == {"repeat_ratio", "cache_suspected"}
-    # each group opens with a throwaway warm-up query, which the records leave out
-    assert server.stats()["requests"] == 2 * (1 + 3)
+    assert server.stats()["requests"] - before == 1 + 8  # the opener, then the plan
     assert updates[-1] is result and not any(u.done for u in updates[:-1])
-    assert any(set(u.records["group"]) == {"distinct"} for u in updates)
+    # a response cache replays whole answers: 50× faster, far beyond any machine's noise
+    assert result.kind == "response cache", result.finding
 
 
-def test_stop_before_start_sends_nothing(server: MockServer, dataset: Dataset) -> None:
+def test_stop_before_start_sends_nothing(server: MockProcess, dataset: Dataset) -> None:
     target = probes.ProbeTarget.connect(EndpointConfig(), server.url, dataset)
+    before = server.stats()["requests"]
     stop = probes.StopFlag()
     stop.set()
-    result = probes.cold_vs_warm(target, 8, stop=stop)
+    result = probes.run_probe("interleaved", target, 8, stop=stop)
     assert result.done and len(result.records) == 0
-    assert server.stats()["requests"] == 0
+    assert server.stats()["requests"] == before
 
 
 def test_fresh_prompts_never_repeat(dataset: Dataset) -> None:
@@ -61,3 +59,10 @@ def test_fresh_prompts_never_repeat(dataset: Dataset) -> None:
     assert len(set(texts)) == 10
     other = probes.ProbeTarget("http://x", EndpointConfig(), "m", HttpTarget("http://x"), dataset)
     assert not set(other.fresh_texts(10)) & set(texts)  # another session, another tag
+
+
+def test_user_agent_goes_out_only_when_configured() -> None:
+    assert "User-Agent" not in HttpTarget.from_config(EndpointConfig(), "http://x", None).headers
+    cfg = EndpointConfig(user_agent="curl/8.5.0", connection_warmup=False)
+    target = HttpTarget.from_config(cfg, "http://x", None)
+    assert target.headers["User-Agent"] == "curl/8.5.0" and target.warm_connections is False

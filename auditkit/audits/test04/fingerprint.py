@@ -1,11 +1,25 @@
 """What kind of caching was seen? A fingerprint from per-query records (pure).
 
-- Response (output) cache: the whole request collapses — decode time per token falls with TTFT —
-  and repeated prompts return byte-identical outputs even at temperature > 0.
-- Prefix / KV cache: TTFT (prefill) drops for the repeated prompt; decode time per token does
-  not; outputs follow the sampling temperature. Servers may also report
-  `usage.prompt_tokens_details.cached_tokens`.
-The fingerprint is evidence beside the official verdict; it never changes it.
+Nothing is called a cache without a measured speed-up: the audit's median latency must be at
+most SPEEDUP × the reference's. Then the parts of a query that queueing cannot pollute decide
+which cache it is:
+
+- decode time per token (completion − first token, over tokens − 1) starts when the server
+  answers, so the client's and the server's queues are not in it. A response cache collapses it
+  (the stored answer arrives at once); a prefix/KV cache leaves it unchanged.
+- first-token time measured from the send carries the server's queueing in a concurrent phase
+  (offline, server, multi-stream): there it is reported, never judged. In a phase with one query
+  in flight (single-stream) it is clean and must fall for a prefix cache. In a concurrent phase
+  a speed-up with unchanged decode time is itself the sign: latency = queueing + prefill +
+  decode, queueing scales with the service time of the queries ahead, so when decode did not
+  change, prefill did.
+- request coalescing: collapsed answers that completed together with an identical request that
+  was already in flight (they rode on its computation), rather than replayed after it completed.
+- at temperature > 0 identical outputs tell a replay (the first copy had completed before the
+  repeat was sent) from sharing (it was still in flight), unless the endpoint returns the same
+  text for different prompts too (then outputs say nothing about caching).
+
+The fingerprint is evidence beside the verdict; it never changes it.
 """
 
 from __future__ import annotations
@@ -17,11 +31,28 @@ import pandas as pd
 
 from auditkit.results import Evidence
 
-CacheKind = Literal["none", "response cache", "prefix cache", "unknown"]
-#: audit/reference ratios beyond these count as a real drop (medians, so robust to outliers)
+CacheKind = Literal["none", "response cache", "prefix cache", "request coalescing", "unknown"]
+#: audit median latency at most this × the reference's: a speed-up worth naming (TEST04's own
+#: threshold is 10 %)
+SPEEDUP = 0.9
+#: audit/reference first-token time below this (single-stream only) is a prefill skipped
 TTFT_DROP = 0.75
+#: audit/reference decode time per token below this: the answer is not being generated
 DECODE_DROP = 0.75
-TOTAL_DROP = 0.80
+#: a query whose decode time is below this × the reference's median decode came all at once
+COLLAPSED = 0.25
+#: shares at or above this decide (duplicate outputs, replays)
+MAJORITY = 0.5
+#: a share of audit answers that came all at once at or above this: a stored or shared answer
+#: (a generated one never does; a partial cache collapses only some)
+COLLAPSED_SHARE = 0.2
+#: of those, a share at or above this riding on an identical computation in flight: coalescing
+#: (a partial cache's hits land near a computed repeat by chance, but not most of them)
+RIDER_SHARE = 0.8
+#: riders complete within this of the computation they rode on (at least, ns)
+RIDER_TOLERANCE_NS = 1e6
+#: kept for callers of the earlier API: the speed-up cut-off
+TOTAL_DROP = SPEEDUP
 
 
 class Fingerprint(Evidence):
@@ -29,20 +60,33 @@ class Fingerprint(Evidence):
 
     kind: CacheKind
     evidence: tuple[str, ...] = ()
-    ttft_ratio: float | None = None
+    service_ratio: float | None = None  # audit/reference median latency
+    ttft_ratio: float | None = None  # audit/reference median first-token time (from the send)
+    ttft_judged: bool = False  # False: queueing is in the first-token time, so it was not used
     decode_per_token_ratio: float | None = None
-    service_ratio: float | None = None
+    collapsed_share: float | None = None  # audit queries whose answer came all at once
+    rider_share: float | None = None  # of those, the share that rode on an identical in flight
     identical_outputs: bool | None = None
+    replayed_share: float | None = None  # T>0 duplicates whose first copy had completed
     cached_tokens_fraction: float | None = None
 
 
 def _ok(frame: pd.DataFrame) -> pd.DataFrame:
-    return frame[frame["status"] == "ok"]
+    ok = frame[frame["status"] == "ok"]
+    if "variant" in ok.columns:
+        # warm-up queries carry fresh prefixes and control twins are salted: the measured
+        # queries are the phase's own
+        ok = ok[ok["variant"].astype("string").fillna("main") == "main"]
+    return ok
 
 
 def _median(values: pd.Series) -> float | None:
-    clean = values.dropna().to_numpy(dtype=float)
+    clean = pd.to_numeric(values, errors="coerce").dropna().to_numpy(dtype=float)
     return float(np.median(clean)) if len(clean) else None
+
+
+def _ratio(a: float | None, r: float | None) -> float | None:
+    return a / r if a is not None and r else None
 
 
 def decode_per_token_ns(frame: pd.DataFrame) -> pd.Series:
@@ -50,6 +94,66 @@ def decode_per_token_ns(frame: pd.DataFrame) -> pd.Series:
     tokens = frame["output_tokens"].astype("Float64") - 1
     decode = (frame["completed_ns"] - frame["first_token_ns"]).astype("Float64")
     return (decode / tokens.where(tokens > 0)).astype("Float64")
+
+
+def max_in_flight(frame: pd.DataFrame) -> int:
+    """The most queries of `frame` in flight at once (sent → completed)."""
+    if frame.empty:
+        return 0
+    starts = frame["sent_ns"].to_numpy(dtype="int64")
+    ends = frame["completed_ns"].to_numpy(dtype="int64")
+    events = sorted([(s, 1) for s in starts] + [(e, -1) for e in ends])
+    level = peak = 0
+    for _, step in events:
+        level += step
+        peak = max(peak, level)
+    return peak
+
+
+def riders(frame: pd.DataFrame, computed: pd.Series, tolerance_ns: float) -> pd.Series:
+    """Per query: True when a computed identical query (same sample, `computed` True) sent no
+    later was still in flight when it was sent and completed within `tolerance_ns` of it: it
+    rode on that computation."""
+    out = pd.Series(False, index=frame.index)
+    for _, group in frame.groupby("sample_index"):
+        lead = group[computed.loc[group.index]]
+        if lead.empty:
+            continue
+        sent = lead["sent_ns"].to_numpy(dtype="int64")
+        done = lead["completed_ns"].to_numpy(dtype="int64")
+        names = lead.index.to_numpy()
+        for idx, q_sent, q_done in zip(
+            group.index, group["sent_ns"], group["completed_ns"], strict=True
+        ):
+            rode = (
+                (names != idx)
+                & (sent <= q_sent)
+                & (done > q_sent)
+                & (np.abs(done - q_done) <= tolerance_ns)
+            )
+            out[idx] = bool(rode.any())
+    return out
+
+
+def replay_shares(frame: pd.DataFrame) -> tuple[float | None, float | None]:
+    """(share of queries duplicating an earlier output, share of those duplicates whose first
+    copy had completed before they were sent) — at T>0 a replay rather than a shared answer."""
+    rows = frame.dropna(subset=["output_sha256"]).sort_values("sent_ns")
+    if len(rows) < 2:
+        return None, None
+    first_done: dict[str, int] = {}
+    duplicates = replayed = 0
+    for sha, sent, done in zip(
+        rows["output_sha256"], rows["sent_ns"], rows["completed_ns"], strict=True
+    ):
+        if sha in first_done:
+            duplicates += 1
+            replayed += int(first_done[sha] <= sent)
+            first_done[sha] = min(first_done[sha], int(done))
+        else:
+            first_done[sha] = int(done)
+    share = duplicates / len(rows)
+    return share, (replayed / duplicates if duplicates else None)
 
 
 def fingerprint(
@@ -60,71 +164,137 @@ def fingerprint(
     if ref.empty or aud.empty:
         return Fingerprint(kind="unknown", evidence=("no completed queries to compare",))
     notes: list[str] = []
-
-    def ratio(a: float | None, r: float | None) -> float | None:
-        return a / r if a is not None and r else None
-
-    service = ratio(
+    service = _ratio(
         _median(aud["completed_ns"] - aud["sent_ns"]), _median(ref["completed_ns"] - ref["sent_ns"])
     )
-    streamed = ref["first_token_ns"].notna().any() and aud["first_token_ns"].notna().any()
-    ttft = decode = None
+    faster = service is not None and service <= SPEEDUP
+    if service is not None:
+        notes.append(
+            f"audit median latency {service:.2f}× the reference's "
+            + ("(a speed-up)" if faster else f"(no speed-up beyond {SPEEDUP:g}×)")
+        )
+
+    streamed = bool(ref["first_token_ns"].notna().any() and aud["first_token_ns"].notna().any())
+    queued = max(max_in_flight(ref), max_in_flight(aud)) > 1
+    ttft = decode = collapsed_share = rider_share = None
     if streamed:
-        ttft = ratio(
+        ttft = _ratio(
             _median(aud["first_token_ns"] - aud["sent_ns"]),
             _median(ref["first_token_ns"] - ref["sent_ns"]),
         )
-        decode = ratio(_median(decode_per_token_ns(aud)), _median(decode_per_token_ns(ref)))
-    repeated = aud[aud["sample_index"] == aud["sample_index"].iloc[0]]
-    # share of repeats that returned an output already seen: concurrent first requests all
-    # miss a response cache (and sample freely), later ones replay a stored answer
-    duplicate_share = (
-        1 - repeated["output_sha256"].nunique() / len(repeated) if len(repeated) > 1 else None
-    )
-    identical = duplicate_share > 0.5 if duplicate_share is not None else None
-    cached = aud["cached_tokens"].dropna()
-    cached_fraction = float((cached > 0).mean()) if len(cached) else None
+        decode = _ratio(_median(decode_per_token_ns(aud)), _median(decode_per_token_ns(ref)))
+        ref_decode = _median(ref["completed_ns"] - ref["first_token_ns"])
+        aud_decode = (aud["completed_ns"] - aud["first_token_ns"]).astype("Float64")
+        if ref_decode:
+            collapsed = (aud_decode < COLLAPSED * ref_decode).fillna(False).astype(bool)
+            collapsed_share = float(collapsed.mean())
+            if collapsed.any():
+                tolerance = max(RIDER_TOLERANCE_NS, 0.05 * ref_decode)
+                rode = riders(aud, ~collapsed, tolerance)[collapsed]
+                rider_share = float(rode.mean())
+        if decode is not None:
+            notes.append(f"decode time per token {decode:.2f}× the reference's")
+        if ttft is not None:
+            notes.append(
+                f"first-token time {ttft:.2f}× "
+                + ("(queueing is in it: not judged)" if queued else "(one query in flight)")
+            )
+    else:
+        notes.append("not streamed: no first-token time to split prefill from decode")
 
-    response_signs = 0
-    prefix_signs = 0
-    if service is not None and service < TOTAL_DROP:
-        notes.append(f"audit service time is {service:.2f}× the reference's")
-    if streamed and ttft is not None and ttft < TTFT_DROP:
-        notes.append(f"TTFT fell to {ttft:.2f}× the reference's")
-        prefix_signs += 1
-    if streamed and decode is not None:
-        if decode < DECODE_DROP:
-            notes.append(f"decode time per token fell to {decode:.2f}× (whole response cached)")
-            response_signs += 1
-        else:
-            notes.append(f"decode time per token unchanged ({decode:.2f}×)")
-    if identical and temperature > 0:
-        notes.append(f"repeated prompt gave byte-identical outputs at temperature {temperature:g}")
-        response_signs += 1
-    elif identical is False and temperature > 0:
-        notes.append("repeated prompt gave differing outputs (sampling is live)")
+    # outputs: only at T>0, and only when different prompts get different texts
+    identical = replayed = None
+    if temperature > 0:
+        ref_dup, _ = replay_shares(ref)
+        dup, replayed = replay_shares(aud)
+        if ref_dup is not None and ref_dup >= MAJORITY:
+            notes.append("different prompts got the same text: outputs say nothing about caching")
+        elif dup is not None:
+            identical = dup >= MAJORITY
+            if identical:
+                how = (
+                    "replayed after the first copy completed"
+                    if replayed is not None and replayed >= MAJORITY
+                    else "shared while the first copy was in flight"
+                )
+                notes.append(
+                    f"{dup:.0%} of repeats duplicate an earlier output at T={temperature:g}, {how}"
+                )
+            else:
+                notes.append(f"repeated prompt gave differing outputs at T={temperature:g}")
+    cached = pd.to_numeric(aud["cached_tokens"], errors="coerce").dropna()
+    cached_fraction = float((cached > 0).mean()) if len(cached) else None
     if cached_fraction:
         notes.append(f"server reported cached prompt tokens on {cached_fraction:.0%} of queries")
-        prefix_signs += 1
 
-    faster = service is not None and service < TOTAL_DROP
-    if response_signs:
-        kind: CacheKind = "response cache"
-    elif prefix_signs and (not streamed or (decode is not None and decode >= DECODE_DROP)):
-        kind = "prefix cache"
-    elif faster:
-        kind = "unknown"
-        notes.append("faster, but without a streaming split or sampling to say which cache")
-    else:
-        kind = "none"
-        if not notes:
-            notes.append("no speed-up and no cache signature in the audit phase")
+    kind = _kind(
+        faster,
+        streamed,
+        queued,
+        ttft,
+        decode,
+        collapsed_share,
+        rider_share,
+        identical,
+        replayed,
+        cached_fraction,
+    )
+    notes.append(_why(kind, streamed, queued))
     return Fingerprint(
         kind=kind,
         evidence=tuple(notes),
-        ttft_ratio=ttft,
-        decode_per_token_ratio=decode,
         service_ratio=service,
+        ttft_ratio=ttft,
+        ttft_judged=streamed and not queued,
+        decode_per_token_ratio=decode,
+        collapsed_share=collapsed_share,
+        rider_share=rider_share,
         identical_outputs=identical,
+        replayed_share=replayed,
         cached_tokens_fraction=cached_fraction,
     )
+
+
+def _kind(
+    faster: bool,
+    streamed: bool,
+    queued: bool,
+    ttft: float | None,
+    decode: float | None,
+    collapsed: float | None,
+    rider: float | None,
+    identical: bool | None,
+    replayed: float | None,
+    cached_fraction: float | None,
+) -> CacheKind:
+    if not faster:
+        return "none"
+    if identical and replayed is not None:
+        return "response cache" if replayed >= MAJORITY else "request coalescing"
+    if streamed and decode is not None:
+        if (collapsed is not None and collapsed >= COLLAPSED_SHARE) or decode < DECODE_DROP:
+            coalesced = rider is not None and rider >= RIDER_SHARE
+            return "request coalescing" if coalesced else "response cache"
+        if queued or (ttft is not None and ttft < TTFT_DROP):
+            return "prefix cache"
+        return "unknown"
+    if cached_fraction:
+        return "prefix cache"
+    return "unknown"
+
+
+def _why(kind: CacheKind, streamed: bool, queued: bool) -> str:
+    if kind == "none":
+        return "no speed-up: not called a cache, whatever else is seen"
+    if kind == "response cache":
+        return "faster, and whole answers are replayed: response cache"
+    if kind == "request coalescing":
+        return (
+            "faster, and identical requests in flight finished together on one answer: coalescing"
+        )
+    if kind == "prefix cache":
+        basis = "decode unchanged while latency fell" if queued else "first-token time fell"
+        return f"faster, {basis}, answers still generated: prefix/KV cache"
+    if not streamed:
+        return "faster, but without a streaming split or sampling at T>0 to say which cache"
+    return "faster, but the first-token time did not fall with one query in flight: unknown"

@@ -22,7 +22,7 @@ def test_fingerprint_names_the_cache(tmp_path: object, cache: str, kind: str) ->
             "test04": {"samples": 128},
         }
     )
-    sut = SimulatedSUT(MockConfig(cache=cache, prefill_us_per_token=60.0))  # type: ignore[arg-type]
+    sut = SimulatedSUT(MockConfig(cache=cache, prefill_us_per_token=60.0))
     run = run_audit(cfg, transport=FakeTransport(sut))
     phases = {p.name: p for p in run.phases}
     fp = fingerprint(phases["reference"].records, phases["audit"].records, temperature=1.0)
@@ -32,3 +32,43 @@ def test_fingerprint_names_the_cache(tmp_path: object, cache: str, kind: str) ->
         assert fp.decode_per_token_ratio is not None and fp.decode_per_token_ratio > 0.75
     if kind == "response cache":
         assert fp.identical_outputs is True
+
+
+def _offline(tmp_path: object, mock: dict[str, object], temperature: float) -> object:
+    cfg = build_config(
+        {
+            "output_dir": str(tmp_path),
+            "endpoint": {"api": "openai-chat", "stream": True, "temperature": temperature},
+            "load": {"scenario": "offline"},
+            "test04": {"samples": 128},
+        }
+    )
+    run = run_audit(cfg, transport=FakeTransport(SimulatedSUT(MockConfig.model_validate(mock))))
+    phases = {p.name: p for p in run.phases}
+    return fingerprint(
+        phases["reference"].records, phases["audit"].records, temperature=temperature
+    )
+
+
+@pytest.mark.parametrize(
+    ("mock", "temperature", "kind"),
+    [
+        # offline: queueing is in the first-token time; decode unchanged + speed-up says prefix
+        ({"cache": "prefix"}, 0.0, "prefix cache"),
+        ({"cache": "last-prompt"}, 0.0, "prefix cache"),
+        ({"behaviour": {"coalesce": True}}, 0.0, "request coalescing"),
+        ({"behaviour": {"coalesce": True}}, 1.0, "request coalescing"),
+        ({"cache": "output"}, 0.0, "response cache"),
+        ({"cache": "output", "behaviour": {"cache_miss_every": 2}}, 0.0, "response cache"),
+        # the same text for every prompt at T>0, no speed-up: not a cache
+        ({"behaviour": {"same_output": True}}, 1.0, "none"),
+    ],
+)
+def test_offline_fingerprint_names_the_cache(
+    tmp_path: object, mock: dict[str, object], temperature: float, kind: str
+) -> None:
+    fp = _offline(tmp_path, mock, temperature)
+    assert fp.kind == kind, fp.evidence  # type: ignore[attr-defined]
+    if kind == "prefix cache":
+        assert fp.ttft_judged is False  # type: ignore[attr-defined]
+        assert not any("without a streaming split" in e for e in fp.evidence)  # type: ignore[attr-defined]
