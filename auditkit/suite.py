@@ -176,6 +176,32 @@ def run_suite(
     return SuiteRun(runs, skipped, cfg.decision)
 
 
+def suite_config(settings: dict[str, Any] | None = None, **params: Any) -> AuditConfig:
+    """The suite's parameters by name (its CLI flags without the dashes: `url`,
+    `test01_samples`, `mock_fake_first_token`, ...) validated into the run config; InputError
+    with one line naming an unknown or bad parameter (what the suite notebook calls)."""
+    import difflib
+
+    from pydantic import ValidationError
+
+    from auditkit.audits import config_model
+    from auditkit.config import format_validation_error
+    from auditkit.options import to_overrides
+
+    options = suite_options()
+    by_param = {o.param: o for o in options}
+    values = {**(settings or {}), **params}
+    for name in values:
+        if name not in by_param:
+            close = difflib.get_close_matches(name, list(by_param), n=1)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            raise InputError(f"unknown suite parameter {name!r}{hint}")
+    try:
+        return config_model().model_validate(to_overrides(options, values))
+    except ValidationError as exc:
+        raise InputError(format_validation_error(exc, "suite parameters")) from None
+
+
 def parse_tests(text: str | None) -> tuple[str, ...] | None:
     """`test01,test06` → ("test01", "test06"); None/empty: the whole suite."""
     if not text:
@@ -196,6 +222,7 @@ __all__ = [
     "combined_exit_code",
     "parse_tests",
     "run_suite",
+    "suite_config",
     "suite_options",
 ]
 

@@ -115,3 +115,23 @@ def test_end_to_end_against_the_mock_process(
         assert verdicts[fails] == "FAIL", out
     assert code == (1 if fails else 0), out
     assert set(rows) == set(verdicts)
+
+
+def test_suite_notebook_and_a_new_audit_through_the_generic_notebook(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = json.dumps({"mock_simulated": True, "test06_samples": 12, "test09_samples": 12})
+    code = main(
+        ["notebook", "suite", "-p", "tests", "test06,test09", "-p", "settings", settings,
+         "-p", "output_dir", str(tmp_path), "--output-dir", str(tmp_path)]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    for test in ("TEST06", "TEST09"):
+        assert json.loads((tmp_path / test / "audit_result.json").read_text())["verdict"] == "PASS"
+    # each audit also runs alone through the generic audit notebook (no notebook of its own)
+    code = main(
+        ["notebook", "test09", "-p", "mock_simulated", "true", "-p", "samples", "12",
+         "--output-dir", str(tmp_path / "alone")]
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert (tmp_path / "alone" / "TEST09" / "verify_output_len.txt").is_file()
