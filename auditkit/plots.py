@@ -85,6 +85,44 @@ def _ns(series: pd.Series, scale: float) -> np.ndarray:
     return series.astype("float64").to_numpy() / scale
 
 
+#: per-query points a scatter draws at most per phase: beyond it a deterministic sample is
+#: drawn (every k-th query and every query above the phase's 99.9th latency percentile, so
+#: spikes and the tail stay visible) and the legend says so; ECDFs are drawn at this many
+#: quantiles (exact at screen resolution). 1M-point phases then render in about a second.
+MAX_POINTS = 20_000
+#: the record columns the figures read: a large saved run can be loaded with just these
+#: (`auditkit.records_io.read_records(phase_dir, PLOT_COLUMNS)`)
+PLOT_COLUMNS = ("status", "scheduled_ns", "sent_ns", "completed_ns", "latency_ns", "ttft_ns")
+
+
+def _thin(ok: pd.DataFrame, label: str) -> tuple[pd.DataFrame, str]:
+    """At most ~MAX_POINTS of a phase's completed queries to draw, and the label saying so."""
+    n = len(ok)
+    if n <= MAX_POINTS:
+        return ok, label
+    k = -(-n // MAX_POINTS)
+    lat = ok["latency_ns"].astype("float64").to_numpy()
+    keep = (np.arange(n) % k == 0) | (lat >= np.nanpercentile(lat, 99.9))
+    return ok[keep], f"{label}; 1 in {k} drawn + slowest 0.1 %"
+
+
+def _thin_xy(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every k-th point (k so that ~MAX_POINTS remain) plus the top 0.1 % of y."""
+    n = len(x)
+    if n <= MAX_POINTS:
+        return x, y
+    keep = (np.arange(n) % -(-n // MAX_POINTS) == 0) | (y >= np.nanpercentile(y, 99.9))
+    return x[keep], y[keep]
+
+
+def _steps(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """An ECDF at ~MAX_POINTS evenly spaced ranks (first and last kept)."""
+    if len(xs) <= MAX_POINTS:
+        return xs, ys
+    idx = np.unique(np.linspace(0, len(xs) - 1, MAX_POINTS).astype(np.int64))
+    return xs[idx], ys[idx]
+
+
 def phase_offsets(frames: Mapping[str, pd.DataFrame]) -> dict[str, float]:
     """Start of each phase on a shared time axis (s): phases ran back to back, in order.
 
@@ -123,6 +161,7 @@ def latency_over_time(phases: PhasesLike, ax: Axes | None = None) -> Figure:
         ok = _ok(rec)
         failed = len(rec) - len(ok)
         label = f"{name} ({len(ok)} ok" + (f", {failed} failed)" if failed else ")")
+        ok, label = _thin(ok, label)
         ax.scatter(
             _ns(ok["completed_ns"], 1e9) + offsets[name],
             _ns(ok["latency_ns"], 1e6),
@@ -167,7 +206,7 @@ def latency_ecdf(phases: PhasesLike, ax: Axes | None = None) -> Figure:
         lat = _ns(_ok(rec)["latency_ns"], 1e6)
         if len(lat) == 0:
             continue
-        xs, ys = ecdf(lat)
+        xs, ys = _steps(*ecdf(lat))
         p50, p90 = np.percentile(lat, [50, 90])
         ax.step(
             xs,
@@ -255,7 +294,11 @@ def ttft_vs_decode(phases: PhasesLike, ax: Axes | None = None) -> Figure:
         ttft = _ns(ok["ttft_ns"], 1e6)
         decode = _ns(ok["latency_ns"], 1e6) - ttft
         colour = phase_colour(name, i)
-        ax.scatter(ttft, decode, s=10, alpha=0.5, color=colour, linewidths=0)
+        shown = _thin_xy(ttft, decode)
+        ax.scatter(*shown, s=10, alpha=0.5, color=colour, linewidths=0)
+        if len(shown[0]) < len(ttft):
+            note = f"{name}: {len(shown[0]):,} of {len(ttft):,} queries drawn"
+            ax.text(0.99, 0.01, note, transform=ax.transAxes, ha="right", fontsize=7, color="0.35")
         ax.scatter(
             [np.median(ttft)],
             [np.median(decode)],

@@ -6,6 +6,12 @@ auditkit's offline phase and a raw aiohttp loop alternately, `--rounds` times ea
 concurrency. The raw loop runs on the same event-loop implementation auditkit uses (uvloop) so
 the ratio compares clients, not loops; its plain-asyncio rate is printed too.
 
+With `--workers N` auditkit also runs with N load-generator processes (loadgen/workers.py),
+and where `wrk` (Debian package) is on PATH it runs too, in the same rounds, with the same
+connections (`--wrk-threads` threads): the C client's rate is the ceiling a Python client is
+measured against (the ratio auditkit/wrk is printed). nginx gets `--nginx-workers` processes.
+On a small machine nginx and the client share the cores: read the rates with that in mind.
+
 The last line is `ratio = <auditkit / raw aiohttp>` (the target is >= 0.8).
 Setup: nginx is taken from PATH, /usr/sbin/nginx, or installed with apt-get (needs root).
 """
@@ -63,10 +69,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_nginx(prefix: Path, port: int) -> subprocess.Popen[bytes]:
+def start_nginx(prefix: Path, port: int, workers: int = 1) -> subprocess.Popen[bytes]:
     body = json.dumps(COMPLETION).replace("'", "\\'")
     conf = f"""
-worker_processes 1;
+worker_processes {workers};
 daemon off;
 pid {prefix}/nginx.pid;
 error_log {prefix}/error.log warn;
@@ -97,12 +103,12 @@ http {{
     raise SystemExit("nginx did not start; see " + str(prefix / "error.log"))
 
 
-def auditkit_rate(url: str, n: int, concurrency: int) -> float:
+def auditkit_rate(url: str, n: int, concurrency: int, workers: int = 1) -> float:
     adapter = CompletionsAdapter("null", 16, 0.0, False)
     dataset = Dataset("bench", tuple(Sample(i, f"prompt number {i}") for i in range(64)))
     load = LoadPattern("offline", max_concurrency=concurrency)
     spec = RunSpec("bench", SampleOrder.with_replacement(0), n, load)
-    result = run_phase(spec, dataset, adapter, HttpTarget(url))
+    result = run_phase(spec, dataset, adapter, HttpTarget(url), workers=workers)
     assert result.summary.completed == n, result.summary.invalid_reasons
     return result.summary.samples_per_second
 
@@ -145,6 +151,28 @@ async def _httpx(url: str, n: int, concurrency: int) -> float:
         return n / (time.perf_counter() - start)
 
 
+WRK_SCRIPT = """
+wrk.method = "POST"
+wrk.body = '{"model": "null", "prompt": "prompt number 1", "max_tokens": 16}'
+wrk.headers["Content-Type"] = "application/json"
+"""
+
+
+def wrk_rate(url: str, seconds: float, concurrency: int, threads: int, folder: Path) -> float:
+    """wrk's requests/s against the same endpoint with the same number of connections."""
+    script = folder / "post.lua"
+    script.write_text(WRK_SCRIPT)
+    out = subprocess.run(
+        ["wrk", f"-t{threads}", f"-c{concurrency}", f"-d{seconds:.0f}s", "-s", str(script),
+         url + "/v1/completions"],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    for line in out.splitlines():
+        if line.startswith("Requests/sec:"):
+            return float(line.split()[1])
+    raise RuntimeError(f"no rate in wrk's output:\n{out}")
+
+
 def raw_rate(url: str, n: int, concurrency: int, use_uvloop: bool) -> float:
     if use_uvloop:
         return uvloop.run(_raw(url, n, concurrency))
@@ -156,17 +184,37 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=20000, help="requests per round")
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=1, help="also run N processes")
+    parser.add_argument("--nginx-workers", type=int, default=1)
+    parser.add_argument("--wrk-threads", type=int, default=1)
     args = parser.parse_args()
+    has_wrk = shutil.which("wrk") is not None
     with tempfile.TemporaryDirectory(prefix="auditkit-nginx-") as tmp:
         port = free_port()
-        proc = start_nginx(Path(tmp), port)
+        proc = start_nginx(Path(tmp), port, args.nginx_workers)
         url = f"http://127.0.0.1:{port}"
         try:
             raw_rate(url, 2000, args.concurrency, True)  # warm-up
             auditkit_rate(url, 2000, args.concurrency)
+            if args.workers > 1:  # starts the fork server once, outside the rounds
+                auditkit_rate(url, 2000, args.concurrency, args.workers)
             ours, raw, raw_asyncio, via_httpx = [], [], [], []
+            multi: list[float] = []
+            wrk: list[float] = []
             for i in range(args.rounds):
                 ours.append(auditkit_rate(url, args.requests, args.concurrency))
+                if args.workers > 1:
+                    multi.append(auditkit_rate(url, args.requests, args.concurrency, args.workers))
+                    print(
+                        f"round {i + 1}: auditkit x{args.workers} processes {multi[-1]:.0f} req/s"
+                    )
+                if has_wrk:
+                    # as long as auditkit's own round took, with the same connections
+                    seconds = max(2.0, args.requests / ours[-1])
+                    wrk.append(
+                        wrk_rate(url, seconds, args.concurrency, args.wrk_threads, Path(tmp))
+                    )
+                    print(f"round {i + 1}: wrk ({args.wrk_threads} thread) {wrk[-1]:.0f} req/s")
                 raw.append(raw_rate(url, args.requests, args.concurrency, True))
                 raw_asyncio.append(raw_rate(url, args.requests, args.concurrency, False))
                 via_httpx.append(uvloop.run(_httpx(url, args.requests // 4, args.concurrency)))
@@ -184,6 +232,17 @@ def main() -> int:
         f"median: auditkit {a:.0f} req/s, raw aiohttp {r:.0f} req/s "
         f"(plain asyncio {statistics.median(raw_asyncio):.0f}), {args.concurrency} in flight"
     )
+    if multi:
+        m = statistics.median(multi)
+        print(f"median: auditkit x{args.workers} processes {m:.0f} req/s ({m / a:.2f} x one)")
+    if wrk:
+        w = statistics.median(wrk)
+        print(f"median: wrk {w:.0f} req/s; auditkit/wrk = {a / w:.3f}", end="")
+        print(
+            f", auditkit x{args.workers}/wrk = {statistics.median(multi) / w:.3f}" if multi else ""
+        )
+    else:
+        print("wrk: not installed (Debian package wrk), not compared")
     print(f"ratio = {a / r:.3f}")
     return 0 if a / r >= 0.8 else 1
 
