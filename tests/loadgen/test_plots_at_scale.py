@@ -3,10 +3,13 @@ the ECDF keeps its first and last points."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from matplotlib.collections import PathCollection
 
 from auditkit import plots
@@ -23,9 +26,7 @@ def _frame(phase: str, n: int) -> pd.DataFrame:
     return to_frame(pa_table(rows), keep_worker=False)
 
 
-def pa_table(rows: list[tuple[object, ...]]):  # type: ignore[no-untyped-def]
-    import pyarrow as pa
-
+def pa_table(rows: Sequence[tuple[Any, ...]]) -> pa.Table:
     return pa.Table.from_batches([rows_to_batch(rows)])
 
 
@@ -34,7 +35,7 @@ def test_large_phases_are_thinned_and_say_so() -> None:
     phases = {"reference": _frame("reference", n), "audit": _frame("audit", 100)}
     fig = plots.latency_over_time(phases)
     drawn = [
-        len(c.get_offsets())
+        len(np.asarray(c.get_offsets()))
         for ax in fig.axes
         for c in ax.collections
         if isinstance(c, PathCollection)
