@@ -8,8 +8,10 @@ the verdict files only from a full verification.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ import yaml
 
 from auditkit import mlperf_logs, records_io
 from auditkit.audits import AuditTest, result_from_json
+from auditkit.errors import InputError, SetupError
 from auditkit.results import AuditResult, PhaseResult, PhaseSummary
 
 RECORDS = "records.parquet"
@@ -38,6 +41,9 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        # mkstemp makes 0600; the artifacts hold no secrets (config.yaml is redacted, records
+        # keep output hashes, not texts), so they get the mode any new file gets (the umask)
+        os.fchmod(fd, 0o666 & ~process_umask())
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -52,6 +58,18 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+@functools.cache
+def process_umask() -> int:
+    """The process's umask (read once; /proc avoids os.umask's set-and-restore race)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -136,6 +154,61 @@ def write_submission(folder: Path, result: AuditResult[Any], submission_name: st
         "finished_at": result.finished_at,
     }
     atomic_write_json(submission_audit_path(folder, submission_name), record)
+
+
+def run_outputs(output_dir: str | Path, test: AuditTest) -> list[Path]:
+    """What an earlier run of `test` left in output_dir: the entries of <output_dir>/<TEST>/
+    and its submission record (audit/audit_<name>.json). Other audits' files are not listed:
+    several audits share one output_dir, as in an MLPerf compliance folder."""
+    folder = test_dir(output_dir, test.id)
+    found = sorted(p for p in folder.iterdir() if not is_stale_tmp(p)) if folder.is_dir() else []
+    if test.submission_name:
+        record = submission_audit_path(folder, test.submission_name)
+        if record.exists():
+            found.append(record)
+    return found
+
+
+def claim_output_dir(output_dir: str | Path, test: AuditTest, *, overwrite: bool = False) -> None:
+    """Make sure a new run of `test` cannot mix with an earlier one in output_dir.
+
+    If the earlier run's files are there: InputError naming the folder, or with `overwrite`
+    they are removed first (the audit's own files only). Two runs never share files: a verdict
+    beside another run's phase folders would be reviewed as one run.
+    """
+    found = run_outputs(output_dir, test)
+    if not found:
+        return
+    folder = test_dir(output_dir, test.id).resolve()
+    if not overwrite:
+        raise InputError(
+            f"{folder} already holds a {test.id} run; pass --overwrite (notebook parameter "
+            "overwrite=True) to replace it, or choose another output_dir"
+        )
+    for path in found:
+        try:
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            raise SetupError(
+                f"cannot remove the earlier run's {path} ({exc.strerror or exc})"
+            ) from None
+
+
+def run_files(folder: str | Path, test: AuditTest | None = None) -> list[Path]:
+    """Every file a run wrote: under its folder and, for an audit with a submission record,
+    <output_dir>/audit/audit_<name>.json (what the MLPerf submission checker reads)."""
+    base = Path(folder)
+    files = sorted(p for p in base.rglob("*") if p.is_file() and not is_stale_tmp(p))
+    if test is not None and test.submission_name:
+        record = submission_audit_path(base, test.submission_name)
+        if record.is_file():
+            files.append(record)
+    return files
 
 
 def clear_verdict(folder: Path, test: AuditTest) -> None:

@@ -35,6 +35,7 @@ EPILOG = (
     "4 execution error/INVALID, 5 INCONCLUSIVE, 130 interrupted"
 )
 _UNRECOGNIZED = re.compile(r"unrecognized arguments: (.*)")
+_INVALID_CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)")
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -58,6 +59,12 @@ class OneLineParser(argparse.ArgumentParser):
                 if flag.startswith("--") and close:
                     message += f"; did you mean {close[0]}?"
                     break
+        choice = _INVALID_CHOICE.search(message)
+        if choice:  # a mistyped command or choice value
+            options = [c.strip(" '") for c in choice.group(2).split(",")]
+            close = difflib.get_close_matches(choice.group(1), options, n=1)
+            if close:
+                message += f"; did you mean {close[0]}?"
         self.exit(EXIT_INPUT, f"{self.prog}: error: {message} (see --help)\n")
 
 
@@ -80,7 +87,7 @@ def _add_option(group: Any, option: Any, known: list[str]) -> None:
     if option.key_value:
         _arg(known, group,
             option.flag, dest=option.param, action="append", metavar="NAME=VALUE",
-            help=option.help,
+            help=option.help + " (default: none)",
         )  # fmt: skip
     elif option.invert:
         _arg(known, group,
@@ -140,7 +147,7 @@ def build_parser(test_name: str | None = None) -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _arg(known, run, "test", help=f"audit test ({', '.join(sorted(REGISTRY))})")
-    _arg(known, run, "--config", help="audit YAML; flags override it")
+    _arg(known, run, "--config", help="audit YAML; flags override it (default: none)")
     _arg(known, run, "--json", action="store_true", help="print audit_result.json to stdout")
     _arg(known, run, "--quiet", action="store_true", help="no progress or log lines")
     options = audit_options(test.key, test.settings_model) if test else common_options()
@@ -161,7 +168,14 @@ def build_parser(test_name: str | None = None) -> argparse.ArgumentParser:
 
     _arg(known, mock, "--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
     _arg(known, mock, "--port", type=int, default=8000, help="port (default: 8000)")
-    _arg(known, mock, "--config", help="YAML with a mock: section (faults, latency model)")
+    _arg(known, mock,
+        "--config", help="YAML with a mock: section (faults, latency model) (default: none)",
+    )  # fmt: skip
+    _arg(known, mock,
+        "--require-key-env", dest="require_key_env", metavar="NAME",
+        help="answer HTTP 401 unless requests carry the key held in environment variable NAME "
+        "(rehearse the key path; default: no key needed)",
+    )  # fmt: skip
     _add_options(mock, model_options(MockConfig, ("mock",), "", "mock"), "mock", known)
 
     verify = sub.add_parser(
@@ -186,7 +200,11 @@ def build_parser(test_name: str | None = None) -> argparse.ArgumentParser:
         )
     _arg(known, verify,
         "--output-dir", dest="output_dir",
-        help="also write the verdict files to <dir>/<TEST>/",
+        help="also write the verdict files to <dir>/<TEST>/ (default: only print)",
+    )  # fmt: skip
+    _arg(known, verify,
+        "--overwrite", action="store_true",
+        help="replace an earlier run of the audit in --output-dir (default: refuse)",
     )  # fmt: skip
     _arg(known, verify, "--json", action="store_true", help="print audit_result.json to stdout")
 
@@ -201,7 +219,8 @@ def build_parser(test_name: str | None = None) -> argparse.ArgumentParser:
     _arg(known, nb, "name", help="an audit (e.g. test04) or a notebook (e.g. review_results)")
     _arg(known, nb,
         "-p", "--parameter", nargs=2, action="append", metavar=("NAME", "VALUE"), dest="params",
-        help="set a notebook parameter (repeatable; typed by the notebook's annotations)",
+        help="set a notebook parameter (repeatable; typed by the notebook's annotations; "
+        "default: the notebook's own values)",
     )  # fmt: skip
     _arg(known, nb, "--html", action="store_true", help="also export a self-contained HTML report")
     _arg(
@@ -216,6 +235,16 @@ def build_parser(test_name: str | None = None) -> argparse.ArgumentParser:
         "--cell-timeout", dest="cell_timeout", type=int, default=600,
         help="per-cell timeout in seconds (default: 600)",
     )  # fmt: skip
+    compare = sub.add_parser(
+        "compare",
+        help="show two finished runs side by side",
+        description="Read two runs' artifacts (an output_dir or its <TEST> folder each) and "
+        "print their verdicts, scores, per-phase latency/TTFT/token rates and the settings "
+        "that differ.",
+        epilog="example: auditkit compare out/before out/after",
+    )
+    _arg(known, compare, "run_a", metavar="RUN_A", help="the first run's folder")
+    _arg(known, compare, "run_b", metavar="RUN_B", help="the second run's folder")
     parser.known_flags = known
     return parser
 
@@ -266,7 +295,10 @@ def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from textwrap import indent
+
     from auditkit.audits import get_test, load_config
+    from auditkit.display import next_step, phase_table_text
     from auditkit.progress import tqdm_progress
     from auditkit.runner import run_audit
 
@@ -294,7 +326,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             )
         for line in test.summary_lines(r):
             print(f"  {line}")
+        print(f"  next: {next_step(r)}")
         print(f"  artifacts: {run.folder}")
+        print(indent(phase_table_text(run.phases), "  "))
     if r.verdict == "INVALID":
         # exit 4 like any ExecutionError: one line on stderr that names the failure
         print(
@@ -336,8 +370,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.output_dir:
         from auditkit.preflight import check_output_dir
 
+        artifacts.claim_output_dir(args.output_dir, test, overwrite=args.overwrite)
         folder = check_output_dir(artifacts.test_dir(Path(args.output_dir), test.id))
-        artifacts.clear_verdict(folder, test)
         artifacts.write_result(folder, result, test, extra_files=files)
         if not args.json:
             print(f"  artifacts: {folder}")
@@ -361,9 +395,26 @@ def cmd_mock(args: argparse.Namespace) -> int:
 
     def ready(url: str) -> None:
         # after the bind, so --port 0 shows the port it got
-        print(f"auditkit mock on {url} (cache={cfg.cache}); Ctrl-C stops", flush=True)
+        key = f", key from ${args.require_key_env} required" if args.require_key_env else ""
+        print(f"auditkit mock on {url} (cache={cfg.cache}{key}); Ctrl-C stops", flush=True)
 
-    serve_forever(cfg, args.host, args.port, on_ready=ready)
+    api_key = None
+    if args.require_key_env:
+        api_key = os.environ.get(args.require_key_env)
+        if not api_key:
+            raise InputError(
+                f"--require-key-env {args.require_key_env}: that variable is not set; export "
+                f"{args.require_key_env}=<some key> first"
+            )
+    serve_forever(cfg, args.host, args.port, on_ready=ready, api_key=api_key)
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from auditkit.compare import compare_text
+    from auditkit.review import load_run
+
+    print(compare_text(load_run(args.run_a), load_run(args.run_b)))
     return 0
 
 
@@ -379,8 +430,9 @@ def cmd_notebook(args: argparse.Namespace) -> int:
         cell_timeout_s=args.cell_timeout,
         log=lambda msg: print(msg, file=sys.stderr, flush=True),
     )
-    stream = sys.stdout if outcome.verdict else sys.stderr
-    prefix = "" if outcome.verdict else "auditkit: error: "
+    failed = outcome.exit_code != 0 and not outcome.verdict
+    stream = sys.stderr if failed else sys.stdout
+    prefix = "auditkit: error: " if failed else ""
     print(f"{prefix}{outcome.message} ({outcome.seconds:.1f} s)", file=stream)
     if outcome.result_file is not None and outcome.result_file.is_file():
         result = result_from_json(outcome.result_file.read_text(encoding="utf-8"))
@@ -415,6 +467,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return cmd_verify(args)
         if args.command == "notebook":
             return cmd_notebook(args)
+        if args.command == "compare":
+            return cmd_compare(args)
         parser.error(f"unknown command {args.command}")
     except AuditkitError as exc:
         print(f"auditkit: error: {exc.one_line()}", file=sys.stderr)

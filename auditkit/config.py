@@ -340,7 +340,14 @@ class AuditConfig(_Strict):
     dataset: DatasetConfig = Field(default_factory=DatasetConfig)
     load: LoadConfig = Field(default_factory=LoadConfig)
     mock: MockConfig = Field(default_factory=MockConfig)
-    output_dir: str = Field("auditkit-out", description="artifacts folder")
+    output_dir: str = Field(
+        "auditkit-out", description="artifacts folder: <output_dir>/<TEST>/ (+ audit/)"
+    )
+    overwrite: bool = Field(
+        False,
+        description="replace an earlier run of this audit in output_dir (without it the run "
+        "refuses: two runs never mix)",
+    )
     decision: Literal["auditkit", "upstream"] = Field(
         "auditkit",
         description="which verdict sets the exit code: auditkit's decision (with its certainty) "

@@ -62,6 +62,10 @@ def verdict_html(result: AuditResult[Any]) -> str:
         f"<td style='padding:3px 0;text-align:left'>{v}</td></tr>"
         for k, v in rows
     )
+    step = (
+        "<div class='auditkit-next' style='margin-top:8px;padding-top:6px;"
+        f"border-top:1px solid #d0d7de'><b>Next:</b> {e(next_step(result))}</div>"
+    )
     return (
         f"<div class='auditkit-verdict' style='border:2px solid {border};border-radius:8px;"
         "padding:12px 16px;margin:6px 0;font-family:system-ui,-apple-system,Segoe UI,"
@@ -71,7 +75,50 @@ def verdict_html(result: AuditResult[Any]) -> str:
         f"padding:4px 14px;border-radius:6px;letter-spacing:0.05em'>{e(result.verdict)}</span>"
         f"<span style='font-size:16px'><b>{e(result.test)}</b> · {e(result.scenario)} · "
         f"{e(meaning)}</span></div>"
-        f"<table style='border-collapse:collapse;margin:0'>{body}</table></div>"
+        f"<table style='border-collapse:collapse;margin:0'>{body}</table>{step}</div>"
+    )
+
+
+def _queries_needed(result: AuditResult[Any]) -> int | None:
+    """The extra queries an unsettled decision says it needs (any audit that reports them)."""
+    decision = getattr(result.evidence, "decision", None)
+    needed = getattr(decision, "queries_needed", None)
+    return needed if isinstance(needed, int) else None
+
+
+def next_step(result: AuditResult[Any]) -> str:
+    """The one action that helps most after this verdict (shown under the panel and by the
+    CLI)."""
+    if result.verdict == "PASS":
+        if not result.submission_grade:
+            return (
+                "no caching seen in this run; for a submission-grade result rerun with "
+                "--mlperf-run-rules (600 s phases), and keep audit/ with the submission"
+            )
+        return "keep <output_dir>/audit/ (the submission checker's record) with the submission"
+    if result.verdict == "FAIL":
+        return (
+            "find the cache that answered (the evidence's cache kind; "
+            "notebooks/investigate_caching.ipynb tells a response cache from a prefix cache), "
+            "turn it off for the audit and rerun with --overwrite"
+        )
+    if result.verdict == "INCONCLUSIVE":
+        needed = _queries_needed(result)
+        more = f"about {needed} more queries" if needed else "more queries"
+        return (
+            f"rerun with a larger budget ({more}: raise --max-queries or --samples) or a quieter "
+            "endpoint; add --overwrite to replace this run"
+        )
+    reason = result.reason.lower()
+    if "client" in reason:
+        return (
+            "the load generator, not the endpoint, set the pace: lower --max-concurrency, or "
+            "run auditkit on a machine with more free CPU, then rerun with --overwrite"
+        )
+    return (
+        "see why queries failed (failures_by_status in each phase.json, the error column of "
+        "records.parquet; docs/results.md), fix the endpoint or the settings, then rerun with "
+        "--overwrite"
     )
 
 
@@ -96,7 +143,8 @@ def _score_rows(result: AuditResult[Any]) -> list[tuple[str, str]]:
     return [
         ("Reference score", f"{_fmt(ref, 6)} <small>({e(result.score_name)})</small>"),
         ("Audit score", f"{_fmt(aud, 6)} <small>(ratio {ratio})</small>"),
-        ("Threshold", f"{threshold} <small>({e(result.threshold_source)})</small>"),
+        # the source often carries its own parentheses: a separator, not another pair
+        ("Threshold", f"{threshold} <small>· {e(result.threshold_source)}</small>"),
         ("Rule", f"<code style='font-size:0.95em'>{formula}</code>"),
     ]
 
@@ -126,7 +174,8 @@ def _ms(ns: int | None) -> float | None:
 
 
 def summary_table(src: SummariesLike) -> pd.DataFrame:
-    """One row per phase: counts, duration, throughput, latency percentiles (ms), score."""
+    """One row per phase: counts, duration, throughput, latency percentiles (ms), score.
+    TTFT and token-rate columns appear only when some phase has them (no "None" cells)."""
     rows = []
     for name, s in _summaries(src).items():
         rows.append(
@@ -142,6 +191,7 @@ def summary_table(src: SummariesLike) -> pd.DataFrame:
                 "p90 latency (ms)": _ms(s.latency.p90_ns),
                 "p99 latency (ms)": _ms(s.latency.p99_ns),
                 "p50 TTFT (ms)": _ms(s.ttft.p50_ns) if s.ttft else None,
+                "tokens/s": s.tokens_per_second,
                 "distinct outputs": s.distinct_outputs,
                 "score": s.score,
                 "score name": s.score_name,
@@ -149,7 +199,57 @@ def summary_table(src: SummariesLike) -> pd.DataFrame:
             }
         )
     frame = pd.DataFrame(rows).set_index("phase") if rows else pd.DataFrame()
+    for column in ("p50 TTFT (ms)", "tokens/s", "score"):
+        if column in frame and frame[column].isna().all():
+            frame = frame.drop(columns=column)
     return frame.round(3)
+
+
+PHASE_COLUMNS = ("phase", "ok/requested", "failed", "p50 ms", "p90 ms", "p99 ms", "TTFT p50 ms",
+                 "tokens/s")  # fmt: skip
+
+
+def phase_rows(src: SummariesLike) -> list[tuple[str, ...]]:
+    """The CLI's per-phase table as text cells (PHASE_COLUMNS): latencies in ms, "-" where a
+    phase has no value (TTFT needs streaming, tokens/s a token count)."""
+
+    def ms(ns: int | None) -> str:
+        return "-" if ns is None else f"{ns / 1e6:.1f}"
+
+    rows: list[tuple[str, ...]] = []
+    for name, s in _summaries(src).items():
+        rows.append(
+            (
+                name,
+                f"{s.completed}/{s.requested}",
+                str(s.failed),
+                ms(s.latency.p50_ns),
+                ms(s.latency.p90_ns),
+                ms(s.latency.p99_ns),
+                ms(s.ttft.p50_ns if s.ttft else None),
+                "-" if s.tokens_per_second is None else f"{s.tokens_per_second:.0f}",
+            )
+        )
+    return rows
+
+
+def text_table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
+    """A plain aligned table (first column left, the rest right)."""
+    table = [list(header), *(list(r) for r in rows)]
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    lines = []
+    for row in table:
+        cells = [
+            cell.ljust(widths[i]) if i == 0 else cell.rjust(widths[i]) for i, cell in enumerate(row)
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def phase_table_text(src: SummariesLike) -> str:
+    """The per-phase summary the CLI prints (count, failures, latency percentiles, TTFT,
+    tokens/s), like guidellm's and vLLM's benchmark tables."""
+    return text_table(PHASE_COLUMNS, phase_rows(src))
 
 
 def status_line(result: AuditResult[Any]) -> str:

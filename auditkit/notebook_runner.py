@@ -11,8 +11,10 @@ event loop of ours: papermill.execute_notebook must not be called from inside a 
 from __future__ import annotations
 
 import ast
+import contextlib
 import difflib
 import json
+import logging
 import os
 import re
 import time
@@ -23,6 +25,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from auditkit import artifacts
 from auditkit.audits import AuditTest, config_model, get_test
 from auditkit.config import AuditConfig
 from auditkit.errors import (
@@ -115,6 +118,10 @@ def audit_config(
         raise NotebookStop(_parameter_error(exc, options)) from None
     try:
         prepare(cfg, test.key)
+        if not cfg.overwrite:
+            # without overwrite this only checks (nothing is removed): a stop here, not after
+            # the phases, when output_dir already holds a run
+            artifacts.claim_output_dir(cfg.output_dir, test)
     except InputError as exc:
         raise NotebookStop(exc.one_line()) from None
     return cfg
@@ -284,8 +291,13 @@ def export_html(notebook: Path, target: Path) -> Path:
     nb = nbformat.read(str(notebook), as_version=4)
     nb.metadata.pop("widgets", None)
     for cell in nb.cells:
-        for output in cell.get("outputs", []):
-            output.get("data", {}).pop("application/vnd.jupyter.widget-view+json", None)
+        # a widget's text fallback is its state when first shown (a tqdm bar at "0%"): stale
+        # by construction, so the output goes; the log lines beside it carry the final counts
+        cell["outputs"] = [
+            o
+            for o in cell.get("outputs", [])
+            if "application/vnd.jupyter.widget-view+json" not in o.get("data", {})
+        ]
     exporter = HTMLExporter(template_name="lab", embed_images=True)
     exporter.mathjax_url = ""
     exporter.require_js_url = ""
@@ -350,6 +362,27 @@ def _generic_values(test: AuditTest, given: Mapping[str, Any]) -> dict[str, Any]
     return settings
 
 
+#: notebooks whose path parameters name finished runs: checked (and made absolute, from the
+#: caller's working directory) before a kernel starts, so a typo is exit 2 in a second
+RUN_PATH_PARAMETERS = {"review_results": ("results_dir", "compare_with")}
+
+
+def _check_paths(
+    stem: str, declared: Mapping[str, Mapping[str, Any]], values: dict[str, Any]
+) -> dict[str, Any]:
+    names = RUN_PATH_PARAMETERS.get(stem, ())
+    if not names or values.get("demo"):
+        return values
+    from auditkit.review import locate  # review imports this module
+
+    out = dict(values)
+    for name in names:
+        path = out.get(name, declared.get(name, {}).get("default"))
+        if path:
+            out[name] = str(locate(path))
+    return out
+
+
 def run_notebook(
     name: str,
     params: Mapping[str, Any] | None = None,
@@ -379,6 +412,8 @@ def run_notebook(
     else:
         declared = notebook_parameters(choice.source)
         values = resolve_parameters(declared, given)
+        if test is None:
+            values = _check_paths(choice.source.stem, declared, values)
         if test is not None:
             # artifacts default to the runner's output folder, as an absolute path, so the
             # kernel's working directory cannot move them
@@ -416,12 +451,39 @@ def run_notebook(
     return outcome
 
 
+def kernel_manager_class(log_file: Path | None = None) -> type:
+    """The kernel manager the runner uses: jupyter_client's async manager over IPC (unix
+    sockets, protected by file permissions) instead of TCP, so ipykernel has no reason to warn
+    "Kernel is running over TCP without encryption"; the kernel's own stderr (its log, e.g. the
+    ZMQ errors of a kernel stopped by Ctrl-C mid-cell) goes to `log_file` instead of the
+    terminal. Cell output still reaches the notebook (it travels over the kernel's sockets)."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import CaselessStrEnum
+
+    class QuietKernelManager(AsyncKernelManager):
+        transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+        async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
+            if log_file is not None:
+                log_file.parent.mkdir(parents=True, exist_ok=True)
+                with log_file.open("ab") as sink:  # Popen dups the descriptor
+                    kw.setdefault("stderr", sink)
+                    await super().start_kernel(**kw)
+            else:
+                await super().start_kernel(**kw)
+
+    return QuietKernelManager
+
+
 def _execute(
     source: Path, executed: Path, values: Mapping[str, Any], cell_timeout_s: int
 ) -> NotebookOutcome:
     import papermill
     from papermill.exceptions import PapermillExecutionError
 
+    log_file = executed.with_suffix(".kernel.log")
+    with contextlib.suppress(FileNotFoundError):
+        log_file.unlink()
     try:
         papermill.execute_notebook(
             str(source),
@@ -431,7 +493,15 @@ def _execute(
             execution_timeout=cell_timeout_s,
             progress_bar=False,
             cwd=os.getcwd(),
+            kernel_manager_class=kernel_manager_class(log_file),
         )
+    except KeyboardInterrupt:
+        # Ctrl-C stops the kernel with the run; the half-finished tasks it leaves would be
+        # logged at exit as tracebacks ("Kernel died", "Task exception was never retrieved")
+        # that add nothing to the CLI's one line
+        for name in ("asyncio", "traitlets", "papermill", "nbclient"):
+            logging.getLogger(name).disabled = True
+        raise
     except PapermillExecutionError as exc:
         if exc.ename == "NotebookStop":  # the notebook's own parameter check
             return NotebookOutcome(EXIT_INPUT, f"{exc.evalue}")

@@ -152,9 +152,78 @@ def _mark_boundaries(ax: Axes, offsets: Mapping[str, float]) -> None:
         )
 
 
+#: a phase's panel is at least this share of the longest phase's width (a short audit phase
+#: beside a long warm-up and reference would otherwise be a sliver)
+MIN_PANEL_SHARE = 0.3
+
+
+def _span_s(rec: pd.DataFrame) -> float:
+    ends = pd.concat([rec["completed_ns"], rec["sent_ns"]]).dropna()
+    return float(ends.max()) / 1e9 if len(ends) else 0.0
+
+
 def latency_over_time(phases: PhasesLike, ax: Axes | None = None) -> Figure:
-    """Per-query latency (ms) against completion time (s), all phases on one time axis."""
+    """Per-query latency (ms) against time (s): one panel per phase, side by side on a shared
+    latency axis, each at least MIN_PANEL_SHARE of the widest; the legend sits above the
+    panels, never over the points. On a given `ax`: all phases on one shared time axis."""
     frames = phase_frames(phases)
+    if ax is not None or len(frames) < 2:
+        return _latency_shared_axis(frames, ax)
+    spans = [max(_span_s(rec), 1e-9) for rec in frames.values()]
+    widths = [max(span, MIN_PANEL_SHARE * max(spans)) for span in spans]
+    fig, first = fig_and_axes((max(FIGSIZE[0], 2.2 * len(frames)), FIGSIZE[1]))
+    fig.delaxes(first)
+    axes = fig.subplots(1, len(frames), sharey=True, gridspec_kw={"width_ratios": widths})
+    handles, labels = [], []
+    for i, ((name, rec), panel) in enumerate(zip(frames.items(), axes, strict=True)):
+        ok = _ok(rec)
+        failed = len(rec) - len(ok)
+        label = f"{name} ({len(ok)} ok" + (f", {failed} failed)" if failed else ")")
+        ok, label = _thin(ok, label)
+        dots = panel.scatter(
+            _ns(ok["completed_ns"], 1e9),
+            _ns(ok["latency_ns"], 1e6),
+            s=8,
+            alpha=0.6,
+            color=phase_colour(name, i),
+            linewidths=0,
+        )
+        handles.append(dots)
+        labels.append(label)
+        panel.set_title(name, fontsize=9)
+        panel.grid(True, alpha=0.3)
+    axes[0].set_xlabel("time in phase (s)", fontsize=8)
+    axes[0].set_ylabel("query latency (ms)")
+    axes[0].set_ylim(bottom=0)
+    if all(len(r) and (r["scheduled_ns"].fillna(0) == 0).all() for r in frames.values()):
+        fig.supxlabel(
+            "offline: all queries scheduled at phase start, so latency includes queueing",
+            fontsize=8,
+            color="0.35",
+        )
+    # the legend (titled) sits in a band above the panels that the layout leaves free: inside
+    # a panel it covered points, and in the layout it widened the first panel
+    engine = fig.get_layout_engine()
+    if engine is not None:
+        engine.set(rect=(0.0, 0.0, 1.0, 0.78))
+    legend = axes[0].legend(
+        handles,
+        labels,
+        loc="upper center",
+        bbox_to_anchor=(0.5, 0.99),
+        bbox_transform=fig.transFigure,
+        ncols=min(len(labels), 4),
+        markerscale=2,
+        fontsize=8,
+        frameon=False,
+        title="Per-query latency over time, one panel per phase",
+    )
+    legend.set_in_layout(False)
+    return fig
+
+
+def _latency_shared_axis(frames: dict[str, pd.DataFrame], ax: Axes | None) -> Figure:
+    """All phases on one time axis (a given ax, or a single phase)."""
     fig, ax = _axes(ax)
     offsets = phase_offsets(frames)
     for i, (name, rec) in enumerate(frames.items()):
@@ -188,7 +257,8 @@ def latency_over_time(phases: PhasesLike, ax: Axes | None = None) -> Figure:
     ax.set_title("Per-query latency over time")
     ax.set_ylim(bottom=0)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="upper right", markerscale=2)
+    # outside the axes: inside, it covered the last phase's points
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), markerscale=2, fontsize=8)
     return fig
 
 

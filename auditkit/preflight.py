@@ -80,6 +80,24 @@ def _get(cfg: EndpointConfig, headers: dict[str, str], url: str) -> _Answer:
         return _Answer(resp.status_code, resp.headers, b"".join(chunks))
 
 
+def key_refused(
+    base_url: str, status: int, api_key_env: str | None, headers: dict[str, str]
+) -> str:
+    """One line for an HTTP 401/403 from the endpoint: no key sent, or which key was refused."""
+    sent = any(name.lower() == "authorization" for name in headers)
+    if not sent:
+        return (
+            f"endpoint {base_url} wants an API key (HTTP {status}) and no key was sent; export "
+            "it in an environment variable and pass its NAME: --api-key-env NAME (notebooks: "
+            "api_key_env)"
+        )
+    where = f"${api_key_env}" if api_key_env else "the Authorization header"
+    return (
+        f"endpoint {base_url} refused the key in {where} (HTTP {status}); check its value "
+        "(and that it is meant for this endpoint)"
+    )
+
+
 def discover_model(cfg: EndpointConfig, base_url: str, headers: dict[str, str]) -> str:
     """Check the endpoint answers; return cfg.model, or the first model from GET /v1/models."""
     if cfg.api == "json":
@@ -94,10 +112,7 @@ def discover_model(cfg: EndpointConfig, base_url: str, headers: dict[str, str]) 
     except httpx.HTTPError as exc:
         raise SetupError(f"endpoint {base_url} is unreachable: {_describe(exc)}") from None
     if resp.status_code in (401, 403):
-        raise SetupError(
-            f"endpoint {base_url} refused the credentials (HTTP {resp.status_code}); "
-            "check the key in the variable named by endpoint.api_key_env"
-        )
+        raise SetupError(key_refused(base_url, resp.status_code, cfg.api_key_env, headers))
     if 300 <= resp.status_code < 400:
         where = resp.headers.get("location", "?")
         raise SetupError(f"endpoint {url} redirects to {where}; use the final URL")

@@ -1,11 +1,14 @@
 """Review a finished audit from its artifacts only (no endpoint): records, summaries, verdict.
 
-Used by notebooks/review_results.ipynb; the plots and the verdict panel take the same inputs
-as after a live run, so a saved run re-renders exactly.
+Used by notebooks/review_results.ipynb and `auditkit compare`; the plots and the verdict panel
+take the same inputs as after a live run, so a saved run re-renders exactly. A review never
+runs an audit on its own: a path without a run is an error naming the path it tried, and the
+demo run is asked for explicitly (`demo_run`).
 """
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,65 +17,97 @@ import pandas as pd
 
 from auditkit import artifacts
 from auditkit.audits import DEFAULT_TEST, REGISTRY, get_test
-from auditkit.errors import InputError
-from auditkit.notebook_runner import resolve_output_dir
+from auditkit.notebook_runner import NotebookStop, resolve_output_dir
 from auditkit.results import AuditResult, PhaseSummary
 
 
 @dataclass(frozen=True)
 class LoadedRun:
-    """A run read back from <output_dir>/<TEST>/."""
+    """A run read back from <output_dir>/<TEST>/.
+
+    `records` and `summaries` hold every phase folder found (warm-up, counterbalanced blocks
+    such as reference_1/audit_1/audit_2/reference_2, extra rounds), in the order they ran;
+    `result.phases` holds the summaries the verdict scored (pooled blocks keep the plain
+    names `reference`/`audit`)."""
 
     folder: Path
     result: AuditResult[Any]
     records: dict[str, pd.DataFrame]
     summaries: dict[str, PhaseSummary]
 
+    @property
+    def files(self) -> list[Path]:
+        """Every file of the run, the submission record in <output_dir>/audit/ included."""
+        return artifacts.run_files(self.folder, REGISTRY.get(self.result.test.lower()))
+
+    @property
+    def label(self) -> str:
+        """One line: where, what, which verdict, when."""
+        r = self.result
+        return f"{self.folder}: {r.test} {r.verdict}, finished {r.finished_at or '?'}"
+
 
 def locate(results_dir: str | Path) -> Path:
-    """The run folder for `results_dir`: either an audit's folder itself or the output_dir
-    holding one (the first registered audit found there); relative paths resolve like notebook
-    output dirs (from the repo root in notebooks/)."""
+    """The run folder for `results_dir`: an audit's folder itself (holding audit_result.json)
+    or the output_dir holding one (the first registered audit found there).
+
+    A relative path is taken from the working directory, except in the shipped notebooks'
+    folder of a repository checkout (where JupyterLab and nbval start kernels): there from the
+    checkout's root. Raises NotebookStop (an InputError: exit 2, one line) naming the absolute
+    path it tried when there is no finished run.
+    """
     base = resolve_output_dir(results_dir)
-    if (base / artifacts.RESULT).exists():
+    if (base / artifacts.RESULT).is_file():
         return base
     for test in REGISTRY.values():
         nested = base / test.id
-        if (nested / artifacts.RESULT).exists():
+        if (nested / artifacts.RESULT).is_file():
             return nested
-    return base
+    if not base.exists():
+        why = "does not exist"
+    elif any(base.glob(f"*/{artifacts.PHASE}")) or any(base.glob(f"*/*/{artifacts.PHASE}")):
+        why = f"holds phase records but no {artifacts.RESULT} (an interrupted run has no verdict)"
+    else:
+        why = f"holds no {artifacts.RESULT}"
+    raise NotebookStop(
+        f"no finished run at {base}: it {why}; set results_dir to an audit's output_dir or its "
+        "<output_dir>/<TEST> folder (or demo=True for a demo run against the mock)"
+    )
+
+
+def phase_dirs(folder: Path) -> list[Path]:
+    """The run's phase folders (each holds phase.json), in the order they ran: by the
+    summary's start time, else by when phase.json was written (at the end of its phase)."""
+    found = [p.parent for p in folder.glob(f"*/{artifacts.PHASE}") if p.is_file()]
+
+    def key(phase_dir: Path) -> tuple[str, int]:
+        path = phase_dir / artifacts.PHASE
+        started = PhaseSummary.model_validate_json(path.read_text(encoding="utf-8")).started_at
+        return started, path.stat().st_mtime_ns
+
+    return sorted(found, key=key)
 
 
 def load_run(results_dir: str | Path) -> LoadedRun:
-    """Load the verdict and every phase's records and summary (InputError if not a run)."""
+    """Load the verdict and every phase's records and summary (NotebookStop if no run)."""
     folder = locate(results_dir)
-    if not (folder / artifacts.RESULT).exists():
-        raise InputError(
-            f"{folder}: no {artifacts.RESULT} here; point results_dir at an audit's output "
-            "folder (e.g. out/<TEST>)"
-        )
     result = artifacts.load_result(folder)
     records: dict[str, pd.DataFrame] = {}
     summaries: dict[str, PhaseSummary] = {}
-    for name in result.phases:  # the verdict lists the phases in run order
-        if (folder / name / artifacts.RECORDS).exists():
-            records[name], summaries[name] = artifacts.load_phase(folder / name)
+    for phase_dir in phase_dirs(folder):
+        if (phase_dir / artifacts.RECORDS).is_file():
+            records[phase_dir.name], summaries[phase_dir.name] = artifacts.load_phase(phase_dir)
     return LoadedRun(folder, result, records, summaries)
 
 
-def ensure_demo_run(results_dir: str | Path, test_name: str = DEFAULT_TEST) -> Path:
-    """If `results_dir` holds no finished run, make one: a quick audit with its defaults
-    against the embedded mock (no network beyond 127.0.0.1). Returns the run folder; prints
-    what it did."""
-    folder = locate(results_dir)
-    if (folder / artifacts.RESULT).exists():
-        print(f"reviewing the existing run in {folder}")
-        return folder
+def demo_run(test_name: str = DEFAULT_TEST, output_dir: str | Path | None = None) -> Path:
+    """A quick audit with its defaults against the simulated mock (in memory, no network),
+    written to `output_dir` (default: a new temporary folder, never an existing run's).
+    Returns the run folder."""
     from auditkit.audits import build_config
     from auditkit.runner import run_audit
 
     test = get_test(test_name)
-    output_dir = folder.parent if folder.name == test.id else folder
-    print(f"no finished run in {folder}: running a quick demo audit against the embedded mock")
-    cfg = build_config({"output_dir": str(output_dir)})
+    target = Path(output_dir) if output_dir else Path(tempfile.mkdtemp(prefix="auditkit-demo-"))
+    cfg = build_config({"output_dir": str(target), "mock": {"simulated": True}})
     return run_audit(cfg, test.key).folder

@@ -18,7 +18,7 @@ from auditkit.audits import DEFAULT_TEST, AuditTest, get_test
 from auditkit.calibration import client_bound_reason, client_ceiling
 from auditkit.config import AuditConfig
 from auditkit.data import Dataset, load_dataset
-from auditkit.endpoints import EndpointAdapter, make_adapter
+from auditkit.endpoints import EndpointAdapter, make_adapter, urls
 from auditkit.errors import (
     EXIT_EXECUTION,
     EXIT_FAIL,
@@ -117,7 +117,9 @@ def endpoint_url(
     """The SUT's base URL: cfg.endpoint.url, or an embedded mock started for the run (none
     when a transport is given: an in-memory transport is its own endpoint)."""
     if cfg.endpoint.url or transport is not None:
-        yield cfg.endpoint.url or IN_MEMORY_URL, {}
+        # a base URL ending in /v1 (the OpenAI client's habit) means the same server
+        url = cfg.endpoint.url and urls.base_url(cfg.endpoint.url, cfg.endpoint.api)
+        yield url or IN_MEMORY_URL, {}
         return
     # its own process: a mock sharing the client's interpreter (and GIL) would make the
     # phases measure the client's scheduling as much as the SUT
@@ -154,9 +156,10 @@ def run_audit(
         transport = FakeTransport(SimulatedSUT(cfg.mock))
     test = prepared.test
     target = artifacts.test_dir(cfg.output_dir, test.id)
+    # never two runs in one folder: refuse, or with overwrite remove the earlier run's files
+    artifacts.claim_output_dir(cfg.output_dir, test, overwrite=cfg.overwrite)
     created = _missing_dirs(target)
     folder = check_output_dir(target)
-    artifacts.clear_verdict(folder, test)
     artifacts.remove_stale_tmp(folder)
     started = datetime.now(UTC).isoformat(timespec="seconds")
     try:

@@ -15,6 +15,7 @@ import asyncio
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -22,6 +23,7 @@ from starlette.routing import Route
 from auditkit.config import MockConfig
 from auditkit.mock.engine import Body, MockEngine, MockState
 from auditkit.mock.faults import AbortResponse, fault_response
+from auditkit.mock.keys import RequireKey
 from auditkit.mock.protocol import BadRequest, Kind
 from auditkit.mock.render import HEALTH_BODY, dumps, models_body
 from auditkit.mock.responses import (
@@ -112,11 +114,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     )
 
 
-def create_app(cfg: MockConfig | None = None) -> Starlette:
+def create_app(cfg: MockConfig | None = None, *, api_key: str | None = None) -> Starlette:
     """The mock SUT as a starlette app; its MockState is `app.state.mock`.
 
     Serve it with `MockServer`, `MockProcess` or `serve_forever` (uvicorn over TCP): the faults
-    that drop connections need a real socket.
+    that drop connections need a real socket. With `api_key`, requests without
+    `Authorization: Bearer <api_key>` get HTTP 401 (`auditkit mock --require-key-env NAME`).
     """
     state = MockState(cfg if cfg is not None else MockConfig())
     handlers = _Handlers(state)
@@ -128,6 +131,9 @@ def create_app(cfg: MockConfig | None = None) -> Starlette:
         Route("/generate", handlers.generate, methods=["POST"]),
         Route(STATS_PATH, handlers.stats, methods=["GET"]),
     ]
-    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+    middleware = [Middleware(RequireKey, key=api_key)] if api_key else []
+    app = Starlette(
+        routes=routes, exception_handlers={HTTPException: _http_error}, middleware=middleware
+    )
     app.state.mock = state
     return app

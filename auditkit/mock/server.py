@@ -282,8 +282,10 @@ def serve_forever(
     *,
     on_ready: Callable[[str], None] | None = None,
     until_stdin_closes: bool = False,
+    api_key: str | None = None,
 ) -> None:
     """Serve the mock in the foreground until SIGINT/SIGTERM, then shut down and return.
+    `api_key`: requests without `Authorization: Bearer <api_key>` get HTTP 401.
 
     `on_ready(url)` is called once it accepts connections (default: one line on stderr).
     `until_stdin_closes`: also stop when stdin reaches EOF (a child process watching its
@@ -303,7 +305,7 @@ def serve_forever(
                 flush=True,
             )
 
-    app = create_app(cfg)
+    app = create_app(cfg, api_key=api_key)
     server = uvicorn.Server(uvicorn_config(app, foreground=True))
     if until_stdin_closes:
         _exit_when_stdin_closes(server)

@@ -1,0 +1,66 @@
+"""`auditkit compare RUN_A RUN_B` and compare.py (issue 14 item 10): two runs side by side."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from auditkit.audits import build_config
+from auditkit.compare import compare_rows, compare_table, config_differences
+from auditkit.review import load_run
+from auditkit.runner import run_audit
+
+AUDITKIT = [sys.executable, "-m", "auditkit.cli"]
+
+
+@pytest.fixture(scope="module")
+def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    out = tmp_path_factory.mktemp("runs")
+    for cache in ("none", "output"):
+        cfg = build_config(
+            {
+                "output_dir": str(out / cache),
+                "mock": {"simulated": True, "cache": cache},
+                "test04": {"samples": 64, "allow_small": True, "rounds": 0},
+            }
+        )
+        run_audit(cfg)
+    return out / "none", out / "output"
+
+
+def test_rows_show_verdicts_phases_and_the_setting_that_differs(
+    two_runs: tuple[Path, Path],
+) -> None:
+    a, b = (load_run(p) for p in two_runs)
+    rows = {what: (va, vb, ratio) for what, va, vb, ratio in compare_rows(a, b)}
+    assert rows["verdict"][1] == "FAIL"
+    assert rows["verdict"][0] in ("PASS", "INCONCLUSIVE")
+    assert "reference: p50 latency (ms)" in rows and "audit: p99 latency (ms)" in rows
+    assert float(rows["audit: score"][2]) > 1.5  # the cached audit phase is much faster
+    assert rows["setting mock.cache"][:2] == ("none", "output")
+    assert "reference: p50 TTFT (ms)" not in rows  # not streamed in either run
+    differing = {key for key, _, _ in config_differences(a, b)}
+    assert "output_dir" not in differing and "mock.cache" in differing
+    assert not compare_table(a, b).empty
+
+
+def test_cli_compare_prints_the_table(two_runs: tuple[Path, Path]) -> None:
+    proc = subprocess.run(
+        [*AUDITKIT, "compare", str(two_runs[0]), str(two_runs[1])],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert f"A: {two_runs[0]}/TEST04" in proc.stdout and "B/A" in proc.stdout
+    assert "setting mock.cache" in proc.stdout
+
+
+def test_cli_compare_missing_run_is_one_line_exit_2(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [*AUDITKIT, "compare", str(tmp_path / "a"), str(tmp_path / "b")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and str(tmp_path / "a") in proc.stderr

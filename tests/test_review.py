@@ -1,0 +1,177 @@
+"""review.py and review_results.ipynb (issue 14 items 2 and 5): a review shows the run that is
+there or stops with one line naming the absolute path it tried; every layout renders (warm-up,
+counterbalanced blocks) without empty tables or warnings; the HTML report's fixes."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import nbformat
+import papermill
+import pytest
+
+from auditkit import display, plots
+from auditkit.audits import build_config
+from auditkit.notebook_runner import NotebookStop, export_html, run_notebook
+from auditkit.resources import notebook
+from auditkit.review import demo_run, load_run, locate
+from auditkit.runner import run_audit
+
+AUDITKIT = [sys.executable, "-m", "auditkit.cli"]
+QUICK = {"samples": 64, "allow_small": True, "rounds": 0}
+
+
+@pytest.fixture(scope="module")
+def counterbalanced(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("cb")
+    cfg = build_config(
+        {
+            "output_dir": str(out),
+            "mock": {"simulated": True},
+            "test04": {**QUICK, "design": "counterbalanced"},
+        }
+    )
+    run_audit(cfg)
+    return out
+
+
+def test_a_missing_run_is_one_line_naming_the_absolute_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(NotebookStop) as info:
+        locate("typo")
+    message = info.value.one_line()
+    assert f"no finished run at {tmp_path.resolve() / 'typo'}" in message
+    assert "does not exist" in message
+    assert not (tmp_path / "typo").exists()  # nothing was run or created
+
+
+def test_an_interrupted_run_is_named_as_such(tmp_path: Path) -> None:
+    phase = tmp_path / "TEST04" / "reference"
+    phase.mkdir(parents=True)
+    (phase / "phase.json").write_text("{}")
+    with pytest.raises(NotebookStop, match="interrupted run has no verdict"):
+        locate(tmp_path)
+
+
+def test_relative_paths_are_taken_from_the_working_directory(
+    counterbalanced: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(counterbalanced.parent)
+    assert locate(counterbalanced.name) == counterbalanced / "TEST04"
+
+
+def test_every_phase_folder_loads_in_run_order(counterbalanced: Path) -> None:
+    saved = load_run(counterbalanced)
+    assert list(saved.records) == ["warmup", "reference_1", "audit_1", "audit_2", "reference_2"]
+    assert list(saved.summaries) == list(saved.records)
+    table = display.summary_table(saved.summaries)
+    assert len(table) == 5 and not table.empty
+
+
+def test_plots_of_a_counterbalanced_run_draw_without_warnings(counterbalanced: Path) -> None:
+    saved = load_run(counterbalanced)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for helper in (plots.latency_over_time, plots.latency_ecdf, plots.throughput_over_time):
+            fig = helper(saved.records)
+            assert fig.axes
+
+
+def test_demo_is_explicit_and_never_writes_into_a_results_dir(tmp_path: Path) -> None:
+    folder = demo_run(output_dir=tmp_path / "demo")
+    assert folder == tmp_path / "demo" / "TEST04"
+    assert load_run(folder).result.verdict in ("PASS", "INCONCLUSIVE")
+
+
+def test_auditkit_notebook_review_results_typo_exits_2_before_any_kernel(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [*AUDITKIT, "notebook", "review_results", "-p", "results_dir", "no-such-run",
+         "--output-dir", str(tmp_path / "nb")],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(tmp_path.resolve() / "no-such-run") in lines[0]
+    assert not (tmp_path / "nb").exists() and not (tmp_path / "no-such-run").exists()
+
+
+def _outputs(nb: nbformat.NotebookNode) -> list[dict]:  # type: ignore[type-arg]
+    return [o for c in nb.cells for o in c.get("outputs", [])]
+
+
+def test_review_notebook_renders_a_counterbalanced_run_and_its_html(
+    counterbalanced: Path, tmp_path: Path
+) -> None:
+    outcome = run_notebook(
+        "review_results",
+        {"results_dir": str(counterbalanced), "compare_with": str(counterbalanced)},
+        out_dir=tmp_path,
+        html=True,
+    )
+    assert outcome.exit_code == 0, outcome.message
+    nb = nbformat.read(str(outcome.notebook), as_version=4)
+    outputs = _outputs(nb)
+    stderr = [o["text"] for o in outputs if o.get("name") == "stderr"]
+    assert not stderr, stderr  # no matplotlib/pandas warnings
+    assert not [o for o in outputs if o["output_type"] == "error"]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 3
+    assert outcome.html is not None
+    page = outcome.html.read_text(encoding="utf-8")
+    assert "reference_2" in page and "audit_1" in page  # the blocks' table is not empty
+    assert "Next:" in page  # the verdict panel says what to do next
+    assert "audit_output_caching_test.json" in page  # the artifacts list includes out/audit/
+    assert "B/A" in page  # the compare cell rendered
+    # no kernel-transport warning anywhere (the runner's kernel uses IPC)
+    assert "without encryption" not in page
+
+
+def test_html_report_fixes_on_a_live_notebook(tmp_path: Path) -> None:
+    """test04.ipynb executed as `make demo` does: no frozen progress bar text, no "None" for
+    TTFT, no nested brackets in the threshold, the panel's next step, the submission record in
+    the artifacts list."""
+    executed = tmp_path / "test04.ipynb"
+    papermill.execute_notebook(
+        str(notebook("test04.ipynb")),
+        str(executed),
+        parameters={
+            "mock_simulated": True,
+            "samples": 64,
+            "allow_small": True,
+            "rounds": 0,
+            "output_dir": str(tmp_path / "out"),
+        },
+        kernel_name="python3",
+        progress_bar=False,
+        execution_timeout=120,
+    )
+    page = export_html(executed, tmp_path / "test04.html").read_text(encoding="utf-8")
+    assert not re.search(r"\b0%\|", page)  # a tqdm bar's stale text fallback
+    assert not re.search(r"<td>\s*(None|NaN)\s*</td>", page)  # e.g. TTFT when not streamed
+    assert "Next:" in page
+    threshold = re.search(r"<th[^>]*>Threshold</th><td[^>]*>(.*?)</td>", page, re.S)
+    assert threshold is not None
+    text = re.sub(r"<[^>]+>", "", threshold.group(1))
+    assert "((" not in text and text.count("(") <= 1, text
+    assert "audit_output_caching_test.json" in page
+
+
+@pytest.mark.parametrize("verdict", ["PASS", "FAIL", "INCONCLUSIVE", "INVALID"])
+def test_every_verdict_has_a_next_step(counterbalanced: Path, verdict: str) -> None:
+    result = load_run(counterbalanced).result.model_copy(update={"verdict": verdict})
+    step = display.next_step(result)
+    assert step and step != display.next_step(
+        result.model_copy(update={"verdict": "PASS" if verdict != "PASS" else "FAIL"})
+    )
+    assert "Next:" in display.verdict_html(result)
+
+
+def test_saved_result_json_lists_phases(counterbalanced: Path) -> None:
+    data = json.loads((counterbalanced / "TEST04" / "audit_result.json").read_text())
+    assert data["phases"]
