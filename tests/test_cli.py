@@ -112,3 +112,148 @@ def test_mock_subcommand_serves_until_sigterm(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
     assert os.path.isdir(tmp_path / "TEST04")
+
+
+# --- issue 14: what a new user trips over -------------------------------------------------
+
+QUICK_RUN = ("--samples", "64", "--allow-small", "--rounds", "0", "--warmup", "0")
+
+
+def test_run_prints_a_per_phase_table_and_a_next_step(tmp_path: Path) -> None:
+    proc = _run(
+        "run", "test04", "--mock-simulated", *QUICK_RUN, "--output-dir", str(tmp_path),
+    )  # fmt: skip
+    assert proc.returncode in (0, 5), proc.stderr
+    lines = proc.stdout.splitlines()
+    header = next(line for line in lines if "ok/requested" in line)
+    for column in ("failed", "p50 ms", "p90 ms", "p99 ms", "TTFT p50 ms", "tokens/s"):
+        assert column in header
+    rows = [line.split() for line in lines[lines.index(header) + 1 :]]
+    assert [r[0] for r in rows] == ["reference", "audit"]
+    assert all("/" in r[1] for r in rows)
+    assert any(line.strip().startswith("next: ") for line in lines)
+
+
+def test_every_flag_has_help_and_shows_its_default() -> None:
+    import argparse
+
+    parser = build_parser("test04")
+    subs = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    for name, sub in subs.choices.items():
+        for action in sub._actions:
+            if isinstance(action, argparse._HelpAction):
+                continue
+            flag = "/".join(action.option_strings) or action.dest
+            assert action.help, f"{name} {flag}: no help text"
+            takes_value = action.option_strings and action.nargs != 0
+            optional_value = takes_value and not action.required
+            if optional_value and not isinstance(action, argparse.BooleanOptionalAction):
+                assert "default" in action.help, f"{name} {flag}: no default shown"
+
+
+def test_mistyped_command_and_notebook_get_a_suggestion(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["rnu", "test04"])
+    assert info.value.code == 2
+    assert "did you mean run?" in capsys.readouterr().err
+    assert main(["notebook", "review_resuts"]) == 2
+    assert "did you mean review_results?" in capsys.readouterr().err
+
+
+def test_mock_require_key_env_and_the_no_key_message(tmp_path: Path) -> None:
+    env = {**os.environ, "AK_TEST_KEY": "sekrit-123"}
+    proc = subprocess.Popen(
+        [*AUDITKIT, "mock", "--port", "0", "--require-key-env", "AK_TEST_KEY"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "key from $AK_TEST_KEY required" in line
+        url = line.split(" on ", 1)[1].split()[0]
+        assert httpx.get(f"{url}/v1/models", timeout=5).status_code == 401
+        assert httpx.get(f"{url}/health", timeout=5).status_code == 200
+        # no key sent: one line that says so and names the flag
+        nokey = _run("run", "test04", "--url", url, *QUICK_RUN, "--output-dir", str(tmp_path))
+        assert nokey.returncode == 3, nokey.stderr
+        assert "no key was sent" in nokey.stderr and "--api-key-env NAME" in nokey.stderr
+        assert len(nokey.stderr.strip().splitlines()) == 1
+        # the key, and a base URL the OpenAI client's way (…/v1/): a verdict, not 404s
+        keyed = subprocess.run(
+            [*AUDITKIT, "run", "test04", "--url", f"{url}/v1/", "--api-key-env", "AK_TEST_KEY",
+             *QUICK_RUN, "--output-dir", str(tmp_path / "keyed")],
+            capture_output=True, text=True, timeout=180, env=env, check=False,
+        )  # fmt: skip
+        assert keyed.returncode in (0, 5), keyed.stderr
+        assert "sekrit-123" not in keyed.stdout + keyed.stderr
+        wrong = subprocess.run(
+            [*AUDITKIT, "run", "test04", "--url", url, "--api-key-env", "AK_WRONG",
+             *QUICK_RUN, "--output-dir", str(tmp_path / "wrong")],
+            capture_output=True, text=True, timeout=180,
+            env={**env, "AK_WRONG": "nope"}, check=False,
+        )  # fmt: skip
+        assert wrong.returncode == 3 and "refused the key in $AK_WRONG" in wrong.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+
+
+def test_mock_require_key_env_unset_is_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "AK_UNSET_KEY"}
+    proc = subprocess.run(
+        [*AUDITKIT, "mock", "--port", "0", "--require-key-env", "AK_UNSET_KEY"],
+        capture_output=True, text=True, timeout=60, env=env, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [
+        "auditkit: error: --require-key-env AK_UNSET_KEY: that variable is not set; export "
+        "AK_UNSET_KEY=<some key> first"
+    ]
+
+
+def test_examples_config_runs_against_the_keyless_mock_as_shipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from auditkit.audits import load_config
+    from auditkit.runner import prepare, run_audit
+
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.chdir(tmp_path)  # from anywhere: no path in it is relative to the repo
+    example = Path(__file__).resolve().parent.parent / "examples" / "audit.yaml"
+    cfg = load_config(str(example), {})
+    assert cfg.endpoint.api_key_env is None
+    prepare(cfg)  # no key needed, dataset found
+    quick = load_config(
+        str(example),
+        {
+            "endpoint": {"url": None},
+            "mock": {"simulated": True},
+            "output_dir": str(tmp_path / "out"),
+            "test04": {"samples": 64, "allow_small": True, "rounds": 0},
+        },
+    )
+    assert run_audit(quick).result.verdict in ("PASS", "INCONCLUSIVE")
+
+
+def test_ctrl_c_on_auditkit_notebook_is_one_line_exit_130(tmp_path: Path) -> None:
+    """Interrupt mid-run (once the run has written its config): exit 130 and one line; no
+    ZMQ traceback, no kernel-transport warning on the terminal."""
+    proc = subprocess.Popen(
+        [*AUDITKIT, "notebook", "test04", "-p", "samples", "1024", "-p", "rounds", "0",
+         "--output-dir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    started = tmp_path / "TEST04" / "config.yaml"
+    deadline = time.monotonic() + 120
+    while not started.exists() and proc.poll() is None:
+        assert time.monotonic() < deadline, "the run did not start"
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    lines = err.strip().splitlines()
+    assert lines[-1] == "auditkit: interrupted; no verdict written", err
+    assert lines[:-1] == [f"running test04.ipynb → {tmp_path / 'test04.ipynb'}"], err
+    assert "Traceback" not in err and "without encryption" not in err + out
