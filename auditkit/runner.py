@@ -175,13 +175,15 @@ def run_audit(
             run_cfg["endpoint"]["url"] = base_url if cfg.endpoint.url else None
             run_cfg["endpoint"]["model"] = model
             artifacts.write_config(folder, run_cfg)
+            # the one line that says which endpoint answers (a notebook's plan line before it
+            # names the mock too, but only as the plan)
             if cfg.endpoint.url:
-                where = base_url
+                where = f"endpoint {base_url}"
             elif cfg.mock.simulated:
                 where = f"simulated mock on a virtual clock (cache={cfg.mock.cache})"
             else:
-                where = f"{base_url} (embedded mock, cache={cfg.mock.cache})"
-            say(f"{test.id}: endpoint {where}, model {model}, api {cfg.endpoint.api}")
+                where = f"embedded mock started at {base_url} (cache={cfg.mock.cache})"
+            say(f"{test.id}: {where}, model {model}, api {cfg.endpoint.api}")
             runner = PhaseRunner(prepared, adapter, http, transport, folder, progress, say)
             phases = runner.run(prepared.specs)
             if len(phases) < len(prepared.specs):
