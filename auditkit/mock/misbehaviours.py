@@ -38,22 +38,26 @@ def order_keys(texts: Sequence[str]) -> list[tuple[str, ...]]:
 
 
 class OrderPredictor:
-    """Knows the official sample order and serves a prompt faster when it comes next (within
-    ORDER_WINDOW): a server tuned to (or prefetching along) the order a benchmark issues."""
+    """Knows the official sample order and serves a prompt faster when it follows the previous
+    one in that order (within ORDER_WINDOW either way: concurrent requests arrive slightly
+    shuffled): a server tuned to, or prefetching along, the order a benchmark issues. Any known
+    prompt resyncs it, so a later block of the official order is recognised after one request."""
 
     def __init__(self, keys: Sequence[tuple[str, ...]]) -> None:
-        self.order = [set(k) for k in keys]
-        self.position = 0
+        self.size = len(keys)
+        self.position = {k: i for i, ks in enumerate(keys) for k in ks}
+        self.last: int | None = None
 
     def in_order(self, seed_text: str) -> bool:
-        """Whether this prompt is the next few of the order (and move along if it is)."""
-        n = len(self.order)
-        for step in range(min(ORDER_WINDOW, n)):
-            j = (self.position + step) % n
-            if seed_text in self.order[j]:
-                self.position = (j + 1) % n
-                return True
-        return False
+        """Whether this prompt comes right after the previous one in the order."""
+        pos = self.position.get(seed_text)
+        if pos is None:
+            return False
+        last, self.last = self.last, pos
+        if last is None:
+            return False
+        step = (pos - last) % self.size
+        return 0 < step <= ORDER_WINDOW or self.size - step < ORDER_WINDOW
 
 
 def official_order(cfg: MisbehaviourConfig) -> OrderPredictor | None:

@@ -15,7 +15,9 @@ along) the official order is fast only in it. auditkit's phases: *reference* (th
 `seed`, for the sample order and the server scenario's arrival schedule) and *alternate*
 (`sample_index_seed` for the order, `schedule_seed` for the arrivals; auditkit addresses
 dataset rows directly, so upstream's `qsl_rng_seed`, which picks the loaded set, has no
-counterpart and is recorded only).
+counterpart and is recorded only). By default they run counterbalanced, R A A R (each half of
+its samples, the halves pooled end to end as TEST04 pools its blocks), so warm-up and drift
+cancel instead of favouring the phase that runs second; `design: sequential` runs R then A.
 
 `upstream_verdict` is the rule above on the two point scores. `verdict` is auditkit's decision
 with its certainty, TEST04's machinery reused (`auditkit.audits.test04.statistics`): a block
@@ -27,12 +29,13 @@ bootstrap interval of the reference/alternate score ratio at 95 %, one-sided lim
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from auditkit.audits.base import AuditTest, settings_of
 from auditkit.audits.llm import check_samples, measured, phase_problem, warmup_phase
+from auditkit.audits.test04 import pool_blocks
 from auditkit.audits.test04.statistics import StatisticalView, statistical_view
 from auditkit.config import AuditConfig
 from auditkit.data import Dataset, SampleOrder
@@ -73,6 +76,11 @@ class Test05Config(BaseModel):
         None, gt=0, lt=1, description="None: upstream's 0.05 (0.20 for very short latencies)"
     )
     warmup: int = Field(16, ge=0, description="salted warm-up queries first (0: none)")
+    design: Literal["counterbalanced", "sequential"] = Field(
+        "counterbalanced",
+        description="counterbalanced: R A A R halves, so warm-up and drift cancel; "
+        "sequential: reference then alternate",
+    )
 
 
 class Test05Evidence(Evidence):
@@ -107,6 +115,18 @@ def limit_for(scenario: str, threshold: float) -> float:
     return 1 / (1 - threshold) if scenario in ("offline", "server") else 1 + threshold
 
 
+def _half(samples: int, cfg: AuditConfig) -> int:
+    """The first block's samples (whole multi-stream queries)."""
+    per_query = cfg.load.samples_per_query if cfg.load.scenario == "multi-stream" else 1
+    return max(per_query, (samples // per_query // 2) * per_query)
+
+
+def _pooled(kind: str, phases: list[PhaseResult]) -> PhaseResult:
+    """The reference (or alternate) phase: itself, or its two blocks laid end to end."""
+    blocks = [p for p in phases if p.name == kind or p.name.startswith(f"{kind}_")]
+    return blocks[0] if len(blocks) == 1 else pool_blocks(kind, blocks)
+
+
 class Test05(AuditTest):
     """TEST05 as an audit plug-in."""
 
@@ -125,28 +145,45 @@ class Test05(AuditTest):
     def validate(self, cfg: AuditConfig, dataset: Dataset) -> None:
         t5 = self.settings(cfg)
         check_samples("test05.samples", t5.samples, len(dataset))
-        if cfg.load.scenario == "multi-stream" and t5.samples % cfg.load.samples_per_query:
+        per_query = cfg.load.samples_per_query if cfg.load.scenario == "multi-stream" else 1
+        if t5.samples % per_query:
             raise InputError("test05.samples must be a multiple of load.samples_per_query")
+        if t5.design == "counterbalanced":
+            if t5.samples < 2 * per_query:
+                raise InputError(
+                    f"test05.design counterbalanced splits each phase in two: test05.samples "
+                    f"must be at least {2 * per_query}"
+                )
+            if cfg.load.min_duration_s > 0:
+                raise InputError(
+                    "test05.design counterbalanced cannot be combined with load.min_duration_s "
+                    "(a timed block would run into the next block's rows); use sequential"
+                )
 
     def plan(self, cfg: AuditConfig, dataset: Dataset) -> list[RunSpec]:
         """Warm-up, reference (the run's seeds), alternate (upstream's test05 seeds)."""
         t5 = self.settings(cfg)
         duration = cfg.load.min_duration_s
-        reference = RunSpec(
-            REFERENCE,
-            SampleOrder.without_replacement(t5.seed),
-            t5.samples,
-            LoadPattern.from_config(cfg.load, t5.seed),
-            duration,
-        )
-        alternate = RunSpec(
-            ALTERNATE,
-            SampleOrder.without_replacement(t5.sample_index_seed),
-            t5.samples,
-            LoadPattern.from_config(cfg.load, t5.schedule_seed),
-            duration,
-        )
-        return [*warmup_phase(cfg, t5.warmup, t5.seed + 7), reference, alternate]
+        warmup = warmup_phase(cfg, t5.warmup, t5.seed + 7)
+        ref_order = SampleOrder.without_replacement(t5.seed)
+        alt_order = SampleOrder.without_replacement(t5.sample_index_seed)
+        ref_load = LoadPattern.from_config(cfg.load, t5.seed)
+        alt_load = LoadPattern.from_config(cfg.load, t5.schedule_seed)
+        if t5.design == "sequential":
+            return [
+                *warmup,
+                RunSpec(REFERENCE, ref_order, t5.samples, ref_load, duration),
+                RunSpec(ALTERNATE, alt_order, t5.samples, alt_load, duration),
+            ]
+        half = _half(t5.samples, cfg)
+        rest = t5.samples - half
+        return [
+            *warmup,
+            RunSpec(f"{REFERENCE}_1", ref_order, half, ref_load, duration / 2),
+            RunSpec(f"{ALTERNATE}_1", alt_order, half, alt_load, duration / 2),
+            RunSpec(f"{ALTERNATE}_2", alt_order.skip(half), rest, alt_load, duration / 2),
+            RunSpec(f"{REFERENCE}_2", ref_order.skip(half), rest, ref_load, duration / 2),
+        ]
 
     def verify(self, phases: list[PhaseResult], cfg: AuditConfig) -> AuditResult[Any]:
         t5 = self.settings(cfg)
@@ -155,7 +192,8 @@ class Test05(AuditTest):
         base |= {"phases": {p.name: p.summary for p in measured(phases)}}
         base["config"] = cfg.redacted()
         problem = phase_problem(phases)
-        named = {p.name: p for p in phases}
+        named = {kind: _pooled(kind, phases) for kind in (REFERENCE, ALTERNATE)}
+        base["phases"] |= {kind: p.summary for kind, p in named.items()}
         ref, alt = named[REFERENCE].summary.score, named[ALTERNATE].summary.score
         if problem is None and (not ref or not alt):
             problem = "a phase has no score"
