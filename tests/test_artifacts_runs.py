@@ -107,3 +107,26 @@ def test_run_files_list_the_submission_record(tmp_path: Path) -> None:
     files = artifacts.run_files(folder, get_test("test04"))
     assert tmp_path / "audit" / "audit_output_caching_test.json" in files
     assert folder / artifacts.RESULT in files
+
+
+def test_verify_into_an_output_dir_refuses_a_second_time_unless_overwrite(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    folder = _run(tmp_path / "run")
+    logs = [
+        "--reference", str(folder / "reference" / artifacts.SUMMARY),
+        "--test", str(folder / "audit" / artifacts.SUMMARY),
+    ]  # fmt: skip
+    cmd = [sys.executable, "-m", "auditkit.cli", "verify", "test04", *logs]
+    out = ["--output-dir", str(tmp_path / "verified")]
+
+    def verify(*extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [*cmd, *out, *extra], capture_output=True, text=True, timeout=120, check=False
+        )
+
+    assert verify().returncode in (0, 1)
+    second = verify()
+    assert second.returncode == 2 and "--overwrite" in second.stderr
+    assert verify("--overwrite").returncode in (0, 1)

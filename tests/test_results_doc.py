@@ -78,3 +78,7 @@ def test_make_demo_and_nbval_write_only_to_temporary_or_overwritten_folders() ->
     nbval = makefile.split("\nnbval:", 1)[1].split("\n\n", 1)[0]
     assert "mktemp -d" in nbval and "--nbval-lax" in nbval
     assert "notebooks/ " not in nbval.split("pytest", 1)[1]  # never the shipped folder itself
+    # setuptools' editable-install notice is silenced where make installs the package
+    installs = [line for line in makefile.splitlines() if "pip install" in line and " -e " in line]
+    assert installs and all("$(QUIET_BUILD)" in line for line in installs)
+    assert 'QUIET_BUILD := PYTHONWARNINGS="ignore:Editable installation"' in makefile
