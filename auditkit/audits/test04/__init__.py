@@ -483,7 +483,7 @@ def _decision_line(decision: Decision) -> str:
 
 
 def _control_line(control: ControlCheck) -> str:
-    kind = "self-check (the run's prompts were salted too)" if control.salted_run else "guard"
+    kind = "self-check: the run's prompts were salted too" if control.salted_run else "guard"
     ratio = f"{control.median_ratio:.3g}×" if control.median_ratio is not None else "—"
     verdict = (
         "a cache held the dataset's prompts" if control.primed else "no sign of a primed cache"
