@@ -21,7 +21,12 @@ load is compared with its answer one at a time:
     accuracy:     PASS iff match_rate == 1  or  1 − similarity <= accuracy_delta
                   (accuracy_delta 0.01; 0.001 with high_accuracy, as for 99.9 % models)
     performance:  PASS iff |audit_score / performance_score − 1| <= 0.10
-    verdict:      PASS iff both pass
+    upstream_verdict: PASS iff both pass (the point rule, what the MLPerf files carry)
+
+auditkit's `verdict` judges the performance part with its certainty, as TEST04 and TEST05 do
+(TEST04's block bootstrap, `auditkit.audits.test04.statistics`): a 95 % interval [lo, hi] of
+audit/performance, PASS iff 0.90 <= lo and hi <= 1.10, FAIL iff hi < 0.90 or lo > 1.10, else
+INCONCLUSIVE; answers that fail the accuracy rule FAIL whatever the timing.
 
 The similarity stands in for upstream's recomputed accuracy when the dataset carries no
 reference answers (auditkit's shipped prompts carry none). The mismatching pairs are kept in
@@ -47,6 +52,7 @@ from auditkit.audits.llm import (
     require_temperature_zero,
     warmup_phase,
 )
+from auditkit.audits.test04.statistics import statistical_view
 from auditkit.config import AuditConfig
 from auditkit.data import Dataset, SampleOrder
 from auditkit.errors import InputError
@@ -114,6 +120,8 @@ class Test01Evidence(Evidence):
     audit_score: float | None
     performance_ratio: float | None
     performance_pass: bool
+    performance_interval: tuple[float, float] | None = None
+    performance_decision: str = ""
     mismatches: tuple[Pair, ...] = ()
     mismatch_count: int = 0
 
@@ -199,7 +207,7 @@ class Test01(AuditTest):
         summaries = {p.name: p.summary for p in measured(phases)}
         base: dict[str, Any] = {"test": self.id, "scenario": cfg.load.scenario}
         base |= {"phases": summaries, "config": cfg.redacted()}
-        problem = phase_problem(phases)
+        problem = phase_problem(phases, untimed=(ACCURACY,))
         if problem is not None:
             return self.result_model(verdict="INVALID", reason=f"INVALID: {problem}", **base)
         named = {p.name: p for p in phases}
@@ -214,8 +222,23 @@ class Test01(AuditTest):
         accuracy_pass = match_rate == 1.0 or 1.0 - sim <= t1.delta
         perf, aud = named[PERFORMANCE].summary.score, named[AUDIT].summary.score
         ratio = aud / perf if perf and aud is not None else None
-        performance_pass = ratio is not None and abs(ratio - 1.0) <= t1.performance_threshold
-        verdict = "PASS" if accuracy_pass and performance_pass else "FAIL"
+        t = t1.performance_threshold
+        performance_pass = ratio is not None and abs(ratio - 1.0) <= t
+        upstream = "PASS" if accuracy_pass and performance_pass else "FAIL"
+        view = statistical_view(
+            named[PERFORMANCE].records, named[AUDIT].records, cfg.load.scenario, t,
+            seed=t1.seed,
+        )  # fmt: skip
+        interval = (view.ci_low, view.ci_high) if view is not None else None
+        if interval is None:
+            decision = "INCONCLUSIVE"
+        elif interval[1] < 1 - t or interval[0] > 1 + t:
+            decision = "FAIL"
+        elif 1 - t <= interval[0] and interval[1] <= 1 + t:
+            decision = "PASS"
+        else:
+            decision = "INCONCLUSIVE"
+        verdict = "FAIL" if not accuracy_pass else decision
         parts = [
             f"{identical} of {pairs} logged answers identical under load "
             f"(similarity {sim:.3f}, allowed 1 − similarity <= {t1.delta:g})"
@@ -223,9 +246,10 @@ class Test01(AuditTest):
         if not accuracy_pass:
             parts[0] += ": answers change under load"
         ratio_text = f"{ratio:.3f}" if ratio is not None else "n/a"
+        where = f"interval [{interval[0]:.3g}, {interval[1]:.3g}]" if interval else "no interval"
         parts.append(
-            f"audit/performance score {ratio_text} "
-            f"({'within' if performance_pass else 'outside'} ±{t1.performance_threshold:g})"
+            f"audit/performance score {ratio_text}, {where}: performance {decision} "
+            f"(±{t:g}; upstream's point rule {'passes' if performance_pass else 'fails'})"
         )
         evidence = Test01Evidence(
             pairs=pairs,
@@ -238,12 +262,14 @@ class Test01(AuditTest):
             audit_score=aud,
             performance_ratio=ratio,
             performance_pass=performance_pass,
+            performance_interval=interval,
+            performance_decision=decision,
             mismatches=tuple(mismatches[:SHOWN]),
             mismatch_count=len(mismatches),
         )
         return self.result_model(
             verdict=verdict,
-            upstream_verdict=verdict,
+            upstream_verdict=upstream,
             reason="; ".join(parts),
             score_name=named[AUDIT].summary.score_name,
             reference_score=perf,

@@ -213,7 +213,7 @@ class Test06(AuditTest):
         base: dict[str, Any] = {"test": self.id, "scenario": cfg.load.scenario}
         base |= {"phases": {p.name: p.summary for p in measured(phases)}}
         base["config"] = cfg.redacted()
-        problem = phase_problem(phases)
+        problem = phase_problem(phases, untimed=(WHOLE,))
         if problem is not None:
             return self.result_model(verdict="INVALID", reason=f"INVALID: {problem}", **base)
         named = {p.name: p for p in phases}
