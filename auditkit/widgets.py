@@ -67,7 +67,7 @@ class CachingInvestigator:
     """Form + probe buttons + growing history. Build it, then show `.ui` as a cell's value."""
 
     def __init__(
-        self, dataset: str = "data/prompts.jsonl", k: int = 8, output_dir: str = "auditkit-out"
+        self, dataset: str = "data/prompts.jsonl", k: int = 10, output_dir: str = "auditkit-out"
     ) -> None:
         self.dataset_path = dataset
         self._dataset: Dataset | None = None

@@ -2,8 +2,10 @@
 
 Starts JupyterLab headless on 127.0.0.1 (no token, own port) over a *copy* of the notebooks
 (so autosave never writes outputs into the committed ones), opens investigate_caching.ipynb in
-headless Chromium, runs all cells, clicks a probe button, waits for the probe to finish and
-saves a screenshot to out/ui_check.png. Exit 0 when the widgets, the plot and the table showed.
+headless Chromium, runs all cells (the notebook's example cell runs probe (a)), clicks probe
+(b)'s button, waits for it to finish and saves a screenshot of the two probes' results side by
+side to out/ui_check.png. Exit 0 when both result cards (plot, finding, table) showed beside
+the growing results table.
 
 Needs Debian's `chromium` and `chromium-driver` packages and `pip install -e '.[ui]'`.
 """
@@ -23,7 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK = "investigate_caching.ipynb"
-BUTTON = "(a) repeated vs distinct"
+FIRST = "(a) back-to-back repeats"  # the notebook's example cell runs it
+BUTTON = "(b) interleaved repeats"
 CHROME_FLAGS = (
     "--headless=new",
     "--no-sandbox",
@@ -33,7 +36,7 @@ CHROME_FLAGS = (
     "--disable-sync",
     "--no-first-run",
     "--disable-dev-shm-usage",
-    "--window-size=1400,2000",
+    "--window-size=1600,2200",
 )
 
 
@@ -118,24 +121,27 @@ def run(out: Path, timeout_s: float) -> int:
         driver.execute_script("window.jupyterapp.commands.execute('notebook:run-all-cells')")
         button_xpath = f"//button[contains(@class,'widget-button') and contains(., '{BUTTON}')]"
         button = wait.until(ec.element_to_be_clickable((By.XPATH, button_xpath)))
-        # the notebook's own example cell runs probe (b); wait for it before clicking (a)
-        wait.until(lambda d: "(b) cold vs warm: done" in d.page_source)
+        # the notebook's own example cell runs probe (a); wait for it before clicking (b)
+        wait.until(lambda d: f"{FIRST}: done" in d.page_source)
         driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", button)
         button.click()
         print(f"ui-check: clicked {BUTTON!r}")
         wait.until(lambda d: f"{BUTTON}: done" in d.page_source)
         time.sleep(0.5)  # let the last image update paint
-        # show the form, the buttons, the plot and the table together
-        form = driver.find_element(By.XPATH, "//*[contains(@class,'widget-text')]")
-        driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", form)
+        # show the buttons, the results table and the two cards side by side
+        driver.execute_script("arguments[0].scrollIntoView({block: 'start'});", button)
         time.sleep(0.3)
         shot = out / "ui_check.png"
         driver.save_screenshot(str(shot))
         images = driver.find_elements(By.CSS_SELECTOR, ".widget-image")
         tables = driver.find_elements(By.CSS_SELECTOR, ".widget-html table")
-        ok = bool(images) and bool(tables)
-        print(f"ui-check: screenshot {shot} (plot images: {len(images)}, tables: {len(tables)})")
-        return 0 if ok else 1
+        tops = {round(i.location["y"]) for i in images}
+        side_by_side = len(images) >= 2 and len(tops) < len(images)
+        print(
+            f"ui-check: screenshot {shot} (plot images: {len(images)}, tables: {len(tables)}, "
+            f"side by side: {side_by_side})"
+        )
+        return 0 if side_by_side and len(tables) >= 3 else 1
     finally:
         if driver is not None:
             driver.quit()

@@ -14,7 +14,7 @@ from auditkit.widgets import IDLE, RUNNING, CachingInvestigator
 
 @pytest.fixture
 def inv(tmp_path: Path) -> Iterator[CachingInvestigator]:
-    ui = CachingInvestigator(k=4, output_dir=str(tmp_path))
+    ui = CachingInvestigator(k=6, output_dir=str(tmp_path))
     yield ui
     ui.close()
 

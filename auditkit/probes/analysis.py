@@ -5,8 +5,9 @@ so every rule here can be checked on synthetic records and re-run on saved ones.
 
 Every probe is replicated: it sends `k` rounds, each a cold query (a prompt nobody sent
 before) beside a warm one (a repeat), so the comparison is paired round by round and slow
-drift of the server cancels out. The effect of a metric is the geometric mean of warm/cold
-over the rounds, with a Student-t interval on the log ratios. A probe only names an effect
+drift of the server cancels out. The effect of a metric is the typical ratio warm/cold
+over the rounds (Hodges-Lehmann: robust to a few outlying pairs, which a busy machine makes),
+with the signed-rank interval. A probe only names an effect
 when the interval says so:
 
 - "faster": the interval lies below 1 (no effect is excluded) and the speed-up is worth
@@ -25,11 +26,14 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 #: two-sided confidence of every effect's interval (one-sided 0.5 % per decision: several
 #: metrics and probes are read together, and "no cache" must almost never read as a cache)
 CONFIDENCE = 0.99
+#: two-sided confidence of the interval that clears a server ("not faster": one-sided 5 %).
+#: Accusing needs more certainty than clearing: a missed cache shows again in the next probe
+#: (its effects are large), a false accusation is the error users cannot check
+CLEAR_CONFIDENCE = 0.90
 #: a speed-up smaller than this (warm/cold above 0.85) is not named a cache signature
 RELEVANT = 0.85
 #: a warm query below HIT_MARGIN × the fastest cold one of its probe counts as a hit
@@ -37,14 +41,16 @@ HIT_MARGIN = 0.5
 #: hits that call a probe faster on their own (a partial cache): at least this many and share
 MIN_HITS = 3
 MIN_HIT_SHARE = 0.25
-#: rounds below this never decide anything
-MIN_ROUNDS = 3
+#: rounds below this never decide anything (6: every pair agreeing is 97 % sure)
+MIN_ROUNDS = 6
 #: times below this (ms) count as this: a replayed stream's decode time is ~0, and log(0) is not
 FLOOR_MS = 1e-3
 #: a share of repeats at or above this duplicating an earlier answer is a replay (a live sampler
 #: at T>0 never repeats a 32-token answer by chance)
 IDENTICAL_SHARE = 0.25
 MAX_MORE = 1000
+#: decode time per token above this × the cold one's is decoding still done (not a replay)
+DECODE_KEPT = 0.5
 
 Verdict = Literal["faster", "not faster", "not enough evidence"]
 Kind = Literal[
@@ -136,6 +142,33 @@ class Effect:
         }
 
 
+def signed_rank_cdf(n: int) -> np.ndarray:
+    """P(T <= t) for t = 0 … n(n+1)/2 of the Wilcoxon signed-rank statistic of n pairs under
+    no effect (exact: subset sums of 1..n, each subset equally likely)."""
+    counts = np.zeros(n * (n + 1) // 2 + 1)
+    counts[0] = 1.0
+    for r in range(1, n + 1):
+        counts[r:] = counts[r:] + counts[:-r].copy()
+    return np.cumsum(counts) / 2.0**n
+
+
+def hodges_lehmann(d: np.ndarray, confidence: float) -> tuple[float, float, float, float]:
+    """(estimate, low, high, attained confidence) of the centre of paired differences `d`: the
+    median of the Walsh averages, and the distribution-free interval between order statistics
+    of them (Wilcoxon signed rank). A few outlying pairs move neither much, unlike a mean.
+    With too few pairs for `confidence` the interval is the whole range, at the confidence
+    it attains."""
+    n = len(d)
+    i, j = np.triu_indices(n)
+    walsh = np.sort((d[i] + d[j]) / 2)
+    cdf = signed_rank_cdf(n)
+    alpha = (1 - confidence) / 2
+    c = int(np.searchsorted(cdf, alpha, side="right"))  # P(T <= c - 1) <= alpha
+    c = max(c, 1)  # at least the extremes
+    attained = 1 - 2 * float(cdf[c - 1])
+    return float(np.median(walsh)), float(walsh[c - 1]), float(walsh[-c]), attained
+
+
 def paired_effect(
     cold: Iterable[float],
     warm: Iterable[float],
@@ -143,7 +176,8 @@ def paired_effect(
     *,
     confidence: float = CONFIDENCE,
 ) -> Effect:
-    """The warm/cold effect of paired samples (round i's cold beside round i's warm)."""
+    """The warm/cold effect of paired samples (round i's cold beside round i's warm): the
+    Hodges-Lehmann estimate of the log ratio with its signed-rank interval, as ratios."""
     pairs = [
         (max(float(c), FLOOR_MS), max(float(w), FLOOR_MS))
         for c, w in zip(cold, warm, strict=False)
@@ -155,18 +189,17 @@ def paired_effect(
     c = np.array([p[0] for p in pairs])
     w = np.array([p[1] for p in pairs])
     d = np.log(w) - np.log(c)
-    mean = float(d.mean())
-    sd = float(d.std(ddof=1))
-    q = float(stats.t.ppf(0.5 + confidence / 2, n - 1))
-    half = q * sd / math.sqrt(n)
-    ratio, low, high = math.exp(mean), math.exp(mean - half), math.exp(mean + half)
+    centre, lo, hi, _attained = hodges_lehmann(d, confidence)
+    ratio, low, high = math.exp(centre), math.exp(lo), math.exp(hi)
     hits = int((w < HIT_MARGIN * c.min()).sum())
     partial = hits >= MIN_HITS and hits >= MIN_HIT_SHARE * n
     if (high < 1.0 and ratio <= RELEVANT) or partial:
         return Effect(metric, ratio, low, high, n, "faster", None, hits)
-    if low > RELEVANT:
+    _c, clear_low, _h, _a = hodges_lehmann(d, min(confidence, CLEAR_CONFIDENCE))
+    if math.exp(clear_low) > RELEVANT:
         return Effect(metric, ratio, low, high, n, "not faster", None, hits)
-    return Effect(metric, ratio, low, high, n, "not enough evidence", _more(n, mean, half), hits)
+    more = _more(n, centre, (hi - lo) / 2)
+    return Effect(metric, ratio, low, high, n, "not enough evidence", more, hits)
 
 
 def _finite(x: object) -> bool:
@@ -262,7 +295,8 @@ def timing_kind(effects: Mapping[str, Effect]) -> str:
         return "none" if lat.not_faster else "not enough evidence"
     if tpot.faster and (ttft.faster or lat.faster):
         return "response cache"
-    if ttft.faster and tpot.not_faster:
+    # decode not shown faster and not collapsed (a replayed answer's is ~0): prefill skipped
+    if ttft.faster and tpot.ratio is not None and tpot.ratio > DECODE_KEPT:
         return "prefix cache"
     if ttft.not_faster and lat.not_faster:
         return "none"
@@ -374,7 +408,8 @@ def output_identity_findings(records: pd.DataFrame, temperature: float) -> Findi
             if lat.more:
                 said += f": run {lat.more} more round(s)"
     else:
-        kind = timing if timing != "response cache" else "cache (kind unknown)"
+        # no replay; a prefix cache may still show in the timing (probes (a)/(b) judge that)
+        kind = "prefix cache" if timing == "prefix cache" else "none"
         said = "outputs vary as sampling should: no response replay"
     signals: dict[str, Any] = {
         "kind": kind,
@@ -433,8 +468,9 @@ def burst_findings(records: pd.DataFrame, temperature: float) -> Findings:
         kind, said = "not enough evidence", "answers are shared but no speed-up is established"
     elif effect.faster:
         kind, said = "prefix cache", "faster with differing answers: prefill shared in flight"
-    elif effect.not_faster:
-        kind, said = "none", "identical requests in flight are not served faster"
+    elif effect.not_faster or (temperature > 0 and not same_for_all):
+        # at T>0 sharing shows in the answers whatever the timing: none shared, none coalesced
+        kind, said = "none", "identical requests in flight share no answer and are not faster"
     else:
         kind, said = "not enough evidence", "not enough evidence"
         if effect.more:

@@ -48,7 +48,7 @@ class PromptSource(Protocol):
 class ProbeOptions:
     """A probe's knobs: rounds, and the options only some probes use."""
 
-    k: int = 8  # rounds (each: one cold and one warm query, or burst)
+    k: int = 10  # rounds (each: one cold and one warm query, or burst)
     temperature: float = 0.8  # output_identity, burst: sampling must vary the answer
     prefix_rows: int = 3  # shared_prefix: dataset rows in the long prefix
     burst: int = 4  # burst: requests sent at once
@@ -193,7 +193,7 @@ CATALOGUE: dict[str, Probe] = {
 def run_probe(
     name: str,
     target: ProbeTarget,
-    k: int = 8,
+    k: int = 10,
     *,
     temperature: float = 0.8,
     burst: int = 4,

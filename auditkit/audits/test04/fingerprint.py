@@ -13,8 +13,9 @@ which cache it is:
   a speed-up with unchanged decode time is itself the sign: latency = queueing + prefill +
   decode, queueing scales with the service time of the queries ahead, so when decode did not
   change, prefill did.
-- request coalescing: collapsed answers that completed together with an identical request that
-  was already in flight (they rode on its computation), rather than replayed after it completed.
+- request coalescing: answers that came all at once but only after waiting about as long as a
+  computed query (they rode on an identical computation in flight), where a stored answer is
+  looked up at once.
 - at temperature > 0 identical outputs tell a replay (the first copy had completed before the
   repeat was sent) from sharing (it was still in flight), unless the endpoint returns the same
   text for different prompts too (then outputs say nothing about caching).
@@ -46,11 +47,9 @@ MAJORITY = 0.5
 #: a share of audit answers that came all at once at or above this: a stored or shared answer
 #: (a generated one never does; a partial cache collapses only some)
 COLLAPSED_SHARE = 0.2
-#: of those, a share at or above this riding on an identical computation in flight: coalescing
-#: (a partial cache's hits land near a computed repeat by chance, but not most of them)
-RIDER_SHARE = 0.8
-#: riders complete within this of the computation they rode on (at least, ns)
-RIDER_TOLERANCE_NS = 1e6
+#: collapsed answers whose median latency is at least this × the audit's computed queries'
+#: waited for a computation (coalescing); a stored answer is looked up at once (a response cache)
+WAITED = 0.25
 #: kept for callers of the earlier API: the speed-up cut-off
 TOTAL_DROP = SPEEDUP
 
@@ -64,8 +63,10 @@ class Fingerprint(Evidence):
     ttft_ratio: float | None = None  # audit/reference median first-token time (from the send)
     ttft_judged: bool = False  # False: queueing is in the first-token time, so it was not used
     decode_per_token_ratio: float | None = None
-    collapsed_share: float | None = None  # audit queries whose answer came all at once
-    rider_share: float | None = None  # of those, the share that rode on an identical in flight
+    collapsed_share: float | None = None  # audit answers that came all at once (excess over ref)
+    #: median latency of the collapsed answers / the computed ones': ~0 looked up, ~1 waited
+    #: for an identical computation in flight
+    collapsed_latency_ratio: float | None = None
     identical_outputs: bool | None = None
     replayed_share: float | None = None  # T>0 duplicates whose first copy had completed
     cached_tokens_fraction: float | None = None
@@ -78,6 +79,19 @@ def _ok(frame: pd.DataFrame) -> pd.DataFrame:
         # queries are the phase's own
         ok = ok[ok["variant"].astype("string").fillna("main") == "main"]
     return ok
+
+
+def like_for_like(reference: pd.DataFrame, audit: pd.DataFrame) -> pd.DataFrame:
+    """The reference queries whose prompts are as long as the audit's: the nearest quarter (at
+    least 8) by prompt tokens. Prefill grows with the prompt, so a short audit sample beside
+    the reference's average would otherwise pass for a prefill skipped."""
+    tokens = pd.to_numeric(reference["prompt_tokens"], errors="coerce")
+    target = _median(audit["prompt_tokens"])
+    if target is None or tokens.isna().all():
+        return reference
+    keep = max(8, len(reference) // 4)
+    nearest = (tokens - target).abs().sort_values(kind="stable").index[:keep]
+    return reference.loc[nearest]
 
 
 def _median(values: pd.Series) -> float | None:
@@ -110,31 +124,6 @@ def max_in_flight(frame: pd.DataFrame) -> int:
     return peak
 
 
-def riders(frame: pd.DataFrame, computed: pd.Series, tolerance_ns: float) -> pd.Series:
-    """Per query: True when a computed identical query (same sample, `computed` True) sent no
-    later was still in flight when it was sent and completed within `tolerance_ns` of it: it
-    rode on that computation."""
-    out = pd.Series(False, index=frame.index)
-    for _, group in frame.groupby("sample_index"):
-        lead = group[computed.loc[group.index]]
-        if lead.empty:
-            continue
-        sent = lead["sent_ns"].to_numpy(dtype="int64")
-        done = lead["completed_ns"].to_numpy(dtype="int64")
-        names = lead.index.to_numpy()
-        for idx, q_sent, q_done in zip(
-            group.index, group["sent_ns"], group["completed_ns"], strict=True
-        ):
-            rode = (
-                (names != idx)
-                & (sent <= q_sent)
-                & (done > q_sent)
-                & (np.abs(done - q_done) <= tolerance_ns)
-            )
-            out[idx] = bool(rode.any())
-    return out
-
-
 def replay_shares(frame: pd.DataFrame) -> tuple[float | None, float | None]:
     """(share of queries duplicating an earlier output, share of those duplicates whose first
     copy had completed before they were sent) — at T>0 a replay rather than a shared answer."""
@@ -160,23 +149,26 @@ def fingerprint(
     reference: pd.DataFrame, audit: pd.DataFrame, *, temperature: float = 0.0
 ) -> Fingerprint:
     """Classify the caching seen in the audit phase relative to the reference phase."""
-    ref, aud = _ok(reference), _ok(audit)
-    if ref.empty or aud.empty:
+    every_ref, aud = _ok(reference), _ok(audit)
+    if every_ref.empty or aud.empty:
         return Fingerprint(kind="unknown", evidence=("no completed queries to compare",))
     notes: list[str] = []
+    # timing is compared with reference queries of the audit prompt's length; outputs (below)
+    # with every reference query
+    ref = like_for_like(every_ref, aud)
     service = _ratio(
         _median(aud["completed_ns"] - aud["sent_ns"]), _median(ref["completed_ns"] - ref["sent_ns"])
     )
     faster = service is not None and service <= SPEEDUP
     if service is not None:
         notes.append(
-            f"audit median latency {service:.2f}× the reference's "
+            f"audit median latency {service:.2f}× that of reference prompts as long "
             + ("(a speed-up)" if faster else f"(no speed-up beyond {SPEEDUP:g}×)")
         )
 
     streamed = bool(ref["first_token_ns"].notna().any() and aud["first_token_ns"].notna().any())
     queued = max(max_in_flight(ref), max_in_flight(aud)) > 1
-    ttft = decode = collapsed_share = rider_share = None
+    ttft = decode = collapsed_share = waited = None
     if streamed:
         ttft = _ratio(
             _median(aud["first_token_ns"] - aud["sent_ns"]),
@@ -187,11 +179,16 @@ def fingerprint(
         aud_decode = (aud["completed_ns"] - aud["first_token_ns"]).astype("Float64")
         if ref_decode:
             collapsed = (aud_decode < COLLAPSED * ref_decode).fillna(False).astype(bool)
-            collapsed_share = float(collapsed.mean())
+            ref_gaps = (ref["completed_ns"] - ref["first_token_ns"]).astype("Float64")
+            # a busy client can read a whole stream in one go: what the reference shows of that
+            # is the baseline, only the audit's excess counts
+            baseline = float((ref_gaps < COLLAPSED * ref_decode).fillna(False).mean())
+            collapsed_share = max(0.0, float(collapsed.mean()) - baseline)
             if collapsed.any():
-                tolerance = max(RIDER_TOLERANCE_NS, 0.05 * ref_decode)
-                rode = riders(aud, ~collapsed, tolerance)[collapsed]
-                rider_share = float(rode.mean())
+                # beside the audit's own computed queries (same queue), else a decode's length
+                latency = aud["completed_ns"] - aud["sent_ns"]
+                computed = _median(latency[~collapsed]) if (~collapsed).any() else ref_decode
+                waited = _ratio(_median(latency[collapsed]), computed)
         if decode is not None:
             notes.append(f"decode time per token {decode:.2f}× the reference's")
         if ttft is not None:
@@ -205,7 +202,7 @@ def fingerprint(
     # outputs: only at T>0, and only when different prompts get different texts
     identical = replayed = None
     if temperature > 0:
-        ref_dup, _ = replay_shares(ref)
+        ref_dup, _ = replay_shares(every_ref)
         dup, replayed = replay_shares(aud)
         if ref_dup is not None and ref_dup >= MAJORITY:
             notes.append("different prompts got the same text: outputs say nothing about caching")
@@ -234,7 +231,7 @@ def fingerprint(
         ttft,
         decode,
         collapsed_share,
-        rider_share,
+        waited,
         identical,
         replayed,
         cached_fraction,
@@ -248,7 +245,7 @@ def fingerprint(
         ttft_judged=streamed and not queued,
         decode_per_token_ratio=decode,
         collapsed_share=collapsed_share,
-        rider_share=rider_share,
+        collapsed_latency_ratio=waited,
         identical_outputs=identical,
         replayed_share=replayed,
         cached_tokens_fraction=cached_fraction,
@@ -262,7 +259,7 @@ def _kind(
     ttft: float | None,
     decode: float | None,
     collapsed: float | None,
-    rider: float | None,
+    waited: float | None,
     identical: bool | None,
     replayed: float | None,
     cached_fraction: float | None,
@@ -273,7 +270,7 @@ def _kind(
         return "response cache" if replayed >= MAJORITY else "request coalescing"
     if streamed and decode is not None:
         if (collapsed is not None and collapsed >= COLLAPSED_SHARE) or decode < DECODE_DROP:
-            coalesced = rider is not None and rider >= RIDER_SHARE
+            coalesced = waited is not None and waited >= WAITED
             return "request coalescing" if coalesced else "response cache"
         if queued or (ttft is not None and ttft < TTFT_DROP):
             return "prefix cache"
