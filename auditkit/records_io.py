@@ -21,7 +21,7 @@ import concurrent.futures
 import contextlib
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,36 +94,63 @@ def to_frame(
 ) -> pd.DataFrame:
     """The record table from Arrow, with `records_frame`'s dtypes (nullable Int64 times and
     counts, string columns); sorted by query and send time when asked. `worker` is kept when
-    asked, or (None) when it varies.
+    asked, or (None) when it varies."""
+    return _frame(table.__getitem__, table.column_names, table.num_rows, keep_worker, sort)
 
-    Converted one column at a time, each dropped from the Arrow table once converted, so the
-    peak is the frame plus one column, not the frame plus the whole table.
-    """
-    if "variant" not in table.column_names:  # written before the column existed
-        table = table.append_column("variant", pa.array(["main"] * table.num_rows, pa.string()))
-    has_worker = WORKER in table.column_names
+
+def frame_from_files(
+    paths: Sequence[Path], *, keep_worker: bool | None = None, sort: bool = False
+) -> pd.DataFrame:
+    """The record table of Parquet files (records.parquet, or a phase's parts), as `to_frame`.
+
+    Read one column at a time, each converted before the next is read, so the peak is the
+    frame plus one column (the whole Arrow table beside the frame doubled it)."""
+    if not paths:
+        return to_frame(empty_table(), keep_worker=keep_worker)
+    names = list(dict.fromkeys(n for p in paths for n in pq.read_schema(p).names))
+    rows = sum(pq.read_metadata(p).num_rows for p in paths)
+
+    def read(name: str) -> pa.ChunkedArray:
+        chunks = [c for p in paths for c in pq.read_table(p, columns=[name])[name].chunks]
+        return pa.chunked_array(chunks)
+
+    return _frame(read, names, rows, keep_worker, sort)
+
+
+def _frame(
+    read: Callable[[str], pa.ChunkedArray],
+    names: Sequence[str],
+    rows: int,
+    keep_worker: bool | None,
+    sort: bool,
+) -> pd.DataFrame:
+    has_worker = WORKER in names
     if keep_worker is None:
-        keep_worker = has_worker and pc.count_distinct(table[WORKER]).as_py() > 1
-    names = [c for c in RECORD_COLUMNS if c in table.column_names]
+        keep_worker = has_worker and rows > 0 and pc.count_distinct(read(WORKER)).as_py() > 1
+    wanted = [c for c in RECORD_COLUMNS if c in names]
     if keep_worker and has_worker:
-        names.append(WORKER)
-    table = table.select(names)
+        wanted.append(WORKER)
     order = None
-    if sort and table.num_rows:
+    if sort and rows:
         # stable, like pandas' sort_values(kind="stable") on the same keys
-        order = pc.sort_indices(table, [("query_id", "ascending"), ("sent_ns", "ascending")])
+        keys = pa.table({"query_id": read("query_id"), "sent_ns": read("sent_ns")})
+        order = pc.sort_indices(keys, [("query_id", "ascending"), ("sent_ns", "ascending")])
+        del keys
     data: dict[str, pd.Series[Any]] = {}
-    for name in names:
-        column = table[name]
-        table = table.drop_columns([name])
+    for name in wanted:
+        column = read(name)
         if order is not None:
             column = column.take(order)
         data[name] = _series(name, column)
         del column
-    frame = pd.DataFrame(data, copy=False)
+        # hand the column's Arrow buffers back to the OS now: the allocator would keep them
+        pa.default_memory_pool().release_unused()
+    if "variant" not in data:  # written before the column existed
+        data["variant"] = pd.Series(["main"] * rows, dtype="string")
     if keep_worker and not has_worker:
-        frame[WORKER] = 0
-    return frame
+        data[WORKER] = pd.Series(np.zeros(rows, np.int64))
+    order_out = [*RECORD_COLUMNS, *([WORKER] if keep_worker else [])]
+    return pd.DataFrame({c: data[c] for c in order_out}, copy=False)
 
 
 def _series(name: str, column: pa.ChunkedArray) -> pd.Series[Any]:
@@ -157,9 +184,14 @@ class PartWriter:
         self.parts_dir = Path(phase_dir) / PARTS
         self.parts_dir.mkdir(parents=True, exist_ok=True)
         self.worker = worker
+        # a killed earlier run's parts of this worker would be read as this run's
+        for stale in self.parts_dir.glob(f"part-w{worker:03d}-*.parquet"):
+            stale.unlink(missing_ok=True)
         self.count = 0
         self.rows = 0
-        self._pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="auditkit-rec")
+        #: the parts queued so far, in order
+        self.paths: list[Path] = []
+        self._pool = _writer_pool()
         self._pending: list[concurrent.futures.Future[Path]] = []
 
     def write(self, batch: pa.RecordBatch) -> None:
@@ -167,6 +199,7 @@ class PartWriter:
         path = self.parts_dir / f"part-w{self.worker:03d}-{self.count:06d}.parquet"
         self.count += 1
         self.rows += batch.num_rows
+        self.paths.append(path)
         for done in [f for f in self._pending if f.done()]:
             done.result()  # a failed write (disk full) surfaces here, not at the phase's end
             self._pending.remove(done)
@@ -175,14 +208,24 @@ class PartWriter:
             self._pending.pop(0).result()
         self._pending.append(self._pool.submit(_write_part, path, batch))
 
-    def close(self) -> None:
+    def flush(self) -> None:
         """Wait until every queued part is on disk (raises a write's error)."""
+        pending, self._pending = self._pending, []
+        for future in pending:
+            future.result()
+
+    def close(self) -> None:
+        """Flush, then stop the writer thread (a later `write` starts a new one)."""
         try:
-            for future in self._pending:
-                future.result()
+            self.flush()
         finally:
             self._pool.shutdown(wait=True)
-            self._pending = []
+            self._pool = _writer_pool()
+
+
+def _writer_pool() -> concurrent.futures.ThreadPoolExecutor:
+    # no thread until the first part is submitted
+    return concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="auditkit-records")
 
 
 def _write_part(path: Path, batch: pa.RecordBatch) -> Path:
@@ -231,10 +274,13 @@ def read_table(phase_dir: str | Path, columns: Sequence[str] | None = None) -> p
 def read_records(phase_dir: str | Path, columns: Sequence[str] | None = None) -> pd.DataFrame:
     """The record table of a phase folder (see `read_table`), with the table's dtypes. With
     `columns`, only those are read (a summary needs a few of the 19)."""
-    table = read_table(phase_dir, columns)
     if columns:
+        table = read_table(phase_dir, columns)
         return pd.DataFrame({c: _series(c, table[c]) for c in table.column_names}, copy=False)
-    return to_frame(table)
+    folder = Path(phase_dir)
+    if (folder / RECORDS).exists():
+        return frame_from_files([folder / RECORDS])
+    return frame_from_files(sorted((folder / PARTS).glob("part-*.parquet")))
 
 
 def write_records(phase_dir: str | Path, records: pd.DataFrame) -> Path:

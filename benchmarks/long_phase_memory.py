@@ -55,17 +55,16 @@ def main() -> None:
         n = int(1.1 * args.duration * rate)  # the run rules' offline sizing, scaled down
         print(f"pilot rate {rate:.0f}/s: {n:,} queries for ~{args.duration:.0f} s", flush=True)
         spec = RunSpec("audit", SampleOrder.with_replacement(0), n, load)
-        samples: list[tuple[float, float]] = []
+        samples: list[tuple[float, float, int]] = []  # (s since start, RSS MB, completed)
         running = threading.Event()
         running.set()
+        done: list[int] = [0]
 
         def sample() -> None:
             start = time.monotonic()
             while running.is_set():
-                samples.append((time.monotonic() - start, rss_mb()))
+                samples.append((time.monotonic() - start, rss_mb(), done[0]))
                 time.sleep(1.0)
-
-        done: list[int] = [0]
 
         def progress(completed: int, total: int) -> None:
             done[0] = completed
@@ -86,8 +85,9 @@ def main() -> None:
         artifacts.write_phase(Path(tmp), result)
         size = (phase_dir / "records.parquet").stat().st_size / 1e6
     records = result.summary.completed
-    # the phase proper: from 10 % in to the last sample before the frame was built
-    in_phase = [(t, m) for t, m in samples if t <= ran - 1.0] or samples
+    # the phase proper: from 10 % in to the last sample before every query had completed
+    # (after that the phase's DataFrame is built, reported apart)
+    in_phase = [(t, m) for t, m, completed in samples if completed < n]
     start_t = 0.1 * in_phase[-1][0]
     steady = [(t, m) for t, m in in_phase if t >= start_t]
     next_print = 0.0

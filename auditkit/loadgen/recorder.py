@@ -7,11 +7,11 @@ from typing import Any
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from auditkit.config import redact_text
 from auditkit.endpoints.base import ParsedResponse
-from auditkit.records_io import SCHEMA, WORKER, PartWriter, read_parts, rows_to_batch, to_frame
+from auditkit.records_io import SCHEMA, PartWriter, frame_from_files, rows_to_batch, to_frame
 from auditkit.results import RECORD_COLUMNS, records_frame
 
 #: rows per columnar batch (and part file), at most
@@ -180,9 +180,9 @@ class Recorder:
     def table(self) -> pa.Table:
         """Every record so far as one Arrow table (sealed batches, flushed parts, pending)."""
         if self.sink is not None:
-            self.sink.close()  # idempotent: every queued part is on disk
-            sealed = read_parts(self.sink.parts_dir.parent)
-            sealed = sealed.filter(pc.equal(sealed[WORKER], self.worker))
+            self.sink.flush()  # every queued part on disk
+            parts = [pq.read_table(path) for path in self.sink.paths]
+            sealed = pa.concat_tables(parts) if parts else SCHEMA.empty_table()
         else:
             sealed = pa.Table.from_batches(self._batches, schema=SCHEMA)
         pending = pa.Table.from_batches([rows_to_batch(self._rows, self.worker)])
@@ -201,7 +201,11 @@ class Recorder:
         return [*zip(*(c.to_pylist() for c in sealed.columns), strict=True)]
 
     def frame(self) -> pd.DataFrame:
-        """The record table, sorted by query and send time."""
+        """The record table, sorted by query and send time (with a sink: the phase's end, so
+        everything pending is written out and the writer thread stops)."""
+        if self.sink is not None:
+            self.close()
+            return frame_from_files(self.sink.paths, keep_worker=False, sort=True)
         if self._sealed:
             return to_frame(self.table(), keep_worker=False, sort=True)
         records = records_frame(self._rows)

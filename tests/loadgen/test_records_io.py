@@ -120,3 +120,14 @@ def test_worker_column_is_kept_only_when_it_varies(tmp_path: Path, workers: int)
     assert ("worker" in frame.columns) == (workers > 1)
     if workers > 1:
         assert sorted(frame["worker"].unique()) == list(range(workers))
+
+
+def test_a_new_phase_ignores_a_killed_runs_parts(tmp_path: Path) -> None:
+    old = Recorder("audit", [], sink=records_io.PartWriter(tmp_path), chunk_rows=2)
+    _fill(old, 6)
+    old.close()  # as if killed after these flushes: parts, no records.parquet
+    new = Recorder("audit", [], sink=records_io.PartWriter(tmp_path), chunk_rows=2)
+    _fill(new, 3)
+    assert len(new.frame()) == 3
+    new.close()
+    assert len(records_io.read_records(tmp_path)) == 3

@@ -3,6 +3,9 @@ that carry a worker id, one schedule on one clock, and the worker-count rules.""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +70,17 @@ def test_server_arrivals_are_one_schedule_dealt_to_workers(dataset: Dataset) -> 
     assert (two["worker"] == two["query_id"] % 2).all()  # dealt round robin
     # one clock: no query is sent before its arrival, whichever process sent it
     assert (two["sent_ns"] >= two["scheduled_ns"]).all()
+
+
+def test_perf_counter_is_one_clock_across_processes() -> None:
+    """Another process's perf_counter reading falls between two of ours: one system-wide
+    CLOCK_MONOTONIC (a per-process origin would put it far outside)."""
+    code = "import time; print(time.perf_counter_ns())"
+    for _ in range(3):
+        before = time.perf_counter_ns()
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True)
+        after = time.perf_counter_ns()
+        assert before <= int(out.stdout) <= after
 
 
 def test_worker_rules() -> None:
