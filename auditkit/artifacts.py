@@ -182,8 +182,9 @@ def claim_output_dir(output_dir: str | Path, test: AuditTest, *, overwrite: bool
     folder = test_dir(output_dir, test.id).resolve()
     if not overwrite:
         raise InputError(
-            f"{folder} already holds a {test.id} run; pass --overwrite (notebook parameter "
-            "overwrite=True) to replace it, or choose another output_dir"
+            f"{folder} already holds a {test.id} run; add --overwrite (auditkit notebook: "
+            "-p overwrite true; in a notebook: overwrite = True) to replace it, or choose "
+            "another output_dir"
         )
     for path in found:
         try:

@@ -88,6 +88,8 @@ def one_audit(row: Row, scenario: str, seed: int, simulated: bool) -> tuple[str,
         mock = {**_mock_settings(row, scenario, seed), "simulated": simulated}
         data: dict[str, Any] = {
             "output_dir": out,
+            # a second-audit row runs twice into one folder on purpose: the second replaces it
+            "overwrite": True,
             "load": {"scenario": scenario},
             "test04": row.test04,
             "mock": mock,

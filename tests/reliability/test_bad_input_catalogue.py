@@ -214,7 +214,7 @@ CASES: list[Case] = [
     Case("preflight-models-redirect",
          url_case(lambda env: env.tiny.url("models-redirect")), 3, ("redirects to", "final URL")),
     Case("preflight-credentials-refused", url_case(lambda env: env.tiny.url("models-401")), 3,
-         ("refused the credentials", "HTTP 401")),
+         ("no key was sent", "HTTP 401", "--api-key-env NAME")),
     # --- endpoint responses (the phase runs: records kept, verdict INVALID, exit 4) --------
     Case("response-not-json", url_case(lambda env: env.tiny.url("nonjson")), 4,
          ("INVALID", "protocol_error", "not JSON"), disk="invalid"),

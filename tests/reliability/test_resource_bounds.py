@@ -81,7 +81,7 @@ def audit(url, **endpoint):
     cfg = build_config({"endpoint": {"url": url, "model": "tiny-model", **endpoint},
                         "test04": {"samples": 8, "warmup": 0, "control_twins": 0},
                         "load": {"max_concurrency": 8},
-                        "output_dir": sys.argv[2]})
+                        "output_dir": sys.argv[2], "overwrite": True})
     return run_audit(cfg).phases[0].records["status"].unique().tolist()
 
 base = sys.argv[1]
