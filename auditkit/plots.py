@@ -203,8 +203,10 @@ def latency_over_time(phases: PhasesLike, ax: Axes | None = None) -> Figure:
         )
     # the legend (titled) sits in a band above the panels that the layout leaves free: inside
     # a panel it covered points, and in the layout it widened the first panel
+    from matplotlib.layout_engine import ConstrainedLayoutEngine
+
     engine = fig.get_layout_engine()
-    if engine is not None:
+    if isinstance(engine, ConstrainedLayoutEngine):
         engine.set(rect=(0.0, 0.0, 1.0, 0.78))
     legend = axes[0].legend(
         handles,
