@@ -54,6 +54,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=1_000_000)
     parser.add_argument("--frame", action="store_true", help="also build the whole DataFrame")
+    parser.add_argument(
+        "--old",
+        action="store_true",
+        help="the previous design for comparison: tuples kept until the phase ends, no sink",
+    )
     args = parser.parse_args()
     n = args.records
     # 1000 distinct outputs, reused: the parsed objects are not what is measured
@@ -63,7 +68,10 @@ def main() -> None:
         phase_dir = Path(tmp) / "audit"
         before = rss_mb()
         start = time.perf_counter()
-        recorder = Recorder("audit", [], sink=records_io.PartWriter(phase_dir))
+        if args.old:  # never seals: exactly the tuple list of before
+            recorder = Recorder("audit", [], chunk_rows=n + 1, flush_ns=2**62)
+        else:
+            recorder = Recorder("audit", [], sink=records_io.PartWriter(phase_dir))
         t = 0
         for i in range(n):
             t += 10_000
@@ -72,12 +80,14 @@ def main() -> None:
             attempt.parsed = outputs[i % 1000]
             recorder.record(attempt, t + 5_000_000)
         recorded = time.perf_counter()
-        recorder.close()
+        if not args.old:  # the old design wrote nothing until the phase's frame
+            recorder.close()
         closed = time.perf_counter()
         added = peak_mb() - before
         parts = sorted((phase_dir / records_io.PARTS).glob("*.parquet"))
         on_disk = sum(p.stat().st_size for p in parts) / 1e6
-        print(f"records: {n:,} through Recorder with a part-file sink ({len(parts)} parts)")
+        how = "tuples kept in memory (old design)" if args.old else "a part-file sink"
+        print(f"records: {n:,} through Recorder with {how} ({len(parts)} parts)")
         baseline = synthetic_cost(outputs, min(n, 200_000))
         cost = (recorded - start) / n * 1e9
         print(
