@@ -39,6 +39,7 @@ import uvloop
 from auditkit.config import LoadConfig
 from auditkit.data import Dataset
 from auditkit.endpoints.base import EndpointAdapter
+from auditkit.errors import ExecutionError
 from auditkit.loadgen.aiohttp_transport import AiohttpTransport
 from auditkit.loadgen.driver import PhaseDriver, ProgressCallback
 from auditkit.loadgen.supply import Query
@@ -56,8 +57,8 @@ START_TIMEOUT_S = 120.0
 POLL_S = 0.1
 
 
-class WorkerError(RuntimeError):
-    """A worker process failed (its error text is the message)."""
+class WorkerError(ExecutionError):
+    """A worker process failed (its error text is the message; exit code 4)."""
 
 
 def shared_clock_ok() -> bool:
