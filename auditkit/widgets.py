@@ -27,7 +27,7 @@ from auditkit.config import DatasetConfig, EndpointConfig, MockConfig, format_va
 from auditkit.data import Dataset, load_dataset
 from auditkit.errors import AuditkitError
 from auditkit.loadgen import resolve_api_key
-from auditkit.mock.presets import PRESETS
+from auditkit.mock.presets import PRESETS, preset_config
 
 # Live redraws at most twice a second, on a renderer thread: a PNG costs ~50 ms of CPU, and
 # drawing on the loop thread (where updates arrive) would delay the probe's own requests.
@@ -36,10 +36,11 @@ IDLE = "<b style='color:#1a7f37'>● idle</b>"
 RUNNING = "<b style='color:#bf8700'>● running</b>"
 
 
-def _table_html(frame: pd.DataFrame) -> str:
+def _table_html(frame: pd.DataFrame, size: str = "100%") -> str:
     if frame.empty:
         return ""
-    return frame.to_html(na_rep="—", float_format=lambda x: f"{x:.3g}", index_names=False)
+    table = frame.to_html(na_rep="—", float_format=lambda x: f"{x:.3g}", index_names=False)
+    return f"<div style='font-size:{size}'>{table}</div>"
 
 
 class ProbeCard:
@@ -47,12 +48,13 @@ class ProbeCard:
 
     def __init__(self, title: str) -> None:
         self.title = w.HTML(f"<b>{html.escape(title)}</b>")
-        self.image = w.Image(format="png", layout=w.Layout(width="480px"))
-        self.finding = w.HTML(layout=w.Layout(width="480px"))
-        self.table = w.HTML()
+        self.image = w.Image(format="png", layout=w.Layout(width="500px"))
+        self.finding = w.HTML(layout=w.Layout(width="500px"))
+        self.table = w.HTML(layout=w.Layout(width="500px"))
+        # a fixed width, so two cards sit side by side in a notebook of ordinary width
         self.box = w.VBox(
             [self.title, self.image, self.finding, self.table],
-            layout=w.Layout(border="1px solid #d0d7de", padding="4px", margin="4px"),
+            layout=w.Layout(width="520px", border="1px solid #d0d7de", padding="4px", margin="4px"),
         )
 
     def show(self, result: probes.ProbeResult) -> None:
@@ -60,7 +62,7 @@ class ProbeCard:
         fig = plots.probe_figure(result.records, title=result.title)
         self.image.value = plots.figure_png(fig)
         self.finding.value = html.escape(result.finding)
-        self.table.value = _table_html(result.table)
+        self.table.value = _table_html(result.table, size="85%")
 
 
 class CachingInvestigator:
@@ -135,7 +137,7 @@ class CachingInvestigator:
         self.status = w.HTML(value="Pick a probe. Blank URL → embedded mock.")
         self.diagnosis = w.HTML()
         self.table = w.HTML()
-        self.grid = w.Box(layout=w.Layout(display="flex", flex_flow="row wrap"))
+        self.grid = w.Box(layout=w.Layout(display="flex", flex_flow="row wrap", width="100%"))
         self.url.observe(self._toggle_cache, names="value")
 
         form = w.VBox(
@@ -227,7 +229,7 @@ class CachingInvestigator:
 
         server = self._mocks.get(preset)
         if server is None or not server.running:
-            server = MockServer(MockConfig.model_validate(PRESETS[preset][0])).start()
+            server = MockServer(MockConfig.model_validate(preset_config(preset))).start()
             self._mocks[preset] = server
         return str(server.url)
 

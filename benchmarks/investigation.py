@@ -31,23 +31,16 @@ from typing import Any
 
 from auditkit import probes
 from auditkit.audits import build_config
+from auditkit.audits.test04 import pool_blocks
 from auditkit.audits.test04.fingerprint import fingerprint
 from auditkit.config import DatasetConfig, EndpointConfig, MockConfig
 from auditkit.data import Dataset, load_dataset
 from auditkit.loadgen.fake import FakeTransport, SimulatedSUT
 from auditkit.mock import MockProcess
-from auditkit.mock.presets import PRESETS
+from auditkit.mock.presets import INVESTIGATION_LATENCY, PRESETS
 from auditkit.runner import run_audit
 
 PROBES = ("back_to_back", "interleaved", "output_identity", "burst")
-#: the mock's latency model for these runs: requests of ~10-25 ms (the ratios are what count),
-#: long enough that a busy client's scheduling does not swallow a stream's decode time, with
-#: a prefill worth skipping (~40 % of a TEST04 query)
-FAST_MOCK: dict[str, Any] = {
-    "base_latency_ms": 0.5,
-    "prefill_us_per_token": 40.0,
-    "decode_us_per_token": 250.0,
-}
 #: TEST04 for the fingerprint: offline (4 in flight on the mock's 2 slots: queueing is in the
 #: first-token time), streamed
 AUDIT: dict[str, Any] = {
@@ -82,9 +75,11 @@ def fingerprint_run(url: str | None, mock: dict[str, Any], simulated: bool) -> s
         else:
             data["endpoint"] = {**data["endpoint"], "url": url}
         run = run_audit(build_config(data), transport=transport)
-        phases = {p.name: p for p in run.phases}
-        fp = fingerprint(phases["reference"].records, phases["audit"].records)
-        return fp.kind
+        ref, aud = (
+            pool_blocks(name, [p for p in run.phases if p.name.split("_")[0] == name]).records
+            for name in ("reference", "audit")
+        )
+        return fingerprint(ref, aud).kind
 
 
 def row(
@@ -92,7 +87,7 @@ def row(
 ) -> dict[str, Any]:
     """Runs of one behaviour: counts of what the probes and the fingerprint said."""
     settings, expected = PRESETS[name]
-    mock = {**FAST_MOCK, **settings}
+    mock = {**INVESTIGATION_LATENCY, **settings}
     endpoint = EndpointConfig(stream=True)
     said: Counter[str] = Counter()
     printed: Counter[str] = Counter()

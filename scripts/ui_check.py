@@ -36,7 +36,7 @@ CHROME_FLAGS = (
     "--disable-sync",
     "--no-first-run",
     "--disable-dev-shm-usage",
-    "--window-size=1600,2200",
+    "--window-size=1800,2200",
 )
 
 
@@ -118,6 +118,8 @@ def run(out: Path, timeout_s: float) -> int:
             " && w.sessionContext.session.kernel.status === 'idle');"
         ))  # fmt: skip
         print("ui-check: notebook open, kernel idle; running all cells")
+        # the file browser off: the notebook gets the window's width for two cards abreast
+        driver.execute_script("window.jupyterapp.commands.execute('application:toggle-left-area')")
         driver.execute_script("window.jupyterapp.commands.execute('notebook:run-all-cells')")
         button_xpath = f"//button[contains(@class,'widget-button') and contains(., '{BUTTON}')]"
         button = wait.until(ec.element_to_be_clickable((By.XPATH, button_xpath)))

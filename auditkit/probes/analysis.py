@@ -118,12 +118,12 @@ class Effect:
     def describe(self) -> str:
         """e.g. 'TTFT 0.31× [0.27, 0.35] over 8 rounds: faster'."""
         if self.ratio is None or self.low is None or self.high is None:
-            more = f": run {self.more} more round(s)" if self.more else ""
+            more = more_text(self.more) if self.more else ""
             return f"{self.metric}: {self.rounds} round(s), {self.verdict}{more}"
         head = f"{self.metric} {self.ratio:.2f}× [{self.low:.2f}, {self.high:.2f}]"
         tail: str = self.verdict
         if self.verdict == "not enough evidence" and self.more:
-            tail += f": run {self.more} more round(s)"
+            tail += more_text(self.more)
         if self.hits and self.verdict == "faster" and self.high >= 1.0:
             tail += f" ({self.hits} warm queries beat every cold one: a partial cache)"
         return f"{head} over {self.rounds} rounds: {tail}"
@@ -167,6 +167,13 @@ def hodges_lehmann(d: np.ndarray, confidence: float) -> tuple[float, float, floa
     c = max(c, 1)  # at least the extremes
     attained = 1 - 2 * float(cdf[c - 1])
     return float(np.median(walsh)), float(walsh[c - 1]), float(walsh[-c]), attained
+
+
+def more_text(more: int) -> str:
+    """': run 12 more round(s)', or what to say when the estimate sits on a boundary."""
+    if more >= MAX_MORE:
+        return ": the estimate sits on the boundary, more rounds barely help (rerun later)"
+    return f": run {more} more round(s)"
 
 
 def paired_effect(
@@ -337,7 +344,7 @@ def repeat_findings(records: pd.DataFrame, pattern: str) -> Findings:
     }[kind]
     more = max((e.more or 0 for e in effects.values()), default=0)
     if kind == "not enough evidence" and more:
-        said += f": run {more} more round(s)"
+        said += more_text(more)
     lines = "; ".join(e.describe() for e in effects.values())
     finding = f"{pattern} repeats vs fresh prompts — {lines} — {said}"
     signals: dict[str, Any] = {
@@ -406,7 +413,7 @@ def output_identity_findings(records: pd.DataFrame, temperature: float) -> Findi
         else:
             kind, said = "not enough evidence", "identical outputs; not enough timing evidence"
             if lat.more:
-                said += f": run {lat.more} more round(s)"
+                said += more_text(lat.more)
     else:
         # no replay; a prefix cache may still show in the timing (probes (a)/(b) judge that)
         kind = "prefix cache" if timing == "prefix cache" else "none"
@@ -474,7 +481,7 @@ def burst_findings(records: pd.DataFrame, temperature: float) -> Findings:
     else:
         kind, said = "not enough evidence", "not enough evidence"
         if effect.more:
-            said += f": run {effect.more} more round(s)"
+            said += more_text(effect.more)
     finding = (
         f"bursts of identical vs distinct requests at T={temperature:g} — {effect.describe()}; "
         f"{shared:.0%} of identical answers shared — {said}"

@@ -1,24 +1,19 @@
 """What kind of caching was seen? A fingerprint from per-query records (pure).
 
-Nothing is called a cache without a measured speed-up: the audit's median latency must be at
-most SPEEDUP × the reference's. Then the parts of a query that queueing cannot pollute decide
-which cache it is:
+Nothing is called a cache without a measured speed-up: the audit's median latency at most
+SPEEDUP × that of reference queries with prompts as long. Then the parts of a query that
+queueing cannot pollute decide which cache it is (docs/investigation.md has the reasons):
 
-- decode time per token (completion − first token, over tokens − 1) starts when the server
-  answers, so the client's and the server's queues are not in it. A response cache collapses it
-  (the stored answer arrives at once); a prefix/KV cache leaves it unchanged.
-- first-token time measured from the send carries the server's queueing in a concurrent phase
-  (offline, server, multi-stream): there it is reported, never judged. In a phase with one query
-  in flight (single-stream) it is clean and must fall for a prefix cache. In a concurrent phase
-  a speed-up with unchanged decode time is itself the sign: latency = queueing + prefill +
-  decode, queueing scales with the service time of the queries ahead, so when decode did not
-  change, prefill did.
-- request coalescing: answers that came all at once but only after waiting about as long as a
-  computed query (they rode on an identical computation in flight), where a stored answer is
-  looked up at once.
-- at temperature > 0 identical outputs tell a replay (the first copy had completed before the
-  repeat was sent) from sharing (it was still in flight), unless the endpoint returns the same
-  text for different prompts too (then outputs say nothing about caching).
+- decode time per token (completion − first token) has no queue in it. A response cache
+  collapses it; a prefix/KV cache leaves it; a machine that got faster between the phases
+  speeds it up alike, so a prefix cache needs a speed-up beyond decode's.
+- first-token time from the send carries the server's queue in a concurrent phase: there it is
+  reported, never judged; with one query in flight it must fall for a prefix cache.
+- answers that came all at once: a response cache when looked up (fast, or most of them and
+  not finishing with a computation in flight); request coalescing when most finished together
+  with an identical computation that was in flight.
+- at T>0 duplicate outputs tell a replay (the first copy had completed before the repeat was
+  sent) from sharing (it was still in flight), unless different prompts get the same text.
 
 The fingerprint is evidence beside the verdict; it never changes it.
 """
@@ -47,6 +42,11 @@ MAJORITY = 0.5
 #: a share of audit answers that came all at once at or above this: a stored or shared answer
 #: (a generated one never does; a partial cache collapses only some)
 COLLAPSED_SHARE = 0.2
+#: a share of collapsed answers at or above this finishing with a computation in flight of
+#: the same prompt: they rode on it (coalescing)
+RIDERS = 0.7
+#: "finishing with": within this (ns, at least), a loaded client reads answers late
+RIDER_TOLERANCE_NS = 3e6
 #: collapsed answers whose median latency is at least this × the audit's computed queries'
 #: waited for a computation (coalescing); a stored answer is looked up at once (a response cache)
 WAITED = 0.25
@@ -67,6 +67,7 @@ class Fingerprint(Evidence):
     #: median latency of the collapsed answers / the computed ones': ~0 looked up, ~1 waited
     #: for an identical computation in flight
     collapsed_latency_ratio: float | None = None
+    rider_share: float | None = None  # collapsed answers that finished with a computation
     identical_outputs: bool | None = None
     replayed_share: float | None = None  # T>0 duplicates whose first copy had completed
     cached_tokens_fraction: float | None = None
@@ -124,6 +125,25 @@ def max_in_flight(frame: pd.DataFrame) -> int:
     return peak
 
 
+def rider_share(frame: pd.DataFrame, collapsed: pd.Series, tolerance_ns: float) -> float | None:
+    """Share of collapsed queries that finished within `tolerance_ns` of a computed query of the
+    same sample that overlapped them in time (it was in flight while they were)."""
+    done_c = frame.loc[~collapsed, ["sample_index", "sent_ns", "completed_ns"]]
+    rows = frame.loc[collapsed, ["sample_index", "sent_ns", "completed_ns"]]
+    if rows.empty:
+        return None
+    rode = 0
+    by_sample = {k: g for k, g in done_c.groupby("sample_index")}
+    for sample, sent, done in rows.itertuples(index=False, name=None):
+        lead = by_sample.get(sample)
+        if lead is None:
+            continue
+        s = lead["sent_ns"].to_numpy(dtype="int64")
+        d = lead["completed_ns"].to_numpy(dtype="int64")
+        rode += bool(((s < done) & (d > sent) & (np.abs(d - done) <= tolerance_ns)).any())
+    return rode / len(rows)
+
+
 def replay_shares(frame: pd.DataFrame) -> tuple[float | None, float | None]:
     """(share of queries duplicating an earlier output, share of those duplicates whose first
     copy had completed before they were sent) — at T>0 a replay rather than a shared answer."""
@@ -168,7 +188,7 @@ def fingerprint(
 
     streamed = bool(ref["first_token_ns"].notna().any() and aud["first_token_ns"].notna().any())
     queued = max(max_in_flight(ref), max_in_flight(aud)) > 1
-    ttft = decode = collapsed_share = waited = None
+    ttft = decode = collapsed_share = waited = riders = None
     if streamed:
         ttft = _ratio(
             _median(aud["first_token_ns"] - aud["sent_ns"]),
@@ -189,6 +209,7 @@ def fingerprint(
                 latency = aud["completed_ns"] - aud["sent_ns"]
                 computed = _median(latency[~collapsed]) if (~collapsed).any() else ref_decode
                 waited = _ratio(_median(latency[collapsed]), computed)
+                riders = rider_share(aud, collapsed, max(RIDER_TOLERANCE_NS, 0.25 * ref_decode))
         if decode is not None:
             notes.append(f"decode time per token {decode:.2f}× the reference's")
         if ttft is not None:
@@ -226,17 +247,19 @@ def fingerprint(
 
     kind = _kind(
         faster,
+        service,
         streamed,
         queued,
         ttft,
         decode,
         collapsed_share,
         waited,
+        riders,
         identical,
         replayed,
         cached_fraction,
     )
-    notes.append(_why(kind, streamed, queued))
+    notes.append(_why(kind, faster, streamed, queued))
     return Fingerprint(
         kind=kind,
         evidence=tuple(notes),
@@ -246,6 +269,7 @@ def fingerprint(
         decode_per_token_ratio=decode,
         collapsed_share=collapsed_share,
         collapsed_latency_ratio=waited,
+        rider_share=riders,
         identical_outputs=identical,
         replayed_share=replayed,
         cached_tokens_fraction=cached_fraction,
@@ -254,12 +278,14 @@ def fingerprint(
 
 def _kind(
     faster: bool,
+    service: float | None,
     streamed: bool,
     queued: bool,
     ttft: float | None,
     decode: float | None,
     collapsed: float | None,
     waited: float | None,
+    riders: float | None,
     identical: bool | None,
     replayed: float | None,
     cached_fraction: float | None,
@@ -269,10 +295,24 @@ def _kind(
     if identical and replayed is not None:
         return "response cache" if replayed >= MAJORITY else "request coalescing"
     if streamed and decode is not None:
-        if (collapsed is not None and collapsed >= COLLAPSED_SHARE) or decode < DECODE_DROP:
-            coalesced = waited is not None and waited >= WAITED
+        if collapsed is not None and collapsed >= MAJORITY:
+            # most answers came at once: shared when they finished with a computation of
+            # their own prompt that was in flight, else looked up
+            coalesced = riders is not None and riders >= RIDERS
             return "request coalescing" if coalesced else "response cache"
-        if queued or (ttft is not None and ttft < TTFT_DROP):
+        # some came at once (a partial cache, or a busy client reading a few whole streams in
+        # one go): a lookup only when they came fast
+        fast = waited is None or waited < WAITED
+        if collapsed is not None and collapsed >= COLLAPSED_SHARE and fast:
+            return "response cache"
+        if decode < DECODE_DROP:
+            return "unknown"  # decode slower per token but no answer came at once
+        # the speed-up beyond what decode shows: a machine that got faster (or a load that
+        # lifted) between the phases speeds up decode alike, a skipped prefill does not
+        beyond = service / decode if service is not None else None
+        if beyond is None or beyond > SPEEDUP:
+            return "none"
+        if queued or (ttft is not None and ttft / decode < TTFT_DROP):
             return "prefix cache"
         return "unknown"
     if cached_fraction:
@@ -280,9 +320,11 @@ def _kind(
     return "unknown"
 
 
-def _why(kind: CacheKind, streamed: bool, queued: bool) -> str:
-    if kind == "none":
+def _why(kind: CacheKind, faster: bool, streamed: bool, queued: bool) -> str:
+    if kind == "none" and not faster:
         return "no speed-up: not called a cache, whatever else is seen"
+    if kind == "none":
+        return "decode time per token sped up alike (the machine, not a cache): not called a cache"
     if kind == "response cache":
         return "faster, and whole answers are replayed: response cache"
     if kind == "request coalescing":
@@ -294,4 +336,4 @@ def _why(kind: CacheKind, streamed: bool, queued: bool) -> str:
         return f"faster, {basis}, answers still generated: prefix/KV cache"
     if not streamed:
         return "faster, but without a streaming split or sampling at T>0 to say which cache"
-    return "faster, but the first-token time did not fall with one query in flight: unknown"
+    return "faster, but neither a collapsed answer nor a skipped prefill explains it: unknown"

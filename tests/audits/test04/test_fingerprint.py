@@ -1,13 +1,26 @@
 """Cache-type fingerprints against the mock's three cache modes (streamed, T > 0), on a virtual
 clock (the mock's latency model through the in-memory transport)."""
 
+import pandas as pd
 import pytest
 
 from auditkit.audits import build_config
+from auditkit.audits.test04 import pool_blocks
 from auditkit.audits.test04.fingerprint import fingerprint
 from auditkit.config import MockConfig
 from auditkit.loadgen.fake import FakeTransport, SimulatedSUT
+from auditkit.results import PhaseResult
 from auditkit.runner import run_audit
+
+
+def pooled(phases: list[PhaseResult]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Reference and audit records, counterbalanced blocks laid end to end (as the verdict's
+    evidence pools them)."""
+    out = []
+    for name in ("reference", "audit"):
+        blocks = [p for p in phases if p.name.split("_")[0] == name]
+        out.append(pool_blocks(name, blocks).records)
+    return out[0], out[1]
 
 
 @pytest.mark.parametrize(
@@ -24,8 +37,8 @@ def test_fingerprint_names_the_cache(tmp_path: object, cache: str, kind: str) ->
     )
     sut = SimulatedSUT(MockConfig(cache=cache, prefill_us_per_token=60.0))
     run = run_audit(cfg, transport=FakeTransport(sut))
-    phases = {p.name: p for p in run.phases}
-    fp = fingerprint(phases["reference"].records, phases["audit"].records, temperature=1.0)
+    ref, aud = pooled(run.phases)
+    fp = fingerprint(ref, aud, temperature=1.0)
     assert fp.kind == kind, fp.evidence
     if kind == "prefix cache":
         assert fp.ttft_ratio is not None and fp.ttft_ratio < 0.75
@@ -44,10 +57,8 @@ def _offline(tmp_path: object, mock: dict[str, object], temperature: float) -> o
         }
     )
     run = run_audit(cfg, transport=FakeTransport(SimulatedSUT(MockConfig.model_validate(mock))))
-    phases = {p.name: p for p in run.phases}
-    return fingerprint(
-        phases["reference"].records, phases["audit"].records, temperature=temperature
-    )
+    ref, aud = pooled(run.phases)
+    return fingerprint(ref, aud, temperature=temperature)
 
 
 @pytest.mark.parametrize(
