@@ -101,7 +101,8 @@ def test_prefix_cache_drops_ttft_only(tmp_path: Path) -> None:
             "output_dir": str(tmp_path),
             "endpoint": {"stream": True, "api": "openai-chat"},
             "load": {"scenario": "single-stream"},
-            "test04": {"samples": 128},
+            # one reference and one audit phase to read (not alternating blocks)
+            "test04": {"samples": 128, "design": "sequential"},
         }
     )
     sut = SimulatedSUT(MockConfig(cache="prefix", prefill_us_per_token=100.0))

@@ -54,8 +54,14 @@ def _run(
             "dataset": {"path": dataset},
             "endpoint": {"max_tokens": 8},
             "load": load,
-            # the upstream rule's round trip at LoadGen's own minimum counts
-            "test04": {"samples": samples, "allow_small": True, "control_twins": 0},
+            # the upstream rule's round trip at LoadGen's own minimum counts, in MLPerf's own
+            # layout (one reference and one audit phase, each with its LoadGen logs)
+            "test04": {
+                "samples": samples,
+                "allow_small": True,
+                "control_twins": 0,
+                "design": "sequential",
+            },
         }
     )
     sut = SimulatedSUT(MockConfig.model_validate({**FAST_MOCK, "cache": cache, **(mock or {})}))

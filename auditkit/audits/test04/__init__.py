@@ -113,11 +113,13 @@ class Test04(AuditTest):
     # --- phases ----------------------------------------------------------------------------
 
     def resolve(self, cfg: AuditConfig) -> AuditConfig:
-        """The run nonce is drawn here, so config.yaml and the verdict record it."""
+        """The run nonce is drawn and `design: auto` made concrete here, so config.yaml and the
+        verdict record both."""
         t4 = self.settings(cfg)
-        if not t4.salt or t4.run_salt is not None:
-            return cfg
-        return cfg.model_copy(update={self.key: t4.model_copy(update={"run_salt": new_salt()})})
+        update: dict[str, Any] = {"design": effective_design(t4, cfg)}
+        if t4.salt and t4.run_salt is None:
+            update["run_salt"] = new_salt()
+        return cfg.model_copy(update={self.key: t4.model_copy(update=update)})
 
     def plan(self, cfg: AuditConfig, dataset: Dataset) -> list[RunSpec]:
         """Warm-up, then reference (distinct samples, seeded, with salted control twins) and
@@ -130,7 +132,10 @@ class Test04(AuditTest):
         salt = run_prefix(t4)
         twins, twin_salt = t4.twins(), control_prefix(t4)
         warmup = _warmup(t4, cfg, load)
-        if t4.design == "sequential":
+        design = effective_design(t4, cfg)
+        if design == "alternating":
+            return [*warmup, *_alternating(t4, cfg, dataset, load, used=0, round_=0)]
+        if design == "sequential":
             return [
                 *warmup,
                 RunSpec(
@@ -206,6 +211,11 @@ class Test04(AuditTest):
             for p in measured
             if _is_block(p.name, REFERENCE)
         )
+        if effective_design(t4, cfg) == "alternating":
+            audit_rows = _audit_rows(_audit_order(t4, cfg, dataset), load, dataset)
+            if used + r_n > len(dataset) - len(audit_rows):
+                return []
+            return _alternating(t4, cfg, dataset, load, used=used, round_=r)
         audit_order = _audit_order(t4, cfg, dataset)
         audit_rows = _audit_rows(audit_order, load, dataset)
         if used + r_n > len(dataset) - len(audit_rows):
@@ -222,6 +232,19 @@ class Test04(AuditTest):
         t4 = self.settings(cfg)
         size = len(dataset)
         per_query = cfg.load.samples_per_query if cfg.load.scenario == "multi-stream" else 1
+        if t4.design == "alternating":
+            if cfg.load.min_duration_s > 0:
+                raise InputError(
+                    "test04.design alternating cannot be combined with load.min_duration_s "
+                    "(or --mlperf-run-rules): use the sequential design for timed runs"
+                )
+            smallest = min(t4.samples, t4.effective_audit_samples)
+            if smallest < ALTERNATING_PAIRS * per_query:
+                raise InputError(
+                    f"test04.design alternating splits each phase in {ALTERNATING_PAIRS} blocks: "
+                    f"it needs samples and audit_samples of at least "
+                    f"{ALTERNATING_PAIRS * per_query} (got {smallest})"
+                )
         if t4.design == "counterbalanced":
             if cfg.load.min_duration_s > 0:
                 raise InputError(
@@ -519,6 +542,8 @@ def pool_blocks(name: str, blocks: list[PhaseResult]) -> PhaseResult:
         frame["completed_ns"] = frame["completed_ns"] + shift
         frame["query_id"] = frame["query_id"] + (frames[-1]["query_id"].max() + 1 if frames else 0)
         frame["phase"] = name
+        # which block: the decision pairs the i-th reference block with the i-th audit block
+        frame["block"] = len(frames) + 1
         frames.append(frame)
         shift += block.summary.duration_ns
     records = pd.concat(frames, ignore_index=True)
@@ -573,7 +598,7 @@ def _warmup(t4: Test04Config, cfg: AuditConfig, load: LoadPattern) -> list[RunSp
     """The warm-up phase: salted queries (never a measured prompt) until latency is stable."""
     order = SampleOrder.salted(t4.seed + 1)
     if t4.warmup == "auto":
-        least = max(2 * cfg.load.max_concurrency, 16)
+        least = max(2 * cfg.load.max_concurrency, 32)
         rule = WarmupRule(
             min_queries=least, max_queries=max(8 * least, 256), max_duration_s=WARMUP_CAP_S
         )
@@ -583,13 +608,99 @@ def _warmup(t4: Test04Config, cfg: AuditConfig, load: LoadPattern) -> list[RunSp
     return []
 
 
+#: block pairs of the alternating design (an extra round adds half as many)
+ALTERNATING_PAIRS = 8
+
+
+def effective_design(t4: Test04Config, cfg: AuditConfig) -> str:
+    """`design: auto` made concrete: alternating blocks for the latency scenarios (their score
+    is a tail percentile, which a busy spell of client or server in one phase moves most),
+    sequential for throughput scenarios and timed runs (MLPerf's own layout)."""
+    if t4.design != "auto":
+        return t4.design
+    per_query = cfg.load.samples_per_query if cfg.load.scenario == "multi-stream" else 1
+    smallest = min(t4.samples, t4.effective_audit_samples)
+    if (
+        cfg.load.scenario in ("single-stream", "multi-stream")
+        and cfg.load.min_duration_s == 0
+        and not cfg.load.run_rules
+        and smallest >= 4 * ALTERNATING_PAIRS * per_query
+    ):
+        return "alternating"
+    return "sequential"
+
+
+def _split(total: int, parts: int, unit: int) -> list[int]:
+    """`total` samples in `parts` blocks of whole queries of `unit` samples (remainder first)."""
+    queries, rest = divmod(total // unit, parts)
+    return [(queries + (1 if i < rest else 0)) * unit for i in range(parts)]
+
+
+def _alternating(
+    t4: Test04Config,
+    cfg: AuditConfig,
+    dataset: Dataset,
+    load: LoadPattern,
+    *,
+    used: int,
+    round_: int,
+) -> list[RunSpec]:
+    """Reference/audit block pairs in the order R A, A R, R A, …: a busy spell of the client or
+    the server lands on both phases alike, and linear drift cancels within every two pairs.
+    round_ 0 is the planned phases (ALTERNATING_PAIRS pairs, the control twins spread over the
+    reference blocks); an extra round r is half as many pairs of the same size, named
+    `reference_x{r}_{j}` / `audit_x{r}_{j}`."""
+    per_query = load.samples_per_query
+    audit_order = _audit_order(t4, cfg, dataset)
+    # the audit rows never appear in a reference block: most blocks follow an audit block
+    base = SampleOrder.without_replacement(t4.seed).excluding(
+        _audit_rows(audit_order, load, dataset)
+    )
+    salt, twin_salt = run_prefix(t4), control_prefix(t4)
+    if round_ == 0:
+        pairs = ALTERNATING_PAIRS
+        refs = _split(t4.samples, pairs, per_query)
+        auds = _split(t4.effective_audit_samples, pairs, per_query)
+        twins = _split(t4.twins(), pairs, 1)
+        names = [str(i + 1) for i in range(pairs)]
+    else:
+        pairs = ALTERNATING_PAIRS // 2
+        refs = [_split(t4.samples, ALTERNATING_PAIRS, per_query)[-1]] * pairs
+        auds = [_split(t4.effective_audit_samples, ALTERNATING_PAIRS, per_query)[-1]] * pairs
+        twins = [0] * pairs
+        names = [f"x{round_}_{j + 1}" for j in range(pairs)]
+    specs: list[RunSpec] = []
+    offset = used
+    for i in range(pairs):
+        reference = RunSpec(
+            f"{REFERENCE}_{names[i]}",
+            base.skip(offset),
+            refs[i],
+            load,
+            salt=salt,
+            twins=min(twins[i], refs[i]),
+            twin_salt=twin_salt,
+        )
+        audit = RunSpec(f"{AUDIT}_{names[i]}", audit_order, auds[i], load, salt=salt)
+        offset += refs[i]
+        # pair i of the whole run (planned pairs, then each round's): even pairs R A, odd A R
+        even = (i + (ALTERNATING_PAIRS if round_ else 0)) % 2 == 0
+        specs += [reference, audit] if even else [audit, reference]
+    return specs
+
+
 def _is_block(name: str, kind: str) -> bool:
     return name == kind or name.startswith(f"{kind}_")
 
 
 def _rounds_done(phases: list[PhaseResult]) -> int:
-    """Extra rounds run so far (each adds one reference and one audit block)."""
-    return sum(1 for p in phases if _is_block(p.name, AUDIT) and "_x" in p.name)
+    """Extra rounds run so far (each adds reference and audit blocks named `…_x{r}…`)."""
+    rounds = {
+        p.name.split("_x", 1)[1].split("_", 1)[0]
+        for p in phases
+        if _is_block(p.name, AUDIT) and "_x" in p.name
+    }
+    return len(rounds)
 
 
 def _pooled(kind: str, phases: list[PhaseResult]) -> PhaseResult:

@@ -8,7 +8,8 @@ FAIL    primed cache (only without the salt): each salted twin is paired with it
         or the interval of the score ratio (two-sided, level 1 − 2·level; a block bootstrap
           of the very estimator upstream scores with) lies above 1 + threshold;
         or a partial cache: the interval of the repeated sample's median speed-up over fresh
-          samples (block bootstrap, 16 contiguous blocks) lies above 1 + threshold
+          samples (block bootstrap, 16 contiguous blocks; over block pairs when the phases
+          ran as alternating pairs) lies above 1 + threshold
 PASS    the score interval lies below 1 + threshold and no check fires
 INCONCLUSIVE  otherwise: the look did not settle it (with the queries that would)
 INVALID whenever upstream's rule says INVALID (a phase that is not a valid result)
@@ -23,6 +24,8 @@ from scipy.stats import binomtest, mannwhitneyu, spearmanr
 from auditkit.audits.test04.statistics import (
     BOOTSTRAP_ROUNDS,
     StatisticalView,
+    pair_picks,
+    paired_blocks,
     statistical_view,
 )
 from auditkit.results import Evidence, Verdict
@@ -149,8 +152,20 @@ def partial_cache_check(
     speedup = float(np.median(fresh) / np.median(repeated))
     p_value = float(mannwhitneyu(repeated, fresh, alternative="less").pvalue)
     rng = np.random.default_rng(seed)
-    fresh_reps = _block_medians(fresh, rng)
-    repeated_reps = _block_medians(repeated, rng)
+    pairs = paired_blocks(fresh_frame, repeated_frame)
+    if pairs is not None:
+        # alternating blocks: resample the pairs, so a busy spell in one phase's block widens
+        # the interval instead of reading as a speed-up
+        fresh_by = [_service(fresh_frame[fresh_frame["block"] == b]) for b in pairs]
+        repeated_by = [_service(repeated_frame[repeated_frame["block"] == b]) for b in pairs]
+        picks = pair_picks(len(pairs), rng)
+        fresh_reps = np.array([np.median(np.concatenate([fresh_by[j] for j in r])) for r in picks])
+        repeated_reps = np.array(
+            [np.median(np.concatenate([repeated_by[j] for j in r])) for r in picks]
+        )
+    else:
+        fresh_reps = _block_medians(fresh, rng)
+        repeated_reps = _block_medians(repeated, rng)
     ratios = fresh_reps / np.maximum(repeated_reps, 1.0)
     low, high = (float(x) for x in np.quantile(ratios, [level, 1 - level]))
     return PartialCacheCheck(

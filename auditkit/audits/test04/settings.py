@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 ThresholdMode = Literal["upstream", "intended"]
-Design = Literal["sequential", "counterbalanced"]
+Design = Literal["auto", "sequential", "counterbalanced", "alternating"]
 
 
 class Test04Config(BaseModel):
@@ -36,14 +36,16 @@ class Test04Config(BaseModel):
         "only for very short latencies",
     )
     design: Design = Field(
-        "sequential",
+        "auto",
         description="sequential: reference then audit (MLPerf); counterbalanced: blocks "
-        "R A A R so warm-up and drift cancel",
+        "R A A R so warm-up and drift cancel; alternating: 8 reference/audit block pairs "
+        "(R A, A R, ...) so a busy client or server hits both phases alike; auto: alternating "
+        "for single-stream and multi-stream, sequential otherwise and for timed runs",
     )
     warmup: int | Literal["auto"] = Field(
         "auto",
         description="salted warm-up queries before the first phase: auto (until latency is "
-        "stable, at least max(2 × concurrency, 16)), a number, or 0 for none",
+        "stable, at least max(2 × concurrency, 32)), a number, or 0 for none",
     )
     salt: bool = Field(
         True,

@@ -7,6 +7,14 @@ correlation between neighbouring queries stay inside the resampled unit. The sta
 is PASS when the whole interval lies below 1 + threshold, FAIL when it lies above, and
 INCONCLUSIVE when it straddles the limit.
 
+When the phases ran as alternating block pairs (the `block` column of pooled records; at least
+MIN_PAIRS of them), the bootstrap resamples *pairs* instead: the i-th reference block and the
+i-th audit block ran side by side, so a busy spell of the client or the server that slowed one
+phase's block shows as variation between pairs and widens the interval, where resampling each
+phase on its own would read it as a difference between the phases. Each replicate draws one
+pair fewer than there are (the bootstrap's variance of a mean over k units is (k−1)/k of the
+true one; k−1 draws make it unbiased).
+
 A Mann-Whitney U test on per-query service times (sent → completed: no client queueing, which
 differs by construction between phases) adds a distribution-level check that does not depend on
 the scenario's score.
@@ -31,6 +39,8 @@ CONFIDENCE = 0.95
 BOOTSTRAP_ROUNDS = 2000
 MIN_BLOCKS = 4
 TARGET_BLOCK_SIZE = 4
+#: block pairs needed before the interval resamples pairs (fewer: each phase on its own)
+MIN_PAIRS = 6
 
 
 class StatisticalView(Evidence):
@@ -93,6 +103,57 @@ def _bootstrap_scores(
     return point, reps
 
 
+def paired_blocks(reference: pd.DataFrame, audit: pd.DataFrame) -> list[int] | None:
+    """The block numbers both pooled phases have, when they ran as >= MIN_PAIRS block pairs."""
+    if "block" not in reference.columns or "block" not in audit.columns:
+        return None
+    ref_blocks, aud_blocks = set(reference["block"]), set(audit["block"])
+    if ref_blocks != aud_blocks or len(ref_blocks) < MIN_PAIRS:
+        return None
+    return sorted(int(b) for b in ref_blocks)
+
+
+def pair_picks(pairs: int, rng: np.random.Generator) -> np.ndarray:
+    """BOOTSTRAP_ROUNDS rows of pairs − 1 pair numbers drawn with replacement (see module)."""
+    return rng.integers(0, pairs, size=(BOOTSTRAP_ROUNDS, pairs - 1))
+
+
+def _paired_scores(
+    reference: pd.DataFrame,
+    audit: pd.DataFrame,
+    scenario: str,
+    blocks: list[int],
+    rng: np.random.Generator,
+) -> tuple[float, float, np.ndarray]:
+    """Both phases' scores and bootstrap replicates of their ratio, resampling block pairs."""
+    picks = pair_picks(len(blocks), rng)
+    if scenario in ("offline", "server"):
+
+        def parts(frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+            grouped = frame.groupby("block")
+            counts = grouped.size().reindex(blocks).to_numpy(dtype=float)
+            spans = (grouped["completed_ns"].max() - grouped["scheduled_ns"].min()).reindex(blocks)
+            return counts, np.maximum(spans.to_numpy(dtype=float), 1.0)
+
+        (rc, rs), (ac, a_s) = parts(reference), parts(audit)
+        ref_point, aud_point = rc.sum() / rs.sum() * 1e9, ac.sum() / a_s.sum() * 1e9
+        ratios = (ac[picks].sum(axis=1) / a_s[picks].sum(axis=1)) / (
+            rc[picks].sum(axis=1) / rs[picks].sum(axis=1)
+        )
+        return float(ref_point), float(aud_point), ratios
+    q = ES_PERCENTILE[scenario]
+    ref_lat = [reference.loc[reference["block"] == b, "latency_ns"].to_numpy(float) for b in blocks]
+    aud_lat = [audit.loc[audit["block"] == b, "latency_ns"].to_numpy(float) for b in blocks]
+    ref_point = 1e9 / early_stopping_value(np.concatenate(ref_lat), q)
+    aud_point = 1e9 / early_stopping_value(np.concatenate(aud_lat), q)
+    ratios = np.empty(BOOTSTRAP_ROUNDS)
+    for i, row in enumerate(picks):
+        ref = early_stopping_value(np.concatenate([ref_lat[j] for j in row]), q)
+        aud = early_stopping_value(np.concatenate([aud_lat[j] for j in row]), q)
+        ratios[i] = ref / aud
+    return float(ref_point), float(aud_point), ratios
+
+
 def early_stopping_value(latencies: np.ndarray, percentile: float) -> float:
     """LoadGen's early-stopping estimate, sorted[N - t*], for float latencies (the maximum
     when N is too small to have one: the phase is then INVALID upstream anyway)."""
@@ -103,11 +164,14 @@ def early_stopping_value(latencies: np.ndarray, percentile: float) -> float:
 
 def per_query(records: pd.DataFrame) -> pd.DataFrame:
     """Multi-stream: one row per query (its last completion, latency from its schedule)."""
-    grouped = records.groupby("query_id").agg(
-        completed_ns=("completed_ns", "max"),
-        scheduled_ns=("scheduled_ns", "min"),
-        sent_ns=("sent_ns", "min"),
-    )
+    columns = {
+        "completed_ns": ("completed_ns", "max"),
+        "scheduled_ns": ("scheduled_ns", "min"),
+        "sent_ns": ("sent_ns", "min"),
+    }
+    if "block" in records.columns:
+        columns["block"] = ("block", "first")
+    grouped = records.groupby("query_id").agg(**columns)
     grouped["latency_ns"] = grouped["completed_ns"] - grouped["scheduled_ns"]
     return grouped.reset_index()
 
@@ -131,9 +195,19 @@ def statistical_view(
     if len(units_ref) < 2 * MIN_BLOCKS or len(units_aud) < 2 * MIN_BLOCKS:
         return None
     rng = np.random.default_rng(seed)
-    ref_point, ref_reps = _bootstrap_scores(units_ref, scenario, n_ref, rng)
-    aud_point, aud_reps = _bootstrap_scores(units_aud, scenario, n_aud, rng)
-    ratios = aud_reps / ref_reps
+    pairs = paired_blocks(units_ref, units_aud)
+    if pairs is not None:
+        ref_point, aud_point, ratios = _paired_scores(units_ref, units_aud, scenario, pairs, rng)
+        n_ref = n_aud = len(pairs)
+        method = (
+            f"bootstrap ({BOOTSTRAP_ROUNDS} rounds) of the {scenario} score ratio over "
+            f"{len(pairs)} reference/audit block pairs"
+        )
+    else:
+        ref_point, ref_reps = _bootstrap_scores(units_ref, scenario, n_ref, rng)
+        aud_point, aud_reps = _bootstrap_scores(units_aud, scenario, n_aud, rng)
+        ratios = aud_reps / ref_reps
+        method = f"block bootstrap ({BOOTSTRAP_ROUNDS} rounds) of the {scenario} score ratio"
     alpha = 1 - confidence
     low, high = (float(x) for x in np.quantile(ratios, [alpha / 2, 1 - alpha / 2]))
     ratio = aud_point / ref_point
@@ -158,7 +232,7 @@ def statistical_view(
         queries_to_settle=settle,
         mannwhitney_p=p_value,
         service_median_ratio=median_ratio,
-        method=f"block bootstrap ({BOOTSTRAP_ROUNDS} rounds) of the {scenario} score ratio",
+        method=method,
     )
 
 

@@ -1,0 +1,131 @@
+"""The alternating design (R A, A R, … block pairs) and its pair bootstrap: a busy spell of the
+client or the server during one phase's block must widen the interval, never make a FAIL."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from auditkit.audits import build_config
+from auditkit.audits.test04 import ALTERNATING_PAIRS, Test04, effective_design
+from auditkit.audits.test04.decision import decide_with_certainty
+from auditkit.audits.test04.statistics import statistical_view
+from auditkit.config import MockConfig
+from auditkit.data import Dataset, Sample
+from auditkit.loadgen.fake import FakeTransport, SimulatedSUT
+from auditkit.runner import run_audit
+
+
+def _dataset(n: int) -> Dataset:
+    return Dataset("mem", tuple(Sample(i, f"prompt {i}") for i in range(n)))
+
+
+def test_auto_alternates_latency_scenarios_only() -> None:
+    t4 = {"samples": 256}
+    for scenario, design in (("single-stream", "alternating"), ("offline", "sequential")):
+        cfg = build_config({"load": {"scenario": scenario}, "test04": t4})
+        assert effective_design(Test04().settings(cfg), cfg) == design
+    timed = build_config({"load": {"scenario": "single-stream", "min_duration_s": 5}})
+    assert effective_design(Test04().settings(timed), timed) == "sequential"
+    # config.yaml records the concrete design
+    resolved = Test04().resolve(build_config({"load": {"scenario": "single-stream"}}))
+    assert Test04().settings(resolved).design == "alternating"
+
+
+def test_plan_alternates_pairs_and_never_reuses_the_audit_row() -> None:
+    cfg = build_config({"load": {"scenario": "single-stream"}, "test04": {"samples": 256}})
+    dataset = _dataset(300)
+    specs = Test04().plan(cfg, dataset)
+    names = [s.name for s in specs[1:]]  # after the warm-up
+    assert names[:4] == ["reference_1", "audit_1", "audit_2", "reference_2"]
+    assert len(names) == 2 * ALTERNATING_PAIRS
+    references = [s for s in specs if s.name.startswith("reference_")]
+    rows = [r for s in references for r in s.order.indices(s.samples, len(dataset))]
+    audit_row = specs[2].order.index
+    assert len(rows) == len(set(rows)) == 256
+    assert audit_row not in rows
+    assert sum(s.twins for s in references) == Test04().settings(cfg).twins()
+
+
+def _frame(latencies_ms: list[np.ndarray]) -> pd.DataFrame:
+    """Pooled single-stream records: one block per array, laid end to end."""
+    rows, clock, qid = [], 0, 0
+    for block, lat in enumerate(latencies_ms, start=1):
+        for ms in lat:
+            ns = int(ms * 1e6)
+            rows.append((qid, qid, clock, clock, clock + ns, ns, "ok", block, "main"))
+            clock += ns
+            qid += 1
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "query_id",
+            "sample_index",
+            "scheduled_ns",
+            "sent_ns",
+            "completed_ns",
+            "latency_ns",
+            "status",
+            "block",
+            "variant",
+        ],
+    )
+
+
+def test_a_busy_spell_in_one_phase_widens_the_interval_instead_of_failing() -> None:
+    rng = np.random.default_rng(1)
+    pairs = ALTERNATING_PAIRS
+
+    def honest() -> np.ndarray:
+        return rng.normal(5.0, 0.3, 32).clip(1)
+
+    ref = [honest() for _ in range(pairs)]
+    aud = [honest() for _ in range(pairs)]
+    # the client machine got busy while three reference blocks ran: they are 2× slower
+    for i in (1, 2, 5):
+        ref[i] = ref[i] * 2
+    reference, audit = _frame(ref), _frame(aud)
+    paired = statistical_view(reference, audit, "single-stream", 0.2, confidence=0.99)
+    assert paired is not None and "pairs" in paired.method
+    assert paired.verdict != "FAIL"
+    # the same queries read as one block each (the sequential design's view) look cached
+    one_block = statistical_view(
+        reference.drop(columns="block"), audit.drop(columns="block"), "single-stream", 0.2
+    )
+    assert one_block is not None and one_block.verdict == "FAIL"
+    decision = decide_with_certainty(
+        reference,
+        audit,
+        scenario="single-stream",
+        threshold=0.2,
+        upstream_verdict="FAIL",
+        upstream_reason="",
+        look=1,
+        looks=4,
+        salted=True,
+    )
+    assert decision.verdict != "FAIL"
+
+
+def test_a_cache_still_fails_in_every_pair() -> None:
+    rng = np.random.default_rng(2)
+    ref = [rng.normal(5.0, 0.3, 32) for _ in range(ALTERNATING_PAIRS)]
+    aud = [rng.normal(1.0, 0.1, 32) for _ in range(ALTERNATING_PAIRS)]
+    view = statistical_view(_frame(ref), _frame(aud), "single-stream", 0.2, confidence=0.99)
+    assert view is not None and view.verdict == "FAIL"
+
+
+def test_alternating_audit_end_to_end_on_a_virtual_clock(tmp_path: Path) -> None:
+    for cache, verdict in (("none", "PASS"), ("output", "FAIL")):
+        cfg = build_config(
+            {
+                "output_dir": str(tmp_path / cache),
+                "load": {"scenario": "single-stream"},
+                "test04": {"samples": 256},
+            }
+        )
+        run = run_audit(cfg, transport=FakeTransport(SimulatedSUT(MockConfig(cache=cache))))  # type: ignore[arg-type]
+        assert run.result.verdict == verdict, run.result.reason
+        assert run.result.evidence.decision.interval is not None
+        assert "pairs" in run.result.evidence.decision.interval.method
+        assert (run.folder / f"reference_{ALTERNATING_PAIRS}" / "records.parquet").is_file()
