@@ -124,8 +124,10 @@ def test_alternating_audit_end_to_end_on_a_virtual_clock(tmp_path: Path) -> None
                 "test04": {"samples": 256},
             }
         )
-        run = run_audit(cfg, transport=FakeTransport(SimulatedSUT(MockConfig(cache=cache))))  # type: ignore[arg-type]
+        run = run_audit(cfg, transport=FakeTransport(SimulatedSUT(MockConfig(cache=cache))))
         assert run.result.verdict == verdict, run.result.reason
-        assert run.result.evidence.decision.interval is not None
-        assert "pairs" in run.result.evidence.decision.interval.method
+        evidence = run.result.evidence
+        assert evidence is not None and evidence.decision is not None
+        assert evidence.decision.interval is not None
+        assert "pairs" in evidence.decision.interval.method
         assert (run.folder / f"reference_{ALTERNATING_PAIRS}" / "records.parquet").is_file()
