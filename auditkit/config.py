@@ -153,6 +153,11 @@ class DatasetConfig(_Strict):
     messages_column: str = Field(
         "messages", description="column holding chat messages (used when there is no prompt)"
     )
+    answer_column: str | None = Field(
+        None,
+        description="column holding each row's reference answer (TEST01 scores accuracy with "
+        "it); None: no answers",
+    )
 
 
 class LoadConfig(_Strict):

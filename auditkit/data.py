@@ -28,6 +28,8 @@ class Sample:
     index: int
     prompt: str | None
     messages: tuple[dict[str, Any], ...] | None = None
+    #: the row's reference answer (`dataset.answer_column`), None when the dataset has none
+    answer: str | None = None
 
     @property
     def text(self) -> str:
@@ -54,7 +56,7 @@ class Sample:
         lead = prefix + " "
         prompt = lead + self.prompt if self.prompt is not None else None
         messages = _salted_messages(self.messages, lead) if self.messages is not None else None
-        return Sample(self.index, prompt, messages)
+        return Sample(self.index, prompt, messages, self.answer)
 
 
 def _salted_messages(messages: tuple[dict[str, Any], ...], lead: str) -> tuple[dict[str, Any], ...]:
@@ -192,6 +194,9 @@ def _samples_from_frame(frame: pd.DataFrame, cfg: DatasetConfig, path: Path) -> 
             f"{path}: no {cfg.prompt_column!r} or {cfg.messages_column!r} column (found: {cols}); "
             "set dataset.prompt_column to the column holding the prompt"
         )
+    if cfg.answer_column is not None and cfg.answer_column not in frame.columns:
+        raise InputError(f"{path}: no {cfg.answer_column!r} column (dataset.answer_column)")
+    answers = _answers(frame, cfg.answer_column)
     samples: list[Sample] = []
     prompts = frame[cfg.prompt_column].tolist() if has_prompt else [None] * len(frame)
     messages = frame[cfg.messages_column].tolist() if has_messages else [None] * len(frame)
@@ -200,8 +205,20 @@ def _samples_from_frame(frame: pd.DataFrame, cfg: DatasetConfig, path: Path) -> 
         msgs_value = _as_messages(msgs, path, i)
         if prompt_value is None and msgs_value is None:
             raise InputError(f"{path}: row {i + 1} has an empty prompt")
-        samples.append(Sample(i, prompt_value, msgs_value))
+        samples.append(Sample(i, prompt_value, msgs_value, answers[i]))
     return tuple(samples)
+
+
+def _answers(frame: pd.DataFrame, column: str | None) -> list[str | None]:
+    """Each row's reference answer as text; None without the column or for an empty cell
+    (JSON numbers count: `42` is the answer "42")."""
+    if column is None:
+        return [None] * len(frame)
+    out: list[str | None] = []
+    for value in frame[column].tolist():
+        missing = value is None or (isinstance(value, float) and value != value) or value == ""
+        out.append(None if missing else str(value))
+    return out
 
 
 def _as_messages(value: Any, path: Path, row: int) -> tuple[dict[str, Any], ...] | None:

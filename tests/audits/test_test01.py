@@ -10,8 +10,17 @@ from typing import Any
 import pytest
 
 from auditkit.audits import load_config
-from auditkit.audits.test01 import Test01Config, compare, logged_rows, similarity
+from auditkit.audits.test01 import (
+    Test01Config,
+    accuracy,
+    compare,
+    correct,
+    logged_rows,
+    normalise,
+    similarity,
+)
 from auditkit.errors import InputError
+from auditkit.mock.latency import generate_words
 from auditkit.runner import AuditRun, run_audit
 
 
@@ -21,23 +30,37 @@ def evidence(run: AuditRun) -> Any:
     return run.result.evidence
 
 
-def simulated(tmp_path: Path, misbehaviour: dict[str, Any] | None = None) -> AuditRun:
+def simulated(tmp_path: Path, misbehaviour: dict[str, Any] | None = None, **extra: Any) -> AuditRun:
     over: dict[str, Any] = {
         "mock": {"simulated": True, "misbehaviour": misbehaviour or {}},
-        "output_dir": str(tmp_path),
+        "output_dir": str(tmp_path / "out"),
         "test01": {"samples": 24, "log_samples": 12, "warmup": 4},
+        **extra,
     }
     return run_audit(load_config(None, over), "test01")
+
+
+def answered_dataset(tmp_path: Path, rows: int = 24) -> dict[str, Any]:
+    """A dataset whose `answer` column holds the mock's honest (greedy) answer's first two
+    words, as a sentence the way a model would say it: the mock scores 100 % one at a time."""
+    path = tmp_path / "answered.jsonl"
+    with path.open("w", encoding="utf-8") as fh:
+        for i in range(rows):
+            prompt = f"Question {i}: what does the oracle say about item {i}?"
+            answer = " ".join(generate_words(prompt, 2)).capitalize() + "."
+            fh.write(json.dumps({"prompt": prompt, "answer": answer}) + "\n")
+    return {"path": str(path), "answer_column": "answer"}
 
 
 def test_same_answers_under_load_pass(tmp_path: Path) -> None:
     run = simulated(tmp_path)
     assert run.result.verdict == "PASS", run.result.reason
     assert evidence(run).pairs == 12 and evidence(run).identical == 12
-    text = (tmp_path / "TEST01" / "verify_accuracy.txt").read_text()
+    assert evidence(run).accuracy_one_at_a_time is None and evidence(run).answered == 0
+    text = (tmp_path / "out" / "TEST01" / "verify_accuracy.txt").read_text()
     assert text.startswith("Accuracy check pass: True\nPerformance check pass: True\n")
     record = json.loads(
-        (tmp_path / "audit" / "audit_accuracy_in_performance_test.json").read_text()
+        (tmp_path / "out" / "audit" / "audit_accuracy_in_performance_test.json").read_text()
     )
     assert record["passed"] is True
 
@@ -49,7 +72,65 @@ def test_answers_that_change_under_load_fail_with_the_pairs(tmp_path: Path) -> N
     assert (
         ev.mismatch_count > 0 and ev.mismatches[0].accuracy_output != ev.mismatches[0].load_output
     )
-    assert (tmp_path / "TEST01" / "mismatches.jsonl").read_text().count("\n") == len(ev.mismatches)
+    assert (tmp_path / "out" / "TEST01" / "mismatches.jsonl").read_text().count("\n") == len(
+        ev.mismatches
+    )
+
+
+def test_reference_answers_score_both_phases(tmp_path: Path) -> None:
+    run = simulated(tmp_path, dataset=answered_dataset(tmp_path))
+    ev = evidence(run)
+    assert run.result.verdict == "PASS", run.result.reason
+    assert (ev.answered, ev.answer_match) == (12, "contains")
+    assert ev.accuracy_one_at_a_time == ev.accuracy_under_load == 1.0
+    assert ev.accuracy_relative_delta == 0.0 and "relative delta 0.0000" in run.result.reason
+    text = (tmp_path / "out" / "TEST01" / "verify_accuracy.txt").read_text()
+    assert "accuracy 1.000 one at a time vs 1.000 under load (12 answered" in text
+
+
+def test_answers_that_change_under_load_fail_on_accuracy(tmp_path: Path) -> None:
+    run = simulated(tmp_path, {"change_under_load": True}, dataset=answered_dataset(tmp_path))
+    ev = evidence(run)
+    assert run.result.verdict == "FAIL" and run.result.upstream_verdict == "FAIL"
+    assert ev.accuracy_one_at_a_time == 1.0 and ev.accuracy_under_load is not None
+    assert ev.accuracy_under_load < 0.5 and ev.accuracy_relative_delta > 0.5
+    assert not ev.accuracy_pass and "answers change under load" in run.result.reason
+
+
+def test_different_answers_with_the_same_accuracy_pass_upstreams_fallback(
+    tmp_path: Path,
+) -> None:
+    # cut to half under load: every answer differs, yet each still holds its reference
+    run = simulated(tmp_path, {"truncate_under_load": 0.5}, dataset=answered_dataset(tmp_path))
+    ev = evidence(run)
+    assert ev.identical == 0 and ev.similarity < 0.99  # the similarity alone would FAIL
+    assert ev.accuracy_relative_delta == 0.0 and ev.accuracy_pass
+    # the accuracy part passes; shorter answers make the timing noisier (INCONCLUSIVE here)
+    assert run.result.upstream_verdict == "PASS" and run.result.verdict != "FAIL"
+
+
+def test_high_accuracy_tightens_the_allowed_delta() -> None:
+    assert Test01Config().delta == 0.01 and Test01Config(high_accuracy=True).delta == 0.001
+
+
+def test_correct_contains_or_equals_after_normalising() -> None:
+    assert normalise("  The Capital is PARIS!\n") == "the capital is paris"
+    assert correct("The capital is Paris.", "paris")
+    assert not correct("The capital is Parisian.", "Paris")  # whole words only
+    assert not correct("The capital is Paris.", "Paris", "exact")
+    assert correct(" 42. ", "42", "exact") and not correct("anything", "...")
+    scored = accuracy({1: "a", 2: "b", 3: "c"}, {1: "a", 2: "b", 3: "x"}, {1: "a", 2: "x"}, "exact")
+    assert scored is not None and scored.answered == 2
+    assert (scored.one_at_a_time, scored.under_load, scored.relative_delta) == (1.0, 0.5, 0.5)
+    none_right = accuracy({1: "a"}, {1: "x"}, {1: "a"}, "exact")
+    assert none_right is not None and none_right.relative_delta is None
+    assert accuracy({}, {1: "a"}, {1: "a"}, "exact") is None
+
+
+def test_answer_column_must_exist(tmp_path: Path) -> None:
+    ds = answered_dataset(tmp_path) | {"answer_column": "gold"}
+    with pytest.raises(InputError, match="'gold' column"):
+        simulated(tmp_path, dataset=ds)
 
 
 def test_similarity_is_token_level() -> None:

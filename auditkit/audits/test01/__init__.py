@@ -20,6 +20,23 @@ load is compared with its answer one at a time:
                   (token level: whitespace-separated words; 1.0 for identical answers)
     accuracy:     PASS iff match_rate == 1  or  1 − similarity <= accuracy_delta
                   (accuracy_delta 0.01; 0.001 with high_accuracy, as for 99.9 % models)
+
+When the dataset has reference answers (`dataset.answer_column`), upstream's fallback replaces
+the similarity: each phase's accuracy is scored on the logged rows that have an answer, and
+
+    correct(output, answer) = normalise(answer) occurs in normalise(output) as whole words
+                              ("contains", the default), or the two are equal ("exact")
+    normalise(text) = casefold, punctuation → space, whitespace collapsed (NFKC first)
+    acc_one, acc_load = correct answers / answered rows, one at a time and under load
+    relative_delta = |acc_load − acc_one| / acc_one   (0 when both are 0; none when only
+                     acc_one is 0: the check fails)
+    accuracy:     PASS iff match_rate == 1  or  relative_delta <= accuracy_delta
+
+"contains" is the default because chat models wrap a short answer in a sentence ("The capital
+is Paris."): exact match would score both phases near 0 and hide a change under load. Its
+weakness, an output that lists many candidates scores as correct, is the same in both phases,
+which is all a relative delta needs; "exact" suits datasets of one-word or numeric answers the
+prompt asks for alone. Symmetric: an accuracy that rises under load is a change too.
     performance:  PASS iff |audit_score / performance_score − 1| <= 0.10
     upstream_verdict: PASS iff both pass (the point rule, what the MLPerf files carry)
 
@@ -39,7 +56,9 @@ from __future__ import annotations
 import difflib
 import json
 import random
-from typing import Any, ClassVar
+import unicodedata
+from dataclasses import dataclass
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -84,10 +103,16 @@ class Test01Config(BaseModel):
         0.01,
         gt=0,
         lt=1,
-        description="allowed 1 − similarity when answers differ (upstream: 1 percent)",
+        description="when answers differ: allowed relative accuracy delta (with reference "
+        "answers), else allowed 1 − similarity (upstream: 1 percent)",
     )
     high_accuracy: bool = Field(
         False, description="a 99.9 percent model: allowed delta 0.001 (upstream: 0.1 percent)"
+    )
+    answer_match: Literal["contains", "exact"] = Field(
+        "contains",
+        description="with reference answers: an output is correct when it contains the "
+        "answer (whole words) or equals it, both normalised",
     )
     performance_threshold: float = Field(
         0.10, gt=0, lt=1, description="audit vs performance phase score within ±this"
@@ -124,6 +149,61 @@ class Test01Evidence(Evidence):
     performance_decision: str = ""
     mismatches: tuple[Pair, ...] = ()
     mismatch_count: int = 0
+    #: with reference answers (dataset.answer_column); None/0 without
+    answer_match: str | None = None
+    answered: int = 0
+    accuracy_one_at_a_time: float | None = None
+    accuracy_under_load: float | None = None
+    accuracy_relative_delta: float | None = None
+
+
+@dataclass(frozen=True)
+class AnsweredSpec(RunSpec):
+    """The accuracy phase, carrying the logged rows' reference answers: `verify` stays a pure
+    function of the phase results (it never reads the dataset)."""
+
+    answers: tuple[tuple[int, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """Both phases scored against the reference answers (see the module docstring)."""
+
+    answered: int
+    one_at_a_time: float
+    under_load: float
+    relative_delta: float | None
+
+
+def normalise(text: str) -> str:
+    """Casefolded, punctuation as spaces, whitespace collapsed (NFKC first)."""
+    text = unicodedata.normalize("NFKC", text).casefold()
+    text = "".join(" " if unicodedata.category(c).startswith("P") else c for c in text)
+    return " ".join(text.split())
+
+
+def correct(output: str, answer: str, match: str = "contains") -> bool:
+    """Whether `output` answers `answer`: contains it as whole words, or equals it (normalised)."""
+    out, ref = normalise(output), normalise(answer)
+    if match == "exact":
+        return out == ref
+    return bool(ref) and f" {ref} " in f" {out} "
+
+
+def accuracy(
+    answers: dict[int, str], one: dict[int, str], load: dict[int, str], match: str
+) -> Accuracy | None:
+    """Both phases' accuracy on the rows answered in both that have a reference (None: none)."""
+    rows = sorted(set(answers) & set(one) & set(load))
+    if not rows:
+        return None
+    acc_one = sum(correct(one[r], answers[r], match) for r in rows) / len(rows)
+    acc_load = sum(correct(load[r], answers[r], match) for r in rows) / len(rows)
+    if acc_one > 0:
+        delta: float | None = abs(acc_load - acc_one) / acc_one
+    else:
+        delta = 0.0 if acc_load == 0 else None
+    return Accuracy(len(rows), acc_one, acc_load, delta)
 
 
 def similarity(a: str, b: str) -> float:
@@ -192,9 +272,11 @@ class Test01(AuditTest):
         duration = cfg.load.min_duration_s
         # one at a time through the same rows (a phase sends an order's prefix, not a subset),
         # keeping the logged rows' answers
-        accuracy = RunSpec(
-            ACCURACY, order, t1.samples, one_at_a_time(cfg, t1.seed), log_outputs=rows
-        )
+        answers = tuple((r, a) for r in sorted(rows) if (a := dataset[r].answer) is not None)
+        accuracy = AnsweredSpec(
+            ACCURACY, order, t1.samples, one_at_a_time(cfg, t1.seed), log_outputs=rows,
+            answers=answers,
+        )  # fmt: skip
         return [
             *warmup_phase(cfg, t1.warmup, t1.seed),
             accuracy,
@@ -211,15 +293,22 @@ class Test01(AuditTest):
         if problem is not None:
             return self.result_model(verdict="INVALID", reason=f"INVALID: {problem}", **base)
         named = {p.name: p for p in phases}
-        pairs, identical, sim, mismatches = compare(
-            _by_row(named[ACCURACY].outputs), _by_row(named[AUDIT].outputs), t1.delta
-        )
+        one, load = _by_row(named[ACCURACY].outputs), _by_row(named[AUDIT].outputs)
+        pairs, identical, sim, mismatches = compare(one, load, t1.delta)
+        spec = named[ACCURACY].spec
+        answers = dict(spec.answers) if isinstance(spec, AnsweredSpec) else {}
+        scored = accuracy(answers, one, load, t1.answer_match)
         if pairs == 0:
             return self.result_model(
                 verdict="INVALID", reason="INVALID: no logged row was answered in both", **base
             )
         match_rate = identical / pairs
-        accuracy_pass = match_rate == 1.0 or 1.0 - sim <= t1.delta
+        if scored is not None:
+            # upstream's fallback: the recomputed accuracy replaces the similarity stand-in
+            within = scored.relative_delta is not None and scored.relative_delta <= t1.delta
+        else:
+            within = 1.0 - sim <= t1.delta
+        accuracy_pass = match_rate == 1.0 or within
         perf, aud = named[PERFORMANCE].summary.score, named[AUDIT].summary.score
         ratio = aud / perf if perf and aud is not None else None
         t = t1.performance_threshold
@@ -239,12 +328,15 @@ class Test01(AuditTest):
         else:
             decision = "INCONCLUSIVE"
         verdict = "FAIL" if not accuracy_pass else decision
+        allowed = f", allowed 1 − similarity <= {t1.delta:g}" if scored is None else ""
         parts = [
             f"{identical} of {pairs} logged answers identical under load "
-            f"(similarity {sim:.3f}, allowed 1 − similarity <= {t1.delta:g})"
+            f"(similarity {sim:.3f}{allowed})"
         ]
+        if scored is not None:
+            parts.append(_accuracy_text(scored, t1))
         if not accuracy_pass:
-            parts[0] += ": answers change under load"
+            parts[0 if scored is None else 1] += ": answers change under load"
         ratio_text = f"{ratio:.3f}" if ratio is not None else "n/a"
         where = f"interval [{interval[0]:.3g}, {interval[1]:.3g}]" if interval else "no interval"
         parts.append(
@@ -266,6 +358,11 @@ class Test01(AuditTest):
             performance_decision=decision,
             mismatches=tuple(mismatches[:SHOWN]),
             mismatch_count=len(mismatches),
+            answer_match=t1.answer_match if scored is not None else None,
+            answered=scored.answered if scored is not None else 0,
+            accuracy_one_at_a_time=scored.one_at_a_time if scored is not None else None,
+            accuracy_under_load=scored.under_load if scored is not None else None,
+            accuracy_relative_delta=scored.relative_delta if scored is not None else None,
         )
         return self.result_model(
             verdict=verdict,
@@ -277,7 +374,8 @@ class Test01(AuditTest):
             ratio=ratio,
             threshold=t1.performance_threshold,
             threshold_source="upstream (±10 %)",
-            rule="answers match (or 1 − similarity <= delta) and |audit/performance − 1| <= 0.10",
+            rule="answers match (or, with reference answers, |Δaccuracy|/accuracy <= delta, "
+            "else 1 − similarity <= delta) and |audit/performance − 1| <= 0.10",
             evidence=evidence,
             **base,
         )
@@ -293,6 +391,8 @@ class Test01(AuditTest):
             f"TEST01 verification {done}\n\n"
             f"auditkit: {ev.identical} of {ev.pairs} identical, similarity {ev.similarity:.4f}\n"
         )
+        if ev.accuracy_one_at_a_time is not None:
+            text += f"auditkit: {_evidence_accuracy(ev)}\n"
         lines = [json.dumps(p.model_dump(), ensure_ascii=False) for p in ev.mismatches]
         return {VERIFY_FILE: text, MISMATCH_FILE: "".join(f"{line}\n" for line in lines)}
 
@@ -308,6 +408,8 @@ class Test01(AuditTest):
             f"{ev.identical}/{ev.pairs} identical, similarity {ev.similarity:.3f}; "
             f"performance ratio {ratio}"
         ]
+        if ev.accuracy_one_at_a_time is not None:
+            lines[0] += f"; {_evidence_accuracy(ev)}"
         for p in ev.mismatches[:3]:
             lines.append(
                 f"row {p.sample_index}: {p.accuracy_output[:40]!r} vs {p.load_output[:40]!r}"
@@ -318,4 +420,35 @@ class Test01(AuditTest):
         return [("answers", line) for line in self.summary_lines(result)]
 
 
-__all__ = ["Test01", "Test01Config", "Test01Evidence", "compare", "similarity"]
+def _delta_text(delta: float | None) -> str:
+    return "n/a (no correct answer one at a time)" if delta is None else f"{delta:.4f}"
+
+
+def _accuracy_text(scored: Accuracy, t1: Test01Config) -> str:
+    return (
+        f"accuracy {scored.one_at_a_time:.3f} one at a time vs {scored.under_load:.3f} under "
+        f"load on {scored.answered} answered rows ({t1.answer_match}), relative delta "
+        f"{_delta_text(scored.relative_delta)} (allowed <= {t1.delta:g})"
+    )
+
+
+def _evidence_accuracy(ev: Test01Evidence) -> str:
+    return (
+        f"accuracy {ev.accuracy_one_at_a_time or 0:.3f} one at a time vs "
+        f"{ev.accuracy_under_load or 0:.3f} under load ({ev.answered} answered, "
+        f"{ev.answer_match}), relative delta {_delta_text(ev.accuracy_relative_delta)}"
+    )
+
+
+__all__ = [
+    "Accuracy",
+    "AnsweredSpec",
+    "Test01",
+    "Test01Config",
+    "Test01Evidence",
+    "accuracy",
+    "compare",
+    "correct",
+    "normalise",
+    "similarity",
+]
