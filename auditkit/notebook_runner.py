@@ -278,6 +278,21 @@ def _verdict_exit(verdict: str) -> int:
     return verdict_exit_code(verdict)
 
 
+def _suite_outcome(outcome: NotebookOutcome, output_dir: Path) -> None:
+    """The suite notebook's combined verdict (suite_result.json) as the exit code."""
+    from auditkit.suite import read_suite_result, suite_result_path  # imports the runner
+
+    path = suite_result_path(output_dir)
+    saved = read_suite_result(output_dir)
+    if saved is None:
+        outcome.exit_code = EXIT_EXECUTION
+        outcome.message = f"notebook finished but wrote no verdict ({path} missing)"
+        return
+    # not `result_file`: that names one audit's audit_result.json
+    outcome.exit_code, outcome.verdict = saved
+    outcome.message = f"suite {outcome.verdict} (exit {outcome.exit_code}; {path})"
+
+
 def export_html(notebook: Path, target: Path) -> Path:
     """Self-contained HTML of an executed notebook: images inline, no CDN scripts.
 
@@ -395,7 +410,8 @@ def run_notebook(
     """Run a shipped notebook with papermill and map its verdict to an exit code.
 
     Exit codes: 0 PASS (or a non-audit notebook that ran cleanly), 1 FAIL, 2 unknown/invalid
-    parameter (nothing executed), 4 INVALID verdict, crashed notebook, or no verdict written.
+    parameter (nothing executed), 4 INVALID verdict, crashed notebook, or no verdict written;
+    the suite notebook: the suite's combined code (suite_result.json; 5 INCONCLUSIVE).
     """
     say = log or (lambda _m: None)
     started = time.monotonic()
@@ -421,6 +437,9 @@ def run_notebook(
             values["output_dir"] = str(Path(values["output_dir"]).expanduser().resolve())
             merged = {k: v["default"] for k, v in declared.items()} | values
             audit_config(test.key, merged)  # raises NotebookStop/InputError → exit 2
+        if choice.source.stem == "suite":
+            # as for an audit: an absolute folder, and the runner reads the suite's verdict there
+            values["output_dir"] = str(Path(values.get("output_dir", out)).expanduser().resolve())
         output_dir = str(values.get("output_dir", out))
     result_file = Path(output_dir) / test.id / "audit_result.json" if test else None
     if result_file is not None and result_file.exists():
@@ -445,6 +464,8 @@ def run_notebook(
             outcome.result_file = result_file
             outcome.exit_code = _verdict_exit(verdict)
             outcome.message = f"{test.id} {verdict}"
+    if outcome.exit_code == EXIT_PASS and choice.source.stem == "suite":
+        _suite_outcome(outcome, Path(output_dir))
     if html and executed.exists():
         outcome.html = export_html(executed, executed.with_suffix(".html"))
     outcome.seconds = time.monotonic() - started

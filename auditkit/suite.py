@@ -7,15 +7,23 @@ others' `warmup` is set to 0: the endpoint is warm by then), runs each through
 submission name, `<output_dir>/audit/audit_<name>.json`), and combines the verdicts:
 
     exit = 1 if any FAIL, else 4 if any INVALID, else 5 if any INCONCLUSIVE, else 0
+
+Two runs never mix in one folder: without `overwrite` the suite refuses before the first request
+if any of its audits already ran there; with it, each audit replaces its own earlier files. The
+combined verdict goes to `<output_dir>/suite_result.json`, which `auditkit notebook suite` reads
+for its exit code (as it reads audit_result.json for one audit).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+from auditkit import artifacts
 from auditkit.audits import REGISTRY, get_test
 from auditkit.config import AuditConfig
 from auditkit.errors import EXIT_EXECUTION, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_PASS, InputError
@@ -27,6 +35,11 @@ from auditkit.runner import AuditRun, Log, ProgressFactory, decided_verdict, end
 #: the suite's audits, in the order they run (TEST04 after TEST01: both warm the same way)
 SUITE_TESTS: tuple[str, ...] = ("test01", "test04", "test05", "test06", "test09")
 SUITE = "suite"
+#: the combined verdict, beside the audits' folders
+SUITE_RESULT = "suite_result.json"
+#: the combined exit code as a verdict word
+EXIT_VERDICT = {EXIT_PASS: "PASS", EXIT_FAIL: "FAIL", EXIT_EXECUTION: "INVALID",
+                EXIT_INCONCLUSIVE: "INCONCLUSIVE"}  # fmt: skip
 
 
 @dataclass
@@ -43,6 +56,18 @@ class SuiteRun:
     @property
     def exit_code(self) -> int:
         return combined_exit_code(list(self.verdicts().values()))
+
+    def record(self) -> dict[str, Any]:
+        """suite_result.json: the combined verdict and exit code, each audit's verdict."""
+        code = self.exit_code
+        return {
+            "verdict": EXIT_VERDICT.get(code, "INVALID"),
+            "exit_code": code,
+            "decision": self.decision,
+            "verdicts": self.verdicts(),
+            "skipped": dict(self.skipped),
+            "rows": self.rows(),
+        }
 
     def rows(self) -> list[dict[str, str]]:
         """One row per audit: audit, verdict, key numbers, reason (the summary table)."""
@@ -165,6 +190,11 @@ def run_suite(
         raise InputError("no audit of the suite applies to this endpoint config")
     for key in keys:
         prepare(cfg, key)  # every audit validated before the first request
+        if not cfg.overwrite:
+            # only checks: refusing at the third audit would leave a half-replaced folder
+            artifacts.claim_output_dir(cfg.output_dir, get_test(key))
+    result_path = suite_result_path(cfg.output_dir)
+    result_path.unlink(missing_ok=True)  # never a previous run's verdict if this one dies
     runs: list[AuditRun] = []
     with _one_endpoint(cfg, transport) as (shared, shared_transport):
         for i, key in enumerate(keys):
@@ -173,7 +203,24 @@ def run_suite(
             runs.append(
                 run_audit(run_cfg, key, progress=progress, log=log, transport=shared_transport)
             )
-    return SuiteRun(runs, skipped, cfg.decision)
+    suite = SuiteRun(runs, skipped, cfg.decision)
+    result_path.parent.mkdir(parents=True, exist_ok=True)
+    artifacts.atomic_write_json(result_path, suite.record())
+    return suite
+
+
+def suite_result_path(output_dir: str | Path) -> Path:
+    """Where the suite writes its combined verdict."""
+    return Path(output_dir) / SUITE_RESULT
+
+
+def read_suite_result(output_dir: str | Path) -> tuple[int, str] | None:
+    """(exit code, combined verdict) of the suite run in output_dir; None when it wrote none."""
+    path = suite_result_path(output_dir)
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    return int(saved["exit_code"]), str(saved["verdict"])
 
 
 def suite_config(settings: dict[str, Any] | None = None, **params: Any) -> AuditConfig:
@@ -216,14 +263,17 @@ def suite_summary(run: SuiteRun) -> list[dict[str, Any]]:
 
 __all__ = [
     "SUITE",
+    "SUITE_RESULT",
     "SUITE_TESTS",
     "SuiteRun",
     "applicable",
     "combined_exit_code",
     "parse_tests",
+    "read_suite_result",
     "run_suite",
     "suite_config",
     "suite_options",
+    "suite_result_path",
 ]
 
 

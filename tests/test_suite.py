@@ -13,8 +13,9 @@ import pytest
 from auditkit.audits import load_config
 from auditkit.cli import main
 from auditkit.config import MockConfig
+from auditkit.errors import InputError
 from auditkit.mock import MockProcess
-from auditkit.suite import applicable, combined_exit_code, run_suite
+from auditkit.suite import applicable, combined_exit_code, read_suite_result, run_suite
 
 SMALL: dict[str, Any] = {
     "test01": {"samples": 16, "log_samples": 8},
@@ -66,6 +67,26 @@ def test_a_misbehaviour_fails_its_audit_and_the_suite(tmp_path: Path) -> None:
     run = run_suite(cfg, ("test06", "test09"))
     assert run.verdicts() == {"TEST06": "FAIL", "TEST09": "PASS"}
     assert run.exit_code == 1
+    assert read_suite_result(tmp_path) == (1, "FAIL")
+
+
+def test_a_second_suite_run_needs_overwrite_for_every_audit(tmp_path: Path) -> None:
+    def suite(overwrite: bool, tests: tuple[str, ...]) -> int:
+        over = {"mock": {"simulated": True}, "output_dir": str(tmp_path), "overwrite": overwrite}
+        return run_suite(load_config(None, {**over, **SMALL}), tests).exit_code
+
+    assert suite(False, ("test09",)) == 0
+    stamp = (tmp_path / "TEST09" / "audit_result.json").stat().st_mtime_ns
+    # refused before the first request: TEST06 (first in order) is not run either
+    with pytest.raises(InputError, match="already holds a TEST09 run"):
+        suite(False, ("test06", "test09"))
+    assert not (tmp_path / "TEST06").exists()
+    assert (tmp_path / "TEST09" / "audit_result.json").stat().st_mtime_ns == stamp
+    # with overwrite every audit of the suite replaces its own earlier run
+    assert suite(True, ("test06", "test09")) == 0
+    assert suite(True, ("test06", "test09")) == 0
+    assert (tmp_path / "TEST09" / "audit_result.json").stat().st_mtime_ns != stamp
+    assert read_suite_result(tmp_path) == (0, "PASS")
 
 
 # 32 real-time queries cannot hold TEST01's ±10 % performance check on a shared 2-core machine:
@@ -128,6 +149,16 @@ def test_suite_notebook_and_a_new_audit_through_the_generic_notebook(
     assert code == 0, capsys.readouterr().err
     for test in ("TEST06", "TEST09"):
         assert json.loads((tmp_path / test / "audit_result.json").read_text())["verdict"] == "PASS"
+    # the notebook exits with the suite's combined code, like `auditkit run suite`
+    settings = json.dumps({"mock_simulated": True, "mock_truncate_under_load": 0.5,
+                           "test09_samples": 12, "overwrite": True})  # fmt: skip
+    code = main(
+        ["notebook", "suite", "-p", "tests", "test09", "-p", "settings", settings,
+         "--output-dir", str(tmp_path)]
+    )  # fmt: skip
+    assert code == 1, capsys.readouterr().err
+    assert "suite FAIL" in capsys.readouterr().out
+    assert read_suite_result(tmp_path) == (1, "FAIL")
     # each audit also runs alone through the generic audit notebook (no notebook of its own)
     code = main(
         ["notebook", "test09", "-p", "mock_simulated", "true", "-p", "samples", "12",
