@@ -23,11 +23,13 @@ def evidence(run: AuditRun) -> Any:
     return run.result.evidence
 
 
-def simulated(tmp_path: Path, misbehaviour: dict[str, Any] | None = None) -> AuditRun:
+def simulated(
+    tmp_path: Path, misbehaviour: dict[str, Any] | None = None, **settings: Any
+) -> AuditRun:
     over: dict[str, Any] = {
         "mock": {"simulated": True, "misbehaviour": misbehaviour or {}},
         "output_dir": str(tmp_path),
-        "test05": {"samples": 64, "warmup": 8},
+        "test05": {"samples": 64, "warmup": 8, **settings},
     }
     return run_audit(load_config(None, over), "test05")
 
@@ -42,6 +44,23 @@ def test_faster_on_the_official_order_fails(tmp_path: Path) -> None:
     run = simulated(tmp_path, {"fast_order_seed": 0})
     assert run.result.verdict == "FAIL" and run.result.upstream_verdict == "FAIL"
     assert evidence(run).interval.ci_low > evidence(run).limit
+
+
+def test_extra_rounds_while_inconclusive(tmp_path: Path) -> None:
+    # 8 queries a phase cannot settle it on the virtual clock; two extra rounds do
+    alone = simulated(tmp_path / "none", samples=8, rounds=0)
+    assert alone.result.verdict == "INCONCLUSIVE"
+    run = simulated(tmp_path / "two", samples=8, rounds=2)
+    names = [p.name for p in run.phases]
+    assert names[-4:] == ["alternate_x1", "reference_x1", "reference_x2", "alternate_x2"]
+    assert run.result.verdict == "PASS", run.result.reason
+    # each seed's order continues where its planned blocks stopped
+    specs = {p.name: p.spec for p in run.phases}
+    assert specs["reference_x1"].order.offset == 8 and specs["alternate_x2"].order.offset == 12
+    assert specs["reference_x1"].samples == 4
+    # the budget (measured queries) stops them: 16 planned + 8 a round > 20
+    capped = simulated(tmp_path / "capped", samples=8, rounds=2, max_queries=20)
+    assert capped.result.verdict == "INCONCLUSIVE" and len(capped.phases) == 5
 
 
 def test_upstream_rule_is_one_sided_five_percent() -> None:

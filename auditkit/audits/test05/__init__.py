@@ -25,6 +25,12 @@ bootstrap interval of the reference/alternate score ratio at 95 %, one-sided lim
 (throughput: L = 1 / (1 − threshold); latency: L = 1 + threshold):
 
     FAIL iff the interval lies above L;  PASS iff it lies below L;  else INCONCLUSIVE
+
+While INCONCLUSIVE, up to `rounds` extra rounds run (as TEST04's `extend`), each one block of
+each kind, `samples / 2` queries, in alternating order (A R, then R A, ...: the planned R A A R
+ends on R), continuing each seed's order, pooled with the planned blocks and judged again;
+they stop at `max_queries` measured queries (default 4 × 2 × samples). `upstream_verdict` is
+then the point rule on the pooled scores.
 """
 
 from __future__ import annotations
@@ -81,6 +87,14 @@ class Test05Config(BaseModel):
         description="counterbalanced: R A A R halves, so warm-up and drift cancel; "
         "sequential: reference then alternate",
     )
+    rounds: int = Field(
+        2, ge=0, le=64, description="extra rounds (A R, R A, ...) while INCONCLUSIVE (0: none)"
+    )
+    max_queries: int | None = Field(
+        None,
+        ge=1,
+        description="measured queries at most, extra rounds included (None: 8 × samples)",
+    )
 
 
 class Test05Evidence(Evidence):
@@ -119,6 +133,16 @@ def _half(samples: int, cfg: AuditConfig) -> int:
     """The first block's samples (whole multi-stream queries)."""
     per_query = cfg.load.samples_per_query if cfg.load.scenario == "multi-stream" else 1
     return max(per_query, (samples // per_query // 2) * per_query)
+
+
+def _issued(kind: str, phases: list[PhaseResult]) -> int:
+    """Rows the blocks of one kind issued so far (an extra round continues that order)."""
+    blocks = [p for p in phases if p.name == kind or p.name.startswith(f"{kind}_")]
+    return sum(int((p.records["variant"] == "main").sum()) for p in blocks)
+
+
+def _rounds_done(phases: list[PhaseResult]) -> int:
+    return sum(1 for p in phases if p.name.startswith(f"{REFERENCE}_x"))
 
 
 def _pooled(kind: str, phases: list[PhaseResult]) -> PhaseResult:
@@ -184,6 +208,35 @@ class Test05(AuditTest):
             RunSpec(f"{ALTERNATE}_2", alt_order.skip(half), rest, alt_load, duration / 2),
             RunSpec(f"{REFERENCE}_2", ref_order.skip(half), rest, ref_load, duration / 2),
         ]
+
+    def extend(
+        self, cfg: AuditConfig, dataset: Dataset, phases: list[PhaseResult]
+    ) -> list[RunSpec]:
+        """One more round (one block of each kind, alternating which goes first) while the
+        decision is not settled and the budget allows; [] when it is spent."""
+        t5 = self.settings(cfg)
+        done = _rounds_done(phases)
+        if done >= t5.rounds:
+            return []
+        n = _half(t5.samples, cfg)
+        measured_queries = sum(p.summary.issued for p in measured(phases))
+        if measured_queries + 2 * n > (t5.max_queries or 8 * t5.samples):
+            return []
+        r = done + 1
+        # each seed's order continues where its blocks stopped, as the planned halves do
+        ref = RunSpec(
+            f"{REFERENCE}_x{r}",
+            SampleOrder.without_replacement(t5.seed).skip(_issued(REFERENCE, phases)),
+            n,
+            LoadPattern.from_config(cfg.load, t5.seed),
+        )
+        alt = RunSpec(
+            f"{ALTERNATE}_x{r}",
+            SampleOrder.without_replacement(t5.sample_index_seed).skip(_issued(ALTERNATE, phases)),
+            n,
+            LoadPattern.from_config(cfg.load, t5.schedule_seed),
+        )
+        return [alt, ref] if r % 2 else [ref, alt]
 
     def verify(self, phases: list[PhaseResult], cfg: AuditConfig) -> AuditResult[Any]:
         t5 = self.settings(cfg)
