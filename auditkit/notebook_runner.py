@@ -440,6 +440,9 @@ def run_notebook(
         if choice.source.stem == "suite":
             # as for an audit: an absolute folder, and the runner reads the suite's verdict there
             values["output_dir"] = str(Path(values.get("output_dir", out)).expanduser().resolve())
+            from auditkit.suite import check_notebook_parameters  # imports the runner
+
+            check_notebook_parameters(values)  # exit 2 before any kernel
         output_dir = str(values.get("output_dir", out))
     result_file = Path(output_dir) / test.id / "audit_result.json" if test else None
     if result_file is not None and result_file.exists():

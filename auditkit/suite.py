@@ -169,6 +169,39 @@ def _one_endpoint(
         )
 
 
+def check_suite(
+    cfg: AuditConfig, tests: tuple[str, ...] | None = None
+) -> tuple[list[str], dict[str, str]]:
+    """(the audits to run, those skipped → why), every one validated and its output folder
+    claimable; InputError otherwise. Sends nothing and removes nothing."""
+    chosen = tuple(get_test(t).key for t in (tests or SUITE_TESTS))
+    verdict = applicable(cfg, chosen)
+    skipped = {k: why for k, why in verdict.items() if why is not None}
+    keys = [k for k in chosen if verdict[k] is None]
+    if not keys:
+        raise InputError("no audit of the suite applies to this endpoint config")
+    for key in keys:
+        prepare(cfg, key)
+        if not cfg.overwrite:
+            # refusing at the third audit would leave a half-replaced folder
+            try:
+                artifacts.claim_output_dir(cfg.output_dir, get_test(key))
+            except InputError as exc:
+                held = str(exc).split(";", 1)[0]
+                raise InputError(
+                    f'{held}; add --overwrite (suite notebook: "overwrite": true in settings) '
+                    "to replace every audit's earlier run, or choose another output_dir"
+                ) from None
+    return keys, skipped
+
+
+def check_notebook_parameters(values: dict[str, Any]) -> None:
+    """The suite notebook's parameters (`tests`, `settings`, an absolute `output_dir`) checked
+    as its kernel will check them, so `auditkit notebook suite` stops before a kernel starts."""
+    cfg = suite_config(values.get("settings") or {}, output_dir=values["output_dir"])
+    check_suite(cfg, parse_tests(values.get("tests")))
+
+
 def run_suite(
     cfg: AuditConfig,
     tests: tuple[str, ...] | None = None,
@@ -182,17 +215,7 @@ def run_suite(
     from auditkit.runner import run_audit
 
     say = log or (lambda _msg: None)
-    chosen = tuple(get_test(t).key for t in (tests or SUITE_TESTS))
-    verdict = applicable(cfg, chosen)
-    skipped = {k: why for k, why in verdict.items() if why is not None}
-    keys = [k for k in chosen if verdict[k] is None]
-    if not keys:
-        raise InputError("no audit of the suite applies to this endpoint config")
-    for key in keys:
-        prepare(cfg, key)  # every audit validated before the first request
-        if not cfg.overwrite:
-            # only checks: refusing at the third audit would leave a half-replaced folder
-            artifacts.claim_output_dir(cfg.output_dir, get_test(key))
+    keys, skipped = check_suite(cfg, tests)
     result_path = suite_result_path(cfg.output_dir)
     result_path.unlink(missing_ok=True)  # never a previous run's verdict if this one dies
     runs: list[AuditRun] = []
@@ -267,6 +290,8 @@ __all__ = [
     "SUITE_TESTS",
     "SuiteRun",
     "applicable",
+    "check_notebook_parameters",
+    "check_suite",
     "combined_exit_code",
     "parse_tests",
     "read_suite_result",

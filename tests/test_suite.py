@@ -159,6 +159,12 @@ def test_suite_notebook_and_a_new_audit_through_the_generic_notebook(
     assert code == 1, capsys.readouterr().err
     assert "suite FAIL" in capsys.readouterr().out
     assert read_suite_result(tmp_path) == (1, "FAIL")
+    # a second run without overwrite stops before a kernel starts (exit 2, as for an audit)
+    settings = json.dumps({"mock_simulated": True, "test09_samples": 12})
+    code = main(["notebook", "suite", "-p", "tests", "test09", "-p", "settings", settings,
+                 "--output-dir", str(tmp_path)])  # fmt: skip
+    assert code == 2 and '"overwrite": true in settings' in capsys.readouterr().err
+    assert read_suite_result(tmp_path) == (1, "FAIL")
     # each audit also runs alone through the generic audit notebook (no notebook of its own)
     code = main(
         ["notebook", "test09", "-p", "mock_simulated", "true", "-p", "samples", "12",
