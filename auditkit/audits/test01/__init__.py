@@ -384,12 +384,14 @@ class Test01(AuditTest):
         ev = result.evidence
         if not isinstance(ev, Test01Evidence):
             return {VERIFY_FILE: f"{result.reason}\nTEST01 verification failed\n"}
-        done = "complete" if result.verdict == "PASS" else "failed"
+        # upstream's file says what upstream's rule says (auditkit's decision is on its own line)
+        done = "complete" if ev.accuracy_pass and ev.performance_pass else "failed"
         text = (
             f"Accuracy check pass: {ev.accuracy_pass}\n"
             f"Performance check pass: {ev.performance_pass}\n"
             f"TEST01 verification {done}\n\n"
-            f"auditkit: {ev.identical} of {ev.pairs} identical, similarity {ev.similarity:.4f}\n"
+            f"auditkit: verdict {result.verdict}; {ev.identical} of {ev.pairs} identical, "
+            f"similarity {ev.similarity:.4f}\n"
         )
         if ev.accuracy_one_at_a_time is not None:
             text += f"auditkit: {_evidence_accuracy(ev)}\n"
