@@ -225,11 +225,13 @@ class CachingInvestigator:
         return self._target
 
     def _mock_url(self, preset: str) -> str:
-        from auditkit.mock import MockServer
+        # its own process: a mock in the kernel would share the GIL with the client and the
+        # plot renderer, and their pauses would read as the server's latency
+        from auditkit.mock import MockProcess
 
         server = self._mocks.get(preset)
         if server is None or not server.running:
-            server = MockServer(MockConfig.model_validate(preset_config(preset))).start()
+            server = MockProcess(MockConfig.model_validate(preset_config(preset))).start()
             self._mocks[preset] = server
         return str(server.url)
 

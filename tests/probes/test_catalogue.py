@@ -79,3 +79,22 @@ def test_every_probe_has_a_button_label_and_a_doc() -> None:
         assert probe.name == name and probe.label and probe.doc and probe.pattern
     with pytest.raises(KeyError, match="probes: back_to_back"):
         probes.run_probe("cold_vs_warm", None, 3)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("warmup", [True, False])
+def test_a_phase_opens_connections_with_a_get_only_when_asked(
+    dataset: Dataset, warmup: bool
+) -> None:
+    from auditkit.data import SampleOrder
+    from auditkit.endpoints import make_adapter
+    from auditkit.loadgen import HttpTarget, run_phase
+    from auditkit.plan import LoadPattern, RunSpec
+
+    transport = FakeTransport(SimulatedSUT(MockConfig()))
+    cfg = EndpointConfig(connection_warmup=warmup)
+    target = HttpTarget.from_config(cfg, "http://sut.invalid", None)
+    spec = RunSpec("p", SampleOrder.repeated_block(0, 4), 4, LoadPattern("offline", 2))
+    result = run_phase(spec, dataset, make_adapter(cfg, "mock-llm"), target, transport=transport)
+    assert (result.records["status"] == "ok").all()
+    gets = [r for r in transport.requests if r.method == "GET"]
+    assert len(gets) == (2 if warmup else 0)
