@@ -16,9 +16,7 @@ def make_adapter(cfg: EndpointConfig, model: str) -> EndpointAdapter:
             model, cfg.max_tokens, cfg.temperature, cfg.stream, cfg.logprobs
         )
     elif cfg.api == "openai-chat":
-        adapter = ChatAdapter(
-            model, cfg.max_tokens, cfg.temperature, cfg.stream, cfg.logprobs
-        )
+        adapter = ChatAdapter(model, cfg.max_tokens, cfg.temperature, cfg.stream, cfg.logprobs)
     else:
         if cfg.stream:
             raise InputError("endpoint.stream is not supported with api json; set stream: false")

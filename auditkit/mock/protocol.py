@@ -84,7 +84,8 @@ def parse_job(kind: Kind, body: Any, default_model: str) -> Job:
         temperature=temperature,
         stream=stream,
         # completions ask with a count (0 included), chat with true
-        logprobs=kind != "generate" and body.get("logprobs") is not None
+        logprobs=kind != "generate"
+        and body.get("logprobs") is not None
         and body.get("logprobs") is not False,
     )
 
