@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import difflib
+import functools
 import json
 import logging
 import os
@@ -27,7 +28,7 @@ from pydantic import ValidationError
 
 from auditkit import artifacts
 from auditkit.audits import AuditTest, config_model, get_test
-from auditkit.config import AuditConfig
+from auditkit.config import SECRET_HEADER, AuditConfig
 from auditkit.errors import (
     EXIT_EXECUTION,
     EXIT_INPUT,
@@ -225,16 +226,74 @@ def notebook_parameters(path: str | Path) -> dict[str, dict[str, Any]]:
     return out
 
 
+SECRET_MESSAGE = (
+    "secrets are never notebook parameters (papermill writes parameters into the output "
+    "notebook and its HTML); export the key in an environment variable and pass its NAME "
+    "with --api-key-env NAME / -p api_key_env NAME"
+)
+
+
+@functools.cache
+def _option_names() -> frozenset[str]:
+    """Every audit's and the suite's parameter names: `max_tokens` or `mock_fake_first_token`
+    contain "token" but are settings, not credentials."""
+    from auditkit.audits import REGISTRY
+    from auditkit.options import model_options
+
+    names: set[str] = set()
+    for key, test in REGISTRY.items():
+        names.update(o.param for o in audit_options(key, test.settings_model))
+        names.update(o.param for o in model_options(test.settings_model, (key,), f"{key}_", key))
+    return frozenset(names)
+
+
+def _secret_path(name: str, value: Any, path: str) -> str | None:
+    """The dotted path of the first credential-named key inside `value` (None if none).
+
+    A `-p` value is still text here: a JSON object or list is parsed to look inside it (the
+    suite's `settings`, an audit's `headers`). Keys inside a `*headers` mapping are header
+    names and are checked like `--header` (config.SECRET_HEADER)."""
+    if isinstance(value, str) and value.strip()[:1] in ("{", "["):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None  # not JSON: the type check that follows rejects it
+    if isinstance(value, Mapping):
+        headers = name.lower().endswith("headers")
+        for key, inner in value.items():
+            where = f"{path}.{key}"
+            if headers and SECRET_HEADER.search(str(key)):
+                return where
+            if _secret_name(str(key)):
+                return where
+            found = _secret_path(str(key), inner, where)
+            if found:
+                return found
+    elif isinstance(value, list | tuple):
+        for i, inner in enumerate(value):
+            found = _secret_path(name, inner, f"{path}[{i}]")
+            if found:
+                return found
+    return None
+
+
+def _secret_name(name: str) -> bool:
+    return (
+        bool(SECRET_PARAMETER.search(name))
+        and not name.endswith("_env")
+        and name not in _option_names()
+    )
+
+
 def _refuse_secrets(given: Mapping[str, Any]) -> None:
-    for name in given:
-        # before the unknown-name check, and without echoing the value: papermill writes every
-        # parameter into the output notebook, so a key passed here would be on disk
-        if SECRET_PARAMETER.search(name) and not name.endswith("_env"):
-            raise InputError(
-                f"parameter {name}: secrets are never notebook parameters (papermill writes "
-                "parameters into the output notebook); export the key in an environment "
-                "variable and pass its NAME with -p api_key_env NAME"
-            )
+    """InputError (exit 2) if a parameter, or a key anywhere inside a dict/list parameter, is
+    named like a credential. Checked before the unknown-name check, and the value is never
+    echoed: papermill writes every parameter into the output notebook, so a key passed here
+    would be on disk."""
+    for name, value in given.items():
+        where = name if _secret_name(name) else _secret_path(name, value, name)
+        if where:
+            raise InputError(f"parameter {where}: {SECRET_MESSAGE}")
 
 
 def resolve_parameters(
