@@ -258,6 +258,18 @@ class Test04(AuditTest):
                     f"test04.design counterbalanced splits each phase in two blocks: it needs "
                     f"samples and audit_samples of at least {2 * per_query} (got {smallest})"
                 )
+        design = effective_design(t4, cfg)
+        if design in ("alternating", "counterbalanced"):
+            audit_rows = _audit_rows(
+                _audit_order(t4, cfg, dataset), LoadPattern.from_config(cfg.load, t4.seed), dataset
+            )
+            if t4.samples > size - len(audit_rows):
+                raise InputError(
+                    f"test04.samples ({t4.samples}) exceeds the {size - len(audit_rows)} dataset "
+                    f"rows the {design} design can use (its reference blocks never issue the "
+                    "audit sample): lower test04.samples, use a larger dataset or "
+                    "--design sequential"
+                )
         if t4.samples > size:
             why = (
                 f" ({run_rules.describe(cfg.load)})"
@@ -534,17 +546,19 @@ def pool_blocks(name: str, blocks: list[PhaseResult]) -> PhaseResult:
     """One phase from counterbalanced blocks: records laid end to end on one clock (each block
     shifted by the ones before it), then summarized as a single LoadGen phase."""
     frames: list[pd.DataFrame] = []
-    shift = 0
+    shift = next_id = 0
     for block in blocks:
         frame = block.records.copy()
         for column in ("scheduled_ns", "sent_ns", "first_byte_ns", "first_token_ns"):
             frame[column] = frame[column] + shift
         frame["completed_ns"] = frame["completed_ns"] + shift
-        frame["query_id"] = frame["query_id"] + (frames[-1]["query_id"].max() + 1 if frames else 0)
+        frame["query_id"] = frame["query_id"] + next_id
         frame["phase"] = name
         # which block: the decision pairs the i-th reference block with the i-th audit block
         frame["block"] = len(frames) + 1
         frames.append(frame)
+        if len(frame):  # an empty block (every query failed) shifts nothing
+            next_id = int(frame["query_id"].max()) + 1
         shift += block.summary.duration_ns
     records = pd.concat(frames, ignore_index=True)
     first = blocks[0].spec

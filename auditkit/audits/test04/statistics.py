@@ -107,10 +107,11 @@ def paired_blocks(reference: pd.DataFrame, audit: pd.DataFrame) -> list[int] | N
     """The block numbers both pooled phases have, when they ran as >= MIN_PAIRS block pairs."""
     if "block" not in reference.columns or "block" not in audit.columns:
         return None
-    ref_blocks, aud_blocks = set(reference["block"]), set(audit["block"])
-    if ref_blocks != aud_blocks or len(ref_blocks) < MIN_PAIRS:
+    # a block with no completed query pairs with nothing: the pairs both phases have
+    common = set(reference["block"]) & set(audit["block"])
+    if len(common) < MIN_PAIRS:
         return None
-    return sorted(int(b) for b in ref_blocks)
+    return sorted(int(b) for b in common)
 
 
 def pair_picks(pairs: int, rng: np.random.Generator) -> np.ndarray:

@@ -1,17 +1,20 @@
 """The alternating design (R A, A R, … block pairs) and its pair bootstrap: a busy spell of the
 client or the server during one phase's block must widen the interval, never make a FAIL."""
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from auditkit.audits import build_config
-from auditkit.audits.test04 import ALTERNATING_PAIRS, Test04, effective_design
+from auditkit.audits.test04 import ALTERNATING_PAIRS, Test04, effective_design, pool_blocks
 from auditkit.audits.test04.decision import decide_with_certainty
 from auditkit.audits.test04.statistics import statistical_view
 from auditkit.config import MockConfig
 from auditkit.data import Dataset, Sample
+from auditkit.errors import InputError
 from auditkit.loadgen.fake import FakeTransport, SimulatedSUT
 from auditkit.runner import run_audit
 
@@ -131,3 +134,28 @@ def test_alternating_audit_end_to_end_on_a_virtual_clock(tmp_path: Path) -> None
         assert evidence.decision.interval is not None
         assert "pairs" in evidence.decision.interval.method
         assert (run.folder / f"reference_{ALTERNATING_PAIRS}" / "records.parquet").is_file()
+
+
+def test_a_reference_as_large_as_the_dataset_is_refused_in_blocks() -> None:
+    # the blocks never issue the audit row: 256 distinct rows need 257 in the dataset
+    cfg = build_config({"load": {"scenario": "single-stream"}, "test04": {"samples": 256}})
+    with pytest.raises(InputError, match="--design sequential"):
+        Test04().validate(cfg, _dataset(256))
+    Test04().validate(cfg, _dataset(257))
+
+
+def test_pooling_an_empty_block_keeps_query_ids_whole(tmp_path: Path) -> None:
+    cfg = build_config(
+        {
+            "output_dir": str(tmp_path),
+            "load": {"scenario": "single-stream"},
+            "test04": {"samples": 256, "rounds": 0},
+        }
+    )
+    run = run_audit(cfg, transport=FakeTransport(SimulatedSUT(MockConfig())))
+    blocks = [p for p in run.phases if p.name.startswith("reference_")]
+    # every query of the second block failed: nothing of it reached the records
+    blocks[1] = dataclasses.replace(blocks[1], records=blocks[1].records.iloc[0:0])
+    pooled = pool_blocks("reference", blocks).records
+    assert pooled["query_id"].notna().all()
+    assert pooled["query_id"].is_unique
