@@ -58,7 +58,12 @@ def test_same_answers_under_load_pass(tmp_path: Path) -> None:
     assert evidence(run).pairs == 12 and evidence(run).identical == 12
     assert evidence(run).accuracy_one_at_a_time is None and evidence(run).answered == 0
     text = (tmp_path / "out" / "TEST01" / "verify_accuracy.txt").read_text()
-    assert text.startswith("Accuracy check pass: True\nPerformance check pass: True\n")
+    assert text.startswith("Verifying accuracy. This might take a while...\n")
+    assert "num_perf_log_data_mismatch = 0\nnum_missing_qsl_idxs = 0\nTEST PASS\n" in text
+    assert f"auditkit: verdict {run.result.verdict};" in text
+    perf = (tmp_path / "out" / "TEST01" / "verify_performance.txt").read_text()
+    assert perf.startswith("Verifying performance.\nReference score = ")
+    assert ("TEST PASS\n" in perf) == (run.result.upstream_verdict == "PASS")
     record = json.loads(
         (tmp_path / "out" / "audit" / "audit_accuracy_in_performance_test.json").read_text()
     )

@@ -37,18 +37,28 @@ is Paris."): exact match would score both phases near 0 and hide a change under 
 weakness, an output that lists many candidates scores as correct, is the same in both phases,
 which is all a relative delta needs; "exact" suits datasets of one-word or numeric answers the
 prompt asks for alone. Symmetric: an accuracy that rises under load is a change too.
-    performance:  PASS iff |audit_score / performance_score − 1| <= 0.10
+    performance:  upstream's verify_performance.py: PASS iff ref·(1 − t) <= test <= ref·(1 + t)
+                  on the early-stopping latency (ns) in single-/multi-stream, on the score
+                  (samples/s) in offline/server; t = 0.20 when the reference's single-stream
+                  latency <= 200 µs or multi-stream latency <= 1.6 ms, else 0.10
+                  (`performance_threshold` overrides t)
     upstream_verdict: PASS iff both pass (the point rule, what the MLPerf files carry)
 
 auditkit's `verdict` judges the performance part with its certainty, as TEST04 and TEST05 do
 (TEST04's block bootstrap, `auditkit.audits.test04.statistics`): a 95 % interval [lo, hi] of
-audit/performance, PASS iff 0.90 <= lo and hi <= 1.10, FAIL iff hi < 0.90 or lo > 1.10, else
-INCONCLUSIVE; answers that fail the accuracy rule FAIL whatever the timing.
+test/reference in upstream's quantity (audit/performance latency, or score), PASS iff
+1 − t <= lo and hi <= 1 + t, FAIL iff hi < 1 − t or lo > 1 + t, else INCONCLUSIVE; answers
+that fail the accuracy rule FAIL whatever the timing.
 
 The similarity stands in for upstream's recomputed accuracy when the dataset carries no
 reference answers (auditkit's shipped prompts carry none). The mismatching pairs are kept in
-the evidence and written to `mismatches.jsonl`; `verify_accuracy.txt` has upstream's lines
-(`Accuracy check pass`, `Performance check pass`, `TEST01 verification complete`).
+the evidence and written to `mismatches.jsonl`. `verify_accuracy.txt` and
+`verify_performance.txt` are written as upstream's verify_accuracy.py and verify_performance.py
+write them (upstream's run_verification.py and submission checker grep them for `TEST PASS`):
+`TEST PASS` in verify_accuracy.txt iff every logged answer is identical (upstream compares the
+logged bytes; its accuracy-delta fallback is a separate step, reported here on an `auditkit:`
+line), `TEST PASS` / `TEST FAIL: Test score invalid` in verify_performance.txt by the point rule.
+auditkit's own verdict follows on lines that start with `auditkit:`.
 """
 
 from __future__ import annotations
@@ -71,17 +81,21 @@ from auditkit.audits.llm import (
     require_temperature_zero,
     warmup_phase,
 )
+from auditkit.audits.test04.scoring import UPSTREAM_RELAX_LIMIT
 from auditkit.audits.test04.statistics import statistical_view
 from auditkit.config import AuditConfig
 from auditkit.data import Dataset, SampleOrder
 from auditkit.errors import InputError
 from auditkit.plan import LoadPattern, RunSpec
-from auditkit.results import AuditResult, Evidence, LoggedOutput, PhaseResult
+from auditkit.results import AuditResult, Evidence, LoggedOutput, PhaseResult, PhaseSummary
 
 ACCURACY = "accuracy"
 PERFORMANCE = "performance"
 AUDIT = "audit"
 VERIFY_FILE = "verify_accuracy.txt"
+PERFORMANCE_FILE = "verify_performance.txt"
+#: scenarios upstream's verify_performance.py scores by early-stopping latency, not samples/s
+LATENCY_SCENARIOS = ("single-stream", "multi-stream")
 MISMATCH_FILE = "mismatches.jsonl"
 #: mismatching pairs kept in the evidence (all are counted)
 SHOWN = 20
@@ -114,8 +128,12 @@ class Test01Config(BaseModel):
         description="with reference answers: an output is correct when it contains the "
         "answer (whole words) or equals it, both normalised",
     )
-    performance_threshold: float = Field(
-        0.10, gt=0, lt=1, description="audit vs performance phase score within ±this"
+    performance_threshold: float | None = Field(
+        None,
+        gt=0,
+        lt=1,
+        description="audit vs performance within ±this (None: upstream's 0.10; 0.20 when the "
+        "single-stream latency <= 200 µs or multi-stream latency <= 1.6 ms)",
     )
     warmup: int = Field(16, ge=0, description="salted warm-up queries first (0: none)")
     seed: int = Field(0, ge=0, description="seed of the sample order and the logged subset")
@@ -135,6 +153,8 @@ class Pair(Evidence):
 
 
 class Test01Evidence(Evidence):
+    __test__ = False
+
     pairs: int
     identical: int
     match_rate: float
@@ -143,8 +163,17 @@ class Test01Evidence(Evidence):
     accuracy_pass: bool
     performance_score: float | None
     audit_score: float | None
+    #: test/reference in upstream's quantity (`performance_quantity`)
     performance_ratio: float | None
     performance_pass: bool
+    performance_quantity: str = "score"
+    performance_threshold: float = 0.10
+    #: upstream's quantity of each phase: early-stopping latency (ns) or score (samples/s)
+    performance_reference: float | None = None
+    performance_test: float | None = None
+    #: logged answers of each phase (upstream's num_acc_log_entries / num_perf_log_entries)
+    accuracy_entries: int = 0
+    audit_entries: int = 0
     performance_interval: tuple[float, float] | None = None
     performance_decision: str = ""
     mismatches: tuple[Pair, ...] = ()
@@ -211,6 +240,46 @@ def similarity(a: str, b: str) -> float:
     if a == b:
         return 1.0
     return difflib.SequenceMatcher(None, a.split(), b.split(), autojunk=False).ratio()
+
+
+def upstream_quantity(scenario: str, summary: PhaseSummary) -> float | None:
+    """What upstream's verify_performance.py compares: the early-stopping latency (ns) in
+    single-/multi-stream, the score (samples/s) in offline and server."""
+    if scenario in LATENCY_SCENARIOS:
+        latency = summary.early_stopping_latency_ns
+        return float(latency) if latency is not None else None
+    return summary.score
+
+
+def performance_threshold(t1: Test01Config, scenario: str, reference: float | None) -> float:
+    """Upstream's threshold: 0.20 for a short reference latency (single-stream <= 200 µs,
+    multi-stream <= 1.6 ms, compared in ns as verify_performance.py does), else 0.10."""
+    if t1.performance_threshold is not None:
+        return t1.performance_threshold
+    limit = UPSTREAM_RELAX_LIMIT.get(scenario)
+    if limit is not None and reference is not None and reference <= limit:
+        return 0.20
+    return 0.10
+
+
+def upstream_performance_pass(reference: float | None, test: float | None, t: float) -> bool:
+    """verify_performance.py's point rule: ref·(1 − t) <= test <= ref·(1 + t)."""
+    if reference is None or test is None:
+        return False
+    return reference * (1 - t) <= test <= reference * (1 + t)
+
+
+def interval_decision(interval: tuple[float, float] | None, t: float) -> str:
+    """PASS when the interval of test/reference lies within [1 − t, 1 + t], FAIL when wholly
+    outside it, else INCONCLUSIVE (no interval: INCONCLUSIVE)."""
+    if interval is None:
+        return "INCONCLUSIVE"
+    low, high = interval
+    if high < 1 - t or low > 1 + t:
+        return "FAIL"
+    if 1 - t <= low and high <= 1 + t:
+        return "PASS"
+    return "INCONCLUSIVE"
 
 
 def logged_rows(t1: Test01Config, dataset_size: int) -> frozenset[int]:
@@ -309,24 +378,23 @@ class Test01(AuditTest):
         else:
             within = 1.0 - sim <= t1.delta
         accuracy_pass = match_rate == 1.0 or within
+        scenario = cfg.load.scenario
         perf, aud = named[PERFORMANCE].summary.score, named[AUDIT].summary.score
-        ratio = aud / perf if perf and aud is not None else None
-        t = t1.performance_threshold
-        performance_pass = ratio is not None and abs(ratio - 1.0) <= t
+        ref_q = upstream_quantity(scenario, named[PERFORMANCE].summary)
+        test_q = upstream_quantity(scenario, named[AUDIT].summary)
+        ratio = test_q / ref_q if ref_q and test_q is not None else None
+        t = performance_threshold(t1, scenario, ref_q)
+        performance_pass = upstream_performance_pass(ref_q, test_q, t)
         upstream = "PASS" if accuracy_pass and performance_pass else "FAIL"
         view = statistical_view(
-            named[PERFORMANCE].records, named[AUDIT].records, cfg.load.scenario, t,
-            seed=t1.seed,
-        )  # fmt: skip
+            named[PERFORMANCE].records, named[AUDIT].records, scenario, t, seed=t1.seed
+        )
         interval = (view.ci_low, view.ci_high) if view is not None else None
-        if interval is None:
-            decision = "INCONCLUSIVE"
-        elif interval[1] < 1 - t or interval[0] > 1 + t:
-            decision = "FAIL"
-        elif 1 - t <= interval[0] and interval[1] <= 1 + t:
-            decision = "PASS"
-        else:
-            decision = "INCONCLUSIVE"
+        if interval is not None and scenario in LATENCY_SCENARIOS:
+            # the bootstrap's ratio is of scores (1e9 / latency): as a latency ratio it inverts
+            interval = (1 / interval[1], 1 / interval[0])
+        decision = interval_decision(interval, t)
+        quantity = "latency" if scenario in LATENCY_SCENARIOS else "score"
         verdict = "FAIL" if not accuracy_pass else decision
         allowed = f", allowed 1 − similarity <= {t1.delta:g}" if scored is None else ""
         parts = [
@@ -340,7 +408,7 @@ class Test01(AuditTest):
         ratio_text = f"{ratio:.3f}" if ratio is not None else "n/a"
         where = f"interval [{interval[0]:.3g}, {interval[1]:.3g}]" if interval else "no interval"
         parts.append(
-            f"audit/performance score {ratio_text}, {where}: performance {decision} "
+            f"audit/performance {quantity} {ratio_text}, {where}: performance {decision} "
             f"(±{t:g}; upstream's point rule {'passes' if performance_pass else 'fails'})"
         )
         evidence = Test01Evidence(
@@ -354,6 +422,12 @@ class Test01(AuditTest):
             audit_score=aud,
             performance_ratio=ratio,
             performance_pass=performance_pass,
+            performance_quantity=quantity,
+            performance_threshold=t,
+            performance_reference=ref_q,
+            performance_test=test_q,
+            accuracy_entries=len(one),
+            audit_entries=len(load),
             performance_interval=interval,
             performance_decision=decision,
             mismatches=tuple(mismatches[:SHOWN]),
@@ -371,35 +445,38 @@ class Test01(AuditTest):
             score_name=named[AUDIT].summary.score_name,
             reference_score=perf,
             audit_score=aud,
-            ratio=ratio,
-            threshold=t1.performance_threshold,
-            threshold_source="upstream (±10 %)",
+            ratio=aud / perf if perf and aud is not None else None,
+            threshold=t,
+            threshold_source="user"
+            if t1.performance_threshold is not None
+            else ("upstream (0.20 for a short single/multi-stream latency, else 0.10)"),
             rule="answers match (or, with reference answers, |Δaccuracy|/accuracy <= delta, "
-            "else 1 − similarity <= delta) and |audit/performance − 1| <= 0.10",
+            "else 1 − similarity <= delta) and ref·(1 − t) <= audit <= ref·(1 + t) on the "
+            "early-stopping latency (single/multi-stream) or the score (offline/server)",
             evidence=evidence,
             **base,
         )
 
     def files(self, result: AuditResult[Any]) -> dict[str, str]:
         ev = result.evidence
+        mine = f"auditkit: verdict {result.verdict}; {result.reason}\n"
         if not isinstance(ev, Test01Evidence):
-            return {VERIFY_FILE: f"{result.reason}\nTEST01 verification failed\n"}
-        # upstream's file says what upstream's rule says (auditkit's decision is on its own line)
-        done = "complete" if ev.accuracy_pass and ev.performance_pass else "failed"
-        text = (
-            f"Accuracy check pass: {ev.accuracy_pass}\n"
-            f"Performance check pass: {ev.performance_pass}\n"
-            f"TEST01 verification {done}\n\n"
-            f"auditkit: verdict {result.verdict}; {ev.identical} of {ev.pairs} identical, "
-            f"similarity {ev.similarity:.4f}\n"
-        )
-        if ev.accuracy_one_at_a_time is not None:
-            text += f"auditkit: {_evidence_accuracy(ev)}\n"
+            # what upstream's scripts print when they have nothing valid to compare
+            return {
+                VERIFY_FILE: f"{ACCURACY_HEAD}TEST FAIL\n\n{mine}",
+                PERFORMANCE_FILE: f"{PERFORMANCE_HEAD}TEST FAIL: Invalid results in the audit "
+                f"run\n\n{mine}",
+                MISMATCH_FILE: "",
+            }
         lines = [json.dumps(p.model_dump(), ensure_ascii=False) for p in ev.mismatches]
-        return {VERIFY_FILE: text, MISMATCH_FILE: "".join(f"{line}\n" for line in lines)}
+        return {
+            VERIFY_FILE: verify_accuracy_text(ev, mine),
+            PERFORMANCE_FILE: verify_performance_text(ev, mine),
+            MISMATCH_FILE: "".join(f"{line}\n" for line in lines),
+        }
 
     def verdict_files(self) -> tuple[str, ...]:
-        return (VERIFY_FILE, MISMATCH_FILE)
+        return (VERIFY_FILE, PERFORMANCE_FILE, MISMATCH_FILE)
 
     def summary_lines(self, result: AuditResult[Any]) -> list[str]:
         ev = result.evidence
@@ -408,7 +485,7 @@ class Test01(AuditTest):
         ratio = "n/a" if ev.performance_ratio is None else f"{ev.performance_ratio:.3f}"
         lines = [
             f"{ev.identical}/{ev.pairs} identical, similarity {ev.similarity:.3f}; "
-            f"performance ratio {ratio}"
+            f"performance ratio {ratio} ({ev.performance_quantity})"
         ]
         if ev.accuracy_one_at_a_time is not None:
             lines[0] += f"; {_evidence_accuracy(ev)}"
@@ -420,6 +497,62 @@ class Test01(AuditTest):
 
     def panel_rows(self, result: AuditResult[Any]) -> list[tuple[str, str]]:
         return [("answers", line) for line in self.summary_lines(result)]
+
+
+ACCURACY_HEAD = "Verifying accuracy. This might take a while...\n"
+PERFORMANCE_HEAD = "Verifying performance.\n"
+
+
+def verify_accuracy_text(ev: Test01Evidence, mine: str) -> str:
+    """verify_accuracy.txt as upstream's verify_accuracy.py prints it (`TEST PASS` iff every
+    logged answer is identical and there is at least one), then auditkit's lines."""
+    upstream_pass = ev.pairs > 0 and ev.identical == ev.pairs
+    text = (
+        ACCURACY_HEAD
+        + "Reading accuracy mode results...\n"
+        + "Reading performance mode results...\n"
+        + f"num_acc_log_entries = {ev.accuracy_entries}\n"
+        + "num_acc_log_duplicate_keys = 0\n"
+        + "num_acc_log_data_mismatch = 0\n"
+        + f"num_perf_log_entries = {ev.audit_entries}\n"
+        + f"num_perf_log_qsl_idx_match = {ev.pairs}\n"
+        + f"num_perf_log_data_mismatch = {ev.pairs - ev.identical}\n"
+        + f"num_missing_qsl_idxs = {ev.audit_entries - ev.pairs}\n"
+        + ("TEST PASS\n\n" if upstream_pass else "TEST FAIL\n\n")
+        + mine
+        + f"auditkit: {ev.identical} of {ev.pairs} identical, similarity {ev.similarity:.4f}\n"
+    )
+    if ev.accuracy_one_at_a_time is not None:
+        text += f"auditkit: {_evidence_accuracy(ev)}\n"
+    if not upstream_pass:
+        # upstream's fallback (accuracy recomputed on both logs) is a separate step
+        text += (
+            f"auditkit: answers differ; the accuracy fallback (delta <= {ev.accuracy_delta:g}) "
+            f"{'passes' if ev.accuracy_pass else 'fails'}\n"
+        )
+    return text
+
+
+def verify_performance_text(ev: Test01Evidence, mine: str) -> str:
+    """verify_performance.txt as upstream's verify_performance.py prints it, then auditkit's
+    interval decision."""
+    ref = "n/a" if ev.performance_reference is None else f"{ev.performance_reference}"
+    test = "n/a" if ev.performance_test is None else f"{ev.performance_test}"
+    where = (
+        f"interval [{ev.performance_interval[0]:.4g}, {ev.performance_interval[1]:.4g}]"
+        if ev.performance_interval is not None
+        else "no interval"
+    )
+    return (
+        PERFORMANCE_HEAD
+        + f"Reference score = {ref}\n"
+        + f"Test score = {test}\n"
+        + ("TEST PASS\n" if ev.performance_pass else "TEST FAIL: Test score invalid\n")
+        + "\n"
+        + mine
+        + f"auditkit: performance {ev.performance_decision}: {where} of audit/performance "
+        f"{ev.performance_quantity} within ±{ev.performance_threshold:g}\n"
+    )
 
 
 def _delta_text(delta: float | None) -> str:
