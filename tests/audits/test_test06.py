@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from auditkit.audits import load_config
-from auditkit.audits.test06 import check, trailing_markers
+from auditkit.audits.test06 import check, eos_fails, trailing_markers
 from auditkit.results import LoggedOutput
 from auditkit.runner import AuditRun, run_audit
 
@@ -65,6 +65,30 @@ def test_a_single_stop_marker_is_fine_two_are_not() -> None:
     assert trailing_markers("an answer</s>", markers) == 1
     assert trailing_markers("an answer </s> <|eot_id|>\n", markers) == 2
     assert trailing_markers("no marker", markers) == 0
+
+
+@pytest.mark.parametrize(
+    ("text", "fails"),
+    [
+        ("an answer</s>", False),
+        ("an answer</s></s>", True),
+        ("</s></s>", False),  # upstream: `return len(data) == 2`, the scan skips token 0
+        (" </s> <|eot_id|>\n", False),
+        ("</s></s></s>", True),
+        ("</s>", False),
+        ("x</s></s>", True),
+    ],
+)
+def test_eos_check_matches_upstream(text: str, fails: bool) -> None:
+    assert eos_fails(text, ["</s>", "<|eot_id|>"]) is fails
+
+
+def test_an_output_of_exactly_two_eos_passes_the_check() -> None:
+    markers = ["</s>"]
+    two = out(0, "</s></s>", output_tokens=2, logprob_tokens=2)
+    three = out(1, "</s></s></s>", output_tokens=3, logprob_tokens=3)
+    assert check({0: two}, {0: two}, markers, 32).eos_pass
+    assert not check({1: three}, {1: three}, markers, 32).eos_pass
 
 
 def out(row: int, text: str, **kw: Any) -> LoggedOutput:

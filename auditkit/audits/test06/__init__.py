@@ -15,7 +15,8 @@ Over HTTP, per logged sample (all `samples` of them; text, not token ids):
                    whole_output = the same sample's non-streamed answer (temperature 0);
                    a filler first chunk sent to look fast is not
     EOS:           FAIL iff output(s) ends with >= 2 stop markers (any of `stop_markers`,
-                   whitespace between them ignored), in either phase
+                   whitespace between them ignored), in either phase; as upstream's
+                   eos_check, an output of exactly two markers and nothing else passes
     sample length: delivered(s) == usage.completion_tokens(s), where delivered(s) is the
                    number of tokens listed in `logprobs` (auditkit asks for them) or, when the
                    server sends none, the number of streamed content chunks (one token each)
@@ -92,16 +93,29 @@ class Test06Evidence(Evidence):
     issues: tuple[SampleIssue, ...] = ()
 
 
-def trailing_markers(text: str, markers: list[str]) -> int:
-    """How many stop markers `text` ends with (whitespace between them ignored)."""
+def _strip_markers(text: str, markers: list[str]) -> tuple[int, str]:
     n = 0
     rest = text.rstrip()
     while True:
         hit = next((m for m in markers if m and rest.endswith(m)), None)
         if hit is None:
-            return n
+            return n, rest
         n += 1
         rest = rest[: -len(hit)].rstrip()
+
+
+def trailing_markers(text: str, markers: list[str]) -> int:
+    """How many stop markers `text` ends with (whitespace between them ignored)."""
+    return _strip_markers(text, markers)[0]
+
+
+def eos_fails(text: str, markers: list[str]) -> bool:
+    """Upstream's eos_check on one output: >= 2 trailing EOS fail, but its backward scan stops
+    before the first token (`while i > 0`), and an output of exactly two EOS passes
+    (`return len(data) == 2`): an output of nothing but markers needs three to fail."""
+    n, rest = _strip_markers(text, markers)
+    counted = n - 1 if n and not rest else n
+    return counted >= 2
 
 
 def delivered(o: LoggedOutput) -> tuple[int, str]:
@@ -136,7 +150,7 @@ def check(
         if w is not None and not w.text.startswith(first):
             flag(row, "first", f"first chunk {first!r} is not a prefix of {w.text[:60]!r}")
         for o in (s, w):
-            if o is not None and trailing_markers(o.text, markers) >= 2:
+            if o is not None and eos_fails(o.text, markers):
                 flag(row, "eos", f"ends with {trailing_markers(o.text, markers)} stop markers")
                 break
         n, source = delivered(s)
@@ -282,4 +296,4 @@ class Test06(AuditTest):
         return [("consistency", line) for line in self.summary_lines(result)]
 
 
-__all__ = ["Test06", "Test06Config", "Test06Evidence", "check", "trailing_markers"]
+__all__ = ["Test06", "Test06Config", "Test06Evidence", "check", "eos_fails", "trailing_markers"]
