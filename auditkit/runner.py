@@ -156,8 +156,10 @@ def run_audit(
         transport = FakeTransport(SimulatedSUT(cfg.mock))
     test = prepared.test
     target = artifacts.test_dir(cfg.output_dir, test.id)
-    # never two runs in one folder: refuse, or with overwrite remove the earlier run's files
-    artifacts.claim_output_dir(cfg.output_dir, test, overwrite=cfg.overwrite)
+    # never two runs in one folder: refuse now; with overwrite the earlier run's files go only
+    # once the endpoint has answered (a dead endpoint must not cost the user the earlier run)
+    if not cfg.overwrite:
+        artifacts.claim_output_dir(cfg.output_dir, test)
     created = _missing_dirs(target)
     folder = check_output_dir(target)
     artifacts.remove_stale_tmp(folder)
@@ -171,6 +173,8 @@ def run_audit(
                 # an in-memory transport stands for the mock unless the test says otherwise
                 model = cfg.endpoint.model or cfg.mock.model
             adapter = make_adapter(cfg.endpoint, model)
+            if cfg.overwrite:
+                artifacts.claim_output_dir(cfg.output_dir, test, overwrite=True)
             run_cfg = cfg.redacted()
             run_cfg["endpoint"]["url"] = base_url if cfg.endpoint.url else None
             run_cfg["endpoint"]["model"] = model

@@ -169,6 +169,19 @@ def _one_endpoint(
         )
 
 
+def _check_endpoint(cfg: AuditConfig, key: str, transport: Transport | None) -> None:
+    """SetupError (exit 3) unless the endpoint answers, as each audit checks it first."""
+    if transport is not None or not cfg.endpoint.url:
+        return  # an in-memory endpoint cannot be down
+    from auditkit.endpoints import urls
+    from auditkit.loadgen import HttpTarget
+    from auditkit.preflight import discover_model
+
+    url = urls.base_url(cfg.endpoint.url, cfg.endpoint.api)
+    http = HttpTarget.from_config(cfg.endpoint, url, prepare(cfg, key).api_key)
+    discover_model(cfg.endpoint, url, dict(http.headers))
+
+
 def check_suite(
     cfg: AuditConfig, tests: tuple[str, ...] | None = None
 ) -> tuple[list[str], dict[str, str]]:
@@ -217,9 +230,15 @@ def run_suite(
     say = log or (lambda _msg: None)
     keys, skipped = check_suite(cfg, tests)
     result_path = suite_result_path(cfg.output_dir)
-    result_path.unlink(missing_ok=True)  # never a previous run's verdict if this one dies
     runs: list[AuditRun] = []
     with _one_endpoint(cfg, transport) as (shared, shared_transport):
+        # nothing of an earlier run goes before the endpoint answers: a dead endpoint keeps it
+        _check_endpoint(shared, keys[0], shared_transport)
+        result_path.unlink(missing_ok=True)  # never a previous run's verdict if this one dies
+        if cfg.overwrite:
+            # every audit's earlier run at once: a suite stopped halfway mixes no two runs
+            for key in keys:
+                artifacts.claim_output_dir(cfg.output_dir, get_test(key), overwrite=True)
         for i, key in enumerate(keys):
             run_cfg = shared if i == 0 else _without_warmup(shared, key)
             say(f"suite: {get_test(key).id} ({i + 1} of {len(keys)})")
