@@ -351,8 +351,7 @@ def run_phase_workers(
                 if progress is not None:
                     progress(sum(shared.done[:]), planned)
                 if any(not p.is_alive() for p in procs) and len(reports) < workers:
-                    _collect(results, reports, timeout=1.0)
-                    dead = [w for w, p in enumerate(procs) if not p.is_alive() and w not in reports]
+                    dead = _dead_workers(procs, results, reports)
                     if dead:
                         raise WorkerError(f"worker {dead[0]} died (exit {procs[dead[0]].exitcode})")
         except KeyboardInterrupt:
@@ -397,6 +396,31 @@ def run_phase_workers(
                 proc.kill()
         if own_dir is not None:
             own_dir.cleanup()
+
+
+def _drain(results: Any, reports: dict[int, tuple[Any, ...]]) -> None:
+    """Every report already queued (workers that finish together queue theirs together)."""
+    import queue
+
+    while True:
+        try:
+            report = results.get_nowait()
+        except queue.Empty:
+            return
+        reports[report[0]] = report
+
+
+def _dead_workers(procs: list[Any], results: Any, reports: dict[int, tuple[Any, ...]]) -> list[int]:
+    """Exited workers without a report: at once if the exit code says it failed; after a last
+    wait and drain if it exited cleanly (its report may still be in the queue's pipe)."""
+    _drain(results, reports)
+    exited = [w for w, p in enumerate(procs) if not p.is_alive() and w not in reports]
+    if any(procs[w].exitcode != 0 for w in exited):
+        return [w for w in exited if procs[w].exitcode != 0]
+    if exited:
+        _collect(results, reports, timeout=1.0)
+        _drain(results, reports)
+    return [w for w in exited if w not in reports]
 
 
 def _collect(results: Any, reports: dict[int, tuple[Any, ...]], timeout: float) -> None:
