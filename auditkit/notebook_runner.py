@@ -337,13 +337,24 @@ def _verdict_exit(verdict: str) -> int:
     return verdict_exit_code(verdict)
 
 
-def _suite_outcome(outcome: NotebookOutcome, output_dir: Path) -> None:
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    """Which file version is at `path` (inode, mtime, size); None if there is none."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _suite_outcome(
+    outcome: NotebookOutcome, output_dir: Path, earlier: tuple[int, int, int] | None = None
+) -> None:
     """The suite notebook's combined verdict (suite_result.json) as the exit code."""
     from auditkit.suite import read_suite_result, suite_result_path  # imports the runner
 
     path = suite_result_path(output_dir)
     saved = read_suite_result(output_dir)
-    if saved is None:
+    if saved is None or (earlier is not None and _stamp(path) == earlier):
         outcome.exit_code = EXIT_EXECUTION
         outcome.message = f"notebook finished but wrote no verdict ({path} missing)"
         return
@@ -504,9 +515,11 @@ def run_notebook(
             check_notebook_parameters(values)  # exit 2 before any kernel
         output_dir = str(values.get("output_dir", out))
     result_file = Path(output_dir) / test.id / "audit_result.json" if test else None
-    if result_file is not None and result_file.exists():
-        # never report a previous run's verdict if this one dies early
-        result_file.unlink()
+    # never report a previous run's verdict if this one dies early, yet keep that run whole
+    # (a dead endpoint must not cost it its verdict): a verdict file unchanged since now is
+    # not this run's
+    earlier = _stamp(result_file) if result_file is not None else None
+    earlier_suite = _stamp(Path(output_dir) / "suite_result.json")
     stem = test.key if test is not None else name
     executed = out / f"{stem}.ipynb"
     out.mkdir(parents=True, exist_ok=True)
@@ -514,7 +527,7 @@ def run_notebook(
     outcome = _execute(choice.source, executed, values, cell_timeout_s)
     outcome.notebook = executed
     if outcome.exit_code == EXIT_PASS and result_file is not None and test is not None:
-        if not result_file.exists():
+        if not result_file.exists() or _stamp(result_file) == earlier:
             outcome.exit_code = EXIT_EXECUTION
             outcome.message = f"notebook finished but wrote no verdict ({result_file} missing)"
         else:
@@ -527,7 +540,7 @@ def run_notebook(
             outcome.exit_code = _verdict_exit(verdict)
             outcome.message = f"{test.id} {verdict}"
     if outcome.exit_code == EXIT_PASS and choice.source.stem == "suite":
-        _suite_outcome(outcome, Path(output_dir))
+        _suite_outcome(outcome, Path(output_dir), earlier_suite)
     if html and executed.exists():
         outcome.html = export_html(executed, executed.with_suffix(".html"))
     outcome.seconds = time.monotonic() - started

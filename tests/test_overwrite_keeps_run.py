@@ -50,3 +50,19 @@ def test_suite_overwrite_with_a_dead_endpoint_keeps_every_audits_run(
     assert code == 3, capsys.readouterr().err
     assert "unreachable" in capsys.readouterr().err
     assert _files(out) == before
+
+
+def test_notebook_overwrite_with_a_dead_endpoint_keeps_the_earlier_verdict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out"
+    for name in ("TEST04/audit_result.json", "TEST04/verify_performance.txt"):
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text('{"verdict": "PASS"}\n')
+    before = _files(out)
+    url = f"http://127.0.0.1:{closed_port()}"
+    argv = ["notebook", "test04", "-p", "url", url, "-p", "overwrite", "true"]
+    code = main([*argv, "--output-dir", str(out)])
+    assert code == 3, capsys.readouterr().err
+    after = _files(out)
+    assert {k: v for k, v in after.items() if k.startswith("TEST04/")} == before
