@@ -77,7 +77,9 @@ def test_signal_keeps_records_and_writes_no_verdict(
     folder = tmp_path / "out" / "TEST04"
     records = pd.read_parquet(folder / phase / "records.parquet")
     statuses = records["status"].value_counts().to_dict()
-    assert statuses.get("ok", 0) >= 1 and statuses.get("cancelled", 0) >= 1, statuses
+    # the query in flight when the signal came is kept as cancelled (how many completed before
+    # it depends on how busy the machine was: not asserted)
+    assert statuses.get("cancelled", 0) >= 1, statuses
     assert set(statuses) <= {"ok", "cancelled"}
     summary = json.loads((folder / phase / "phase.json").read_text())
     assert summary["interrupted"] is True and summary["complete"] is False
