@@ -19,7 +19,13 @@ from auditkit.runner import run_audit
 #: a short run on the simulated mock (virtual clock: instant and exact)
 QUICK = {
     "mock": {"simulated": True},
-    "test04": {"samples": 64, "allow_small": True, "rounds": 0, "warmup": 0},
+    "test04": {
+        "samples": 64,
+        "allow_small": True,
+        "rounds": 0,
+        "warmup": 0,
+        "design": "sequential",
+    },
 }
 
 

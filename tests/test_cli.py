@@ -116,7 +116,10 @@ def test_mock_subcommand_serves_until_sigterm(tmp_path: Path) -> None:
 
 # --- issue 14: what a new user trips over -------------------------------------------------
 
-QUICK_RUN = ("--samples", "64", "--allow-small", "--rounds", "0", "--warmup", "0")
+#: reference then audit, so the per-phase table has one row each
+QUICK_RUN = (
+    "--samples", "64", "--allow-small", "--rounds", "0", "--warmup", "0", "--design", "sequential"
+)  # fmt: skip
 
 
 def test_run_prints_a_per_phase_table_and_a_next_step(tmp_path: Path) -> None:

@@ -74,7 +74,7 @@ def test_real_http_separates_no_cache_from_output_cache(tmp_path: Path, scenario
 
 
 def test_artifacts_are_complete_and_consistent(tmp_path: Path) -> None:
-    verdict, folder = _run(tmp_path, test04={"samples": 64, "rounds": 0})
+    verdict, folder = _run(tmp_path, test04={"samples": 64, "rounds": 0, "design": "sequential"})
     assert verdict in ("PASS", "FAIL", "INCONCLUSIVE")
     for name in ("audit_result.json", "verify_performance.txt", "config.yaml"):
         assert (folder / name).is_file()

@@ -61,7 +61,7 @@ class AuditTest(ABC):
         """`cfg` with MLPerf's run-rule floors applied to this audit's block (default: as is)."""
         return cfg
 
-    def resolve(self, cfg: AuditConfig) -> AuditConfig:
+    def resolve(self, cfg: AuditConfig, dataset: Dataset) -> AuditConfig:
         """`cfg` with what the run decides filled in (e.g. a random nonce), so config.yaml and
         the verdict record it (default: as is)."""
         return cfg

@@ -29,7 +29,7 @@ def _audit(tmp_path: Path, cache: str, workers: int) -> Any:
             "output_dir": str(tmp_path / f"{cache}-{workers}"),
             # verdicts are under test, not the client guard (a loaded 2-core machine trips it)
             "load": {"workers": workers, "client_guard": False},
-            "test04": {"samples": 64, "rounds": 0},
+            "test04": {"samples": 64, "rounds": 0, "design": "sequential"},
             "mock": {"cache": cache},
         }
     )

@@ -112,11 +112,11 @@ class Test04(AuditTest):
 
     # --- phases ----------------------------------------------------------------------------
 
-    def resolve(self, cfg: AuditConfig) -> AuditConfig:
+    def resolve(self, cfg: AuditConfig, dataset: Dataset) -> AuditConfig:
         """The run nonce is drawn and `design: auto` made concrete here, so config.yaml and the
         verdict record both."""
         t4 = self.settings(cfg)
-        update: dict[str, Any] = {"design": effective_design(t4, cfg)}
+        update: dict[str, Any] = {"design": effective_design(t4, cfg, len(dataset))}
         if t4.salt and t4.run_salt is None:
             update["run_salt"] = new_salt()
         return cfg.model_copy(update={self.key: t4.model_copy(update=update)})
@@ -258,7 +258,7 @@ class Test04(AuditTest):
                     f"test04.design counterbalanced splits each phase in two blocks: it needs "
                     f"samples and audit_samples of at least {2 * per_query} (got {smallest})"
                 )
-        design = effective_design(t4, cfg)
+        design = effective_design(t4, cfg, size)
         if design in ("alternating", "counterbalanced"):
             audit_rows = _audit_rows(
                 _audit_order(t4, cfg, dataset), LoadPattern.from_config(cfg.load, t4.seed), dataset
@@ -626,16 +626,19 @@ def _warmup(t4: Test04Config, cfg: AuditConfig, load: LoadPattern) -> list[RunSp
 ALTERNATING_PAIRS = 8
 
 
-def effective_design(t4: Test04Config, cfg: AuditConfig) -> str:
-    """`design: auto` made concrete: alternating blocks for the latency scenarios (their score
-    is a tail percentile, which a busy spell of client or server in one phase moves most),
-    sequential for throughput scenarios and timed runs (MLPerf's own layout)."""
+def effective_design(t4: Test04Config, cfg: AuditConfig, dataset_rows: int | None = None) -> str:
+    """`design: auto` made concrete: alternating blocks whenever each phase has enough queries
+    for them (a busy spell of client or server that falls on one phase of a reference-then-
+    audit run reads as a cache, in every scenario), sequential for timed runs and MLPerf's run
+    rules (MLPerf's own layout), and for a reference as large as the dataset (the alternating
+    reference blocks never issue the audit rows)."""
     if t4.design != "auto":
         return t4.design
     per_query = cfg.load.samples_per_query if cfg.load.scenario == "multi-stream" else 1
     smallest = min(t4.samples, t4.effective_audit_samples)
+    rows_left = None if dataset_rows is None else dataset_rows - per_query
     if (
-        cfg.load.scenario in ("single-stream", "multi-stream")
+        (rows_left is None or t4.samples <= rows_left)
         and cfg.load.min_duration_s == 0
         and not cfg.load.run_rules
         and smallest >= 4 * ALTERNATING_PAIRS * per_query
@@ -676,6 +679,10 @@ def _alternating(
         refs = _split(t4.samples, pairs, per_query)
         auds = _split(t4.effective_audit_samples, pairs, per_query)
         twins = _split(t4.twins(), pairs, 1)
+        if cfg.load.scenario in ("offline", "server"):
+            # a throughput block's score moves with its size (the last wave drains alone), so
+            # each audit block matches its reference block, control twins included
+            auds = [a + t for a, t in zip(auds, twins, strict=True)]
         names = [str(i + 1) for i in range(pairs)]
     else:
         pairs = ALTERNATING_PAIRS // 2

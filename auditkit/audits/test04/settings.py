@@ -40,7 +40,8 @@ class Test04Config(BaseModel):
         description="sequential: reference then audit (MLPerf); counterbalanced: blocks "
         "R A A R so warm-up and drift cancel; alternating: 8 reference/audit block pairs "
         "(R A, A R, ...) so a busy client or server hits both phases alike; auto: alternating "
-        "for single-stream and multi-stream, sequential otherwise and for timed runs",
+        "when each phase has at least 32 queries and the dataset a row to spare, sequential "
+        "otherwise and for timed runs",
     )
     warmup: int | Literal["auto"] = Field(
         "auto",

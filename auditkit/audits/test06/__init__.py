@@ -190,7 +190,7 @@ class Test06(AuditTest):
     def settings(self, cfg: AuditConfig) -> Test06Config:
         return settings_of(cfg, self.key, Test06Config)
 
-    def resolve(self, cfg: AuditConfig) -> AuditConfig:
+    def resolve(self, cfg: AuditConfig, dataset: Dataset) -> AuditConfig:
         """Ask for logprobs: the delivered tokens are counted from them."""
         if cfg.endpoint.logprobs:
             return cfg

@@ -23,15 +23,24 @@ def _dataset(n: int) -> Dataset:
     return Dataset("mem", tuple(Sample(i, f"prompt {i}") for i in range(n)))
 
 
-def test_auto_alternates_latency_scenarios_only() -> None:
+def test_auto_alternates_untimed_runs_that_have_the_rows() -> None:
     t4 = {"samples": 256}
-    for scenario, design in (("single-stream", "alternating"), ("offline", "sequential")):
-        cfg = build_config({"load": {"scenario": scenario}, "test04": t4})
-        assert effective_design(Test04().settings(cfg), cfg) == design
+    for load in ({"scenario": "single-stream"}, {"scenario": "offline"},
+                 {"scenario": "server", "target_qps": 50}):  # fmt: skip
+        cfg = build_config({"load": load, "test04": t4})
+        assert effective_design(Test04().settings(cfg), cfg, 1024) == "alternating"
     timed = build_config({"load": {"scenario": "single-stream", "min_duration_s": 5}})
     assert effective_design(Test04().settings(timed), timed) == "sequential"
+    # a reference as large as the dataset cannot leave the audit row out of its blocks
+    whole = build_config({"test04": {"samples": 1024}})
+    assert effective_design(Test04().settings(whole), whole, 1024) == "sequential"
+    Test04().validate(whole, _dataset(1024))  # auto falls back: no error
+    too_few = build_config({"test04": {"samples": 31}})
+    assert effective_design(Test04().settings(too_few), too_few, 1024) == "sequential"
     # config.yaml records the concrete design
-    resolved = Test04().resolve(build_config({"load": {"scenario": "single-stream"}}))
+    resolved = Test04().resolve(
+        build_config({"load": {"scenario": "single-stream"}}), _dataset(1024)
+    )
     assert Test04().settings(resolved).design == "alternating"
 
 
@@ -138,7 +147,8 @@ def test_alternating_audit_end_to_end_on_a_virtual_clock(tmp_path: Path) -> None
 
 def test_a_reference_as_large_as_the_dataset_is_refused_in_blocks() -> None:
     # the blocks never issue the audit row: 256 distinct rows need 257 in the dataset
-    cfg = build_config({"load": {"scenario": "single-stream"}, "test04": {"samples": 256}})
+    t4 = {"samples": 256, "design": "alternating"}
+    cfg = build_config({"load": {"scenario": "single-stream"}, "test04": t4})
     with pytest.raises(InputError, match="--design sequential"):
         Test04().validate(cfg, _dataset(256))
     Test04().validate(cfg, _dataset(257))

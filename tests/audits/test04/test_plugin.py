@@ -50,7 +50,17 @@ def test_registry_is_the_only_wiring() -> None:
 
 def test_plan_warmup_then_reference_distinct_then_audit_single() -> None:
     cfg = Test04().resolve(
-        build_config({"test04": {"samples": 64, "audit_samples": 32, "sample_index": 5}})
+        build_config(
+            {
+                "test04": {
+                    "samples": 64,
+                    "audit_samples": 32,
+                    "sample_index": 5,
+                    "design": "sequential",
+                }
+            }
+        ),
+        _dataset(100),
     )
     warm, ref, aud = Test04().plan(cfg, _dataset(100))
     assert warm.name == WARMUP and warm.order.kind == "salted" and warm.warmup is not None
@@ -63,18 +73,19 @@ def test_plan_warmup_then_reference_distinct_then_audit_single() -> None:
 
 
 def test_no_salt_and_no_warmup() -> None:
-    cfg = build_config({"test04": {"samples": 64, "salt": False, "warmup": 0}})
-    ref, aud = Test04().plan(Test04().resolve(cfg), _dataset(100))
+    t4 = {"samples": 64, "salt": False, "warmup": 0, "design": "sequential"}
+    cfg = build_config({"test04": t4})
+    ref, aud = Test04().plan(Test04().resolve(cfg, _dataset(100)), _dataset(100))
     assert ref.salt is None and aud.salt is None and ref.twins == 8
 
 
 def test_each_run_draws_its_own_salt_unless_given() -> None:
     cfg = build_config({})
-    first = Test04().settings(Test04().resolve(cfg)).run_salt
-    second = Test04().settings(Test04().resolve(cfg)).run_salt
+    first = Test04().settings(Test04().resolve(cfg, _dataset(100))).run_salt
+    second = Test04().settings(Test04().resolve(cfg, _dataset(100))).run_salt
     assert first and second and first != second
     fixed = build_config({"test04": {"run_salt": "abc123"}})
-    assert Test04().settings(Test04().resolve(fixed)).run_salt == "abc123"
+    assert Test04().settings(Test04().resolve(fixed, _dataset(100))).run_salt == "abc123"
 
 
 def test_too_few_single_stream_queries_need_allow_small() -> None:
