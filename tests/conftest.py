@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
@@ -17,3 +22,26 @@ def mock_url() -> Iterator[str]:
 
     with MockServer(MockConfig()) as server:
         yield server.url
+
+
+@dataclass(frozen=True)
+class NotebookRun:
+    """One `auditkit notebook` child process: what it printed and where it wrote."""
+
+    proc: subprocess.CompletedProcess[str]
+    cwd: Path
+    out: Path
+
+
+@pytest.fixture(scope="session")
+def test04_notebook_with_html(tmp_path_factory: pytest.TempPathFactory) -> NotebookRun:
+    """`auditkit notebook test04 --html` on the simulated mock (a PASS), run once per session:
+    a kernel run costs seconds, and its exit code, stdout and HTML report are several tests'."""
+    cwd = tmp_path_factory.mktemp("nb-html")
+    proc = subprocess.run(
+        [sys.executable, "-m", "auditkit.cli", "notebook", "test04", "-p", "mock_simulated",
+         "true", "-p", "design", "sequential", "--html", "--output-dir", "o"],
+        cwd=cwd, capture_output=True, text=True, timeout=240,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )  # fmt: skip
+    return NotebookRun(proc, cwd, cwd / "o")

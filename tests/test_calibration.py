@@ -20,7 +20,7 @@ def _audit(tmp_path: Path, guard: bool) -> tuple[str, str]:
             # a client far slower than the SUT (at most 100 requests/s against the mock's ~375):
             # both phases measure the client, whatever else the machine is doing
             "load": {"client_delay_ms": 10.0, "client_guard": guard, "max_concurrency": 8},
-            "test04": {"samples": 64, "design": "sequential"},
+            "test04": {"samples": 64, "design": "sequential", "warmup": 0},
             "mock": {"cache": "output"},
         }
     )

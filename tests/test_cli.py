@@ -22,7 +22,7 @@ def _run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str
     )
 
 
-def test_help_is_useful_on_its_own() -> None:
+def test_help_is_useful_on_its_own(capsys: pytest.CaptureFixture[str]) -> None:
     text = build_parser().format_help()
     assert "exit codes" in text and "run" in text and "mock" in text
     sub = _run("run", "test04", "--help")
@@ -30,8 +30,11 @@ def test_help_is_useful_on_its_own() -> None:
     for flag in ("--url", "--scenario", "--sample-index", "--api-key-env", "--mock-cache"):
         assert flag in sub.stdout
     assert "(default: 256)" in sub.stdout  # --samples shows its default
-    generic = _run("run", "--help")
-    assert generic.returncode == 0 and "--url" in generic.stdout and "test04" in generic.stdout
+    # the generic help through main() in this process (a child process is the one above)
+    with pytest.raises(SystemExit) as info:
+        main(["run", "--help"])
+    generic = capsys.readouterr().out
+    assert info.value.code == 0 and "--url" in generic and "test04" in generic
 
 
 @pytest.mark.parametrize(("cache", "code", "word"), [("none", 0, "PASS"), ("output", 1, "FAIL")])
@@ -39,8 +42,8 @@ def test_verdict_exit_codes(tmp_path: Path, cache: str, code: int, word: str) ->
     # from another directory: the shipped dataset still resolves; the simulated mock makes the
     # verdict exact, so this checks the exit code mapping, not the machine's load
     proc = _run(
-        "run", "test04", "--mock-cache", cache, "--mock-simulated", "--output-dir", str(tmp_path),
-        cwd=tmp_path,
+        "run", "test04", "--mock-cache", cache, "--mock-simulated", "--design", "sequential",
+        "--output-dir", str(tmp_path), cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == code, proc.stderr
     assert f"TEST04 {word}" in proc.stdout
@@ -79,7 +82,9 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def test_mock_subcommand_serves_until_sigterm(tmp_path: Path) -> None:
+def test_mock_subcommand_serves_until_sigterm(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     port = _free_port()
     proc = subprocess.Popen(
         [*AUDITKIT, "mock", "--port", str(port), "--cache", "output"],
@@ -97,17 +102,17 @@ def test_mock_subcommand_serves_until_sigterm(tmp_path: Path) -> None:
                 assert time.monotonic() < deadline, "mock did not start"
                 time.sleep(0.1)
         assert models["data"][0]["id"] == "mock-llm"
-        audit = _run(
-            "run",
-            "test04",
-            "--url",
-            f"http://127.0.0.1:{port}",
-            "--samples",
-            "64",
-            "--output-dir",
-            str(tmp_path),
-        )
-        assert audit.returncode == 1, audit.stderr  # the mock caches outputs
+        # the audit through main() in this process (the mock is the child under test); no
+        # warm-up: it is not what this checks
+        saved = signal.getsignal(signal.SIGTERM)  # main() installs its own
+        try:
+            code = main(
+                ["run", "test04", "--url", f"http://127.0.0.1:{port}", "--samples", "64",
+                 "--warmup", "0", "--output-dir", str(tmp_path)]
+            )  # fmt: skip
+        finally:
+            signal.signal(signal.SIGTERM, saved)
+        assert code == 1, capsys.readouterr().err  # the mock caches outputs
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
@@ -165,12 +170,19 @@ def test_mistyped_command_and_notebook_get_a_suggestion(
     assert "did you mean review_results?" in capsys.readouterr().err
 
 
-def test_mock_require_key_env_and_the_no_key_message(tmp_path: Path) -> None:
+def test_mock_require_key_env_and_the_no_key_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     env = {**os.environ, "AK_TEST_KEY": "sekrit-123"}
     proc = subprocess.Popen(
         [*AUDITKIT, "mock", "--port", "0", "--require-key-env", "AK_TEST_KEY"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )  # fmt: skip
+    # the runs go through main() in this process (exit code and stderr as `auditkit` prints
+    # them; child `auditkit run`s are the other tests'): the mock is the child here
+    monkeypatch.setenv("AK_TEST_KEY", "sekrit-123")
+    monkeypatch.setenv("AK_WRONG", "nope")
+    saved = signal.getsignal(signal.SIGTERM)  # main() installs its own
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
@@ -179,26 +191,27 @@ def test_mock_require_key_env_and_the_no_key_message(tmp_path: Path) -> None:
         assert httpx.get(f"{url}/v1/models", timeout=5).status_code == 401
         assert httpx.get(f"{url}/health", timeout=5).status_code == 200
         # no key sent: one line that says so and names the flag
-        nokey = _run("run", "test04", "--url", url, *QUICK_RUN, "--output-dir", str(tmp_path))
-        assert nokey.returncode == 3, nokey.stderr
-        assert "no key was sent" in nokey.stderr and "--api-key-env NAME" in nokey.stderr
-        assert len(nokey.stderr.strip().splitlines()) == 1
+        code = main(["run", "test04", "--url", url, *QUICK_RUN, "--output-dir", str(tmp_path)])
+        err = capsys.readouterr().err
+        assert code == 3, err
+        assert "no key was sent" in err and "--api-key-env NAME" in err
+        assert len(err.strip().splitlines()) == 1
         # the key, and a base URL the OpenAI client's way (…/v1/): a verdict, not 404s
-        keyed = subprocess.run(
-            [*AUDITKIT, "run", "test04", "--url", f"{url}/v1/", "--api-key-env", "AK_TEST_KEY",
-             *QUICK_RUN, "--output-dir", str(tmp_path / "keyed")],
-            capture_output=True, text=True, timeout=180, env=env, check=False,
+        code = main(
+            ["run", "test04", "--url", f"{url}/v1/", "--api-key-env", "AK_TEST_KEY",
+             *QUICK_RUN, "--output-dir", str(tmp_path / "keyed")]
         )  # fmt: skip
-        assert keyed.returncode in (0, 5), keyed.stderr
-        assert "sekrit-123" not in keyed.stdout + keyed.stderr
-        wrong = subprocess.run(
-            [*AUDITKIT, "run", "test04", "--url", url, "--api-key-env", "AK_WRONG",
-             *QUICK_RUN, "--output-dir", str(tmp_path / "wrong")],
-            capture_output=True, text=True, timeout=180,
-            env={**env, "AK_WRONG": "nope"}, check=False,
+        keyed = capsys.readouterr()
+        assert code in (0, 5), keyed.err
+        assert "sekrit-123" not in keyed.out + keyed.err
+        code = main(
+            ["run", "test04", "--url", url, "--api-key-env", "AK_WRONG", *QUICK_RUN,
+             "--output-dir", str(tmp_path / "wrong")]
         )  # fmt: skip
-        assert wrong.returncode == 3 and "refused the key in $AK_WRONG" in wrong.stderr
+        err = capsys.readouterr().err
+        assert code == 3 and "refused the key in $AK_WRONG" in err, err
     finally:
+        signal.signal(signal.SIGTERM, saved)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from auditkit.audits import build_config
+from auditkit.cli import main
 from auditkit.compare import compare_rows, compare_table, config_differences
 from auditkit.review import load_run
 from auditkit.runner import run_audit
@@ -57,10 +59,15 @@ def test_cli_compare_prints_the_table(two_runs: tuple[Path, Path]) -> None:
     assert "setting mock.cache" in proc.stdout
 
 
-def test_cli_compare_missing_run_is_one_line_exit_2(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [*AUDITKIT, "compare", str(tmp_path / "a"), str(tmp_path / "b")],
-        capture_output=True, text=True, timeout=120, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 2
-    assert proc.stderr.count("\n") == 1 and str(tmp_path / "a") in proc.stderr
+def test_cli_compare_missing_run_is_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # main() in this process (`auditkit compare` as a child process: the test above)
+    saved = signal.getsignal(signal.SIGTERM)  # main() installs its own
+    try:
+        code = main(["compare", str(tmp_path / "a"), str(tmp_path / "b")])
+    finally:
+        signal.signal(signal.SIGTERM, saved)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and str(tmp_path / "a") in err

@@ -56,7 +56,11 @@ def test_run_from_another_folder_uses_the_installed_package(
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert probe.stdout.startswith(str(installed))
-    proc = _run(installed, tmp_path, "run", "test04", "--samples", "32", "--quiet")
+    # two phases, no warm-up: that a run happens, at the least cost
+    proc = _run(
+        installed, tmp_path, "run", "test04", "--samples", "32", "--warmup", "0",
+        "--design", "sequential", "--rounds", "0", "--quiet",
+    )  # fmt: skip
     # the verdict itself is tested elsewhere, on a virtual clock: here, that a run happened
     assert proc.returncode in (0, 1, 5), proc.stderr  # a verdict, whichever
     assert proc.stdout.startswith("TEST04 ")
@@ -66,8 +70,8 @@ def test_run_from_another_folder_uses_the_installed_package(
 
 def test_notebook_from_another_folder(installed: Path, tmp_path: Path) -> None:
     proc = _run(
-        installed, tmp_path, "notebook", "test04", "-p", "samples", "32",
-        "--output-dir", str(tmp_path / "out"),
+        installed, tmp_path, "notebook", "test04", "-p", "samples", "32", "-p", "warmup", "0",
+        "-p", "design", "sequential", "-p", "rounds", "0", "--output-dir", str(tmp_path / "out"),
     )  # fmt: skip
     assert proc.returncode in (0, 1, 5), proc.stderr  # a verdict, whichever
     result = json.loads((tmp_path / "out" / "TEST04" / "audit_result.json").read_text())

@@ -6,23 +6,21 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
+import signal
 import warnings
 from pathlib import Path
 
 import nbformat
-import papermill
 import pytest
 
 from auditkit import display, plots
 from auditkit.audits import build_config
-from auditkit.notebook_runner import NotebookStop, export_html, run_notebook
-from auditkit.resources import notebook
+from auditkit.cli import main
+from auditkit.notebook_runner import NotebookStop, run_notebook
 from auditkit.review import demo_run, load_run, locate
 from auditkit.runner import run_audit
+from tests.conftest import NotebookRun
 
-AUDITKIT = [sys.executable, "-m", "auditkit.cli"]
 QUICK = {"samples": 64, "allow_small": True, "rounds": 0}
 
 
@@ -90,14 +88,21 @@ def test_demo_is_explicit_and_never_writes_into_a_results_dir(tmp_path: Path) ->
     assert load_run(folder).result.verdict in ("PASS", "INCONCLUSIVE")
 
 
-def test_auditkit_notebook_review_results_typo_exits_2_before_any_kernel(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [*AUDITKIT, "notebook", "review_results", "-p", "results_dir", "no-such-run",
-         "--output-dir", str(tmp_path / "nb")],
-        capture_output=True, text=True, timeout=120, cwd=tmp_path, check=False,
-    )  # fmt: skip
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
+def test_auditkit_notebook_review_results_typo_exits_2_before_any_kernel(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # main() in this process, from tmp_path (a child `auditkit notebook` stopping with exit 2
+    # before any kernel is test_papermill's)
+    monkeypatch.chdir(tmp_path)
+    saved = signal.getsignal(signal.SIGTERM)  # main() installs its own
+    try:
+        code = main(["notebook", "review_results", "-p", "results_dir", "no-such-run",
+                     "--output-dir", str(tmp_path / "nb")])  # fmt: skip
+    finally:
+        signal.signal(signal.SIGTERM, saved)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    lines = err.strip().splitlines()
     assert len(lines) == 1 and str(tmp_path.resolve() / "no-such-run") in lines[0]
     assert not (tmp_path / "nb").exists() and not (tmp_path / "no-such-run").exists()
 
@@ -132,26 +137,14 @@ def test_review_notebook_renders_a_counterbalanced_run_and_its_html(
     assert "without encryption" not in page
 
 
-def test_html_report_fixes_on_a_live_notebook(tmp_path: Path) -> None:
-    """test04.ipynb executed as `make demo` does: no frozen progress bar text, no "None" for
+def test_html_report_fixes_on_a_live_notebook(test04_notebook_with_html: NotebookRun) -> None:
+    """test04.ipynb executed and exported as `make demo` does (`auditkit notebook test04
+    --html`, run once for this and test_papermill): no frozen progress bar text, no "None" for
     TTFT, no nested brackets in the threshold, the panel's next step, the submission record in
     the artifacts list."""
-    executed = tmp_path / "test04.ipynb"
-    papermill.execute_notebook(
-        str(notebook("test04.ipynb")),
-        str(executed),
-        parameters={
-            "mock_simulated": True,
-            "samples": 64,
-            "allow_small": True,
-            "rounds": 0,
-            "output_dir": str(tmp_path / "out"),
-        },
-        kernel_name="python3",
-        progress_bar=False,
-        execution_timeout=120,
-    )
-    page = export_html(executed, tmp_path / "test04.html").read_text(encoding="utf-8")
+    run = test04_notebook_with_html
+    assert run.proc.returncode == 0, run.proc.stderr
+    page = (run.out / "test04.html").read_text(encoding="utf-8")
     assert not re.search(r"\b0%\|", page)  # a tqdm bar's stale text fallback
     assert not re.search(r"<td>\s*(None|NaN)\s*</td>", page)  # e.g. TTFT when not streamed
     assert "Next:" in page

@@ -77,7 +77,9 @@ CHILD = textwrap.dedent(
 
     dataset = Dataset("m", tuple(Sample(i, f"prompt {i}") for i in range(64)))
     load = LoadPattern("offline", max_concurrency=4)
-    spec = RunSpec("audit", SampleOrder.with_replacement(0), 10_000_000, load)
+    # minutes of queries, killed after a fraction of a second (a plan of 10 million, as
+    # before, cost ~4 s just to draw)
+    spec = RunSpec("audit", SampleOrder.with_replacement(0), 100_000, load)
     adapter = CompletionsAdapter("mock-llm", 4, 0.0, False)
     run_phase(spec, dataset, adapter, HttpTarget(sys.argv[1]), records_dir=Path(sys.argv[2]))
     """

@@ -6,6 +6,7 @@ audit_result.json (atomic tmp → fsync → rename), and the next run sweeps the
 from __future__ import annotations
 
 import json
+import os
 import queue
 import random
 import signal
@@ -91,22 +92,31 @@ def test_signal_keeps_records_and_writes_no_verdict(
     assert not (tmp_path / "out" / "audit").exists()  # no submission verdict either
 
 
-WRITER = """
+#: Forks one writer per line read on stdin (auditkit is imported once, not once a round) and
+#: says how each ended. A writer sweeps what the previous one left, as run_audit does at the
+#: start of a run, then rewrites audit_result.json until it is killed.
+WRITERS = """
+import os
 import sys
 from pathlib import Path
 from auditkit import artifacts
 
 folder = Path(sys.argv[1])
-removed = artifacts.remove_stale_tmp(folder)  # what run_audit does at the start of a run
 payloads = [
     {"verdict": "PASS", "n": 0, "pad": "a" * 200_000},
     {"verdict": "FAIL", "n": 1, "pad": "b" * 300_000},
 ]
-print(f"ready {removed}", flush=True)
-i = 0
-while True:
-    artifacts.atomic_write_json(folder / "audit_result.json", payloads[i % 2])
-    i += 1
+for _line in sys.stdin:
+    pid = os.fork()
+    if pid == 0:
+        removed = artifacts.remove_stale_tmp(folder)
+        print(f"ready {removed} {os.getpid()}", flush=True)
+        i = 0
+        while True:
+            artifacts.atomic_write_json(folder / "audit_result.json", payloads[i % 2])
+            i += 1
+    _, status = os.waitpid(pid, 0)
+    print(f"ended {os.WTERMSIG(status) if os.WIFSIGNALED(status) else -1}", flush=True)
 """
 PAYLOADS = [
     {"verdict": "PASS", "n": 0, "pad": "a" * 200_000},
@@ -127,23 +137,34 @@ def test_sigkill_never_leaves_a_torn_result(tmp_path: Path) -> None:
     folder.mkdir()
     target = folder / "audit_result.json"
     left_before = 0
-    for _round in range(8):
-        proc = subprocess.Popen(
-            [sys.executable, "-c", WRITER, str(folder)], stdout=subprocess.PIPE, text=True
-        )
-        assert proc.stdout is not None
-        ready = proc.stdout.readline()
-        assert ready.startswith("ready"), ready
-        # the new writer swept exactly what the previous crash left (it is writing again
-        # already, so the folder itself may hold its own in-flight temp file by now)
-        assert int(ready.split()[1]) == left_before
-        time.sleep(rng.uniform(0.02, 0.25))
-        proc.kill()
-        proc.wait(10)
-        assert json.loads(target.read_text()) in PAYLOADS
-        left = _tmp_files(folder)
-        assert len(left) <= 1, left  # at most the one write the kill interrupted
-        left_before = len(left)
+    writers = subprocess.Popen(
+        [sys.executable, "-c", WRITERS, str(folder)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert writers.stdin is not None and writers.stdout is not None
+    try:
+        for _round in range(8):
+            writers.stdin.write("go\n")
+            writers.stdin.flush()
+            ready = writers.stdout.readline()
+            assert ready.startswith("ready"), ready
+            # the new writer swept exactly what the previous crash left (it is writing again
+            # already, so the folder itself may hold its own in-flight temp file by now)
+            _, removed, pid = ready.split()
+            assert int(removed) == left_before
+            time.sleep(rng.uniform(0.02, 0.25))
+            os.kill(int(pid), signal.SIGKILL)
+            assert writers.stdout.readline().split() == ["ended", str(int(signal.SIGKILL))]
+            assert json.loads(target.read_text()) in PAYLOADS
+            left = _tmp_files(folder)
+            assert len(left) <= 1, left  # at most the one write the kill interrupted
+            left_before = len(left)
+        writers.stdin.close()
+        assert writers.wait(30) == 0
+    finally:
+        if writers.poll() is None:
+            writers.kill()
+            writers.wait()
     artifacts.remove_stale_tmp(folder)
     assert _tmp_files(folder) == []
     assert json.loads(target.read_text()) in PAYLOADS
