@@ -7,7 +7,7 @@ result is a new object (`model_copy(update=...)`), never an edit in place.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar
 
 import pandas as pd
@@ -170,7 +170,9 @@ class PhaseResult:
     Frozen: a changed summary is a new PhaseResult (`dataclasses.replace`)."""
 
     spec: RunSpec
-    records: pd.DataFrame
+    #: not in repr: asyncio formats a finished task's result on every signal-handler swap,
+    #: and a DataFrame's text cost ~6 ms per phase
+    records: pd.DataFrame = field(repr=False)
     summary: PhaseSummary
     #: responses kept whole (only rows in `spec.log_outputs`), in completion order
     outputs: tuple[LoggedOutput, ...] = ()

@@ -64,12 +64,28 @@ def test_part_files_stream_and_records_parquet_replaces_them(tmp_path: Path) -> 
     assert str(some["latency_ns"].dtype) == "Int64"
 
 
+@pytest.mark.parametrize("sort", [False, True])
+def test_a_large_table_read_column_by_column_is_the_same_frame(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sort: bool
+) -> None:
+    """Above WHOLE_READ_ROWS the parts are read one column at a time (bounded memory); the
+    frame is the one a whole read gives."""
+    phase_dir = tmp_path / "audit"
+    recorder = Recorder("audit", [], sink=records_io.PartWriter(phase_dir), chunk_rows=4)
+    _fill(recorder, 10)
+    recorder.close()
+    parts = sorted((phase_dir / records_io.PARTS).glob("*.parquet"))
+    whole = records_io.frame_from_files(parts, sort=sort)
+    monkeypatch.setattr(records_io, "WHOLE_READ_ROWS", 0)
+    pd.testing.assert_frame_equal(records_io.frame_from_files(parts, sort=sort), whole)
+
+
 CHILD = textwrap.dedent(
     """
     import sys
     from pathlib import Path
     import auditkit.loadgen.recorder as recorder
-    recorder.FLUSH_NS = 100_000_000  # a part every 0.1 s of phase time
+    recorder.FLUSH_NS = 100_000_000  # a part every 0.1 s
     from auditkit.data import Dataset, Sample, SampleOrder
     from auditkit.endpoints.openai import CompletionsAdapter
     from auditkit.loadgen import HttpTarget, run_phase
