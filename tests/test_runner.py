@@ -52,6 +52,14 @@ def test_no_cache_passes_and_output_cache_fails_for_every_seed(
 #: estimate needs ≥ 122 queries a phase (with 64 the one cache miss of the audit row is the
 #: estimate); offline's throughput is a mean, steady with 64
 REAL_HTTP_SAMPLES = {"single-stream": 128, "offline": 64}
+#: single-stream runs its queries one by one: reference then audit saves 14 block set-ups
+#: (~0.1 s each) a run; offline keeps the default blocks (its drain ends each of them)
+REAL_HTTP_DESIGN = {"single-stream": "sequential", "offline": "auto"}
+#: a short single-stream request (~2 ms, as benchmarks/validity.py's rows): only the ratio counts
+REAL_HTTP_MOCK: dict[str, dict[str, float]] = {
+    "single-stream": {"decode_us_per_token": 60.0, "base_latency_ms": 0.3},
+    "offline": {},
+}
 
 
 @pytest.mark.parametrize("scenario", ["offline", "single-stream"])
@@ -63,7 +71,7 @@ def test_real_http_separates_no_cache_from_output_cache(tmp_path: Path, scenario
     prompts in the cache."""
     ratios: dict[str, list[float]] = {"none": [], "output": []}
     for cache in ratios:
-        with MockProcess(MockConfig(cache=cache)) as mock:
+        with MockProcess(MockConfig(cache=cache, **REAL_HTTP_MOCK[scenario])) as mock:  # type: ignore[arg-type]
             for i in range(3):
                 cfg = build_config(
                     {
@@ -79,6 +87,7 @@ def test_real_http_separates_no_cache_from_output_cache(tmp_path: Path, scenario
                             "allow_small": True,
                             "rounds": 0,
                             "warmup": 0,
+                            "design": REAL_HTTP_DESIGN[scenario],
                         },
                     }
                 )

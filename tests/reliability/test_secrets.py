@@ -70,7 +70,8 @@ def test_notebook_audit_writes_no_key(tmp_path: Path, tiny: Served) -> None:
     out = tmp_path / "nb"
     result = run_subprocess(
         ["notebook", "test04", "-p", "url", tiny.url("echo"), "-p", "api_key_env", KEY_ENV,
-         "-p", "samples", "8", "-p", "max_concurrency", "8", "--html", "--output-dir", str(out)],
+         "-p", "samples", "8", "-p", "max_concurrency", "8", "-p", "rounds", "0", "--html",
+         "--output-dir", str(out)],
         env={KEY_ENV: KEY},
         timeout=300,
     )  # fmt: skip
