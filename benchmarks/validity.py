@@ -4,6 +4,7 @@ each behaviour of real servers, each audit against a freshly started mock.
     python benchmarks/validity.py                 # real HTTP, the mock in its own process
     python benchmarks/validity.py --simulated     # the same mock on a virtual clock (fast)
     python benchmarks/validity.py --runs 30 --scenario single-stream --only partial-cache
+    python benchmarks/validity.py --simulated --scenario offline --only "heavy tail" --samples 2048
 
 Correct means: no cache of the measured prompts → PASS; any cache of them → FAIL. Prints one
 markdown row per behaviour × scenario (docs/validity.md holds a run's table) and, last, the
@@ -13,12 +14,14 @@ share of correct verdicts over all rows.
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from auditkit.audits import build_config
@@ -26,6 +29,8 @@ from auditkit.mock import MockProcess
 from auditkit.resources import default_dataset
 from auditkit.runner import run_audit
 
+#: rows of the shipped dataset
+DATASET_ROWS = 1024
 #: single-stream rows use a short request so 30 runs fit in minutes (the ratio is what counts)
 SINGLE_STREAM_MOCK = {"decode_us_per_token": 60.0, "base_latency_ms": 0.3}
 
@@ -81,8 +86,29 @@ def _mock_settings(row: Row, scenario: str, seed: int) -> dict[str, Any]:
     return {**mock, "seed": seed}
 
 
-def one_audit(row: Row, scenario: str, seed: int, simulated: bool) -> tuple[str, float]:
-    """One default audit; returns (verdict, seconds)."""
+def larger_dataset(rows: int, folder: str) -> str:
+    """The shipped prompts repeated with a distinct prefix per copy until there are `rows`
+    (a JSONL file in `folder`): the same workload, more distinct samples."""
+    shipped = [json.loads(line) for line in default_dataset().read_text().splitlines() if line]
+    path = Path(folder) / f"prompts_{rows}.jsonl"
+    with path.open("w") as f:
+        for i in range(rows):
+            copy, row = divmod(i, len(shipped))
+            prompt = f"(copy {copy}) {shipped[row]['prompt']}" if copy else shipped[row]["prompt"]
+            f.write(json.dumps({"prompt": prompt}) + "\n")
+    return str(path)
+
+
+def one_audit(
+    row: Row,
+    scenario: str,
+    seed: int,
+    simulated: bool,
+    test04: dict[str, Any] | None = None,
+    dataset: str | None = None,
+) -> tuple[str, float]:
+    """One default audit (with `test04` settings over the row's, on `dataset` when given);
+    returns (verdict, seconds)."""
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         mock = {**_mock_settings(row, scenario, seed), "simulated": simulated}
@@ -91,9 +117,11 @@ def one_audit(row: Row, scenario: str, seed: int, simulated: bool) -> tuple[str,
             # a second-audit row runs twice into one folder on purpose: the second replaces it
             "overwrite": True,
             "load": {"scenario": scenario},
-            "test04": row.test04,
+            "test04": {**row.test04, **(test04 or {})},
             "mock": mock,
         }
+        if dataset:
+            data["dataset"] = {"path": dataset}
         if row.second_run and not simulated:
             # one mock for both audits: the first run's traffic is in its cache
             with MockProcess(build_config({"mock": mock}).mock) as server:
@@ -118,7 +146,21 @@ def main() -> int:
     parser.add_argument("--scenario", action="append", choices=["offline", "single-stream"])
     parser.add_argument("--only", action="append", help="rows whose name contains this")
     parser.add_argument("--simulated", action="store_true", help="the mock on a virtual clock")
+    parser.add_argument(
+        "--samples", type=int, help="test04.samples (a larger dataset is made when needed)"
+    )
+    parser.add_argument("--max-queries", type=int, help="test04.max_queries")
     args = parser.parse_args()
+    test04: dict[str, Any] = {}
+    if args.samples:
+        test04["samples"] = args.samples
+    if args.max_queries:
+        test04["max_queries"] = args.max_queries
+    workdir = tempfile.TemporaryDirectory()
+    dataset = None
+    if args.samples and args.samples >= DATASET_ROWS:
+        # the alternating reference never issues the audit row, and extra rounds need rows too
+        dataset = larger_dataset(4 * args.samples, workdir.name)
     scenarios = args.scenario or ["offline", "single-stream"]
     rows = [r for r in ROWS if not args.only or any(o in r.name for o in args.only)]
     print(
@@ -132,7 +174,7 @@ def main() -> int:
             counts: Counter[str] = Counter()
             seconds: list[float] = []
             for seed in range(args.runs):
-                verdict, took = one_audit(row, scenario, seed, args.simulated)
+                verdict, took = one_audit(row, scenario, seed, args.simulated, test04, dataset)
                 counts[verdict] += 1
                 seconds.append(took)
             right = counts[expected]

@@ -59,6 +59,31 @@ def test_plan_alternates_pairs_and_never_reuses_the_audit_row() -> None:
     assert sum(s.twins for s in references) == Test04().settings(cfg).twins()
 
 
+@pytest.mark.parametrize("samples", [64, 256])
+def test_offline_audit_blocks_are_as_large_as_their_reference_blocks(samples: int) -> None:
+    """A throughput block's score falls with a lone straggler at its end: a reference block
+    with its control twins on top of an audit block's queries made an honest server FAIL."""
+    cfg = build_config({"test04": {"samples": samples, "allow_small": True}})
+    specs = Test04().plan(Test04().resolve(cfg, _dataset(1024)), _dataset(1024))
+    size = {s.name: s.samples + s.twins for s in specs[1:]}
+    assert len(size) == 2 * ALTERNATING_PAIRS
+    for i in range(1, ALTERNATING_PAIRS + 1):
+        assert size[f"audit_{i}"] == size[f"reference_{i}"]
+
+
+def test_honest_offline_server_passes_on_blocks(tmp_path: Path) -> None:
+    cfg = build_config(
+        {
+            "output_dir": str(tmp_path),
+            "test04": {"samples": 64, "allow_small": True, "rounds": 0, "warmup": 0},
+        }
+    )
+    run = run_audit(cfg, transport=FakeTransport(SimulatedSUT(MockConfig(seed=2))))
+    assert {"reference_1", "audit_8"} <= {p.name for p in run.phases}  # the blocks ran
+    assert run.result.verdict == "PASS", run.result.reason
+    assert run.result.ratio is not None and abs(run.result.ratio - 1) < 0.05
+
+
 def _frame(latencies_ms: list[np.ndarray]) -> pd.DataFrame:
     """Pooled single-stream records: one block per array, laid end to end."""
     rows, clock, qid = [], 0, 0
