@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import select
 import ssl
 import sys
@@ -41,7 +42,9 @@ _CLOSING_TRANSPORT = "Cannot write to closing transport"
 WRITE_DEFERRED = sys.version_info < (3, 12)
 
 
+@functools.cache
 def _ssl_context(verify: bool) -> ssl.SSLContext | bool:
+    # one per process: loading the CA store took ~23 ms, paid by every phase's session
     if verify:
         return ssl.create_default_context()
     return False
