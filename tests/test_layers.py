@@ -125,9 +125,9 @@ def test_no_audit_imports_another_audit() -> None:
         own = ".".join(parts[:3])
         for dep in deps:
             dep_parts = dep.split(".")
-            if len(dep_parts) >= 3 and dep_parts[1] == "audits" and dep_parts[2].startswith("test"):
-                if ".".join(dep_parts[:3]) != own:
-                    bad.append(f"{name} imports {dep}")
+            is_audit = dep_parts[1:2] == ["audits"] and dep_parts[2:3] != []
+            if is_audit and dep_parts[2].startswith("test") and ".".join(dep_parts[:3]) != own:
+                bad.append(f"{name} imports {dep}")
     assert bad == []
 
 
