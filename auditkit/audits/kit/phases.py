@@ -1,13 +1,13 @@
-"""What the audits beyond TEST04 (TEST01, TEST05, TEST06, TEST09) share: the salted warm-up
-phase, the phase checks that make a verdict INVALID, and the one-at-a-time load of an
-"accuracy" phase. Pure: plans and summaries only."""
+"""What every audit's phases share: the salted warm-up phase, the phase checks that make a
+verdict INVALID, the one-at-a-time load of an "accuracy" phase and the input checks. Pure:
+plans and summaries only."""
 
 from __future__ import annotations
 
 from auditkit.config import AuditConfig
 from auditkit.data import SampleOrder
 from auditkit.errors import InputError
-from auditkit.plan import LoadPattern, RunSpec
+from auditkit.plan import LoadPattern, Role, RunSpec
 from auditkit.results import PhaseResult
 
 WARMUP = "warmup"
@@ -19,25 +19,25 @@ def warmup_phase(cfg: AuditConfig, queries: int, seed: int) -> list[RunSpec]:
     if queries <= 0:
         return []
     load = LoadPattern.from_config(cfg.load, seed)
-    return [RunSpec(WARMUP, SampleOrder.salted(seed + 1), queries, load)]
+    return [RunSpec(WARMUP, SampleOrder.salted(seed + 1), queries, load, role="warmup")]
 
 
-def one_at_a_time(cfg: AuditConfig, seed: int) -> LoadPattern:
+def one_at_a_time(seed: int) -> LoadPattern:
     """The load of an accuracy-style phase: single-stream, one query at a time."""
     return LoadPattern("single-stream", max_concurrency=1, seed=seed)
 
 
 def measured(phases: list[PhaseResult]) -> list[PhaseResult]:
     """The phases a verdict reads (not the warm-up)."""
-    return [p for p in phases if p.name != WARMUP]
+    return [p for p in phases if p.spec.role != "warmup"]
 
 
 def phase_problem(
-    phases: list[PhaseResult], allowed_failures: int = 0, untimed: tuple[str, ...] = ()
+    phases: list[PhaseResult], allowed_failures: int = 0, untimed: tuple[Role, ...] = ()
 ) -> str | None:
     """Why these phases cannot give PASS/FAIL (None: they can): incomplete, failed queries
     beyond `allowed_failures`, or bound by the client rather than the SUT (not checked for
-    `untimed` phases: one-at-a-time phases whose answers count, not their timing)."""
+    phases of an `untimed` role: one-at-a-time phases whose answers count, not their timing)."""
     for p in measured(phases):
         s = p.summary
         if not s.complete:
@@ -45,7 +45,7 @@ def phase_problem(
         if s.failed > allowed_failures:
             kinds = ", ".join(f"{k} {v}" for k, v in s.failures_by_status.items())
             return f"{p.name}: {s.failed} failed queries ({kinds})"
-        if s.client_bound and p.name not in untimed:
+        if s.client_bound and p.spec.role not in untimed:
             return f"{p.name}: {s.client_bound}"
     return None
 
