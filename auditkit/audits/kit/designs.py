@@ -21,6 +21,7 @@ from typing import Any
 import pandas as pd
 
 from auditkit.data import SampleOrder
+from auditkit.errors import InputError
 from auditkit.metrics import summarize
 from auditkit.plan import LoadPattern, Role, RunSpec
 from auditkit.results import PhaseResult
@@ -77,6 +78,22 @@ def split(total: int, parts: int, unit: int) -> list[int]:
     """`total` samples in `parts` blocks of whole queries of `unit` samples (remainder first)."""
     queries, rest = divmod(total // unit, parts)
     return [(queries + (1 if i < rest else 0)) * unit for i in range(parts)]
+
+
+def check_blocks(key: str, design: str, blocks: int, smallest: int, unit: int, timed: bool) -> None:
+    """A design that splits each phase in `blocks` blocks needs no min_duration (a block
+    extended in time would run into the next block's rows) and a whole query in each block."""
+    if timed:
+        raise InputError(
+            f"{key}.design {design} cannot be combined with load.min_duration_s (or "
+            "--mlperf-run-rules): a block extended in time would reuse the next block's rows; "
+            "use the sequential design for timed runs"
+        )
+    if smallest < blocks * unit:
+        raise InputError(
+            f"{key}.design {design} splits each phase in {blocks} blocks: it needs at least "
+            f"{blocks * unit} samples in each phase (got {smallest})"
+        )
 
 
 def sequential(

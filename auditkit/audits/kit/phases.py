@@ -4,22 +4,37 @@ plans and summaries only."""
 
 from __future__ import annotations
 
-from auditkit.config import AuditConfig
+from typing import Literal
+
+from auditkit.config import AuditConfig, LoadConfig
 from auditkit.data import SampleOrder
 from auditkit.errors import InputError
-from auditkit.plan import LoadPattern, Role, RunSpec
+from auditkit.plan import LoadPattern, Role, RunSpec, WarmupRule
 from auditkit.results import PhaseResult
 
 WARMUP = "warmup"
+#: an "auto" warm-up stops at this many seconds even if latency is not stable yet
+WARMUP_CAP_S = 60.0
 
 
-def warmup_phase(cfg: AuditConfig, queries: int, seed: int) -> list[RunSpec]:
-    """`queries` salted warm-up queries at the scenario's load (none when 0): every prompt
-    carries its own random prefix, so the warm-up primes no cache with a measured prompt."""
+def warmup_phase(cfg: AuditConfig, queries: int | Literal["auto"], seed: int) -> list[RunSpec]:
+    """`queries` salted warm-up queries at the scenario's load (none when 0; "auto": until
+    latency is stable, within caps): every prompt carries its own random prefix, so the
+    warm-up primes no cache with a measured prompt."""
+    load = LoadPattern.from_config(cfg.load, seed)
+    order = SampleOrder.salted(seed + 1)
+    if queries == "auto":
+        least = max(2 * cfg.load.max_concurrency, 32)
+        rule = WarmupRule(least, max_queries=max(8 * least, 256), max_duration_s=WARMUP_CAP_S)
+        return [RunSpec(WARMUP, order, least, load, warmup=rule, role="warmup")]
     if queries <= 0:
         return []
-    load = LoadPattern.from_config(cfg.load, seed)
-    return [RunSpec(WARMUP, SampleOrder.salted(seed + 1), queries, load, role="warmup")]
+    return [RunSpec(WARMUP, order, queries, load, role="warmup")]
+
+
+def query_size(load: LoadConfig) -> int:
+    """Samples per query: load.samples_per_query in multi-stream, else 1."""
+    return load.samples_per_query if load.scenario == "multi-stream" else 1
 
 
 def one_at_a_time(seed: int) -> LoadPattern:

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from auditkit import early_stopping, mlperf_logs, run_rules
 from auditkit.audits.base import AuditTest, settings_of
 from auditkit.audits.kit import designs
+from auditkit.audits.kit.phases import WARMUP, query_size, warmup_phase
 from auditkit.audits.test04.decision import (
     ControlCheck,
     Decision,
@@ -44,12 +45,9 @@ from auditkit.data import Dataset, SampleOrder, median_cost_index
 from auditkit.errors import InputError
 from auditkit.loadgen_logs import LogFile, parse_summary
 from auditkit.metrics import ES_PERCENTILE
-from auditkit.plan import LoadPattern, RunSpec, WarmupRule, new_salt
+from auditkit.plan import LoadPattern, RunSpec, new_salt
 from auditkit.results import AuditResult, PhaseResult, PhaseSummary
 
-WARMUP = "warmup"
-#: the warm-up stops at this many seconds even if latency is not stable yet
-WARMUP_CAP_S = 60.0
 #: the early-stopping estimate must be at least the MIN_RANK-th slowest query (docs/validity.md)
 MIN_RANK = 5
 VERIFY_FILE = "verify_performance.txt"
@@ -121,7 +119,7 @@ class Test04(AuditTest):
         audit (the same sample repeated), every measured prompt carrying the run's salt."""
         t4 = self.settings(cfg)
         load = LoadPattern.from_config(cfg.load, t4.seed)
-        warmup = _warmup(t4, cfg, load)
+        warmup = warmup_phase(cfg, t4.warmup, t4.seed)
         design = effective_design(t4, cfg)
         if design == "alternating":
             slots = _alternating(t4, cfg, load, used=0, round_=0)
@@ -158,8 +156,8 @@ class Test04(AuditTest):
         # the time budget is the extra rounds' own (planned phases may run 600 s each)
         extra = [p for p in measured if p.spec.round > 0]
         seconds = sum(p.summary.duration_ns for p in extra) / 1e9
-        per_query = sum(p.summary.duration_ns for p in measured) / 1e9 / max(queries, 1)
-        if seconds + per_query * (r_n + a_n) > t4.max_duration_s:
+        each = sum(p.summary.duration_ns for p in measured) / 1e9 / max(queries, 1)
+        if seconds + each * (r_n + a_n) > t4.max_duration_s:
             return []
         r = done + 1
         # further rows of the same seeded order: the pooled reference stays distinct samples
@@ -178,33 +176,12 @@ class Test04(AuditTest):
         """Reject configs whose audit would be meaningless, before any request is sent."""
         t4 = self.settings(cfg)
         size = len(dataset)
-        per_query = cfg.load.samples_per_query if cfg.load.scenario == "multi-stream" else 1
-        if t4.design == "alternating":
-            if cfg.load.min_duration_s > 0:
-                raise InputError(
-                    "test04.design alternating cannot be combined with load.min_duration_s "
-                    "(or --mlperf-run-rules): use the sequential design for timed runs"
-                )
+        per_query = query_size(cfg.load)
+        blocks = {"alternating": ALTERNATING_PAIRS, "counterbalanced": 2}.get(t4.design)
+        if blocks:
             smallest = min(t4.samples, t4.effective_audit_samples)
-            if smallest < ALTERNATING_PAIRS * per_query:
-                raise InputError(
-                    f"test04.design alternating splits each phase in {ALTERNATING_PAIRS} blocks: "
-                    f"it needs samples and audit_samples of at least "
-                    f"{ALTERNATING_PAIRS * per_query} (got {smallest})"
-                )
-        if t4.design == "counterbalanced":
-            if cfg.load.min_duration_s > 0:
-                raise InputError(
-                    "test04.design counterbalanced cannot be combined with load.min_duration_s: "
-                    "a duration-extended first reference block would reuse the second block's "
-                    "samples; use the sequential design for timed runs"
-                )
-            smallest = min(t4.samples, t4.effective_audit_samples)
-            if smallest < 2 * per_query:
-                raise InputError(
-                    f"test04.design counterbalanced splits each phase in two blocks: it needs "
-                    f"samples and audit_samples of at least {2 * per_query} (got {smallest})"
-                )
+            timed = cfg.load.min_duration_s > 0
+            designs.check_blocks(self.key, t4.design, blocks, smallest, per_query, timed)
         design = effective_design(t4, cfg, size)
         if design in ("alternating", "counterbalanced"):
             audit_rows = _audit_rows(
@@ -327,7 +304,7 @@ class Test04(AuditTest):
             look=1 + designs.rounds_done(phases),
             looks=1 + t4.rounds,
             salted=t4.salt,
-            reliable=_enough_queries(t4, cfg.load.scenario, _per_query(cfg)),
+            reliable=_enough_queries(t4, cfg.load.scenario, query_size(cfg.load)),
             seed=t4.seed,
         )
         evidence = evidence.model_copy(
@@ -506,20 +483,6 @@ def _audit_rows(order: SampleOrder, load: LoadPattern, dataset: Dataset) -> set[
     return set(order.indices(load.samples_per_query, len(dataset)))
 
 
-def _warmup(t4: Test04Config, cfg: AuditConfig, load: LoadPattern) -> list[RunSpec]:
-    """The warm-up phase: salted queries (never a measured prompt) until latency is stable."""
-    order = SampleOrder.salted(t4.seed + 1)
-    if t4.warmup == "auto":
-        least = max(2 * cfg.load.max_concurrency, 32)
-        rule = WarmupRule(
-            min_queries=least, max_queries=max(8 * least, 256), max_duration_s=WARMUP_CAP_S
-        )
-        return [RunSpec(WARMUP, order, least, load, warmup=rule, role="warmup")]
-    if t4.warmup:
-        return [RunSpec(WARMUP, order, int(t4.warmup), load, role="warmup")]
-    return []
-
-
 #: block pairs of the alternating design (an extra round adds half as many)
 ALTERNATING_PAIRS = 8
 
@@ -532,7 +495,7 @@ def effective_design(t4: Test04Config, cfg: AuditConfig, dataset_rows: int | Non
     reference blocks never issue the audit rows)."""
     if t4.design != "auto":
         return t4.design
-    per_query = cfg.load.samples_per_query if cfg.load.scenario == "multi-stream" else 1
+    per_query = query_size(cfg.load)
     smallest = min(t4.samples, t4.effective_audit_samples)
     rows_left = None if dataset_rows is None else dataset_rows - per_query
     if (
@@ -592,10 +555,6 @@ def _specs(
         twin = {"twin_salt": twin_salt} if slot.twins else {}
         out.append(designs.spec(slot, order, load, salt=salt, **twin))
     return out
-
-
-def _per_query(cfg: AuditConfig) -> int:
-    return cfg.load.samples_per_query if cfg.load.scenario == "multi-stream" else 1
 
 
 def min_queries(scenario: str) -> int | None:

@@ -41,7 +41,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from auditkit.audits.base import AuditTest, settings_of
 from auditkit.audits.kit import designs, upstream
-from auditkit.audits.kit.phases import check_samples, measured, phase_problem, warmup_phase
+from auditkit.audits.kit.phases import (
+    check_samples,
+    measured,
+    phase_problem,
+    query_size,
+    warmup_phase,
+)
 from auditkit.audits.kit.ratio import StatisticalView, statistical_view
 from auditkit.audits.kit.results import base_fields, invalid
 from auditkit.config import AuditConfig
@@ -118,11 +124,6 @@ def limit_for(scenario: str, threshold: float) -> float:
     return 1 / (1 - threshold) if scenario in ("offline", "server") else 1 + threshold
 
 
-def _unit(cfg: AuditConfig) -> int:
-    """Samples per query (whole multi-stream queries)."""
-    return cfg.load.samples_per_query if cfg.load.scenario == "multi-stream" else 1
-
-
 def _specs(t5: Test05Config, cfg: AuditConfig, slots: list[designs.Slot]) -> list[RunSpec]:
     """Each slot with its role's seeds: the run's for the reference, upstream's for the
     alternate phases (each block continuing its role's order)."""
@@ -153,30 +154,23 @@ class Test05(AuditTest):
     def validate(self, cfg: AuditConfig, dataset: Dataset) -> None:
         t5 = self.settings(cfg)
         check_samples("test05.samples", t5.samples, len(dataset))
-        per_query = cfg.load.samples_per_query if cfg.load.scenario == "multi-stream" else 1
-        if t5.samples % per_query:
+        unit = query_size(cfg.load)
+        if t5.samples % unit:
             raise InputError("test05.samples must be a multiple of load.samples_per_query")
         if t5.design == "counterbalanced":
-            if t5.samples < 2 * per_query:
-                raise InputError(
-                    f"test05.design counterbalanced splits each phase in two: test05.samples "
-                    f"must be at least {2 * per_query}"
-                )
-            if cfg.load.min_duration_s > 0:
-                raise InputError(
-                    "test05.design counterbalanced cannot be combined with load.min_duration_s "
-                    "(a timed block would run into the next block's rows); use sequential"
-                )
+            timed = cfg.load.min_duration_s > 0
+            designs.check_blocks(self.key, t5.design, 2, t5.samples, unit, timed)
 
     def plan(self, cfg: AuditConfig, dataset: Dataset) -> list[RunSpec]:
         """Warm-up, reference (the run's seeds), alternate (upstream's test05 seeds)."""
         t5 = self.settings(cfg)
         duration = cfg.load.min_duration_s
         samples = (t5.samples, t5.samples)
+        unit = query_size(cfg.load)
         if t5.design == "sequential":
             slots = designs.sequential(REFERENCE, ALTERNATE, samples, duration)
         else:
-            slots = designs.counterbalanced(REFERENCE, ALTERNATE, samples, _unit(cfg), duration)
+            slots = designs.counterbalanced(REFERENCE, ALTERNATE, samples, unit, duration)
         return [*warmup_phase(cfg, t5.warmup, t5.seed + 7), *_specs(t5, cfg, slots)]
 
     def extend(
@@ -188,7 +182,7 @@ class Test05(AuditTest):
         done = designs.rounds_done(phases)
         if done >= t5.rounds:
             return []
-        n = designs.half(t5.samples, _unit(cfg))
+        n = designs.half(t5.samples, query_size(cfg.load))
         measured_queries = sum(p.summary.issued for p in measured(phases))
         if measured_queries + 2 * n > (t5.max_queries or 8 * t5.samples):
             return []
