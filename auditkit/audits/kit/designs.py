@@ -44,29 +44,16 @@ class Slot:
     @property
     def name(self) -> str:
         """The folder name: role, `x{round}` for an extra round, then the block number."""
-        parts = [self.role, f"x{self.round}" if self.round else "", _text(self.block)]
-        return "_".join(p for p in parts if p)
-
-
-def _text(block: int | None) -> str:
-    return "" if block is None else str(block)
+        block = "" if self.block is None else str(self.block)
+        return "_".join(p for p in (self.role, f"x{self.round}" * bool(self.round), block) if p)
 
 
 def spec(slot: Slot, order: SampleOrder, load: LoadPattern, **kw: Any) -> RunSpec:
     """The slot's phase with `order` and `load` (salts, twin salt, ... in `kw`)."""
-    if slot.twins:
-        kw["twins"] = slot.twins
     return RunSpec(
-        slot.name,
-        order,
-        slot.samples,
-        load,
-        slot.duration_s,
-        role=slot.role,
-        block=slot.block,
-        round=slot.round,
-        **kw,
-    )
+        slot.name, order, slot.samples, load, slot.duration_s, twins=slot.twins, role=slot.role,
+        block=slot.block, round=slot.round, **kw,
+    )  # fmt: skip
 
 
 def half(samples: int, unit: int) -> int:

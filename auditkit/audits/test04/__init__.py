@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 from auditkit import early_stopping, mlperf_logs, run_rules
 from auditkit.audits.base import AuditTest, settings_of
 from auditkit.audits.kit import designs
-from auditkit.audits.kit.phases import WARMUP, query_size, warmup_phase
+from auditkit.audits.kit.phases import WARMUP, measured, query_size, warmup_phase
 from auditkit.audits.test04.decision import (
     ControlCheck,
     Decision,
@@ -148,20 +148,20 @@ class Test04(AuditTest):
         load = LoadPattern.from_config(cfg.load, t4.seed)
         r_n = designs.half(t4.samples, load.samples_per_query)
         a_n = designs.half(t4.effective_audit_samples, load.samples_per_query)
-        measured = [p for p in phases if p.spec.role != "warmup"]
-        queries = sum(p.summary.issued for p in measured)
+        ran = measured(phases)
+        queries = sum(p.summary.issued for p in ran)
         budget = t4.max_queries or 4 * (t4.samples + t4.effective_audit_samples)
         if queries + r_n + a_n > budget:
             return []
         # the time budget is the extra rounds' own (planned phases may run 600 s each)
-        extra = [p for p in measured if p.spec.round > 0]
+        extra = [p for p in ran if p.spec.round > 0]
         seconds = sum(p.summary.duration_ns for p in extra) / 1e9
-        each = sum(p.summary.duration_ns for p in measured) / 1e9 / max(queries, 1)
+        each = sum(p.summary.duration_ns for p in ran) / 1e9 / max(queries, 1)
         if seconds + each * (r_n + a_n) > t4.max_duration_s:
             return []
         r = done + 1
         # further rows of the same seeded order: the pooled reference stays distinct samples
-        used = designs.issued(REFERENCE, measured)
+        used = designs.issued(REFERENCE, ran)
         audit_rows = _audit_rows(_audit_order(t4, cfg, dataset), load, dataset)
         if used + r_n > len(dataset) - len(audit_rows):
             return []
