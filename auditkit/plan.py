@@ -6,6 +6,7 @@ import secrets
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from auditkit.config import LoadConfig, Scenario
 from auditkit.data import SampleOrder
@@ -83,9 +84,17 @@ class WarmupRule:
         return len(latencies) >= self.min_queries and self.stable(latencies)
 
 
+#: what a phase is for in its audit's design (the audits' verdicts select phases by it)
+Role = Literal["warmup", "reference", "audit", "alternate", "accuracy", "performance", "measured"]
+
+
 @dataclass(frozen=True)
 class RunSpec:
     """One phase: a name, a sample order, how many samples, and the load pattern.
+
+    `role`, `block` and `round` say where the phase sits in its audit's design: its role, its
+    block number when the role is split in blocks (None: one phase), and its round (0: the
+    planned phases, r: extra round r). The name is the phase's folder name only.
 
     The phase issues at least `samples` samples and keeps issuing (extending its order) until
     `min_duration_s` has also passed, as LoadGen's min_duration does.
@@ -117,6 +126,9 @@ class RunSpec:
     log_outputs: frozenset[int] | None = None
     #: stream this phase's responses or not; None: as endpoint.stream says
     stream: bool | None = None
+    role: Role = "measured"
+    block: int | None = None
+    round: int = 0
 
     def __post_init__(self) -> None:
         if self.twins < 0:

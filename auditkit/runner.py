@@ -30,7 +30,7 @@ from auditkit.errors import (
 )
 from auditkit.loadgen import HttpTarget, PhaseInterrupted, Transport, resolve_api_key, run_phase
 from auditkit.loadgen.fake import FakeTransport, SimulatedSUT
-from auditkit.loadgen.workers import phase_workers
+from auditkit.loadgen.workers import SPLITTABLE, phase_workers
 from auditkit.plan import RunSpec
 from auditkit.preflight import check_output_dir, discover_model
 from auditkit.results import AuditResult, PhaseResult
@@ -272,19 +272,31 @@ class PhaseRunner:
         self.folder = folder
         self.progress = progress
         self.say = say
-        load = prepared.cfg.load
-        self.guard = load.client_guard and transport is None
-        self.ceiling: float | None = None
+        self.guard = prepared.cfg.load.client_guard and transport is None
+        #: the client's ceiling by (concurrency, client delay), calibrated when a phase needs it
+        self.ceilings: dict[tuple[int, float], float] = {}
         #: the fastest rate a phase of this run reached (workers: auto sizes offline by it)
         self.fastest: float | None = None
-        if self.guard and load.scenario in ("offline", "server"):
+        for spec in prepared.specs:
+            self.ceiling(spec)
+
+    def ceiling(self, spec: RunSpec) -> float | None:
+        """The client's own rate at this phase's load (one process), which the guard judges
+        the phase by; None when the guard is off or the phase does not run the client at its
+        top speed (single-/multi-stream, one query at a time)."""
+        load = spec.load
+        if not self.guard or load.scenario not in SPLITTABLE:
+            return None
+        key = (load.max_concurrency, load.client_delay_ms)
+        if key not in self.ceilings:
             try:
-                self.ceiling = client_ceiling(load.max_concurrency, load.client_delay_ms)
+                self.ceilings[key] = client_ceiling(*key)
             except PhaseInterrupted:
                 raise Interrupted(
                     "interrupted during client calibration; no verdict written"
                 ) from None
-            say(f"client ceiling against a null endpoint: {self.ceiling:.0f} req/s")
+            self.say(f"client ceiling against a null endpoint: {self.ceilings[key]:.0f} req/s")
+        return self.ceilings[key]
 
     def run(self, specs: list[RunSpec]) -> list[PhaseResult]:
         """Run `specs` in order; stops after the first phase that did not complete."""
@@ -300,7 +312,8 @@ class PhaseRunner:
         self.say(f"phase {spec.describe()}")
         callback, close = self.progress(spec) if self.progress else (None, lambda: None)
         load = self.prepared.cfg.load
-        workers = 1 if self.transport else phase_workers(load, spec, self.ceiling, self.fastest)
+        ceiling = self.ceiling(spec)
+        workers = 1 if self.transport else phase_workers(load, spec, ceiling, self.fastest)
         if workers > 1:
             self.say(f"phase {spec.name}: {workers} load-generator processes")
         try:
@@ -326,7 +339,7 @@ class PhaseRunner:
         self.fastest = max(self.fastest or 0.0, rate)
         if self.guard:
             # N processes: N single-process ceilings (an estimate; docs/scale.md)
-            ceiling = self.ceiling * workers if self.ceiling else None
+            ceiling = ceiling * workers if ceiling else None
             reason = client_bound_reason(phase.summary, ceiling, load.client_bound_fraction)
             summary = phase.summary.model_copy(
                 update={"client_ceiling_qps": ceiling, "client_bound": reason}

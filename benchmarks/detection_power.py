@@ -18,8 +18,8 @@ import time
 from collections import Counter
 
 from auditkit.audits import build_config
+from auditkit.audits.kit.ratio import statistical_view
 from auditkit.audits.test04 import Test04
-from auditkit.audits.test04.statistics import statistical_view
 from auditkit.data import load_dataset
 from auditkit.endpoints import make_adapter
 from auditkit.loadgen import HttpTarget, run_phase

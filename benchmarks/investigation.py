@@ -31,7 +31,7 @@ from typing import Any
 
 from auditkit import probes
 from auditkit.audits import build_config
-from auditkit.audits.test04 import pool_blocks
+from auditkit.audits.kit.designs import pool
 from auditkit.audits.test04.fingerprint import fingerprint
 from auditkit.config import DatasetConfig, EndpointConfig, MockConfig
 from auditkit.data import Dataset, load_dataset
@@ -75,10 +75,7 @@ def fingerprint_run(url: str | None, mock: dict[str, Any], simulated: bool) -> s
         else:
             data["endpoint"] = {**data["endpoint"], "url": url}
         run = run_audit(build_config(data), transport=transport)
-        ref, aud = (
-            pool_blocks(name, [p for p in run.phases if p.name.split("_")[0] == name]).records
-            for name in ("reference", "audit")
-        )
+        ref, aud = (pool(role, run.phases).records for role in ("reference", "audit"))
         return fingerprint(ref, aud).kind
 
 

@@ -161,3 +161,52 @@ def test_failed_queries_make_the_audit_invalid(tmp_path: Path) -> None:
     records, summary = artifacts.load_phase(folder / "warmup")
     assert (records["status"] == "http_error").sum() == summary.failed > 0
     assert "TEST PASS" not in (folder / "verify_performance.txt").read_text()
+
+
+def test_client_guard_judges_each_phase_by_its_own_load(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TEST01 in an offline run: its accuracy phase runs one query at a time, so the offline
+    ceiling (here an absurd 1 req/s, which any offline phase exceeds) never judges it; the
+    performance phase is judged by the ceiling calibrated at its own concurrency."""
+    from auditkit import runner
+    from auditkit.endpoints import make_adapter
+    from auditkit.loadgen import HttpTarget
+
+    calibrated: list[tuple[int, float]] = []
+
+    def ceiling(concurrency: int, delay_ms: float = 0.0) -> float:
+        calibrated.append((concurrency, delay_ms))
+        return 1.0
+
+    monkeypatch.setattr(runner, "client_ceiling", ceiling)
+    cfg = build_config(
+        {
+            "output_dir": str(tmp_path),
+            "load": {"scenario": "offline", "max_concurrency": 8, "client_guard": True},
+            "test01": {"samples": 16, "log_samples": 4, "warmup": 0},
+        }
+    )
+    prepared = runner.prepare(cfg, "test01")
+    http = HttpTarget.from_config(cfg.endpoint, runner.IN_MEMORY_URL, None)
+    guard = runner.PhaseRunner(
+        prepared,
+        make_adapter(cfg.endpoint, cfg.mock.model),
+        http,
+        FakeTransport(SimulatedSUT(cfg.mock)),
+        tmp_path,
+        None,
+        lambda _msg: None,
+    )
+    guard.guard = True  # an in-memory transport turns the guard off; judged here all the same
+    specs = {s.role: s for s in prepared.specs}
+    assert specs["accuracy"].load.scenario == "single-stream"
+    assert guard.ceiling(specs["accuracy"]) is None
+    assert guard.ceiling(specs["performance"]) == 1.0
+    assert calibrated == [(8, 0.0)]
+    accuracy = guard._one(specs["accuracy"])
+    assert accuracy.summary.client_bound is None
+    assert accuracy.summary.client_ceiling_qps is None
+    performance = guard._one(specs["performance"])
+    assert performance.summary.client_bound is not None
+    assert calibrated == [(8, 0.0)]  # calibrated once per load pattern

@@ -103,10 +103,10 @@ def phase_workers(
     load: LoadConfig, spec: RunSpec, ceiling: float | None, observed_rate: float | None
 ) -> int:
     """The processes a phase of this run gets: `load.workers` (N or auto, see `auto_workers`;
-    `observed_rate` is the fastest rate an earlier phase of the run reached), then
-    `plan_workers`' limits."""
+    `observed_rate` is the fastest rate an earlier phase of the run reached; the phase's own
+    load pattern for everything else), then `plan_workers`' limits."""
     if load.workers == "auto":
-        expected = load.target_qps if spec.load.scenario == "server" else observed_rate
+        expected = spec.load.target_qps if spec.load.scenario == "server" else observed_rate
         requested = auto_workers(
             spec.load.scenario,
             ceiling=ceiling,

@@ -45,7 +45,7 @@ prompt asks for alone. Symmetric: an accuracy that rises under load is a change 
     upstream_verdict: PASS iff both pass (the point rule, what the MLPerf files carry)
 
 auditkit's `verdict` judges the performance part with its certainty, as TEST04 and TEST05 do
-(TEST04's block bootstrap, `auditkit.audits.test04.statistics`): a 95 % interval [lo, hi] of
+(the kit's block bootstrap, `auditkit.audits.kit.ratio`): a 95 % interval [lo, hi] of
 test/reference in upstream's quantity (audit/performance latency, or score), PASS iff
 1 − t <= lo and hi <= 1 + t, FAIL iff hi < 1 − t or lo > 1 + t, else INCONCLUSIVE; answers
 that fail the accuracy rule FAIL whatever the timing.
@@ -73,29 +73,28 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from auditkit.audits.base import AuditTest, settings_of
-from auditkit.audits.llm import (
+from auditkit.audits.kit import upstream
+from auditkit.audits.kit.phases import (
     check_samples,
-    measured,
     one_at_a_time,
     phase_problem,
     require_temperature_zero,
     warmup_phase,
 )
-from auditkit.audits.test04.scoring import UPSTREAM_RELAX_LIMIT
-from auditkit.audits.test04.statistics import statistical_view
+from auditkit.audits.kit.ratio import statistical_view
+from auditkit.audits.kit.results import base_fields, invalid
 from auditkit.config import AuditConfig
 from auditkit.data import Dataset, SampleOrder
 from auditkit.errors import InputError
-from auditkit.plan import LoadPattern, RunSpec
+from auditkit.plan import LoadPattern, Role, RunSpec
 from auditkit.results import AuditResult, Evidence, LoggedOutput, PhaseResult, PhaseSummary
 
-ACCURACY = "accuracy"
-PERFORMANCE = "performance"
-AUDIT = "audit"
+ACCURACY: Role = "accuracy"
+PERFORMANCE: Role = "performance"
+AUDIT: Role = "audit"
 VERIFY_FILE = "verify_accuracy.txt"
-PERFORMANCE_FILE = "verify_performance.txt"
-#: scenarios upstream's verify_performance.py scores by early-stopping latency, not samples/s
-LATENCY_SCENARIOS = ("single-stream", "multi-stream")
+PERFORMANCE_FILE = upstream.VERIFY_PERFORMANCE
+LATENCY_SCENARIOS = upstream.LATENCY_SCENARIOS
 MISMATCH_FILE = "mismatches.jsonl"
 #: mismatching pairs kept in the evidence (all are counted)
 SHOWN = 20
@@ -256,17 +255,7 @@ def performance_threshold(t1: Test01Config, scenario: str, reference: float | No
     multi-stream <= 1.6 ms, compared in ns as verify_performance.py does), else 0.10."""
     if t1.performance_threshold is not None:
         return t1.performance_threshold
-    limit = UPSTREAM_RELAX_LIMIT.get(scenario)
-    if limit is not None and reference is not None and reference <= limit:
-        return 0.20
-    return 0.10
-
-
-def upstream_performance_pass(reference: float | None, test: float | None, t: float) -> bool:
-    """verify_performance.py's point rule: ref·(1 − t) <= test <= ref·(1 + t)."""
-    if reference is None or test is None:
-        return False
-    return reference * (1 - t) <= test <= reference * (1 + t)
+    return upstream.threshold(scenario, reference, upstream.TEST04_THRESHOLD)
 
 
 def interval_decision(interval: tuple[float, float] | None, t: float) -> str:
@@ -343,34 +332,30 @@ class Test01(AuditTest):
         # keeping the logged rows' answers
         answers = tuple((r, a) for r in sorted(rows) if (a := dataset[r].answer) is not None)
         accuracy = AnsweredSpec(
-            ACCURACY, order, t1.samples, one_at_a_time(cfg, t1.seed), log_outputs=rows,
-            answers=answers,
+            ACCURACY, order, t1.samples, one_at_a_time(t1.seed), log_outputs=rows,
+            answers=answers, role=ACCURACY,
         )  # fmt: skip
         return [
             *warmup_phase(cfg, t1.warmup, t1.seed),
             accuracy,
-            RunSpec(PERFORMANCE, order, t1.samples, load, duration),
-            RunSpec(AUDIT, order, t1.samples, load, duration, log_outputs=rows),
+            RunSpec(PERFORMANCE, order, t1.samples, load, duration, role=PERFORMANCE),
+            RunSpec(AUDIT, order, t1.samples, load, duration, log_outputs=rows, role=AUDIT),
         ]
 
     def verify(self, phases: list[PhaseResult], cfg: AuditConfig) -> AuditResult[Any]:
         t1 = self.settings(cfg)
-        summaries = {p.name: p.summary for p in measured(phases)}
-        base: dict[str, Any] = {"test": self.id, "scenario": cfg.load.scenario}
-        base |= {"phases": summaries, "config": cfg.redacted()}
+        base = base_fields(self.id, cfg, phases)
         problem = phase_problem(phases, untimed=(ACCURACY,))
         if problem is not None:
-            return self.result_model(verdict="INVALID", reason=f"INVALID: {problem}", **base)
-        named = {p.name: p for p in phases}
+            return invalid(self.result_model, base, problem)
+        named = {p.spec.role: p for p in phases}
         one, load = _by_row(named[ACCURACY].outputs), _by_row(named[AUDIT].outputs)
         pairs, identical, sim, mismatches = compare(one, load, t1.delta)
         spec = named[ACCURACY].spec
         answers = dict(spec.answers) if isinstance(spec, AnsweredSpec) else {}
         scored = accuracy(answers, one, load, t1.answer_match)
         if pairs == 0:
-            return self.result_model(
-                verdict="INVALID", reason="INVALID: no logged row was answered in both", **base
-            )
+            return invalid(self.result_model, base, "no logged row was answered in both")
         match_rate = identical / pairs
         if scored is not None:
             # upstream's fallback: the recomputed accuracy replaces the similarity stand-in
@@ -384,8 +369,8 @@ class Test01(AuditTest):
         test_q = upstream_quantity(scenario, named[AUDIT].summary)
         ratio = test_q / ref_q if ref_q and test_q is not None else None
         t = performance_threshold(t1, scenario, ref_q)
-        performance_pass = upstream_performance_pass(ref_q, test_q, t)
-        upstream = "PASS" if accuracy_pass and performance_pass else "FAIL"
+        performance_pass = upstream.within(ref_q, test_q, t)
+        point = "PASS" if accuracy_pass and performance_pass else "FAIL"
         view = statistical_view(
             named[PERFORMANCE].records, named[AUDIT].records, scenario, t, seed=t1.seed
         )
@@ -440,7 +425,7 @@ class Test01(AuditTest):
         )
         return self.result_model(
             verdict=verdict,
-            upstream_verdict=upstream,
+            upstream_verdict=point,
             reason="; ".join(parts),
             score_name=named[AUDIT].summary.score_name,
             reference_score=perf,
@@ -464,8 +449,9 @@ class Test01(AuditTest):
             # what upstream's scripts print when they have nothing valid to compare
             return {
                 VERIFY_FILE: f"{ACCURACY_HEAD}TEST FAIL\n\n{mine}",
-                PERFORMANCE_FILE: f"{PERFORMANCE_HEAD}TEST FAIL: Invalid results in the audit "
-                f"run\n\n{mine}",
+                PERFORMANCE_FILE: upstream.verify_performance(
+                    None, False, [mine.rstrip("\n")], failure="Invalid results in the audit run"
+                ),
                 MISMATCH_FILE: "",
             }
         lines = [json.dumps(p.model_dump(), ensure_ascii=False) for p in ev.mismatches]
@@ -500,7 +486,6 @@ class Test01(AuditTest):
 
 
 ACCURACY_HEAD = "Verifying accuracy. This might take a while...\n"
-PERFORMANCE_HEAD = "Verifying performance.\n"
 
 
 def verify_accuracy_text(ev: Test01Evidence, mine: str) -> str:
@@ -543,15 +528,15 @@ def verify_performance_text(ev: Test01Evidence, mine: str) -> str:
         if ev.performance_interval is not None
         else "no interval"
     )
-    return (
-        PERFORMANCE_HEAD
-        + f"Reference score = {ref}\n"
-        + f"Test score = {test}\n"
-        + ("TEST PASS\n" if ev.performance_pass else "TEST FAIL: Test score invalid\n")
-        + "\n"
-        + mine
-        + f"auditkit: performance {ev.performance_decision}: {where} of audit/performance "
-        f"{ev.performance_quantity} within ±{ev.performance_threshold:g}\n"
+    return upstream.verify_performance(
+        (ref, test),
+        ev.performance_pass,
+        [
+            mine.rstrip("\n"),
+            f"auditkit: performance {ev.performance_decision}: {where} of audit/performance "
+            f"{ev.performance_quantity} within ±{ev.performance_threshold:g}",
+        ],
+        labels=("Reference score", "Test score"),
     )
 
 

@@ -11,14 +11,13 @@ verify_performance.txt (`logs`), and the plug-in below.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 from typing import Any, ClassVar
 
-import pandas as pd
-
 from auditkit import early_stopping, mlperf_logs, run_rules
 from auditkit.audits.base import AuditTest, settings_of
+from auditkit.audits.kit import designs
+from auditkit.audits.kit.phases import WARMUP, measured, query_size, warmup_phase
 from auditkit.audits.test04.decision import (
     ControlCheck,
     Decision,
@@ -38,7 +37,6 @@ from auditkit.audits.test04.scoring import (
     REFERENCE,
     Test04Result,
     decide,
-    default_threshold,
     threshold_for,
 )
 from auditkit.audits.test04.settings import Test04Config
@@ -46,13 +44,10 @@ from auditkit.config import AuditConfig
 from auditkit.data import Dataset, SampleOrder, median_cost_index
 from auditkit.errors import InputError
 from auditkit.loadgen_logs import LogFile, parse_summary
-from auditkit.metrics import ES_PERCENTILE, summarize
-from auditkit.plan import LoadPattern, RunSpec, WarmupRule, new_salt
+from auditkit.metrics import ES_PERCENTILE
+from auditkit.plan import LoadPattern, RunSpec, new_salt
 from auditkit.results import AuditResult, PhaseResult, PhaseSummary
 
-WARMUP = "warmup"
-#: the warm-up stops at this many seconds even if latency is not stable yet
-WARMUP_CAP_S = 60.0
 #: the early-stopping estimate must be at least the MIN_RANK-th slowest query (docs/validity.md)
 MIN_RANK = 5
 VERIFY_FILE = "verify_performance.txt"
@@ -68,8 +63,6 @@ __all__ = [
     "Test04Evidence",
     "Test04Result",
     "decide",
-    "default_threshold",
-    "pool_blocks",
     "threshold_for",
 ]
 
@@ -126,59 +119,22 @@ class Test04(AuditTest):
         audit (the same sample repeated), every measured prompt carrying the run's salt."""
         t4 = self.settings(cfg)
         load = LoadPattern.from_config(cfg.load, t4.seed)
-        audit_order = _audit_order(t4, cfg, dataset)
-        duration = cfg.load.min_duration_s
-        reference_order = SampleOrder.without_replacement(t4.seed)
-        salt = run_prefix(t4)
-        twins, twin_salt = t4.twins(), control_prefix(t4)
-        warmup = _warmup(t4, cfg, load)
+        warmup = warmup_phase(cfg, t4.warmup, t4.seed)
         design = effective_design(t4, cfg)
         if design == "alternating":
-            return [*warmup, *_alternating(t4, cfg, dataset, load, used=0, round_=0)]
+            slots = _alternating(t4, cfg, load, used=0, round_=0)
+            return [*warmup, *_specs(t4, cfg, dataset, load, slots, exclude=True)]
+        samples = (t4.samples, t4.effective_audit_samples)
+        duration = cfg.load.min_duration_s
         if design == "sequential":
-            return [
-                *warmup,
-                RunSpec(
-                    REFERENCE,
-                    reference_order,
-                    t4.samples,
-                    load,
-                    duration,
-                    salt=salt,
-                    twins=twins,
-                    twin_salt=twin_salt,
-                ),
-                RunSpec(AUDIT, audit_order, t4.effective_audit_samples, load, duration, salt=salt),
-            ]
-        # R A A R: warm-up bias (reference first → false FAIL) and drift cancel; the audit
-        # sample's repeats stay back to back inside each audit block, since real prompt caches
-        # (llama.cpp's, for one) only reuse the immediately preceding prompt
-        r1, a1 = _first_half(t4.samples, load), _first_half(t4.effective_audit_samples, load)
-        half = duration / 2
-        audits = t4.effective_audit_samples
-        return [
-            *warmup,
-            RunSpec(
-                f"{REFERENCE}_1",
-                reference_order,
-                r1,
-                load,
-                half,
-                salt=salt,
-                twins=twins,
-                twin_salt=twin_salt,
-            ),
-            RunSpec(f"{AUDIT}_1", audit_order, a1, load, half, salt=salt),
-            RunSpec(f"{AUDIT}_2", audit_order, audits - a1, load, half, salt=salt),
-            RunSpec(
-                f"{REFERENCE}_2",
-                reference_order.skip(r1).excluding(_audit_rows(audit_order, load, dataset)),
-                t4.samples - r1,
-                load,
-                half,
-                salt=salt,
-            ),
-        ]
+            slots = designs.sequential(REFERENCE, AUDIT, samples, duration, t4.twins())
+        else:
+            # R A A R: warm-up bias (reference first → false FAIL) and drift cancel; the audit
+            # sample's repeats stay back to back inside each audit block, since real prompt
+            # caches (llama.cpp's, for one) only reuse the immediately preceding prompt
+            unit = load.samples_per_query
+            slots = designs.counterbalanced(REFERENCE, AUDIT, samples, unit, duration, t4.twins())
+        return [*warmup, *_specs(t4, cfg, dataset, load, slots, exclude=False)]
 
     def extend(
         self, cfg: AuditConfig, dataset: Dataset, phases: list[PhaseResult]
@@ -186,78 +142,46 @@ class Test04(AuditTest):
         """One more counterbalanced round (audit then reference, or reference then audit) while
         the decision is not settled and the budget allows; [] when it is spent."""
         t4 = self.settings(cfg)
-        done = _rounds_done(phases)
+        done = designs.rounds_done(phases)
         if done >= t4.rounds:
             return []
         load = LoadPattern.from_config(cfg.load, t4.seed)
-        r_n = max(_first_half(t4.samples, load), load.samples_per_query)
-        a_n = max(_first_half(t4.effective_audit_samples, load), load.samples_per_query)
-        measured = [p for p in phases if p.name != WARMUP]
-        queries = sum(p.summary.issued for p in measured)
+        r_n = designs.half(t4.samples, load.samples_per_query)
+        a_n = designs.half(t4.effective_audit_samples, load.samples_per_query)
+        ran = measured(phases)
+        queries = sum(p.summary.issued for p in ran)
         budget = t4.max_queries or 4 * (t4.samples + t4.effective_audit_samples)
         if queries + r_n + a_n > budget:
             return []
         # the time budget is the extra rounds' own (planned phases may run 600 s each)
-        extra = [p for p in measured if "_x" in p.name]
+        extra = [p for p in ran if p.spec.round > 0]
         seconds = sum(p.summary.duration_ns for p in extra) / 1e9
-        per_query = sum(p.summary.duration_ns for p in measured) / 1e9 / max(queries, 1)
-        if seconds + per_query * (r_n + a_n) > t4.max_duration_s:
+        each = sum(p.summary.duration_ns for p in ran) / 1e9 / max(queries, 1)
+        if seconds + each * (r_n + a_n) > t4.max_duration_s:
             return []
         r = done + 1
         # further rows of the same seeded order: the pooled reference stays distinct samples
-        # (counting what was issued: min_duration can carry a phase past its samples)
-        used = sum(
-            int((p.records["variant"] == "main").sum())
-            for p in measured
-            if _is_block(p.name, REFERENCE)
-        )
-        if effective_design(t4, cfg) == "alternating":
-            audit_rows = _audit_rows(_audit_order(t4, cfg, dataset), load, dataset)
-            if used + r_n > len(dataset) - len(audit_rows):
-                return []
-            return _alternating(t4, cfg, dataset, load, used=used, round_=r)
-        audit_order = _audit_order(t4, cfg, dataset)
-        audit_rows = _audit_rows(audit_order, load, dataset)
+        used = designs.issued(REFERENCE, ran)
+        audit_rows = _audit_rows(_audit_order(t4, cfg, dataset), load, dataset)
         if used + r_n > len(dataset) - len(audit_rows):
             return []
-        order = SampleOrder.without_replacement(t4.seed).skip(used).excluding(audit_rows)
-        salt = run_prefix(t4)
-        reference = RunSpec(f"{REFERENCE}_x{r}", order, r_n, load, salt=salt)
-        audit = RunSpec(f"{AUDIT}_x{r}", audit_order, a_n, load, salt=salt)
+        if effective_design(t4, cfg) == "alternating":
+            slots = _alternating(t4, cfg, load, used=used, round_=r)
+            return _specs(t4, cfg, dataset, load, slots, exclude=True)
         # the blocks alternate so drift over the extension cancels too
-        return [audit, reference] if r % 2 else [reference, audit]
+        slots = designs.extra_round(REFERENCE, AUDIT, r, (r_n, a_n), (used, 0))
+        return _specs(t4, cfg, dataset, load, slots, exclude=True)
 
     def validate(self, cfg: AuditConfig, dataset: Dataset) -> None:
         """Reject configs whose audit would be meaningless, before any request is sent."""
         t4 = self.settings(cfg)
         size = len(dataset)
-        per_query = cfg.load.samples_per_query if cfg.load.scenario == "multi-stream" else 1
-        if t4.design == "alternating":
-            if cfg.load.min_duration_s > 0:
-                raise InputError(
-                    "test04.design alternating cannot be combined with load.min_duration_s "
-                    "(or --mlperf-run-rules): use the sequential design for timed runs"
-                )
+        per_query = query_size(cfg.load)
+        blocks = {"alternating": ALTERNATING_PAIRS, "counterbalanced": 2}.get(t4.design)
+        if blocks:
             smallest = min(t4.samples, t4.effective_audit_samples)
-            if smallest < ALTERNATING_PAIRS * per_query:
-                raise InputError(
-                    f"test04.design alternating splits each phase in {ALTERNATING_PAIRS} blocks: "
-                    f"it needs samples and audit_samples of at least "
-                    f"{ALTERNATING_PAIRS * per_query} (got {smallest})"
-                )
-        if t4.design == "counterbalanced":
-            if cfg.load.min_duration_s > 0:
-                raise InputError(
-                    "test04.design counterbalanced cannot be combined with load.min_duration_s: "
-                    "a duration-extended first reference block would reuse the second block's "
-                    "samples; use the sequential design for timed runs"
-                )
-            smallest = min(t4.samples, t4.effective_audit_samples)
-            if smallest < 2 * per_query:
-                raise InputError(
-                    f"test04.design counterbalanced splits each phase in two blocks: it needs "
-                    f"samples and audit_samples of at least {2 * per_query} (got {smallest})"
-                )
+            timed = cfg.load.min_duration_s > 0
+            designs.check_blocks(self.key, t4.design, blocks, smallest, per_query, timed)
         design = effective_design(t4, cfg, size)
         if design in ("alternating", "counterbalanced"):
             audit_rows = _audit_rows(
@@ -331,10 +255,9 @@ class Test04(AuditTest):
         t4 = self.settings(cfg)
         # upstream's rule sees the planned phases, as a LoadGen run has them (and as their
         # files say); auditkit's decision also sees the extra rounds
-        planned = [p for p in phases if "_x" not in p.name]
-        ref = _pooled(REFERENCE, planned)
-        aud = _pooled(AUDIT, planned)
-        all_ref, all_aud = _pooled(REFERENCE, phases), _pooled(AUDIT, phases)
+        planned = designs.planned(phases)
+        ref, aud = designs.pool(REFERENCE, planned), designs.pool(AUDIT, planned)
+        all_ref, all_aud = designs.pool(REFERENCE, phases), designs.pool(AUDIT, phases)
         notes = [
             "sample_index addresses dataset rows (LoadGen's addresses the shuffled loaded set)."
         ]
@@ -378,10 +301,10 @@ class Test04(AuditTest):
             threshold=upstream.threshold,
             upstream_verdict=upstream.verdict,
             upstream_reason=upstream.reason,
-            look=1 + _rounds_done(phases),
+            look=1 + designs.rounds_done(phases),
             looks=1 + t4.rounds,
             salted=t4.salt,
-            reliable=_enough_queries(t4, cfg.load.scenario, _per_query(cfg)),
+            reliable=_enough_queries(t4, cfg.load.scenario, query_size(cfg.load)),
             seed=t4.seed,
         )
         evidence = evidence.model_copy(
@@ -536,54 +459,6 @@ def _warmup_line(warmup: WarmupInfo) -> str:
     )
 
 
-def _first_half(samples: int, load: LoadPattern) -> int:
-    """Half the samples, rounded down to whole multi-stream queries."""
-    per_query = max(1, load.samples_per_query)
-    return (samples // per_query // 2) * per_query
-
-
-def pool_blocks(name: str, blocks: list[PhaseResult]) -> PhaseResult:
-    """One phase from counterbalanced blocks: records laid end to end on one clock (each block
-    shifted by the ones before it), then summarized as a single LoadGen phase."""
-    frames: list[pd.DataFrame] = []
-    shift = next_id = 0
-    for block in blocks:
-        frame = block.records.copy()
-        for column in ("scheduled_ns", "sent_ns", "first_byte_ns", "first_token_ns"):
-            frame[column] = frame[column] + shift
-        frame["completed_ns"] = frame["completed_ns"] + shift
-        frame["query_id"] = frame["query_id"] + next_id
-        frame["phase"] = name
-        # which block: the decision pairs the i-th reference block with the i-th audit block
-        frame["block"] = len(frames) + 1
-        frames.append(frame)
-        if len(frame):  # an empty block (every query failed) shifts nothing
-            next_id = int(frame["query_id"].max()) + 1
-        shift += block.summary.duration_ns
-    records = pd.concat(frames, ignore_index=True)
-    first = blocks[0].spec
-    spec = dataclasses.replace(
-        first,
-        name=name,
-        samples=sum(b.spec.samples for b in blocks),
-        twins=sum(b.spec.twins for b in blocks),
-        min_duration_s=sum(b.spec.min_duration_s for b in blocks),
-    )
-    summary = summarize(records, spec)
-    lags = [b.summary.loop_lag_p99_ns for b in blocks if b.summary.loop_lag_p99_ns is not None]
-    bound = [b.summary.client_bound for b in blocks if b.summary.client_bound]
-    summary = summary.model_copy(
-        update={
-            "order": f"{first.order.describe()} in {len(blocks)} blocks",
-            "loop_lag_p99_ns": max(lags) if lags else None,
-            "client_bound": bound[0] if bound else None,
-            "client_ceiling_qps": blocks[0].summary.client_ceiling_qps,
-            "request_headers": blocks[0].summary.request_headers,
-        }
-    )
-    return PhaseResult(spec, records, summary)
-
-
 def run_prefix(t4: Test04Config) -> str | None:
     """The text every measured prompt starts with (None with --no-salt)."""
     if not t4.salt or t4.run_salt is None:
@@ -608,20 +483,6 @@ def _audit_rows(order: SampleOrder, load: LoadPattern, dataset: Dataset) -> set[
     return set(order.indices(load.samples_per_query, len(dataset)))
 
 
-def _warmup(t4: Test04Config, cfg: AuditConfig, load: LoadPattern) -> list[RunSpec]:
-    """The warm-up phase: salted queries (never a measured prompt) until latency is stable."""
-    order = SampleOrder.salted(t4.seed + 1)
-    if t4.warmup == "auto":
-        least = max(2 * cfg.load.max_concurrency, 32)
-        rule = WarmupRule(
-            min_queries=least, max_queries=max(8 * least, 256), max_duration_s=WARMUP_CAP_S
-        )
-        return [RunSpec(WARMUP, order, least, load, warmup=rule)]
-    if t4.warmup:
-        return [RunSpec(WARMUP, order, int(t4.warmup), load)]
-    return []
-
-
 #: block pairs of the alternating design (an extra round adds half as many)
 ALTERNATING_PAIRS = 8
 
@@ -634,7 +495,7 @@ def effective_design(t4: Test04Config, cfg: AuditConfig, dataset_rows: int | Non
     reference blocks never issue the audit rows)."""
     if t4.design != "auto":
         return t4.design
-    per_query = cfg.load.samples_per_query if cfg.load.scenario == "multi-stream" else 1
+    per_query = query_size(cfg.load)
     smallest = min(t4.samples, t4.effective_audit_samples)
     rows_left = None if dataset_rows is None else dataset_rows - per_query
     if (
@@ -647,91 +508,53 @@ def effective_design(t4: Test04Config, cfg: AuditConfig, dataset_rows: int | Non
     return "sequential"
 
 
-def _split(total: int, parts: int, unit: int) -> list[int]:
-    """`total` samples in `parts` blocks of whole queries of `unit` samples (remainder first)."""
-    queries, rest = divmod(total // unit, parts)
-    return [(queries + (1 if i < rest else 0)) * unit for i in range(parts)]
-
-
 def _alternating(
+    t4: Test04Config, cfg: AuditConfig, load: LoadPattern, *, used: int, round_: int
+) -> list[designs.Slot]:
+    """Reference/audit block pairs (R A, A R, ...; `designs.alternating`). round_ 0 is the
+    planned phases (ALTERNATING_PAIRS pairs, the control twins spread over the reference
+    blocks); an extra round r is half as many pairs of the planned last pair's size."""
+    unit = load.samples_per_query
+    refs = designs.split(t4.samples, ALTERNATING_PAIRS, unit)
+    auds = designs.split(t4.effective_audit_samples, ALTERNATING_PAIRS, unit)
+    if round_:
+        pairs = ALTERNATING_PAIRS // 2
+        sizes = ([refs[-1]] * pairs, [auds[-1]] * pairs)
+        return designs.alternating(REFERENCE, AUDIT, sizes, [0] * pairs, round_, used)
+    twins = designs.split(t4.twins(), ALTERNATING_PAIRS, 1)
+    if cfg.load.scenario in ("offline", "server"):
+        # a throughput block's score moves with its size (the last wave drains alone), so
+        # each audit block matches its reference block, control twins included
+        auds = [a + t for a, t in zip(auds, twins, strict=True)]
+    return designs.alternating(REFERENCE, AUDIT, (refs, auds), twins, 0, used)
+
+
+def _specs(
     t4: Test04Config,
     cfg: AuditConfig,
     dataset: Dataset,
     load: LoadPattern,
+    slots: list[designs.Slot],
     *,
-    used: int,
-    round_: int,
+    exclude: bool,
 ) -> list[RunSpec]:
-    """Reference/audit block pairs in the order R A, A R, R A, …: a busy spell of the client or
-    the server lands on both phases alike, and linear drift cancels within every two pairs.
-    round_ 0 is the planned phases (ALTERNATING_PAIRS pairs, the control twins spread over the
-    reference blocks); an extra round r is half as many pairs of the same size, named
-    `reference_x{r}_{j}` / `audit_x{r}_{j}`."""
-    per_query = load.samples_per_query
+    """The slots' phases: the audit blocks repeat the audit sample; the reference blocks
+    continue one seeded order, never issuing the audit rows once a block may follow an audit
+    block (`exclude`, or any block after the first)."""
     audit_order = _audit_order(t4, cfg, dataset)
-    # the audit rows never appear in a reference block: most blocks follow an audit block
-    base = SampleOrder.without_replacement(t4.seed).excluding(
-        _audit_rows(audit_order, load, dataset)
-    )
+    rows = _audit_rows(audit_order, load, dataset)
     salt, twin_salt = run_prefix(t4), control_prefix(t4)
-    if round_ == 0:
-        pairs = ALTERNATING_PAIRS
-        refs = _split(t4.samples, pairs, per_query)
-        auds = _split(t4.effective_audit_samples, pairs, per_query)
-        twins = _split(t4.twins(), pairs, 1)
-        if cfg.load.scenario in ("offline", "server"):
-            # a throughput block's score moves with its size (the last wave drains alone), so
-            # each audit block matches its reference block, control twins included
-            auds = [a + t for a, t in zip(auds, twins, strict=True)]
-        names = [str(i + 1) for i in range(pairs)]
-    else:
-        pairs = ALTERNATING_PAIRS // 2
-        refs = [_split(t4.samples, ALTERNATING_PAIRS, per_query)[-1]] * pairs
-        auds = [_split(t4.effective_audit_samples, ALTERNATING_PAIRS, per_query)[-1]] * pairs
-        twins = [0] * pairs
-        names = [f"x{round_}_{j + 1}" for j in range(pairs)]
-    specs: list[RunSpec] = []
-    offset = used
-    for i in range(pairs):
-        reference = RunSpec(
-            f"{REFERENCE}_{names[i]}",
-            base.skip(offset),
-            refs[i],
-            load,
-            salt=salt,
-            twins=min(twins[i], refs[i]),
-            twin_salt=twin_salt,
-        )
-        audit = RunSpec(f"{AUDIT}_{names[i]}", audit_order, auds[i], load, salt=salt)
-        offset += refs[i]
-        # pair i of the whole run (planned pairs, then each round's): even pairs R A, odd A R
-        even = (i + (ALTERNATING_PAIRS if round_ else 0)) % 2 == 0
-        specs += [reference, audit] if even else [audit, reference]
-    return specs
-
-
-def _is_block(name: str, kind: str) -> bool:
-    return name == kind or name.startswith(f"{kind}_")
-
-
-def _rounds_done(phases: list[PhaseResult]) -> int:
-    """Extra rounds run so far (each adds reference and audit blocks named `…_x{r}…`)."""
-    rounds = {
-        p.name.split("_x", 1)[1].split("_", 1)[0]
-        for p in phases
-        if _is_block(p.name, AUDIT) and "_x" in p.name
-    }
-    return len(rounds)
-
-
-def _pooled(kind: str, phases: list[PhaseResult]) -> PhaseResult:
-    """The reference (or audit) phase: its one block, or all its blocks laid end to end."""
-    blocks = [p for p in phases if _is_block(p.name, kind)]
-    return blocks[0] if len(blocks) == 1 else pool_blocks(kind, blocks)
-
-
-def _per_query(cfg: AuditConfig) -> int:
-    return cfg.load.samples_per_query if cfg.load.scenario == "multi-stream" else 1
+    out: list[RunSpec] = []
+    for slot in slots:
+        if slot.role == AUDIT:
+            out.append(designs.spec(slot, audit_order, load, salt=salt))
+            continue
+        order = SampleOrder.without_replacement(t4.seed)
+        if exclude or slot.skip:
+            order = order.skip(slot.skip).excluding(rows)
+        twin = {"twin_salt": twin_salt} if slot.twins else {}
+        out.append(designs.spec(slot, order, load, salt=salt, **twin))
+    return out
 
 
 def min_queries(scenario: str) -> int | None:
@@ -777,7 +600,7 @@ def _extension_problems(phases: list[PhaseResult]) -> list[str]:
     or was bound by the client (the same rules as the planned phases)."""
     out: list[str] = []
     for phase in phases:
-        if "_x" not in phase.name:
+        if phase.spec.round == 0:
             continue
         s = phase.summary
         # completeness only: a half-size block cannot meet LoadGen's per-phase minimums, and

@@ -21,9 +21,10 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binomtest, mannwhitneyu, spearmanr
 
-from auditkit.audits.test04.statistics import (
+from auditkit.audits.kit.ratio import (
     BOOTSTRAP_ROUNDS,
     StatisticalView,
+    level_per_look,
     pair_picks,
     paired_blocks,
     statistical_view,
@@ -242,7 +243,7 @@ def decide_with_certainty(
     alpha: float = ALPHA,
 ) -> Decision:
     """auditkit's verdict at one look (the rule is the module docstring)."""
-    level = alpha / (looks * CHECKS)
+    level = level_per_look(alpha, looks, CHECKS)
     limit = 1 + threshold
     base = {"look": look, "looks": looks, "alpha_per_look": level, "reliable": reliable}
     drift = drift_check(reference)

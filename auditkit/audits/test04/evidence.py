@@ -187,7 +187,7 @@ def record_evidence(
 def warmup_info(phases: list[PhaseResult]) -> WarmupInfo:
     """The warm-up phase's size and whether its service time had settled by its end (the
     phase's own rule when it had one, else the default rule's test)."""
-    warm = next((p for p in phases if p.name == "warmup"), None)
+    warm = next((p for p in phases if p.spec.role == "warmup"), None)
     if warm is None:
         return WarmupInfo()
     rule = warm.spec.warmup or WarmupRule(min_queries=16, max_queries=256, max_duration_s=60.0)

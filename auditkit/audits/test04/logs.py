@@ -8,6 +8,7 @@ same upstream score, threshold (mode), strict comparison, INVALID rules and late
 
 from __future__ import annotations
 
+from auditkit.audits.kit import upstream
 from auditkit.audits.test04.scoring import AUDIT, REFERENCE, Test04Result, decide
 from auditkit.audits.test04.settings import Test04Config
 from auditkit.errors import InputError
@@ -95,31 +96,32 @@ def verify_summaries(
 def format_verify_performance(result: Test04Result) -> str:
     """verify_performance.txt: upstream's lines first (its wording, its numbers), then
     auditkit's own lines, each prefixed `auditkit:` (the checker only looks for TEST PASS)."""
-    lines = ["Verifying performance."]
-    lines += [n for n in result.notes if n.startswith("WARNING: ")]
     ref = result.phases.get("reference")
     # upstream's lines carry upstream's rule; auditkit's decision follows under its own prefix
-    upstream = result.upstream_verdict or result.verdict
-    if upstream == "INVALID":
-        if ref is not None and not ref.loadgen_valid:
-            lines.append("TEST FAIL: Reference results are invalid")
-        elif "target latency mismatch" in result.reason:
-            lines.append("TEST FAIL: Server target latency mismatch")
-        else:
-            lines.append("TEST FAIL: Test results are invalid")
-    else:
+    verdict = result.upstream_verdict or result.verdict
+    scores = None
+    failure = "Test results are invalid"
+    if verdict != "INVALID":
         assert result.reference_score is not None and result.audit_score is not None
-        lines.append(f"reference score = {score_text(result.scenario, result.reference_score)}")
-        lines.append(f"test score = {score_text(result.scenario, result.audit_score)}")
-        lines.append("TEST PASS" if upstream == "PASS" else "TEST FAIL: Test score invalid")
-    lines += [
-        "",
-        f"auditkit: verdict {result.verdict} (upstream rule: {upstream})",
-        f"auditkit: {result.reason}",
-        f"auditkit: threshold {_threshold(result)}",
-        f"auditkit: submission-grade run: {'yes' if result.submission_grade else 'no'}",
-    ]
-    return "\n".join(lines) + "\n"
+        scores = (
+            score_text(result.scenario, result.reference_score),
+            score_text(result.scenario, result.audit_score),
+        )
+    elif ref is not None and not ref.loadgen_valid:
+        failure = "Reference results are invalid"
+    elif "target latency mismatch" in result.reason:
+        failure = "Server target latency mismatch"
+    return upstream.verify_performance(
+        scores,
+        verdict == "PASS",
+        [
+            *upstream.verdict_lines(result.verdict, verdict, result.reason),
+            f"auditkit: threshold {_threshold(result)}",
+            f"auditkit: submission-grade run: {'yes' if result.submission_grade else 'no'}",
+        ],
+        failure=failure,
+        warnings=[n for n in result.notes if n.startswith("WARNING: ")],
+    )
 
 
 def _threshold(result: Test04Result) -> str:

@@ -12,42 +12,37 @@ from __future__ import annotations
 
 from typing import Any
 
+from auditkit.audits.kit import upstream
 from auditkit.audits.test04.evidence import Test04Evidence, latency_comparison
 from auditkit.audits.test04.settings import Test04Config
+from auditkit.plan import Role
 from auditkit.results import AuditResult, PhaseSummary
 
-REFERENCE = "reference"
-AUDIT = "audit"
-# upstream compares the (already inverted) score against these; see threshold_for()
-UPSTREAM_RELAX_LIMIT = {"single-stream": 200_000.0, "multi-stream": 1_600_000.0}
-
+REFERENCE: Role = "reference"
+AUDIT: Role = "audit"
 Test04Result = AuditResult[Test04Evidence]
-
-
-def default_threshold(scenario: str) -> float:
-    """MLPerf's threshold as upstream applies it by default (score-independent part)."""
-    return 0.20 if scenario in UPSTREAM_RELAX_LIMIT else 0.10
 
 
 def threshold_for(t4: Test04Config, scenario: str, reference: PhaseSummary) -> tuple[float, str]:
     """The threshold and where it came from (user, upstream rule or intended rule)."""
     if t4.threshold is not None:
         return t4.threshold, "user"
-    limit = UPSTREAM_RELAX_LIMIT.get(scenario)
+    limit = upstream.RELAX_LIMIT.get(scenario)
+    base = upstream.TEST04_THRESHOLD
     if limit is None:
-        return 0.10, f"{t4.threshold_mode} rule: 0.1 for {scenario}"
+        return base, f"{t4.threshold_mode} rule: 0.1 for {scenario}"
     if t4.threshold_mode == "upstream":
         # upstream tests the inverted score (1e9 / latency) against a latency-like limit, so
         # the relaxed 0.20 applies to any latency >= 5 µs; reproduced here on purpose.
         score = reference.score or 0.0
-        relaxed = score <= limit
-        return (0.20 if relaxed else 0.10), (
-            f"upstream rule: reference score {score:.6g} <= {limit:g} is {relaxed}"
+        return upstream.threshold(scenario, score, base), (
+            f"upstream rule: reference score {score:.6g} <= {limit:g} is "
+            f"{upstream.relaxed(scenario, score)}"
         )
     latency = reference.early_stopping_latency_ns
-    relaxed = latency is not None and latency <= limit
-    return (0.20 if relaxed else 0.10), (
-        f"intended rule: reference latency {latency} ns <= {limit:g} ns is {relaxed}"
+    return upstream.threshold(scenario, latency, base), (
+        f"intended rule: reference latency {latency} ns <= {limit:g} ns is "
+        f"{upstream.relaxed(scenario, latency)}"
     )
 
 
@@ -90,7 +85,7 @@ def decide(
         )
     ratio = aud.score / ref.score if ref.score else None
     limit = ref.score * (1 + threshold)
-    passed = aud.score < limit
+    passed = upstream.below(ref.score, aud.score, threshold)
     if passed:
         reason = (
             f"audit score {aud.score:.4g} is below reference {ref.score:.4g} × "

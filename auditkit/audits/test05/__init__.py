@@ -16,17 +16,17 @@ along) the official order is fast only in it. auditkit's phases: *reference* (th
 (`sample_index_seed` for the order, `schedule_seed` for the arrivals; auditkit addresses
 dataset rows directly, so upstream's `qsl_rng_seed`, which picks the loaded set, has no
 counterpart and is recorded only). By default they run counterbalanced, R A A R (each half of
-its samples, the halves pooled end to end as TEST04 pools its blocks), so warm-up and drift
-cancel instead of favouring the phase that runs second; `design: sequential` runs R then A.
+its samples, the halves pooled end to end: `kit.designs`), so warm-up and drift cancel instead
+of favouring the phase that runs second; `design: sequential` runs R then A.
 
 `upstream_verdict` is the rule above on the two point scores. `verdict` is auditkit's decision
-with its certainty, TEST04's machinery reused (`auditkit.audits.test04.statistics`): a block
-bootstrap interval of the reference/alternate score ratio at 95 %, one-sided limit L
-(throughput: L = 1 / (1 − threshold); latency: L = 1 + threshold):
+with its certainty (`auditkit.audits.kit.ratio`): a block bootstrap interval of the
+reference/alternate score ratio at 95 %, one-sided limit L (throughput: L = 1 / (1 − threshold);
+latency: L = 1 + threshold):
 
     FAIL iff the interval lies above L;  PASS iff it lies below L;  else INCONCLUSIVE
 
-While INCONCLUSIVE, up to `rounds` extra rounds run (as TEST04's `extend`), each one block of
+While INCONCLUSIVE, up to `rounds` extra rounds run (`designs.extra_round`), each one block of
 each kind, `samples / 2` queries, in alternating order (A R, then R A, ...: the planned R A A R
 ends on R), continuing each seed's order, pooled with the planned blocks and judged again;
 they stop at `max_queries` measured queries (default 4 × 2 × samples). `upstream_verdict` is
@@ -40,23 +40,30 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from auditkit.audits.base import AuditTest, settings_of
-from auditkit.audits.llm import check_samples, measured, phase_problem, warmup_phase
-from auditkit.audits.test04 import pool_blocks
-from auditkit.audits.test04.statistics import StatisticalView, statistical_view
+from auditkit.audits.kit import designs, upstream
+from auditkit.audits.kit.phases import (
+    check_samples,
+    measured,
+    phase_problem,
+    query_size,
+    warmup_phase,
+)
+from auditkit.audits.kit.ratio import StatisticalView, statistical_view
+from auditkit.audits.kit.results import base_fields, invalid
 from auditkit.config import AuditConfig
 from auditkit.data import Dataset, SampleOrder
 from auditkit.errors import InputError
-from auditkit.plan import LoadPattern, RunSpec
+from auditkit.plan import LoadPattern, Role, RunSpec
 from auditkit.results import AuditResult, Evidence, PhaseResult
 
-REFERENCE = "reference"
-ALTERNATE = "alternate"
-VERIFY_FILE = "verify_performance.txt"
+REFERENCE: Role = "reference"
+ALTERNATE: Role = "alternate"
+VERIFY_FILE = upstream.VERIFY_PERFORMANCE
 #: compliance/nvidia/TEST05/audit.config
 QSL_SEED = 313588358309856706
 SAMPLE_INDEX_SEED = 471397156132239067
 SCHEDULE_SEED = 413914573387865862
-THRESHOLD = 0.05
+THRESHOLD = upstream.TEST05_THRESHOLD
 
 
 class Test05Config(BaseModel):
@@ -109,19 +116,7 @@ def threshold_for(scenario: str, reference_score: float, given: float | None) ->
     if given is not None:
         return given
     latency = 1e9 / reference_score if reference_score else float("inf")
-    if (scenario == "single-stream" and latency <= 200_000) or (
-        scenario == "multi-stream" and latency <= 1_600_000
-    ):
-        return 0.20
-    return THRESHOLD
-
-
-def upstream_rule(scenario: str, ref: float, test: float, threshold: float) -> bool:
-    """verify_performance.py's comparison on scores (higher is better in every scenario)."""
-    if scenario in ("offline", "server"):
-        return test > ref * (1 - threshold)
-    # test_latency < ref_latency × (1 + t)  ⇔  1/test < (1 + t)/ref
-    return ref < test * (1 + threshold)
+    return upstream.threshold(scenario, latency, THRESHOLD)
 
 
 def limit_for(scenario: str, threshold: float) -> float:
@@ -129,26 +124,16 @@ def limit_for(scenario: str, threshold: float) -> float:
     return 1 / (1 - threshold) if scenario in ("offline", "server") else 1 + threshold
 
 
-def _half(samples: int, cfg: AuditConfig) -> int:
-    """The first block's samples (whole multi-stream queries)."""
-    per_query = cfg.load.samples_per_query if cfg.load.scenario == "multi-stream" else 1
-    return max(per_query, (samples // per_query // 2) * per_query)
-
-
-def _issued(kind: str, phases: list[PhaseResult]) -> int:
-    """Rows the blocks of one kind issued so far (an extra round continues that order)."""
-    blocks = [p for p in phases if p.name == kind or p.name.startswith(f"{kind}_")]
-    return sum(int((p.records["variant"] == "main").sum()) for p in blocks)
-
-
-def _rounds_done(phases: list[PhaseResult]) -> int:
-    return sum(1 for p in phases if p.name.startswith(f"{REFERENCE}_x"))
-
-
-def _pooled(kind: str, phases: list[PhaseResult]) -> PhaseResult:
-    """The reference (or alternate) phase: itself, or its two blocks laid end to end."""
-    blocks = [p for p in phases if p.name == kind or p.name.startswith(f"{kind}_")]
-    return blocks[0] if len(blocks) == 1 else pool_blocks(kind, blocks)
+def _specs(t5: Test05Config, cfg: AuditConfig, slots: list[designs.Slot]) -> list[RunSpec]:
+    """Each slot with its role's seeds: the run's for the reference, upstream's for the
+    alternate phases (each block continuing its role's order)."""
+    seeds = {REFERENCE: (t5.seed, t5.seed), ALTERNATE: (t5.sample_index_seed, t5.schedule_seed)}
+    out = []
+    for slot in slots:
+        order_seed, schedule_seed = seeds[slot.role]
+        order = SampleOrder.without_replacement(order_seed).skip(slot.skip)
+        out.append(designs.spec(slot, order, LoadPattern.from_config(cfg.load, schedule_seed)))
+    return out
 
 
 class Test05(AuditTest):
@@ -169,45 +154,24 @@ class Test05(AuditTest):
     def validate(self, cfg: AuditConfig, dataset: Dataset) -> None:
         t5 = self.settings(cfg)
         check_samples("test05.samples", t5.samples, len(dataset))
-        per_query = cfg.load.samples_per_query if cfg.load.scenario == "multi-stream" else 1
-        if t5.samples % per_query:
+        unit = query_size(cfg.load)
+        if t5.samples % unit:
             raise InputError("test05.samples must be a multiple of load.samples_per_query")
         if t5.design == "counterbalanced":
-            if t5.samples < 2 * per_query:
-                raise InputError(
-                    f"test05.design counterbalanced splits each phase in two: test05.samples "
-                    f"must be at least {2 * per_query}"
-                )
-            if cfg.load.min_duration_s > 0:
-                raise InputError(
-                    "test05.design counterbalanced cannot be combined with load.min_duration_s "
-                    "(a timed block would run into the next block's rows); use sequential"
-                )
+            timed = cfg.load.min_duration_s > 0
+            designs.check_blocks(self.key, t5.design, 2, t5.samples, unit, timed)
 
     def plan(self, cfg: AuditConfig, dataset: Dataset) -> list[RunSpec]:
         """Warm-up, reference (the run's seeds), alternate (upstream's test05 seeds)."""
         t5 = self.settings(cfg)
         duration = cfg.load.min_duration_s
-        warmup = warmup_phase(cfg, t5.warmup, t5.seed + 7)
-        ref_order = SampleOrder.without_replacement(t5.seed)
-        alt_order = SampleOrder.without_replacement(t5.sample_index_seed)
-        ref_load = LoadPattern.from_config(cfg.load, t5.seed)
-        alt_load = LoadPattern.from_config(cfg.load, t5.schedule_seed)
+        samples = (t5.samples, t5.samples)
+        unit = query_size(cfg.load)
         if t5.design == "sequential":
-            return [
-                *warmup,
-                RunSpec(REFERENCE, ref_order, t5.samples, ref_load, duration),
-                RunSpec(ALTERNATE, alt_order, t5.samples, alt_load, duration),
-            ]
-        half = _half(t5.samples, cfg)
-        rest = t5.samples - half
-        return [
-            *warmup,
-            RunSpec(f"{REFERENCE}_1", ref_order, half, ref_load, duration / 2),
-            RunSpec(f"{ALTERNATE}_1", alt_order, half, alt_load, duration / 2),
-            RunSpec(f"{ALTERNATE}_2", alt_order.skip(half), rest, alt_load, duration / 2),
-            RunSpec(f"{REFERENCE}_2", ref_order.skip(half), rest, ref_load, duration / 2),
-        ]
+            slots = designs.sequential(REFERENCE, ALTERNATE, samples, duration)
+        else:
+            slots = designs.counterbalanced(REFERENCE, ALTERNATE, samples, unit, duration)
+        return [*warmup_phase(cfg, t5.warmup, t5.seed + 7), *_specs(t5, cfg, slots)]
 
     def extend(
         self, cfg: AuditConfig, dataset: Dataset, phases: list[PhaseResult]
@@ -215,47 +179,34 @@ class Test05(AuditTest):
         """One more round (one block of each kind, alternating which goes first) while the
         decision is not settled and the budget allows; [] when it is spent."""
         t5 = self.settings(cfg)
-        done = _rounds_done(phases)
+        done = designs.rounds_done(phases)
         if done >= t5.rounds:
             return []
-        n = _half(t5.samples, cfg)
+        n = designs.half(t5.samples, query_size(cfg.load))
         measured_queries = sum(p.summary.issued for p in measured(phases))
         if measured_queries + 2 * n > (t5.max_queries or 8 * t5.samples):
             return []
-        r = done + 1
         # each seed's order continues where its blocks stopped, as the planned halves do
-        ref = RunSpec(
-            f"{REFERENCE}_x{r}",
-            SampleOrder.without_replacement(t5.seed).skip(_issued(REFERENCE, phases)),
-            n,
-            LoadPattern.from_config(cfg.load, t5.seed),
-        )
-        alt = RunSpec(
-            f"{ALTERNATE}_x{r}",
-            SampleOrder.without_replacement(t5.sample_index_seed).skip(_issued(ALTERNATE, phases)),
-            n,
-            LoadPattern.from_config(cfg.load, t5.schedule_seed),
-        )
-        return [alt, ref] if r % 2 else [ref, alt]
+        skip = (designs.issued(REFERENCE, phases), designs.issued(ALTERNATE, phases))
+        return _specs(t5, cfg, designs.extra_round(REFERENCE, ALTERNATE, done + 1, (n, n), skip))
 
     def verify(self, phases: list[PhaseResult], cfg: AuditConfig) -> AuditResult[Any]:
         t5 = self.settings(cfg)
         scenario = cfg.load.scenario
-        base: dict[str, Any] = {"test": self.id, "scenario": scenario}
-        base |= {"phases": {p.name: p.summary for p in measured(phases)}}
-        base["config"] = cfg.redacted()
+        base = base_fields(self.id, cfg, phases)
         problem = phase_problem(phases)
-        named = {kind: _pooled(kind, phases) for kind in (REFERENCE, ALTERNATE)}
+        named = {kind: designs.pool(kind, phases) for kind in (REFERENCE, ALTERNATE)}
         base["phases"] |= {kind: p.summary for kind, p in named.items()}
         ref, alt = named[REFERENCE].summary.score, named[ALTERNATE].summary.score
         if problem is None and (not ref or not alt):
             problem = "a phase has no score"
         if problem is not None:
-            return self.result_model(verdict="INVALID", reason=f"INVALID: {problem}", **base)
+            return invalid(self.result_model, base, problem)
         assert ref is not None and alt is not None
         threshold = threshold_for(scenario, ref, t5.threshold)
         limit = limit_for(scenario, threshold)
-        upstream = "PASS" if upstream_rule(scenario, ref, alt, threshold) else "FAIL"
+        upstream_ok = upstream.not_slower(scenario, ref, alt, threshold)
+        verdict_upstream = "PASS" if upstream_ok else "FAIL"
         # the interval of reference/alternate (the "audit" side is the reference here: FAIL
         # when the official order is meaningfully faster)
         view = statistical_view(
@@ -274,8 +225,8 @@ class Test05(AuditTest):
                 "INCONCLUSIVE": f"interval {interval} straddles the {limit:.4g} limit",
             }[verdict]
         reason = f"official/alternate-seed score ratio {ratio:.3f}; {why}"
-        if upstream != verdict and verdict != "INCONCLUSIVE":
-            reason += f"; upstream's point rule says {upstream}"
+        if verdict_upstream != verdict and verdict != "INCONCLUSIVE":
+            reason += f"; upstream's point rule says {verdict_upstream}"
         evidence = Test05Evidence(
             threshold=threshold,
             limit=limit,
@@ -289,7 +240,7 @@ class Test05(AuditTest):
         )
         return self.result_model(
             verdict=verdict,
-            upstream_verdict=upstream,
+            upstream_verdict=verdict_upstream,
             reason=reason,
             score_name=named[REFERENCE].summary.score_name,
             reference_score=ref,
@@ -303,19 +254,12 @@ class Test05(AuditTest):
         )
 
     def files(self, result: AuditResult[Any]) -> dict[str, str]:
-        upstream = result.upstream_verdict or result.verdict
+        verdict = result.upstream_verdict or result.verdict
         if result.reference_score is None or result.audit_score is None:
-            return {VERIFY_FILE: f"Verifying performance.\nTEST FAIL: {result.reason}\n"}
-        lines = [
-            "Verifying performance.",
-            f"reference score = {result.reference_score}",
-            f"test score = {result.audit_score}",
-            "TEST PASS" if upstream == "PASS" else "TEST FAIL: Test score invalid",
-            "",
-            f"auditkit: verdict {result.verdict} (upstream rule: {upstream})",
-            f"auditkit: {result.reason}",
-        ]
-        return {VERIFY_FILE: "\n".join(lines) + "\n"}
+            return {VERIFY_FILE: upstream.verify_performance(None, False, failure=result.reason)}
+        scores = (f"{result.reference_score}", f"{result.audit_score}")
+        lines = upstream.verdict_lines(result.verdict, verdict, result.reason)
+        return {VERIFY_FILE: upstream.verify_performance(scores, verdict == "PASS", lines)}
 
     def verdict_files(self) -> tuple[str, ...]:
         return (VERIFY_FILE,)

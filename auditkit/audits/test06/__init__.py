@@ -35,15 +35,15 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from auditkit.audits.base import AuditTest, settings_of
-from auditkit.audits.llm import (
+from auditkit.audits.kit.phases import (
     check_samples,
-    measured,
     one_at_a_time,
     phase_problem,
     require_openai,
     require_temperature_zero,
     warmup_phase,
 )
+from auditkit.audits.kit.results import base_fields, invalid
 from auditkit.config import AuditConfig
 from auditkit.data import Dataset, SampleOrder
 from auditkit.plan import LoadPattern, RunSpec
@@ -211,29 +211,30 @@ class Test06(AuditTest):
         load = LoadPattern.from_config(cfg.load, t6.seed)
         return [
             *warmup_phase(cfg, t6.warmup, t6.seed),
-            RunSpec(STREAMED, order, t6.samples, load, stream=True, log_outputs=rows),
+            RunSpec(
+                STREAMED, order, t6.samples, load, stream=True, log_outputs=rows, role="performance"
+            ),
             RunSpec(
                 WHOLE,
                 order,
                 t6.samples,
-                one_at_a_time(cfg, t6.seed),
+                one_at_a_time(t6.seed),
                 stream=False,
                 log_outputs=rows,
+                role="accuracy",
             ),
         ]
 
     def verify(self, phases: list[PhaseResult], cfg: AuditConfig) -> AuditResult[Any]:
         t6 = self.settings(cfg)
-        base: dict[str, Any] = {"test": self.id, "scenario": cfg.load.scenario}
-        base |= {"phases": {p.name: p.summary for p in measured(phases)}}
-        base["config"] = cfg.redacted()
-        problem = phase_problem(phases, untimed=(WHOLE,))
+        base = base_fields(self.id, cfg, phases)
+        problem = phase_problem(phases, untimed=("accuracy",))
         if problem is not None:
-            return self.result_model(verdict="INVALID", reason=f"INVALID: {problem}", **base)
-        named = {p.name: p for p in phases}
+            return invalid(self.result_model, base, problem)
+        named = {p.spec.role: p for p in phases}
         ev = check(
-            _rows(named[STREAMED].outputs),
-            _rows(named[WHOLE].outputs),
+            _rows(named["performance"].outputs),
+            _rows(named["accuracy"].outputs),
             [m for m in t6.stop_markers.split(",") if m],
             cfg.endpoint.max_tokens,
         )

@@ -26,21 +26,21 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from auditkit.audits.base import AuditTest, settings_of
-from auditkit.audits.llm import (
+from auditkit.audits.kit.phases import (
     check_samples,
-    measured,
     one_at_a_time,
     phase_problem,
     warmup_phase,
 )
+from auditkit.audits.kit.results import base_fields, invalid
 from auditkit.config import AuditConfig
 from auditkit.data import Dataset, SampleOrder
 from auditkit.errors import InputError
-from auditkit.plan import LoadPattern, RunSpec
+from auditkit.plan import LoadPattern, Role, RunSpec
 from auditkit.results import AuditResult, Evidence, PhaseResult
 
-ACCURACY = "accuracy"
-PERFORMANCE = "performance"
+ACCURACY: Role = "accuracy"
+PERFORMANCE: Role = "performance"
 VERIFY_FILE = "verify_output_len.txt"
 
 
@@ -126,26 +126,27 @@ class Test09(AuditTest):
         order = SampleOrder.without_replacement(t9.seed)
         specs = warmup_phase(cfg, t9.warmup, t9.seed)
         if t9.min_output_tokens is None:
-            specs.append(RunSpec(ACCURACY, order, t9.samples, one_at_a_time(cfg, t9.seed)))
+            specs.append(
+                RunSpec(ACCURACY, order, t9.samples, one_at_a_time(t9.seed), role=ACCURACY)
+            )
         load = LoadPattern.from_config(cfg.load, t9.seed)
-        specs.append(RunSpec(PERFORMANCE, order, t9.samples, load, cfg.load.min_duration_s))
+        duration = cfg.load.min_duration_s
+        specs.append(RunSpec(PERFORMANCE, order, t9.samples, load, duration, role=PERFORMANCE))
         return specs
 
     def verify(self, phases: list[PhaseResult], cfg: AuditConfig) -> AuditResult[Any]:
         t9 = self.settings(cfg)
-        summaries = {p.name: p.summary for p in measured(phases)}
-        base = {"test": self.id, "scenario": cfg.load.scenario, "phases": summaries}
-        base["config"] = cfg.redacted()
+        base = base_fields(self.id, cfg, phases)
         problem = phase_problem(phases, untimed=(ACCURACY,))
-        perf = next(p for p in phases if p.name == PERFORMANCE)
+        perf = next(p for p in phases if p.spec.role == "performance")
         counts = perf.records.loc[perf.records["status"] == "ok", "output_tokens"]
         if problem is None and counts.isna().any():
             problem = "the endpoint reports no usage.completion_tokens: output length unknown"
         if problem is not None:
-            return self.result_model(verdict="INVALID", reason=f"INVALID: {problem}", **base)
+            return invalid(self.result_model, base, problem)
         values = [int(v) for v in counts]
         mean, low, high, std = _stats(values)
-        accuracy = next((p for p in phases if p.name == ACCURACY), None)
+        accuracy = next((p for p in phases if p.spec.role == "accuracy"), None)
         acc_mean = None
         shortened = 0
         if t9.min_output_tokens is not None and t9.max_output_tokens is not None:

@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 from auditkit.audits import build_config
-from auditkit.audits.test04 import ALTERNATING_PAIRS, Test04, effective_design, pool_blocks
+from auditkit.audits.kit.designs import pool_blocks
+from auditkit.audits.kit.ratio import statistical_view
+from auditkit.audits.test04 import ALTERNATING_PAIRS, Test04, effective_design
 from auditkit.audits.test04.decision import decide_with_certainty
-from auditkit.audits.test04.statistics import statistical_view
 from auditkit.config import MockConfig
 from auditkit.data import Dataset, Sample
 from auditkit.errors import InputError
@@ -188,7 +189,7 @@ def test_pooling_an_empty_block_keeps_query_ids_whole(tmp_path: Path) -> None:
         }
     )
     run = run_audit(cfg, transport=FakeTransport(SimulatedSUT(MockConfig())))
-    blocks = [p for p in run.phases if p.name.startswith("reference_")]
+    blocks = [p for p in run.phases if p.spec.role == "reference"]
     # every query of the second block failed: nothing of it reached the records
     blocks[1] = dataclasses.replace(blocks[1], records=blocks[1].records.iloc[0:0])
     pooled = pool_blocks("reference", blocks).records

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from auditkit.audits import build_config
-from auditkit.audits.test04 import pool_blocks
+from auditkit.audits.kit.designs import pool
 from auditkit.audits.test04.fingerprint import fingerprint
 from auditkit.config import MockConfig
 from auditkit.loadgen.fake import FakeTransport, SimulatedSUT
@@ -16,11 +16,7 @@ from auditkit.runner import run_audit
 def pooled(phases: list[PhaseResult]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Reference and audit records, counterbalanced blocks laid end to end (as the verdict's
     evidence pools them)."""
-    out = []
-    for name in ("reference", "audit"):
-        blocks = [p for p in phases if p.name.split("_")[0] == name]
-        out.append(pool_blocks(name, blocks).records)
-    return out[0], out[1]
+    return pool("reference", phases).records, pool("audit", phases).records
 
 
 @pytest.mark.parametrize(

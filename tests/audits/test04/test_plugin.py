@@ -9,7 +9,7 @@ from auditkit.audits.test04 import AUDIT, REFERENCE, WARMUP, Test04
 from auditkit.config import DatasetConfig
 from auditkit.data import Dataset, Sample, load_dataset
 from auditkit.errors import InputError
-from auditkit.plan import LoadPattern, RunSpec
+from auditkit.plan import LoadPattern, Role, RunSpec
 from auditkit.results import LatencyStats, PhaseResult, PhaseSummary, empty_records
 
 
@@ -17,7 +17,7 @@ def _dataset(n: int) -> Dataset:
     return Dataset("mem", tuple(Sample(i, f"prompt {i}") for i in range(n)))
 
 
-def _phase(name: str, score: float | None, scenario: str = "offline", **kw: object) -> PhaseResult:
+def _phase(name: Role, score: float | None, scenario: str = "offline", **kw: object) -> PhaseResult:
     summary = PhaseSummary(
         name=name,
         scenario=scenario,
@@ -37,7 +37,7 @@ def _phase(name: str, score: float | None, scenario: str = "offline", **kw: obje
         loadgen_valid=True,
         **kw,  # type: ignore[arg-type]
     )
-    spec = RunSpec(name, None, 100, LoadPattern(scenario))  # type: ignore[arg-type]
+    spec = RunSpec(name, None, 100, LoadPattern(scenario), role=name)  # type: ignore[arg-type]
     return PhaseResult(spec, empty_records(), summary)
 
 

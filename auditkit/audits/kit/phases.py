@@ -1,43 +1,58 @@
-"""What the audits beyond TEST04 (TEST01, TEST05, TEST06, TEST09) share: the salted warm-up
-phase, the phase checks that make a verdict INVALID, and the one-at-a-time load of an
-"accuracy" phase. Pure: plans and summaries only."""
+"""What every audit's phases share: the salted warm-up phase, the phase checks that make a
+verdict INVALID, the one-at-a-time load of an "accuracy" phase and the input checks. Pure:
+plans and summaries only."""
 
 from __future__ import annotations
 
-from auditkit.config import AuditConfig
+from typing import Literal
+
+from auditkit.config import AuditConfig, LoadConfig
 from auditkit.data import SampleOrder
 from auditkit.errors import InputError
-from auditkit.plan import LoadPattern, RunSpec
+from auditkit.plan import LoadPattern, Role, RunSpec, WarmupRule
 from auditkit.results import PhaseResult
 
 WARMUP = "warmup"
+#: an "auto" warm-up stops at this many seconds even if latency is not stable yet
+WARMUP_CAP_S = 60.0
 
 
-def warmup_phase(cfg: AuditConfig, queries: int, seed: int) -> list[RunSpec]:
-    """`queries` salted warm-up queries at the scenario's load (none when 0): every prompt
-    carries its own random prefix, so the warm-up primes no cache with a measured prompt."""
+def warmup_phase(cfg: AuditConfig, queries: int | Literal["auto"], seed: int) -> list[RunSpec]:
+    """`queries` salted warm-up queries at the scenario's load (none when 0; "auto": until
+    latency is stable, within caps): every prompt carries its own random prefix, so the
+    warm-up primes no cache with a measured prompt."""
+    load = LoadPattern.from_config(cfg.load, seed)
+    order = SampleOrder.salted(seed + 1)
+    if queries == "auto":
+        least = max(2 * cfg.load.max_concurrency, 32)
+        rule = WarmupRule(least, max_queries=max(8 * least, 256), max_duration_s=WARMUP_CAP_S)
+        return [RunSpec(WARMUP, order, least, load, warmup=rule, role="warmup")]
     if queries <= 0:
         return []
-    load = LoadPattern.from_config(cfg.load, seed)
-    return [RunSpec(WARMUP, SampleOrder.salted(seed + 1), queries, load)]
+    return [RunSpec(WARMUP, order, queries, load, role="warmup")]
 
 
-def one_at_a_time(cfg: AuditConfig, seed: int) -> LoadPattern:
+def query_size(load: LoadConfig) -> int:
+    """Samples per query: load.samples_per_query in multi-stream, else 1."""
+    return load.samples_per_query if load.scenario == "multi-stream" else 1
+
+
+def one_at_a_time(seed: int) -> LoadPattern:
     """The load of an accuracy-style phase: single-stream, one query at a time."""
     return LoadPattern("single-stream", max_concurrency=1, seed=seed)
 
 
 def measured(phases: list[PhaseResult]) -> list[PhaseResult]:
     """The phases a verdict reads (not the warm-up)."""
-    return [p for p in phases if p.name != WARMUP]
+    return [p for p in phases if p.spec.role != "warmup"]
 
 
 def phase_problem(
-    phases: list[PhaseResult], allowed_failures: int = 0, untimed: tuple[str, ...] = ()
+    phases: list[PhaseResult], allowed_failures: int = 0, untimed: tuple[Role, ...] = ()
 ) -> str | None:
     """Why these phases cannot give PASS/FAIL (None: they can): incomplete, failed queries
     beyond `allowed_failures`, or bound by the client rather than the SUT (not checked for
-    `untimed` phases: one-at-a-time phases whose answers count, not their timing)."""
+    phases of an `untimed` role: one-at-a-time phases whose answers count, not their timing)."""
     for p in measured(phases):
         s = p.summary
         if not s.complete:
@@ -45,7 +60,7 @@ def phase_problem(
         if s.failed > allowed_failures:
             kinds = ", ".join(f"{k} {v}" for k, v in s.failures_by_status.items())
             return f"{p.name}: {s.failed} failed queries ({kinds})"
-        if s.client_bound and p.name not in untimed:
+        if s.client_bound and p.spec.role not in untimed:
             return f"{p.name}: {s.client_bound}"
     return None
 

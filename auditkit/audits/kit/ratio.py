@@ -1,9 +1,10 @@
-"""The statistical view of a caching verdict: how sure is it? (pure: numpy/scipy only)
+"""A ratio decision: how sure is a comparison of two phases' scores? (pure: numpy/scipy only)
 
-The official rule compares two point scores. Here the score ratio gets a confidence
-interval by a *block* bootstrap: each phase's queries, in completion order, are cut into
-contiguous time blocks, and blocks (not single queries) are resampled, so warm-up, drift and the
-correlation between neighbouring queries stay inside the resampled unit. The statistical verdict
+Upstream's rules compare two point scores. Here the score ratio (test/reference: TEST04's
+audit phase, TEST05's and TEST01's other phase) gets a confidence interval by a *block*
+bootstrap: each phase's queries, in completion order, are cut into contiguous time blocks,
+and blocks (not single queries) are resampled, so warm-up, drift and the correlation between
+neighbouring queries stay inside the resampled unit. The statistical verdict
 is PASS when the whole interval lies below 1 + threshold, FAIL when it lies above, and
 INCONCLUSIVE when it straddles the limit.
 
@@ -215,12 +216,8 @@ def statistical_view(
     limit = 1 + threshold
     verdict: StatVerdict = "PASS" if high < limit else "FAIL" if low > limit else "INCONCLUSIVE"
     settle = None
-    if verdict == "INCONCLUSIVE" and ratio != limit:
-        # the interval narrows like 1/sqrt(n): scale n until the side facing the limit clears
-        # it (the interval need not be symmetric)
-        side = high - ratio if ratio < limit else ratio - low
-        factor = (side / abs(ratio - limit)) ** 2
-        settle = max(1, math.ceil((len(ref) + len(aud)) * (factor - 1)))
+    if verdict == "INCONCLUSIVE":
+        settle = queries_to_settle(ratio, (low, high), limit, len(ref) + len(aud))
     p_value, median_ratio = _service_time_test(ref, aud)
     return StatisticalView(
         verdict=verdict,
@@ -235,6 +232,26 @@ def statistical_view(
         service_median_ratio=median_ratio,
         method=method,
     )
+
+
+def queries_to_settle(
+    ratio: float, interval: tuple[float, float], limit: float, queries: int
+) -> int | None:
+    """About how many more queries would move the interval off `limit` (None: the ratio sits
+    on it). The interval narrows like 1/sqrt(n): n is scaled until the side facing the limit
+    clears it (the interval need not be symmetric)."""
+    if ratio == limit:
+        return None
+    low, high = interval
+    side = high - ratio if ratio < limit else ratio - low
+    factor = (side / abs(ratio - limit)) ** 2
+    return max(1, math.ceil(queries * (factor - 1)))
+
+
+def level_per_look(alpha: float, looks: int, checks: int = 1) -> float:
+    """Each look's and each check's share of `alpha` (Bonferroni: the chance of any false call
+    over all looks and checks stays <= alpha)."""
+    return alpha / (looks * checks)
 
 
 def _service_time_test(ref: pd.DataFrame, aud: pd.DataFrame) -> tuple[float | None, float | None]:

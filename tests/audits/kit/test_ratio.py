@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from auditkit.audits.test04.statistics import statistical_view
+from auditkit.audits.kit.ratio import statistical_view
 from auditkit.results import records_frame
 
 
