@@ -39,7 +39,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from auditkit.audits.base import AuditTest, settings_of
+from auditkit.audits.base import AuditTest
 from auditkit.audits.llm import check_samples, measured, phase_problem, warmup_phase
 from auditkit.audits.test04 import pool_blocks
 from auditkit.audits.test04.statistics import StatisticalView, statistical_view
@@ -151,7 +151,7 @@ def _pooled(kind: str, phases: list[PhaseResult]) -> PhaseResult:
     return blocks[0] if len(blocks) == 1 else pool_blocks(kind, blocks)
 
 
-class Test05(AuditTest):
+class Test05(AuditTest[Test05Config, Test05Evidence]):
     """TEST05 as an audit plug-in."""
 
     __test__ = False
@@ -162,9 +162,6 @@ class Test05(AuditTest):
     summary: ClassVar[str] = "is the endpoint slower off the official sample order?"
     settings_model = Test05Config
     evidence_model = Test05Evidence
-
-    def settings(self, cfg: AuditConfig) -> Test05Config:
-        return settings_of(cfg, self.key, Test05Config)
 
     def validate(self, cfg: AuditConfig, dataset: Dataset) -> None:
         t5 = self.settings(cfg)
@@ -238,7 +235,7 @@ class Test05(AuditTest):
         )
         return [alt, ref] if r % 2 else [ref, alt]
 
-    def verify(self, phases: list[PhaseResult], cfg: AuditConfig) -> AuditResult[Any]:
+    def verify(self, phases: list[PhaseResult], cfg: AuditConfig) -> AuditResult[Test05Evidence]:
         t5 = self.settings(cfg)
         scenario = cfg.load.scenario
         base: dict[str, Any] = {"test": self.id, "scenario": scenario}
@@ -302,7 +299,7 @@ class Test05(AuditTest):
             **base,
         )
 
-    def files(self, result: AuditResult[Any]) -> dict[str, str]:
+    def files(self, result: AuditResult[Test05Evidence]) -> dict[str, str]:
         upstream = result.upstream_verdict or result.verdict
         if result.reference_score is None or result.audit_score is None:
             return {VERIFY_FILE: f"Verifying performance.\nTEST FAIL: {result.reason}\n"}
@@ -317,10 +314,21 @@ class Test05(AuditTest):
         ]
         return {VERIFY_FILE: "\n".join(lines) + "\n"}
 
-    def verdict_files(self) -> tuple[str, ...]:
-        return (VERIFY_FILE,)
+    def advice(self, result: AuditResult[Test05Evidence]) -> str:
+        if result.verdict == "FAIL":
+            return (
+                "the official sample order is served faster than other seeds' orders: look for "
+                "anything tuned to that order (samples precomputed or warmed in its sequence, an "
+                "order-aware scheduler), remove it and rerun with --overwrite"
+            )
+        if result.verdict == "INCONCLUSIVE":
+            return (
+                "rerun with a larger budget (raise --max-queries, --rounds or --samples) or a "
+                "quieter endpoint; add --overwrite to replace this run"
+            )
+        return super().advice(result)
 
-    def summary_lines(self, result: AuditResult[Any]) -> list[str]:
+    def summary_lines(self, result: AuditResult[Test05Evidence]) -> list[str]:
         if result.reference_score is None or result.audit_score is None:
             return []
         return [
@@ -329,7 +337,7 @@ class Test05(AuditTest):
             f"{result.upstream_verdict})"
         ]
 
-    def panel_rows(self, result: AuditResult[Any]) -> list[tuple[str, str]]:
+    def panel_rows(self, result: AuditResult[Test05Evidence]) -> list[tuple[str, str]]:
         return [("seeds", line) for line in self.summary_lines(result)]
 
 
