@@ -22,7 +22,7 @@ Optional, with defaults:
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
 
@@ -165,7 +165,7 @@ class AuditTest(ABC, Generic[SettingsT, EvidenceT]):
         return []
 
 
-def generic_advice(result: AuditResult[Any]) -> str:
+def generic_advice(result: AuditResult[EvidenceT]) -> str:
     """The "next:" step for any audit: what a verdict of this kind asks for."""
     if result.verdict == "PASS":
         return "keep <output_dir>/<TEST>/ (and <output_dir>/audit/ when written) with the results"
