@@ -212,16 +212,6 @@ def run_files(folder: str | Path, test: AuditTest | None = None) -> list[Path]:
     return files
 
 
-def clear_verdict(folder: Path, test: AuditTest) -> None:
-    """Remove verdict files of an earlier run so a stale verdict never sits beside new data."""
-    stale = [folder / RESULT, *(folder / name for name in test.verdict_files())]
-    if test.submission_name:
-        stale.append(submission_audit_path(folder, test.submission_name))
-    for path in stale:
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-
-
 def is_stale_tmp(path: Path) -> bool:
     """True for a temp file atomic_write_bytes left behind (`.<name>.<random>.tmp`)."""
     return path.name.startswith(".") and path.name.endswith(".tmp") and path.is_file()

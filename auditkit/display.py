@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from auditkit.audits import REGISTRY
+from auditkit.audits.base import generic_advice
 from auditkit.results import AuditResult, PhaseResult, PhaseSummary
 
 VERDICT_STYLE: dict[str, tuple[str, str, str]] = {
@@ -79,47 +80,11 @@ def verdict_html(result: AuditResult[Any]) -> str:
     )
 
 
-def _queries_needed(result: AuditResult[Any]) -> int | None:
-    """The extra queries an unsettled decision says it needs (any audit that reports them)."""
-    decision = getattr(result.evidence, "decision", None)
-    needed = getattr(decision, "queries_needed", None)
-    return needed if isinstance(needed, int) else None
-
-
 def next_step(result: AuditResult[Any]) -> str:
-    """The one action that helps most after this verdict (shown under the panel and by the
-    CLI)."""
-    if result.verdict == "PASS":
-        if not result.submission_grade:
-            return (
-                "no caching seen in this run; for a submission-grade result rerun with "
-                "--mlperf-run-rules (600 s phases), and keep audit/ with the submission"
-            )
-        return "keep <output_dir>/audit/ (the submission checker's record) with the submission"
-    if result.verdict == "FAIL":
-        return (
-            "find the cache that answered (the evidence's cache kind; "
-            "notebooks/investigate_caching.ipynb tells a response cache from a prefix cache), "
-            "turn it off for the audit and rerun with --overwrite"
-        )
-    if result.verdict == "INCONCLUSIVE":
-        needed = _queries_needed(result)
-        more = f"about {needed} more queries" if needed else "more queries"
-        return (
-            f"rerun with a larger budget ({more}: raise --max-queries or --samples) or a quieter "
-            "endpoint; add --overwrite to replace this run"
-        )
-    reason = result.reason.lower()
-    if "client" in reason:
-        return (
-            "the load generator, not the endpoint, set the pace: lower --max-concurrency, or "
-            "run auditkit on a machine with more free CPU, then rerun with --overwrite"
-        )
-    return (
-        "see why queries failed (failures_by_status in each phase.json, the error column of "
-        "records.parquet; docs/results.md), fix the endpoint or the settings, then rerun with "
-        "--overwrite"
-    )
+    """The one action that helps most after this verdict, from the audit that gave it (shown
+    under the panel and by the CLI)."""
+    test = REGISTRY.get(result.test.lower())
+    return test.advice(result) if test is not None else generic_advice(result)
 
 
 def _score_rows(result: AuditResult[Any]) -> list[tuple[str, str]]:

@@ -191,10 +191,6 @@ class Evidence(BaseModel):
 EvidenceT = TypeVar("EvidenceT", bound=Evidence)
 
 
-class NoEvidence(Evidence):
-    """For results that carry no audit-specific evidence (e.g. an INVALID before any phase)."""
-
-
 class AuditResult(BaseModel, Generic[EvidenceT]):
     """The verdict of one audit test and every number behind it (audit_result.json).
 

@@ -32,8 +32,6 @@ from auditkit.loadgen.fake import FakeTransport, SimulatedSUT
 from auditkit.options import Option, common_options, model_options
 from auditkit.runner import AuditRun, Log, ProgressFactory, decided_verdict, endpoint_url, prepare
 
-#: the suite's audits, in the order they run (TEST04 after TEST01: both warm the same way)
-SUITE_TESTS: tuple[str, ...] = ("test01", "test04", "test05", "test06", "test09")
 SUITE = "suite"
 #: the combined verdict, beside the audits' folders
 SUITE_RESULT = "suite_result.json"
@@ -127,22 +125,20 @@ def suite_options() -> list[Option]:
     """`auditkit run suite` flags: the shared ones, then each audit's prefixed with its key
     (--test01-samples, --test06-stop-markers, ...), since the audits' own names overlap."""
     out = common_options()
-    for key in SUITE_TESTS:
+    for key in suite_tests():
         out += model_options(REGISTRY[key].settings_model, (key,), f"{key}_", key)
     return out
 
 
-def applicable(cfg: AuditConfig, tests: tuple[str, ...] = SUITE_TESTS) -> dict[str, str | None]:
-    """Each audit → None if it applies to this endpoint config, else why it is skipped."""
-    out: dict[str, str | None] = {}
-    for key in tests:
-        why = None
-        if key in ("test01", "test06") and cfg.endpoint.temperature != 0:
-            why = "compares answers: needs endpoint.temperature 0"
-        if key == "test06" and cfg.endpoint.api == "json":
-            why = "reads streamed chunks and usage: needs an OpenAI-compatible api"
-        out[key] = why
-    return out
+def suite_tests() -> tuple[str, ...]:
+    """The suite's audits: every registered one, in the order of their ids (TEST01, TEST04, ...)."""
+    return tuple(t.key for t in sorted(REGISTRY.values(), key=lambda t: t.id))
+
+
+def applicable(cfg: AuditConfig, tests: tuple[str, ...] | None = None) -> dict[str, str | None]:
+    """Each audit → None if it applies to this endpoint config, else why it is skipped (the
+    audit's own `applies`)."""
+    return {key: get_test(key).applies(cfg) for key in tests or suite_tests()}
 
 
 def _without_warmup(cfg: AuditConfig, key: str) -> AuditConfig:
@@ -187,7 +183,7 @@ def check_suite(
 ) -> tuple[list[str], dict[str, str]]:
     """(the audits to run, those skipped → why), every one validated and its output folder
     claimable; InputError otherwise. Sends nothing and removes nothing."""
-    chosen = tuple(get_test(t).key for t in (tests or SUITE_TESTS))
+    chosen = tuple(get_test(t).key for t in (tests or suite_tests()))
     verdict = applicable(cfg, chosen)
     skipped = {k: why for k, why in verdict.items() if why is not None}
     keys = [k for k in chosen if verdict[k] is None]
@@ -223,7 +219,7 @@ def run_suite(
     log: Log | None = None,
     transport: Transport | None = None,
 ) -> SuiteRun:
-    """Run the applicable audits of `tests` (default: all of SUITE_TESTS) against one endpoint.
+    """Run the applicable audits of `tests` (default: `suite_tests()`) against one endpoint.
     InputError before anything is sent if any of them cannot run with `cfg`."""
     from auditkit.runner import run_audit
 
@@ -306,7 +302,6 @@ def suite_summary(run: SuiteRun) -> list[dict[str, Any]]:
 __all__ = [
     "SUITE",
     "SUITE_RESULT",
-    "SUITE_TESTS",
     "SuiteRun",
     "applicable",
     "check_notebook_parameters",
@@ -318,6 +313,7 @@ __all__ = [
     "suite_config",
     "suite_options",
     "suite_result_path",
+    "suite_tests",
 ]
 
 

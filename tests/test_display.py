@@ -93,3 +93,32 @@ def test_panel_shows_the_audits_own_evidence_rows() -> None:
     html_text = verdict_html(result)
     assert "decision" in html_text and "[1.800, 2.200]" in html_text
     assert "response cache" in html_text and "decode collapsed" in html_text
+
+
+def test_next_step_comes_from_the_audit_that_gave_the_verdict() -> None:
+    from auditkit.audits import get_test
+    from auditkit.audits.test06 import Test06Evidence
+    from auditkit.audits.test09 import Test09Evidence
+
+    t6 = Test06Evidence(
+        samples=4, first_token_pass=False, eos_pass=True, sample_length_pass=True,
+        finish_reason_pass=True, count_source="logprobs", first_token_failures=2,
+        eos_failures=0, length_failures=0, finish_reason_failures=0,
+    )  # fmt: skip
+    t9 = Test09Evidence(
+        samples=4, mean_output_tokens=50.0, min_tokens=40, max_tokens=60, std_tokens=5.0,
+        accuracy_mean_tokens=100.0, min_bound=90.0, max_bound=110.0, bounds_source="x",
+        shortened_samples=4,
+    )  # fmt: skip
+    for key, evidence, words in (
+        ("test06", t6, "first streamed chunk"),
+        ("test09", t9, "shorter under load"),
+    ):
+        model = get_test(key).result_model
+        failed = model(
+            test=key.upper(), verdict="FAIL", reason="x", scenario="offline", evidence=evidence
+        )
+        step = display.next_step(failed)
+        assert words in step and "cache" not in step, step
+        assert "cache" not in display.next_step(failed.model_copy(update={"evidence": None}))
+    assert "find the cache that answered" in display.next_step(result("FAIL"))

@@ -15,7 +15,13 @@ from auditkit.cli import main
 from auditkit.config import MockConfig
 from auditkit.errors import InputError
 from auditkit.mock import MockProcess
-from auditkit.suite import applicable, combined_exit_code, read_suite_result, run_suite
+from auditkit.suite import (
+    applicable,
+    combined_exit_code,
+    read_suite_result,
+    run_suite,
+    suite_tests,
+)
 
 SMALL: dict[str, Any] = {
     "test01": {"samples": 16, "log_samples": 8},
@@ -172,3 +178,16 @@ def test_suite_notebook_and_a_new_audit_through_the_generic_notebook(
     )  # fmt: skip
     assert code == 0, capsys.readouterr().err
     assert (tmp_path / "alone" / "TEST09" / "verify_output_len.txt").is_file()
+
+
+def test_the_suite_is_every_registered_audit_in_id_order_each_saying_if_it_applies() -> None:
+    assert suite_tests() == ("test01", "test04", "test05", "test06", "test09")
+    endpoint = {"api": "json", "body_template": {"prompt": "{prompt}"}}
+    cfg = load_config(None, {"endpoint": endpoint})
+    assert applicable(cfg) == {
+        "test01": None,
+        "test04": None,
+        "test05": None,
+        "test06": "reads streamed chunks and usage: needs an OpenAI-compatible api",
+        "test09": None,
+    }

@@ -18,7 +18,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError, create_model
 
-from auditkit.audits.base import AuditTest, settings_of
+from auditkit.audits.base import AuditTest
 from auditkit.audits.test01 import Test01
 from auditkit.audits.test04 import Test04
 from auditkit.audits.test05 import Test05
@@ -28,7 +28,8 @@ from auditkit.config import AuditConfig, deep_merge, format_validation_error, lo
 from auditkit.errors import InputError
 from auditkit.results import AuditResult
 
-REGISTRY: dict[str, AuditTest] = {
+#: every audit, whatever its settings and evidence types (the hooks are typed on each audit)
+REGISTRY: dict[str, AuditTest[Any, Any]] = {
     Test04.key: Test04(),
     Test01.key: Test01(),
     Test05.key: Test05(),
@@ -46,7 +47,7 @@ PLUGINS_ENV = "AUDITKIT_PLUGINS"
 _models: dict[tuple[tuple[str, type[BaseModel]], ...], type[AuditConfig]] = {}
 
 
-def register(test: AuditTest) -> AuditTest:
+def register(test: AuditTest[Any, Any]) -> AuditTest[Any, Any]:
     """Add (or replace) an audit in the registry; returns it (usable as a decorator's body)."""
     REGISTRY[test.key] = test
     return test
@@ -80,7 +81,7 @@ def _load_object(spec: str) -> object:
         raise InputError(f"{PLUGINS_ENV}: {target} has no {attr!r}") from None
 
 
-def _as_test(obj: object, where: str) -> AuditTest:
+def _as_test(obj: object, where: str) -> AuditTest[Any, Any]:
     test = obj() if isinstance(obj, type) else obj
     if not isinstance(test, AuditTest):
         raise InputError(f"{where} is not an auditkit AuditTest")
@@ -95,7 +96,7 @@ def load_plugins() -> None:
         register(_as_test(_load_object(spec), spec))
 
 
-def get_test(name: str) -> AuditTest:
+def get_test(name: str) -> AuditTest[Any, Any]:
     """Look a test up by key or id, case-insensitively (TEST04, test04)."""
     test = REGISTRY.get(name.lower())
     if test is not None:
@@ -169,6 +170,5 @@ __all__ = [
     "load_plugins",
     "register",
     "result_from_json",
-    "settings_of",
     "unregister",
 ]

@@ -1,25 +1,28 @@
 """The audit-test plug-in contract (DESIGN §3).
 
 An audit is one module (or package) under `auditkit/audits/` plus one registry entry. It owns
-everything that is specific to it, and the generic parts (runner, CLI, artifacts, notebooks,
-review) only ask it:
+everything that is specific to it, and the generic parts (runner, CLI, suite, artifacts,
+notebooks, review) only ask it. `AuditTest[S, E]` is generic over the audit's settings model `S`
+and evidence model `E`, so every hook is typed with the audit's own models.
 
-| what                          | attribute / method                          |
-|-------------------------------|---------------------------------------------|
-| its YAML block, CLI flags and notebook parameters | `key`, `settings_model` (fields → options) |
-| its phases                    | `plan`, `validate`, `with_run_rules`, `resolve`, `extend` |
-| its scoring                   | `verify` (pure), `invalid`                  |
-| its evidence model            | `evidence_model` (→ `result_model`)         |
-| its files                     | `files`, `verdict_files`, `submission_name` |
-| re-verifying LoadGen logs     | `log_inputs`, `verify_logs`                 |
-| how it reads in a report      | `describe`, `summary_lines`, `panel_rows`   |
-| its notebook                  | `notebook` (None: the generic audit notebook) |
+Required: the declarations `id`, `key`, `title`, `settings_model` (its fields become CLI flags
+and notebook parameters), `evidence_model`, and three hooks: `validate`, `plan`, `verify` (pure).
+Optional, with defaults:
+
+| what          | hooks and declarations                                          |
+|---------------|-----------------------------------------------------------------|
+| config block  | `with_run_rules`, `resolve`                                     |
+| phases        | `extend` (more rounds), `applies` (the suite skips it when not) |
+| verdict       | `invalid`, `advice` (the "next:" step after a verdict)          |
+| files         | `files`, `submission_name`                                      |
+| LoadGen logs  | `log_inputs`, `verify_logs`                                     |
+| reports       | `summary`, `notebook`, `describe`, `report_text`, `summary_lines`, `panel_rows` |
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, ClassVar, TypeVar
+from typing import ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel
 
@@ -28,12 +31,12 @@ from auditkit.data import Dataset
 from auditkit.errors import InputError
 from auditkit.loadgen_logs import LogFile
 from auditkit.plan import RunSpec
-from auditkit.results import AuditResult, Evidence, NoEvidence, PhaseResult, PhaseSummary
+from auditkit.results import AuditResult, EvidenceT, PhaseResult, PhaseSummary
 
 SettingsT = TypeVar("SettingsT", bound=BaseModel)
 
 
-class AuditTest(ABC):
+class AuditTest(ABC, Generic[SettingsT, EvidenceT]):
     """A compliance test: plans its phases, validates input up front, verifies purely."""
 
     #: report id and artifact folder name, e.g. "TEST04"
@@ -42,20 +45,32 @@ class AuditTest(ABC):
     key: ClassVar[str]
     title: ClassVar[str]
     #: the audit's own config block (its fields become CLI flags and notebook parameters)
-    settings_model: ClassVar[type[BaseModel]]
-    evidence_model: ClassVar[type[Evidence]] = NoEvidence
+    settings_model: type[SettingsT]
+    #: the audit's evidence (audit_result.json's `evidence`)
+    evidence_model: type[EvidenceT]
     #: MLPerf submission checker's name: <output_dir>/audit/audit_<name>.json (None: no file)
     submission_name: ClassVar[str | None] = None
     #: the audit's own notebook file name in the packaged notebooks (None: the generic one)
     notebook: ClassVar[str | None] = None
     #: one line for `auditkit run --help`
     summary: ClassVar[str] = ""
+    #: names of the LoadGen summaries `auditkit verify` takes (flags --<name> FILE); () = none
+    log_inputs: ClassVar[tuple[str, ...]] = ()
 
     # --- configuration -------------------------------------------------------------------
 
-    def settings(self, cfg: AuditConfig) -> Any:
-        """This audit's block of `cfg` (typed by `settings_of` in the audit's own module)."""
-        return getattr(cfg, self.key)
+    def settings(self, cfg: AuditConfig) -> SettingsT:
+        """This audit's block of `cfg` (the registry's run config has one field per audit; a
+        plain AuditConfig has none, which means the audit's defaults)."""
+        block = getattr(cfg, self.key, None)
+        if block is None:
+            return self.settings_model()
+        if not isinstance(block, self.settings_model):
+            raise TypeError(
+                f"config block {self.key!r} is a {type(block).__name__}, "
+                f"not {self.settings_model.__name__}"
+            )
+        return block
 
     def with_run_rules(self, cfg: AuditConfig) -> AuditConfig:
         """`cfg` with MLPerf's run-rule floors applied to this audit's block (default: as is)."""
@@ -65,6 +80,11 @@ class AuditTest(ABC):
         """`cfg` with what the run decides filled in (e.g. a random nonce), so config.yaml and
         the verdict record it (default: as is)."""
         return cfg
+
+    def applies(self, cfg: AuditConfig) -> str | None:
+        """None when this audit applies to the endpoint `cfg` describes, else the one-line
+        reason the suite skips it (default: applies)."""
+        return None
 
     # --- phases ----------------------------------------------------------------------------
 
@@ -85,17 +105,17 @@ class AuditTest(ABC):
     # --- verdict -------------------------------------------------------------------------
 
     @property
-    def result_model(self) -> type[AuditResult[Any]]:
+    def result_model(self) -> type[AuditResult[EvidenceT]]:
         """The typed result this audit writes and reads back (audit_result.json)."""
         return AuditResult[self.evidence_model]  # type: ignore[name-defined]
 
     @abstractmethod
-    def verify(self, phases: list[PhaseResult], cfg: AuditConfig) -> AuditResult[Any]:
+    def verify(self, phases: list[PhaseResult], cfg: AuditConfig) -> AuditResult[EvidenceT]:
         """The verdict: a pure function of the phase results and the config."""
 
     def invalid(
         self, cfg: AuditConfig, ran: dict[str, PhaseSummary], reason: str
-    ) -> AuditResult[Any]:
+    ) -> AuditResult[EvidenceT]:
         """INVALID because the plan did not finish (never PASS/FAIL from partial data)."""
         return self.result_model(
             test=self.id,
@@ -106,26 +126,22 @@ class AuditTest(ABC):
             config=cfg.redacted(),
         )
 
+    def advice(self, result: AuditResult[EvidenceT]) -> str:
+        """The one action that helps most after this verdict ("next:"; default: generic)."""
+        if result.verdict == "PASS" and self.submission_name:
+            return "keep <output_dir>/audit/ (the submission checker's record) with the submission"
+        return generic_advice(result)
+
     # --- files and reports ----------------------------------------------------------------
 
-    def files(self, result: AuditResult[Any]) -> dict[str, str]:
+    def files(self, result: AuditResult[EvidenceT]) -> dict[str, str]:
         """Audit-specific verdict files beside audit_result.json: relative path → text
         (the artifacts module writes them atomically; default: none)."""
         return {}
 
-    def verdict_files(self) -> tuple[str, ...]:
-        """Relative paths of every file `files` may return, so a new run removes an old
-        verdict before it starts."""
-        return ()
-
-    # --- re-verifying saved logs (optional) ----------------------------------------------
-
-    #: names of the LoadGen summaries `auditkit verify` takes (flags --<name> FILE); () = none
-    log_inputs: ClassVar[tuple[str, ...]] = ()
-
     def verify_logs(
-        self, inputs: dict[str, LogFile], settings: Any
-    ) -> tuple[AuditResult[Any], dict[str, str]]:
+        self, inputs: dict[str, LogFile], settings: SettingsT
+    ) -> tuple[AuditResult[EvidenceT], dict[str, str]]:
         """The verdict from saved LoadGen logs, and extra files to write (relative path → text)."""
         raise InputError(f"{self.key} cannot be verified from LoadGen logs")
 
@@ -134,27 +150,42 @@ class AuditTest(ABC):
         where = cfg.endpoint.url or f"embedded mock (cache={cfg.mock.cache})"
         return f"{self.id} against {where}, api {cfg.endpoint.api}, {cfg.load.scenario}"
 
-    def report_text(self, result: AuditResult[Any]) -> str:
+    def report_text(self, result: AuditResult[EvidenceT]) -> str:
         """The verdict as text (`auditkit verify` prints it)."""
         lines = [f"{result.test} {result.verdict}: {result.reason}"]
         lines += self.summary_lines(result)
         return "\n".join(lines) + "\n"
 
-    def summary_lines(self, result: AuditResult[Any]) -> list[str]:
+    def summary_lines(self, result: AuditResult[EvidenceT]) -> list[str]:
         """Lines the CLI prints under the verdict line (scores, evidence)."""
         return []
 
-    def panel_rows(self, result: AuditResult[Any]) -> list[tuple[str, str]]:
+    def panel_rows(self, result: AuditResult[EvidenceT]) -> list[tuple[str, str]]:
         """(label, plain text) rows the notebook's verdict panel shows under the reason."""
         return []
 
 
-def settings_of(cfg: AuditConfig, key: str, model: type[SettingsT]) -> SettingsT:
-    """An audit's typed block of `cfg` (the registry's run config has one field per audit; a
-    plain AuditConfig has none, which means the audit's defaults)."""
-    block = getattr(cfg, key, None)
-    if block is None:
-        return model()
-    if not isinstance(block, model):
-        raise TypeError(f"config block {key!r} is a {type(block).__name__}, not {model.__name__}")
-    return block
+def generic_advice(result: AuditResult[EvidenceT]) -> str:
+    """The "next:" step for any audit: what a verdict of this kind asks for."""
+    if result.verdict == "PASS":
+        return "keep <output_dir>/<TEST>/ (and <output_dir>/audit/ when written) with the results"
+    if result.verdict == "FAIL":
+        return (
+            "the evidence rows and the audit's verify file say which check broke; fix the "
+            "endpoint and rerun with --overwrite"
+        )
+    if result.verdict == "INCONCLUSIVE":
+        return (
+            "rerun with more queries (raise --samples) or a quieter endpoint; add --overwrite to "
+            "replace this run"
+        )
+    if "client" in result.reason.lower():
+        return (
+            "the load generator, not the endpoint, set the pace: lower --max-concurrency, or "
+            "run auditkit on a machine with more free CPU, then rerun with --overwrite"
+        )
+    return (
+        "see why queries failed (failures_by_status in each phase.json, the error column of "
+        "records.parquet; docs/results.md), fix the endpoint or the settings, then rerun with "
+        "--overwrite"
+    )

@@ -6,13 +6,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
 from auditkit.audits import REGISTRY, AuditTest, build_config, register, unregister
-from auditkit.audits.base import settings_of
 from auditkit.cli import main
 from auditkit.config import AuditConfig
 from auditkit.data import Dataset, SampleOrder
@@ -35,7 +34,7 @@ class TinyEvidence(Evidence):
     failed: int
 
 
-class TinyAudit(AuditTest):
+class TinyAudit(AuditTest[TinySettings, TinyEvidence]):
     """TEST99: does every query of a short single-stream phase come back?"""
 
     id: ClassVar[str] = "TEST99"
@@ -46,17 +45,17 @@ class TinyAudit(AuditTest):
     submission_name: ClassVar[str | None] = "tiny_test"
 
     def validate(self, cfg: AuditConfig, dataset: Dataset) -> None:
-        if settings_of(cfg, self.key, TinySettings).queries > len(dataset):
+        if self.settings(cfg).queries > len(dataset):
             raise InputError("test99.queries exceeds the dataset")
 
     def plan(self, cfg: AuditConfig, dataset: Dataset) -> list[RunSpec]:
-        queries = settings_of(cfg, self.key, TinySettings).queries
+        queries = self.settings(cfg).queries
         load = LoadPattern("single-stream")
         return [RunSpec("probe", SampleOrder.without_replacement(0), queries, load)]
 
-    def verify(self, phases: list[PhaseResult], cfg: AuditConfig) -> AuditResult[Any]:
+    def verify(self, phases: list[PhaseResult], cfg: AuditConfig) -> AuditResult[TinyEvidence]:
         s = phases[0].summary
-        allowed = settings_of(cfg, self.key, TinySettings).max_failures
+        allowed = self.settings(cfg).max_failures
         passed = s.failed <= allowed
         return self.result_model(
             test=self.id,
@@ -81,7 +80,7 @@ def tiny() -> Iterator[TinyAudit]:
 
 def test_registering_adds_a_config_block_and_flags(tiny: TinyAudit) -> None:
     cfg = build_config({"test99": {"queries": 3}})
-    assert settings_of(cfg, "test99", TinySettings).queries == 3
+    assert tiny.settings(cfg).queries == 3
     with pytest.raises(InputError, match=r"test99\.queries"):
         build_config({"test99": {"queries": 0}})
     assert "test99" in REGISTRY

@@ -68,11 +68,11 @@ import json
 import random
 import unicodedata
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from auditkit.audits.base import AuditTest, settings_of
+from auditkit.audits.base import AuditTest
 from auditkit.audits.kit import upstream
 from auditkit.audits.kit.phases import (
     check_samples,
@@ -298,7 +298,7 @@ def compare(
     return len(rows), identical, (sum(sims) / len(sims)) if sims else 0.0, mismatches
 
 
-class Test01(AuditTest):
+class Test01(AuditTest[Test01Config, Test01Evidence]):
     """TEST01 as an audit plug-in."""
 
     __test__ = False
@@ -311,8 +311,10 @@ class Test01(AuditTest):
     evidence_model = Test01Evidence
     submission_name: ClassVar[str | None] = "accuracy_in_performance_test"
 
-    def settings(self, cfg: AuditConfig) -> Test01Config:
-        return settings_of(cfg, self.key, Test01Config)
+    def applies(self, cfg: AuditConfig) -> str | None:
+        if cfg.endpoint.temperature != 0:
+            return "compares answers: needs endpoint.temperature 0"
+        return None
 
     def validate(self, cfg: AuditConfig, dataset: Dataset) -> None:
         t1 = self.settings(cfg)
@@ -342,7 +344,7 @@ class Test01(AuditTest):
             RunSpec(AUDIT, order, t1.samples, load, duration, log_outputs=rows, role=AUDIT),
         ]
 
-    def verify(self, phases: list[PhaseResult], cfg: AuditConfig) -> AuditResult[Any]:
+    def verify(self, phases: list[PhaseResult], cfg: AuditConfig) -> AuditResult[Test01Evidence]:
         t1 = self.settings(cfg)
         base = base_fields(self.id, cfg, phases)
         problem = phase_problem(phases, untimed=(ACCURACY,))
@@ -442,10 +444,10 @@ class Test01(AuditTest):
             **base,
         )
 
-    def files(self, result: AuditResult[Any]) -> dict[str, str]:
+    def files(self, result: AuditResult[Test01Evidence]) -> dict[str, str]:
         ev = result.evidence
         mine = f"auditkit: verdict {result.verdict}; {result.reason}\n"
-        if not isinstance(ev, Test01Evidence):
+        if ev is None:
             # what upstream's scripts print when they have nothing valid to compare
             return {
                 VERIFY_FILE: f"{ACCURACY_HEAD}TEST FAIL\n\n{mine}",
@@ -461,12 +463,25 @@ class Test01(AuditTest):
             MISMATCH_FILE: "".join(f"{line}\n" for line in lines),
         }
 
-    def verdict_files(self) -> tuple[str, ...]:
-        return (VERIFY_FILE, PERFORMANCE_FILE, MISMATCH_FILE)
-
-    def summary_lines(self, result: AuditResult[Any]) -> list[str]:
+    def advice(self, result: AuditResult[Test01Evidence]) -> str:
         ev = result.evidence
-        if not isinstance(ev, Test01Evidence):
+        if result.verdict != "FAIL" or ev is None:
+            return super().advice(result)
+        if not ev.accuracy_pass:
+            return (
+                f"answers change under load ({ev.mismatch_count} of {ev.pairs} differ): compare "
+                f"the pairs in {MISMATCH_FILE} (batching, or a kernel or precision that changes "
+                "with load, are the usual causes), fix it and rerun with --overwrite"
+            )
+        return (
+            f"the audit run's {ev.performance_quantity} is off the performance run's by more than "
+            f"±{ev.performance_threshold:g}: keep other load off the endpoint and the client "
+            "during the run, then rerun with --overwrite"
+        )
+
+    def summary_lines(self, result: AuditResult[Test01Evidence]) -> list[str]:
+        ev = result.evidence
+        if ev is None:
             return []
         ratio = "n/a" if ev.performance_ratio is None else f"{ev.performance_ratio:.3f}"
         lines = [
@@ -481,7 +496,7 @@ class Test01(AuditTest):
             )
         return lines
 
-    def panel_rows(self, result: AuditResult[Any]) -> list[tuple[str, str]]:
+    def panel_rows(self, result: AuditResult[Test01Evidence]) -> list[tuple[str, str]]:
         return [("answers", line) for line in self.summary_lines(result)]
 
 

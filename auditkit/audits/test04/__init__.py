@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from auditkit import early_stopping, mlperf_logs, run_rules
-from auditkit.audits.base import AuditTest, settings_of
+from auditkit.audits.base import AuditTest
 from auditkit.audits.kit import designs
 from auditkit.audits.kit.phases import WARMUP, measured, query_size, warmup_phase
 from auditkit.audits.test04.decision import (
@@ -73,7 +73,7 @@ def resolve_sample_index(t4: Test04Config, dataset: Dataset) -> int:
     return median_cost_index(dataset) if index == "median" else int(index)
 
 
-class Test04(AuditTest):
+class Test04(AuditTest[Test04Config, Test04Evidence]):
     """TEST04 as an audit plug-in."""
 
     __test__ = False  # a "Test…" name, not a pytest test class
@@ -87,9 +87,6 @@ class Test04(AuditTest):
     submission_name: ClassVar[str | None] = "output_caching_test"
     notebook: ClassVar[str | None] = "test04.ipynb"
     log_inputs: ClassVar[tuple[str, ...]] = ("reference", "test")
-
-    def settings(self, cfg: AuditConfig) -> Test04Config:
-        return settings_of(cfg, self.key, Test04Config)
 
     def with_run_rules(self, cfg: AuditConfig) -> AuditConfig:
         """Both phases raised to the scenario's minimum query count."""
@@ -333,7 +330,7 @@ class Test04(AuditTest):
         )
 
     def verify_logs(
-        self, inputs: dict[str, LogFile], settings: Any
+        self, inputs: dict[str, LogFile], settings: Test04Config
     ) -> tuple[Test04Result, dict[str, str]]:
         """`auditkit verify test04 --reference A --test B`: the verdict from two LoadGen summary
         files, and run_1/ holding the test run's own files (not a summary rebuilt from numbers)."""
@@ -350,7 +347,7 @@ class Test04(AuditTest):
 
     # --- files and reports ----------------------------------------------------------------
 
-    def files(self, result: AuditResult[Any]) -> dict[str, str]:
+    def files(self, result: Test04Result) -> dict[str, str]:
         """verify_performance.txt (upstream's wording) and, as LoadGen's compliance run writes
         them, the audit phase's logs in performance/run_1/."""
         out = {VERIFY_FILE: format_verify_performance(result)}
@@ -360,12 +357,27 @@ class Test04(AuditTest):
             out[str(RUN_DIR / mlperf_logs.DETAIL_FILE)] = mlperf_logs.format_detail(audit)
         return out
 
-    def verdict_files(self) -> tuple[str, ...]:
-        return (
-            VERIFY_FILE,
-            str(RUN_DIR / mlperf_logs.SUMMARY_FILE),
-            str(RUN_DIR / mlperf_logs.DETAIL_FILE),
-        )
+    def advice(self, result: Test04Result) -> str:
+        if result.verdict == "PASS" and not result.submission_grade:
+            return (
+                "no caching seen in this run; for a submission-grade result rerun with "
+                "--mlperf-run-rules (600 s phases), and keep audit/ with the submission"
+            )
+        if result.verdict == "FAIL":
+            return (
+                "find the cache that answered (the evidence's cache kind; "
+                "notebooks/investigate_caching.ipynb tells a response cache from a prefix cache), "
+                "turn it off for the audit and rerun with --overwrite"
+            )
+        if result.verdict == "INCONCLUSIVE":
+            decision = result.evidence.decision if result.evidence else None
+            needed = decision.queries_needed if decision else None
+            more = f"about {needed} more queries" if needed else "more queries"
+            return (
+                f"rerun with a larger budget ({more}: raise --max-queries or --samples) or a "
+                "quieter endpoint; add --overwrite to replace this run"
+            )
+        return super().advice(result)
 
     def describe(self, cfg: AuditConfig) -> str:
         t4 = self.settings(cfg)
@@ -374,19 +386,19 @@ class Test04(AuditTest):
             f"audit samples (sample_index {t4.sample_index}), stream={cfg.endpoint.stream}"
         )
 
-    def report_text(self, result: AuditResult[Any]) -> str:
+    def report_text(self, result: Test04Result) -> str:
         """verify_performance.txt's text, as upstream prints it."""
         return format_verify_performance(result)
 
-    def summary_lines(self, result: AuditResult[Any]) -> list[str]:
+    def summary_lines(self, result: Test04Result) -> list[str]:
         return [f"{label}: {text}" for label, text in self.panel_rows(result)]
 
-    def panel_rows(self, result: AuditResult[Any]) -> list[tuple[str, str]]:
+    def panel_rows(self, result: Test04Result) -> list[tuple[str, str]]:
         rows: list[tuple[str, str]] = []
         if result.upstream_verdict is not None:
             rows.append(("upstream rule", _upstream_line(result)))
         evidence = result.evidence
-        if not isinstance(evidence, Test04Evidence):
+        if evidence is None:
             return rows
         decision = evidence.decision
         if decision is not None:

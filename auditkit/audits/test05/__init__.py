@@ -35,11 +35,11 @@ then the point rule on the pooled scores.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from auditkit.audits.base import AuditTest, settings_of
+from auditkit.audits.base import AuditTest
 from auditkit.audits.kit import designs, upstream
 from auditkit.audits.kit.phases import (
     check_samples,
@@ -136,7 +136,7 @@ def _specs(t5: Test05Config, cfg: AuditConfig, slots: list[designs.Slot]) -> lis
     return out
 
 
-class Test05(AuditTest):
+class Test05(AuditTest[Test05Config, Test05Evidence]):
     """TEST05 as an audit plug-in."""
 
     __test__ = False
@@ -147,9 +147,6 @@ class Test05(AuditTest):
     summary: ClassVar[str] = "is the endpoint slower off the official sample order?"
     settings_model = Test05Config
     evidence_model = Test05Evidence
-
-    def settings(self, cfg: AuditConfig) -> Test05Config:
-        return settings_of(cfg, self.key, Test05Config)
 
     def validate(self, cfg: AuditConfig, dataset: Dataset) -> None:
         t5 = self.settings(cfg)
@@ -190,7 +187,7 @@ class Test05(AuditTest):
         skip = (designs.issued(REFERENCE, phases), designs.issued(ALTERNATE, phases))
         return _specs(t5, cfg, designs.extra_round(REFERENCE, ALTERNATE, done + 1, (n, n), skip))
 
-    def verify(self, phases: list[PhaseResult], cfg: AuditConfig) -> AuditResult[Any]:
+    def verify(self, phases: list[PhaseResult], cfg: AuditConfig) -> AuditResult[Test05Evidence]:
         t5 = self.settings(cfg)
         scenario = cfg.load.scenario
         base = base_fields(self.id, cfg, phases)
@@ -253,7 +250,7 @@ class Test05(AuditTest):
             **base,
         )
 
-    def files(self, result: AuditResult[Any]) -> dict[str, str]:
+    def files(self, result: AuditResult[Test05Evidence]) -> dict[str, str]:
         verdict = result.upstream_verdict or result.verdict
         if result.reference_score is None or result.audit_score is None:
             return {VERIFY_FILE: upstream.verify_performance(None, False, failure=result.reason)}
@@ -261,10 +258,21 @@ class Test05(AuditTest):
         lines = upstream.verdict_lines(result.verdict, verdict, result.reason)
         return {VERIFY_FILE: upstream.verify_performance(scores, verdict == "PASS", lines)}
 
-    def verdict_files(self) -> tuple[str, ...]:
-        return (VERIFY_FILE,)
+    def advice(self, result: AuditResult[Test05Evidence]) -> str:
+        if result.verdict == "FAIL":
+            return (
+                "the official sample order is served faster than other seeds' orders: look for "
+                "anything tuned to that order (samples precomputed or warmed in its sequence, an "
+                "order-aware scheduler), remove it and rerun with --overwrite"
+            )
+        if result.verdict == "INCONCLUSIVE":
+            return (
+                "rerun with a larger budget (raise --max-queries, --rounds or --samples) or a "
+                "quieter endpoint; add --overwrite to replace this run"
+            )
+        return super().advice(result)
 
-    def summary_lines(self, result: AuditResult[Any]) -> list[str]:
+    def summary_lines(self, result: AuditResult[Test05Evidence]) -> list[str]:
         if result.reference_score is None or result.audit_score is None:
             return []
         return [
@@ -273,7 +281,7 @@ class Test05(AuditTest):
             f"{result.upstream_verdict})"
         ]
 
-    def panel_rows(self, result: AuditResult[Any]) -> list[tuple[str, str]]:
+    def panel_rows(self, result: AuditResult[Test05Evidence]) -> list[tuple[str, str]]:
         return [("seeds", line) for line in self.summary_lines(result)]
 
 

@@ -30,11 +30,11 @@ check runs in every scenario; the three upstream lines go to `verify_accuracy.tx
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from auditkit.audits.base import AuditTest, settings_of
+from auditkit.audits.base import AuditTest
 from auditkit.audits.kit.phases import (
     check_samples,
     one_at_a_time,
@@ -174,7 +174,7 @@ def check(
     )
 
 
-class Test06(AuditTest):
+class Test06(AuditTest[Test06Config, Test06Evidence]):
     """TEST06 as an audit plug-in."""
 
     __test__ = False
@@ -187,8 +187,12 @@ class Test06(AuditTest):
     evidence_model = Test06Evidence
     submission_name: ClassVar[str | None] = "consistency_output_test"
 
-    def settings(self, cfg: AuditConfig) -> Test06Config:
-        return settings_of(cfg, self.key, Test06Config)
+    def applies(self, cfg: AuditConfig) -> str | None:
+        if cfg.endpoint.api == "json":
+            return "reads streamed chunks and usage: needs an OpenAI-compatible api"
+        if cfg.endpoint.temperature != 0:
+            return "compares answers: needs endpoint.temperature 0"
+        return None
 
     def resolve(self, cfg: AuditConfig, dataset: Dataset) -> AuditConfig:
         """Ask for logprobs: the delivered tokens are counted from them."""
@@ -225,7 +229,7 @@ class Test06(AuditTest):
             ),
         ]
 
-    def verify(self, phases: list[PhaseResult], cfg: AuditConfig) -> AuditResult[Any]:
+    def verify(self, phases: list[PhaseResult], cfg: AuditConfig) -> AuditResult[Test06Evidence]:
         t6 = self.settings(cfg)
         base = base_fields(self.id, cfg, phases)
         problem = phase_problem(phases, untimed=("accuracy",))
@@ -262,9 +266,9 @@ class Test06(AuditTest):
             **base,
         )
 
-    def files(self, result: AuditResult[Any]) -> dict[str, str]:
+    def files(self, result: AuditResult[Test06Evidence]) -> dict[str, str]:
         ev = result.evidence
-        if not isinstance(ev, Test06Evidence):
+        if ev is None:
             return {VERIFY_FILE: f"{result.reason}\nTEST06 verification failed\n"}
         ok = ev.first_token_pass and ev.eos_pass and ev.sample_length_pass
         text = (
@@ -278,12 +282,25 @@ class Test06(AuditTest):
         issues = "".join(json.dumps(i.model_dump(), ensure_ascii=False) + "\n" for i in ev.issues)
         return {VERIFY_FILE: text, SAMPLES_FILE: issues}
 
-    def verdict_files(self) -> tuple[str, ...]:
-        return (VERIFY_FILE, SAMPLES_FILE)
-
-    def summary_lines(self, result: AuditResult[Any]) -> list[str]:
+    def advice(self, result: AuditResult[Test06Evidence]) -> str:
         ev = result.evidence
-        if not isinstance(ev, Test06Evidence):
+        if result.verdict != "FAIL" or ev is None:
+            return super().advice(result)
+        broken = [
+            "the first streamed chunk is not the start of the answer" * (not ev.first_token_pass),
+            "outputs end with repeated stop markers" * (not ev.eos_pass),
+            "usage.completion_tokens differs from the tokens delivered"
+            * (not ev.sample_length_pass),
+            "finish_reason length before max_tokens" * (not ev.finish_reason_pass),
+        ]
+        return (
+            f"fix the server's streaming or token accounting ({'; '.join(filter(None, broken))}; "
+            f"{SAMPLES_FILE} lists the samples), then rerun with --overwrite"
+        )
+
+    def summary_lines(self, result: AuditResult[Test06Evidence]) -> list[str]:
+        ev = result.evidence
+        if ev is None:
             return []
         lines = [
             f"first token {ev.first_token_pass}, EOS {ev.eos_pass}, sample length "
@@ -293,7 +310,7 @@ class Test06(AuditTest):
         lines += [f"row {i.sample_index} {i.check}: {i.detail}" for i in ev.issues[:3]]
         return lines
 
-    def panel_rows(self, result: AuditResult[Any]) -> list[tuple[str, str]]:
+    def panel_rows(self, result: AuditResult[Test06Evidence]) -> list[tuple[str, str]]:
         return [("consistency", line) for line in self.summary_lines(result)]
 
 

@@ -21,11 +21,11 @@ layout (`TEST PASS` / `TEST FAIL`).
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from auditkit.audits.base import AuditTest, settings_of
+from auditkit.audits.base import AuditTest
 from auditkit.audits.kit.phases import (
     check_samples,
     one_at_a_time,
@@ -91,7 +91,7 @@ def _tokens(phase: PhaseResult) -> dict[int, int]:
     return {int(r): int(t) for r, t in zip(ok["sample_index"], ok["output_tokens"], strict=True)}
 
 
-class Test09(AuditTest):
+class Test09(AuditTest[Test09Config, Test09Evidence]):
     """TEST09 as an audit plug-in."""
 
     __test__ = False
@@ -102,9 +102,6 @@ class Test09(AuditTest):
     summary: ClassVar[str] = "does the endpoint shorten its answers under load?"
     settings_model = Test09Config
     evidence_model = Test09Evidence
-
-    def settings(self, cfg: AuditConfig) -> Test09Config:
-        return settings_of(cfg, self.key, Test09Config)
 
     def validate(self, cfg: AuditConfig, dataset: Dataset) -> None:
         t9 = self.settings(cfg)
@@ -134,7 +131,7 @@ class Test09(AuditTest):
         specs.append(RunSpec(PERFORMANCE, order, t9.samples, load, duration, role=PERFORMANCE))
         return specs
 
-    def verify(self, phases: list[PhaseResult], cfg: AuditConfig) -> AuditResult[Any]:
+    def verify(self, phases: list[PhaseResult], cfg: AuditConfig) -> AuditResult[Test09Evidence]:
         t9 = self.settings(cfg)
         base = base_fields(self.id, cfg, phases)
         problem = phase_problem(phases, untimed=(ACCURACY,))
@@ -193,9 +190,9 @@ class Test09(AuditTest):
             **base,
         )
 
-    def files(self, result: AuditResult[Any]) -> dict[str, str]:
+    def files(self, result: AuditResult[Test09Evidence]) -> dict[str, str]:
         ev = result.evidence
-        if not isinstance(ev, Test09Evidence):
+        if ev is None:
             return {VERIFY_FILE: f"{result.reason}\n\nTEST FAIL\n"}
         rule = "=" * 80
         min_ok, max_ok = (
@@ -231,12 +228,22 @@ class Test09(AuditTest):
         ]
         return {VERIFY_FILE: "\n".join(lines) + "\n"}
 
-    def verdict_files(self) -> tuple[str, ...]:
-        return (VERIFY_FILE,)
-
-    def summary_lines(self, result: AuditResult[Any]) -> list[str]:
+    def advice(self, result: AuditResult[Test09Evidence]) -> str:
         ev = result.evidence
-        if not isinstance(ev, Test09Evidence):
+        if result.verdict == "INVALID" and "usage.completion_tokens" in result.reason:
+            return "serve usage.completion_tokens (OpenAI-compatible usage), then rerun"
+        if result.verdict != "FAIL" or ev is None:
+            return super().advice(result)
+        side = "shorter" if ev.mean_output_tokens < ev.min_bound else "longer"
+        return (
+            f"answers are {side} under load than the bounds allow ({VERIFY_FILE} has the "
+            "numbers): serve the same model, max_tokens and stop settings at every load, then "
+            "rerun with --overwrite"
+        )
+
+    def summary_lines(self, result: AuditResult[Test09Evidence]) -> list[str]:
+        ev = result.evidence
+        if ev is None:
             return []
         return [
             f"mean output tokens {ev.mean_output_tokens:.2f} under load, bounds "
@@ -244,7 +251,7 @@ class Test09(AuditTest):
             f"{ev.shortened_samples} of {ev.samples} samples shorter than one at a time",
         ]
 
-    def panel_rows(self, result: AuditResult[Any]) -> list[tuple[str, str]]:
+    def panel_rows(self, result: AuditResult[Test09Evidence]) -> list[tuple[str, str]]:
         return [("output length", line) for line in self.summary_lines(result)]
 
 
