@@ -13,15 +13,24 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
 import os
 import re
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from textwrap import indent
 from types import FrameType
 from typing import Any, NoReturn
 
-from auditkit import __version__
+from pydantic import ValidationError
+
+from auditkit import __version__, artifacts
+from auditkit.audits import REGISTRY, get_test, load_config, result_from_json
+from auditkit.compare import compare_text
+from auditkit.config import MockConfig, deep_merge, format_validation_error, load_yaml
+from auditkit.display import next_step, phase_table_text
 from auditkit.errors import (
     EXIT_EXECUTION,
     EXIT_INPUT,
@@ -29,6 +38,22 @@ from auditkit.errors import (
     AuditkitError,
     InputError,
 )
+from auditkit.loadgen_logs import read_log_file
+from auditkit.mock import serve_forever
+from auditkit.notebook_runner import run_notebook
+from auditkit.options import (
+    audit_options,
+    common_options,
+    model_options,
+    option_values,
+    to_overrides,
+)
+from auditkit.preflight import check_output_dir
+from auditkit.progress import tqdm_progress
+from auditkit.review import load_run
+from auditkit.runner import run_audit, verdict_exit_code
+from auditkit.startup import load_plugins_once
+from auditkit.suite import parse_tests, run_suite, suite_options, suite_summary
 
 EPILOG = (
     "exit codes: 0 PASS, 1 FAIL, 2 bad input, 3 setup error, "
@@ -123,9 +148,6 @@ def _add_options(
 
 def build_parser(test_name: str | None = None) -> argparse.ArgumentParser:
     """The full CLI; `test_name` adds that audit's flags to `run` and `verify`."""
-    from auditkit.audits import REGISTRY, get_test
-    from auditkit.options import audit_options, common_options, model_options
-
     suite = test_name == "suite"  # `auditkit run suite`: auditkit.suite's flags
     test = get_test(test_name) if test_name and not suite else None
     known: list[str] = []
@@ -152,8 +174,6 @@ def build_parser(test_name: str | None = None) -> argparse.ArgumentParser:
     _arg(known, run, "--quiet", action="store_true", help="no progress or log lines")
     options = audit_options(test.key, test.settings_model) if test else common_options()
     if suite:
-        from auditkit.suite import suite_options
-
         options = suite_options()
         _arg(known, run, "--tests", help="comma-separated audits of the suite (default: all)")
     _add_options(run, options, test.id if test else "", known)
@@ -164,8 +184,6 @@ def build_parser(test_name: str | None = None) -> argparse.ArgumentParser:
         description="Serve the mock SUT on 127.0.0.1 until Ctrl-C. Its flags are the mock: "
         "section of the config.",
     )
-    from auditkit.config import MockConfig
-
     _arg(known, mock, "--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
     _arg(known, mock, "--port", type=int, default=8000, help="port (default: 8000)")
     _arg(known, mock,
@@ -249,62 +267,15 @@ def build_parser(test_name: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _headers(items: list[str]) -> dict[str, str]:
-    from auditkit.config import SECRET_HEADER
-
-    headers: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            # the value is not echoed: it may be a credential typed in the wrong place
-            raise InputError(f"--header {key.strip()[:40]!r}…: use NAME=VALUE")
-        if SECRET_HEADER.search(key):
-            # a flag value sits in shell history and `ps` output: keys come from the env
-            raise InputError(
-                f"--header {key.strip()}: credentials are never flag values; export the key "
-                "in an environment variable and pass its NAME with --api-key-env"
-            )
-        headers[key.strip()] = value
-    return headers
-
-
-def option_values(args: argparse.Namespace, options: Sequence[Any]) -> dict[str, Any]:
-    """The options the user gave on the command line, typed, by parameter name."""
-    values: dict[str, Any] = {}
-    for option in options:
-        raw = getattr(args, option.param, None)
-        if raw is None:
-            continue
-        if option.key_value:
-            values[option.param] = _headers(raw)
-        elif isinstance(raw, bool):
-            values[option.param] = raw
-        else:
-            values[option.param] = option.parse(raw)
-    return values
-
-
 def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Flags → a nested override dict for the config (only flags the user gave)."""
-    from auditkit.audits import get_test
-    from auditkit.options import audit_options, to_overrides
-
     test = get_test(args.test)
     options = audit_options(test.key, test.settings_model)
     return to_overrides(options, option_values(args, options))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from textwrap import indent
-
-    from auditkit.audits import get_test, load_config
-    from auditkit.display import next_step, phase_table_text
-    from auditkit.progress import tqdm_progress
-    from auditkit.runner import run_audit
-
     if args.test == "suite":
-        from auditkit.suite import cmd_suite
-
         return cmd_suite(args)
     test = get_test(args.test)
     cfg = load_config(args.config, run_overrides(args))
@@ -339,18 +310,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run.exit_code
 
 
+def cmd_suite(args: argparse.Namespace) -> int:
+    """`auditkit run suite`: flags → config, run, print the table, exit with the combined code."""
+    options = suite_options()
+    cfg = load_config(args.config, to_overrides(options, option_values(args, options)))
+
+    def log(msg: str) -> None:
+        if not args.quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    progress = tqdm_progress(enabled=False if args.quiet else None)
+    run = run_suite(cfg, parse_tests(args.tests), progress=progress, log=log)
+    if args.json:
+        print(json.dumps(suite_summary(run), indent=2))
+    else:
+        print(run.table())
+        print(f"artifacts: {cfg.output_dir}/<TEST>/ and {cfg.output_dir}/audit/")
+    return run.exit_code
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
-    from pydantic import ValidationError
-
-    from auditkit import artifacts
-    from auditkit.audits import get_test
-    from auditkit.config import format_validation_error
-    from auditkit.loadgen_logs import read_log_file
-    from auditkit.options import model_options, to_overrides
-    from auditkit.runner import verdict_exit_code
-
     test = get_test(args.test)
     if not test.log_inputs:
         raise InputError(f"{test.key} cannot be verified from LoadGen logs")
@@ -368,8 +347,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
     else:
         print(test.report_text(result), end="")
     if args.output_dir:
-        from auditkit.preflight import check_output_dir
-
         artifacts.claim_output_dir(args.output_dir, test, overwrite=args.overwrite)
         folder = check_output_dir(artifacts.test_dir(Path(args.output_dir), test.id))
         artifacts.write_result(folder, result, test, extra_files=files)
@@ -379,12 +356,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_mock(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
-    from auditkit.config import MockConfig, deep_merge, format_validation_error, load_yaml
-    from auditkit.mock import serve_forever
-    from auditkit.options import model_options, to_overrides
-
     data = load_yaml(args.config).get("mock", {}) if args.config else {}
     options = model_options(MockConfig, ("mock",), "", "mock")
     data = deep_merge(data, to_overrides(options, option_values(args, options)).get("mock", {}))
@@ -411,17 +382,11 @@ def cmd_mock(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    from auditkit.compare import compare_text
-    from auditkit.review import load_run
-
     print(compare_text(load_run(args.run_a), load_run(args.run_b)))
     return 0
 
 
 def cmd_notebook(args: argparse.Namespace) -> int:
-    from auditkit.audits import result_from_json
-    from auditkit.notebook_runner import parse_param_pairs, run_notebook
-
     outcome = run_notebook(
         args.name,
         parse_param_pairs(args.params),
@@ -447,6 +412,11 @@ def cmd_notebook(args: argparse.Namespace) -> int:
     return outcome.exit_code
 
 
+def parse_param_pairs(pairs: list[list[str]] | None) -> dict[str, str]:
+    """argparse's `-p NAME VALUE` pairs → dict (the last occurrence wins)."""
+    return {name: value for name, value in pairs or []}
+
+
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
@@ -457,6 +427,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM stops a run like Ctrl-C does: records kept, no verdict
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
+        load_plugins_once()
         parser = build_parser(_peek_test(argv))
         args = parser.parse_args(argv)
         if args.command == "run":

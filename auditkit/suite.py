@@ -31,6 +31,7 @@ from auditkit.loadgen import Transport
 from auditkit.loadgen.fake import FakeTransport, SimulatedSUT
 from auditkit.options import Option, common_options, model_options
 from auditkit.runner import AuditRun, Log, ProgressFactory, decided_verdict, endpoint_url, prepare
+from auditkit.startup import load_plugins_once
 
 #: the suite's audits, in the order they run (TEST04 after TEST01: both warm the same way)
 SUITE_TESTS: tuple[str, ...] = ("test01", "test04", "test05", "test06", "test09")
@@ -277,6 +278,7 @@ def suite_config(settings: dict[str, Any] | None = None, **params: Any) -> Audit
     from auditkit.config import format_validation_error
     from auditkit.options import to_overrides
 
+    load_plugins_once()  # the suite notebook's first cell calls this: plug-ins join here
     options = suite_options()
     by_param = {o.param: o for o in options}
     values = {**(settings or {}), **params}
@@ -319,31 +321,3 @@ __all__ = [
     "suite_options",
     "suite_result_path",
 ]
-
-
-def cmd_suite(args: Any) -> int:
-    """`auditkit run suite`: flags → config, run, print the table, exit with the combined code."""
-    import sys
-
-    from auditkit.audits import load_config
-    from auditkit.cli import option_values
-    from auditkit.options import to_overrides
-    from auditkit.progress import tqdm_progress
-
-    options = suite_options()
-    cfg = load_config(args.config, to_overrides(options, option_values(args, options)))
-
-    def log(msg: str) -> None:
-        if not args.quiet:
-            print(msg, file=sys.stderr, flush=True)
-
-    progress = tqdm_progress(enabled=False if args.quiet else None)
-    run = run_suite(cfg, parse_tests(args.tests), progress=progress, log=log)
-    if args.json:
-        import json
-
-        print(json.dumps(suite_summary(run), indent=2))
-    else:
-        print(run.table())
-        print(f"artifacts: {cfg.output_dir}/<TEST>/ and {cfg.output_dir}/audit/")
-    return run.exit_code

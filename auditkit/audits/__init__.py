@@ -156,8 +156,6 @@ def result_from_json(text: str) -> AuditResult[Any]:
         raise InputError(format_validation_error(exc, "audit_result.json")) from None
 
 
-load_plugins()
-
 __all__ = [
     "DEFAULT_TEST",
     "REGISTRY",
