@@ -400,7 +400,8 @@ def cmd_notebook(args: argparse.Namespace) -> int:
     prefix = "auditkit: error: " if failed else ""
     print(f"{prefix}{outcome.message} ({outcome.seconds:.1f} s)", file=stream)
     if outcome.result_file is not None and outcome.result_file.is_file():
-        result = result_from_json(outcome.result_file.read_text(encoding="utf-8"))
+        text = outcome.result_file.read_text(encoding="utf-8")
+        result = result_from_json(text, outcome.result_file)
         print(f"  {result.reason.removeprefix(result.verdict + ': ')}", file=stream)
     for label, path in (
         ("notebook", outcome.notebook),

@@ -17,7 +17,7 @@ import pandas as pd
 
 from auditkit import artifacts
 from auditkit.audits import DEFAULT_TEST, REGISTRY, build_config, get_test
-from auditkit.errors import NotebookStop
+from auditkit.errors import InputError, NotebookStop
 from auditkit.resources import resolve_output_dir
 from auditkit.results import AuditResult, PhaseSummary
 from auditkit.runner import run_audit
@@ -85,8 +85,7 @@ def phase_dirs(folder: Path) -> list[Path]:
 
     def key(phase_dir: Path) -> tuple[str, int]:
         path = phase_dir / artifacts.PHASE
-        started = PhaseSummary.model_validate_json(path.read_text(encoding="utf-8")).started_at
-        return started, path.stat().st_mtime_ns
+        return artifacts.read_phase_summary(path).started_at, path.stat().st_mtime_ns
 
     return sorted(found, key=key)
 
@@ -95,12 +94,15 @@ def load_run(results_dir: str | Path) -> LoadedRun:
     """Load the verdict and every phase's records and summary (NotebookStop if no run)."""
     load_plugins_once()  # a plug-in's run is found and typed only with its audit registered
     folder = locate(results_dir)
-    result = artifacts.load_result(folder)
     records: dict[str, pd.DataFrame] = {}
     summaries: dict[str, PhaseSummary] = {}
-    for phase_dir in phase_dirs(folder):
-        if (phase_dir / artifacts.RECORDS).is_file():
-            records[phase_dir.name], summaries[phase_dir.name] = artifacts.load_phase(phase_dir)
+    try:
+        result = artifacts.load_result(folder)
+        for phase_dir in phase_dirs(folder):
+            if (phase_dir / artifacts.RECORDS).is_file():
+                records[phase_dir.name], summaries[phase_dir.name] = artifacts.load_phase(phase_dir)
+    except InputError as exc:  # e.g. a newer schema_version: one line in a notebook too
+        raise NotebookStop(exc.one_line()) from None
     return LoadedRun(folder, result, records, summaries)
 
 

@@ -30,6 +30,7 @@ from auditkit.errors import EXIT_EXECUTION, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_P
 from auditkit.loadgen import Transport
 from auditkit.loadgen.fake import FakeTransport, SimulatedSUT
 from auditkit.options import Option, common_options, model_options
+from auditkit.results import SCHEMA_VERSION, check_schema_version
 from auditkit.runner import AuditRun, Log, ProgressFactory, decided_verdict, endpoint_url, prepare
 from auditkit.startup import load_plugins_once
 
@@ -62,6 +63,7 @@ class SuiteRun:
         """suite_result.json: the combined verdict and exit code, each audit's verdict."""
         code = self.exit_code
         return {
+            "schema_version": SCHEMA_VERSION,
             "verdict": EXIT_VERDICT.get(code, "INVALID"),
             "exit_code": code,
             "decision": self.decision,
@@ -263,6 +265,7 @@ def read_suite_result(output_dir: str | Path) -> tuple[int, str] | None:
     if not path.is_file():
         return None
     saved = json.loads(path.read_text(encoding="utf-8"))
+    check_schema_version(saved, SUITE_RESULT, path)
     return int(saved["exit_code"]), str(saved["verdict"])
 
 

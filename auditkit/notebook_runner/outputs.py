@@ -8,10 +8,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from auditkit.artifacts import load_result
 from auditkit.audits import AuditTest
 from auditkit.errors import EXIT_EXECUTION
 from auditkit.notebook_runner.kernel import NotebookOutcome
-from auditkit.review import locate
+from auditkit.review import locate, phase_dirs
 from auditkit.runner import verdict_exit_code
 from auditkit.suite import read_suite_result, suite_result_path
 
@@ -42,7 +43,11 @@ def check_run_paths(
     for name in names:
         path = out.get(name, declared.get(name, {}).get("default"))
         if path:
-            out[name] = str(locate(path))
+            folder = locate(path)
+            # a file this auditkit cannot read (schema_version): exit 2 now, not in the kernel
+            load_result(folder)
+            phase_dirs(folder)
+            out[name] = str(folder)
     return out
 
 
