@@ -22,7 +22,13 @@ import yaml
 from auditkit import mlperf_logs, records_io
 from auditkit.audits import AuditTest, result_from_json
 from auditkit.errors import InputError, SetupError
-from auditkit.results import AuditResult, PhaseResult, PhaseSummary
+from auditkit.results import (
+    SCHEMA_VERSION,
+    AuditResult,
+    PhaseResult,
+    PhaseSummary,
+    check_schema_version,
+)
 
 RECORDS = "records.parquet"
 PHASE = "phase.json"
@@ -97,7 +103,8 @@ def write_phase(folder: Path, phase: PhaseResult, *, sut_name: str = "auditkit-h
     phase_dir = folder / phase.name
     # atomically, then the part files the phase streamed while it ran are removed
     records_io.write_records(phase_dir, phase.records)
-    atomic_write_json(phase_dir / PHASE, phase.summary.model_dump(mode="json"))
+    summary = {"schema_version": SCHEMA_VERSION, **phase.summary.model_dump(mode="json")}
+    atomic_write_json(phase_dir / PHASE, summary)
     atomic_write_text(phase_dir / SUMMARY, mlperf_logs.format_summary(phase.summary, sut_name))
     atomic_write_text(phase_dir / DETAIL, mlperf_logs.format_detail(phase.summary))
     return phase_dir
@@ -241,10 +248,19 @@ def load_phase(phase_dir: str | Path) -> tuple[pd.DataFrame, PhaseSummary]:
     p = Path(phase_dir)
     # records.parquet, or the part files a killed run flushed before it
     records = records_io.read_records(p)
-    summary = PhaseSummary.model_validate_json((p / PHASE).read_text(encoding="utf-8"))
-    return records, summary
+    return records, read_phase_summary(p / PHASE)
+
+
+def read_phase_summary(path: Path) -> PhaseSummary:
+    """A phase.json back as its summary; InputError if this auditkit does not read its
+    schema_version (one without it is version 1)."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    check_schema_version(data, PHASE, path)
+    data.pop("schema_version", None)
+    return PhaseSummary.model_validate(data)
 
 
 def load_result(folder: str | Path) -> AuditResult[Any]:
     """Read audit_result.json back, with its audit's typed evidence."""
-    return result_from_json((Path(folder) / RESULT).read_text(encoding="utf-8"))
+    path = Path(folder) / RESULT
+    return result_from_json(path.read_text(encoding="utf-8"), path)

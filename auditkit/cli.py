@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
 import os
 import re
 import signal
@@ -22,6 +23,8 @@ from types import FrameType
 from typing import Any, NoReturn
 
 from auditkit import __version__
+from auditkit.audits import REGISTRY, get_test, load_config
+from auditkit.config import MockConfig
 from auditkit.errors import (
     EXIT_EXECUTION,
     EXIT_INPUT,
@@ -29,6 +32,19 @@ from auditkit.errors import (
     AuditkitError,
     InputError,
 )
+from auditkit.options import (
+    audit_options,
+    common_options,
+    model_options,
+    option_values,
+    to_overrides,
+)
+from auditkit.startup import load_plugins_once
+
+# A command imports what only it needs when it runs (the HTTP client, papermill, the entry
+# modules below this one): `auditkit mock` serves from this very process, and a measured mock
+# must not carry the client's modules and heap (with them loaded, tests/test_cli.py's keyed run
+# measured its first phase at 84 samples/s against 193 for the second: a false FAIL).
 
 EPILOG = (
     "exit codes: 0 PASS, 1 FAIL, 2 bad input, 3 setup error, "
@@ -123,9 +139,6 @@ def _add_options(
 
 def build_parser(test_name: str | None = None) -> argparse.ArgumentParser:
     """The full CLI; `test_name` adds that audit's flags to `run` and `verify`."""
-    from auditkit.audits import REGISTRY, get_test
-    from auditkit.options import audit_options, common_options, model_options
-
     suite = test_name == "suite"  # `auditkit run suite`: auditkit.suite's flags
     test = get_test(test_name) if test_name and not suite else None
     known: list[str] = []
@@ -164,8 +177,6 @@ def build_parser(test_name: str | None = None) -> argparse.ArgumentParser:
         description="Serve the mock SUT on 127.0.0.1 until Ctrl-C. Its flags are the mock: "
         "section of the config.",
     )
-    from auditkit.config import MockConfig
-
     _arg(known, mock, "--host", default="127.0.0.1", help="address (default: 127.0.0.1)")
     _arg(known, mock, "--port", type=int, default=8000, help="port (default: 8000)")
     _arg(known, mock,
@@ -249,46 +260,8 @@ def build_parser(test_name: str | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def _headers(items: list[str]) -> dict[str, str]:
-    from auditkit.config import SECRET_HEADER
-
-    headers: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            # the value is not echoed: it may be a credential typed in the wrong place
-            raise InputError(f"--header {key.strip()[:40]!r}…: use NAME=VALUE")
-        if SECRET_HEADER.search(key):
-            # a flag value sits in shell history and `ps` output: keys come from the env
-            raise InputError(
-                f"--header {key.strip()}: credentials are never flag values; export the key "
-                "in an environment variable and pass its NAME with --api-key-env"
-            )
-        headers[key.strip()] = value
-    return headers
-
-
-def option_values(args: argparse.Namespace, options: Sequence[Any]) -> dict[str, Any]:
-    """The options the user gave on the command line, typed, by parameter name."""
-    values: dict[str, Any] = {}
-    for option in options:
-        raw = getattr(args, option.param, None)
-        if raw is None:
-            continue
-        if option.key_value:
-            values[option.param] = _headers(raw)
-        elif isinstance(raw, bool):
-            values[option.param] = raw
-        else:
-            values[option.param] = option.parse(raw)
-    return values
-
-
 def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Flags → a nested override dict for the config (only flags the user gave)."""
-    from auditkit.audits import get_test
-    from auditkit.options import audit_options, to_overrides
-
     test = get_test(args.test)
     options = audit_options(test.key, test.settings_model)
     return to_overrides(options, option_values(args, options))
@@ -297,14 +270,11 @@ def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_run(args: argparse.Namespace) -> int:
     from textwrap import indent
 
-    from auditkit.audits import get_test, load_config
     from auditkit.display import next_step, phase_table_text
     from auditkit.progress import tqdm_progress
     from auditkit.runner import run_audit
 
     if args.test == "suite":
-        from auditkit.suite import cmd_suite
-
         return cmd_suite(args)
     test = get_test(args.test)
     cfg = load_config(args.config, run_overrides(args))
@@ -339,16 +309,37 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run.exit_code
 
 
+def cmd_suite(args: argparse.Namespace) -> int:
+    """`auditkit run suite`: flags → config, run, print the table, exit with the combined code."""
+    from auditkit.progress import tqdm_progress
+    from auditkit.suite import parse_tests, run_suite, suite_options, suite_summary
+
+    options = suite_options()
+    cfg = load_config(args.config, to_overrides(options, option_values(args, options)))
+
+    def log(msg: str) -> None:
+        if not args.quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    progress = tqdm_progress(enabled=False if args.quiet else None)
+    run = run_suite(cfg, parse_tests(args.tests), progress=progress, log=log)
+    if args.json:
+        print(json.dumps(suite_summary(run), indent=2))
+    else:
+        print(run.table())
+        print(f"artifacts: {cfg.output_dir}/<TEST>/ and {cfg.output_dir}/audit/")
+    return run.exit_code
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from pydantic import ValidationError
 
     from auditkit import artifacts
-    from auditkit.audits import get_test
     from auditkit.config import format_validation_error
     from auditkit.loadgen_logs import read_log_file
-    from auditkit.options import model_options, to_overrides
+    from auditkit.preflight import check_output_dir
     from auditkit.runner import verdict_exit_code
 
     test = get_test(args.test)
@@ -368,8 +359,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
     else:
         print(test.report_text(result), end="")
     if args.output_dir:
-        from auditkit.preflight import check_output_dir
-
         artifacts.claim_output_dir(args.output_dir, test, overwrite=args.overwrite)
         folder = check_output_dir(artifacts.test_dir(Path(args.output_dir), test.id))
         artifacts.write_result(folder, result, test, extra_files=files)
@@ -381,9 +370,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_mock(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from auditkit.config import MockConfig, deep_merge, format_validation_error, load_yaml
+    from auditkit.config import deep_merge, format_validation_error, load_yaml
     from auditkit.mock import serve_forever
-    from auditkit.options import model_options, to_overrides
 
     data = load_yaml(args.config).get("mock", {}) if args.config else {}
     options = model_options(MockConfig, ("mock",), "", "mock")
@@ -420,7 +408,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 def cmd_notebook(args: argparse.Namespace) -> int:
     from auditkit.audits import result_from_json
-    from auditkit.notebook_runner import parse_param_pairs, run_notebook
+    from auditkit.notebook_runner import run_notebook
 
     outcome = run_notebook(
         args.name,
@@ -435,7 +423,8 @@ def cmd_notebook(args: argparse.Namespace) -> int:
     prefix = "auditkit: error: " if failed else ""
     print(f"{prefix}{outcome.message} ({outcome.seconds:.1f} s)", file=stream)
     if outcome.result_file is not None and outcome.result_file.is_file():
-        result = result_from_json(outcome.result_file.read_text(encoding="utf-8"))
+        text = outcome.result_file.read_text(encoding="utf-8")
+        result = result_from_json(text, outcome.result_file)
         print(f"  {result.reason.removeprefix(result.verdict + ': ')}", file=stream)
     for label, path in (
         ("notebook", outcome.notebook),
@@ -445,6 +434,11 @@ def cmd_notebook(args: argparse.Namespace) -> int:
         if path is not None:
             print(f"  {label}: {path}", file=stream)
     return outcome.exit_code
+
+
+def parse_param_pairs(pairs: list[list[str]] | None) -> dict[str, str]:
+    """argparse's `-p NAME VALUE` pairs → dict (the last occurrence wins)."""
+    return {name: value for name, value in pairs or []}
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -457,6 +451,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM stops a run like Ctrl-C does: records kept, no verdict
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
+        load_plugins_once()
         parser = build_parser(_peek_test(argv))
         args = parser.parse_args(argv)
         if args.command == "run":

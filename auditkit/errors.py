@@ -43,3 +43,14 @@ class Interrupted(AuditkitError):
     """The run was stopped by SIGINT/SIGTERM; records so far are kept, no verdict is written."""
 
     exit_code = EXIT_INTERRUPTED
+
+
+class NotebookStop(InputError):
+    """A bad parameter stops the notebook with one line instead of a traceback.
+
+    IPython prints `_render_traceback_()` instead of the traceback, so Jupyter, papermill's
+    output notebook and nbval all show just the message.
+    """
+
+    def _render_traceback_(self) -> list[str]:
+        return [f"auditkit: {self.one_line()}"]

@@ -23,6 +23,7 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from auditkit.config import (
+    SECRET_HEADER,
     AuditConfig,
     DatasetConfig,
     EndpointConfig,
@@ -258,6 +259,41 @@ def to_overrides(options: Iterable[Option], values: Mapping[str, Any]) -> dict[s
         for part in option.path[:-1]:
             node = node.setdefault(part, {})
         node[option.path[-1]] = value
+    return out
+
+
+def option_values(given: object, options: Iterable[Option]) -> dict[str, Any]:
+    """The options given as attributes of `given` (an argparse namespace: None when not given,
+    text, a bool, or NAME=VALUE items), typed, by parameter name."""
+    values: dict[str, Any] = {}
+    for option in options:
+        raw = getattr(given, option.param, None)
+        if raw is None:
+            continue
+        if option.key_value:
+            values[option.param] = _key_values(option, raw)
+        elif isinstance(raw, bool):
+            values[option.param] = raw
+        else:
+            values[option.param] = option.parse(raw)
+    return values
+
+
+def _key_values(option: Option, items: list[str]) -> dict[str, str]:
+    """Repeated NAME=VALUE flags (--header) → a mapping; never a credential."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            # the value is not echoed: it may be a credential typed in the wrong place
+            raise InputError(f"{option.flag} {key.strip()[:40]!r}…: use NAME=VALUE")
+        if SECRET_HEADER.search(key):
+            # a flag value sits in shell history and `ps` output: keys come from the env
+            raise InputError(
+                f"{option.flag} {key.strip()}: credentials are never flag values; export the "
+                "key in an environment variable and pass its NAME with --api-key-env"
+            )
+        out[key.strip()] = value
     return out
 
 

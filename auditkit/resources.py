@@ -41,3 +41,23 @@ def notebook(name: str) -> Path:
 def notebook_names() -> list[str]:
     """Names (without .ipynb) of the shipped notebooks."""
     return sorted(p.stem for p in notebooks_dir().glob("*.ipynb"))
+
+
+def resolve_output_dir(path: str | Path) -> Path:
+    """Where a notebook writes artifacts, as an absolute path.
+
+    Absolute paths stay. A relative path is taken from the working directory, except when the
+    kernel runs in the shipped notebooks' folder of a repository checkout (JupyterLab and nbval
+    start kernels there): then it is taken from the checkout's root, so `out` means <repo>/out
+    wherever it runs from.
+    """
+    p = Path(path).expanduser()
+    if p.is_absolute():
+        return p
+    cwd = Path.cwd().resolve()
+    base = cwd
+    shipped = notebooks_dir().resolve()
+    checkout = shipped.parent.parent
+    if cwd == shipped and (checkout / "pyproject.toml").is_file():
+        base = checkout
+    return (base / p).resolve()

@@ -7,13 +7,20 @@ result is a new object (`model_copy(update=...)`), never an edit in place.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Generic, Literal, TypeVar
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
 
+from auditkit.errors import InputError
 from auditkit.plan import RunSpec
+
+#: the version of the saved formats this auditkit writes and reads: audit_result.json,
+#: phase.json and suite_result.json (one number: audit_result.json embeds phase summaries)
+SCHEMA_VERSION = 1
 
 RECORD_COLUMNS: tuple[str, ...] = (
     "phase",
@@ -39,6 +46,19 @@ RECORD_COLUMNS: tuple[str, ...] = (
 VARIANTS = ("main", "twin", "warmup")
 STATUSES = ("ok", "http_error", "timeout", "connect_error", "protocol_error", "cancelled")
 INT_COLUMNS = ("scheduled_ns", "sent_ns", "first_byte_ns", "first_token_ns", "completed_ns")
+
+
+def check_schema_version(data: Mapping[str, Any], name: str, path: str | Path | None) -> None:
+    """InputError (one line, both versions) unless this auditkit reads `data`'s version. A
+    file without `schema_version` was written before formats carried one: version 1."""
+    version = data.get("schema_version", 1)
+    if version != SCHEMA_VERSION or isinstance(version, bool):
+        where = f"{name} at {path}" if path is not None else name
+        raise InputError(
+            f"{where} has schema_version {version!r}; this auditkit reads {SCHEMA_VERSION} "
+            "(upgrade auditkit or re-run the audit)"
+        )
+
 
 Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE", "INVALID"]
 FROZEN = ConfigDict(extra="forbid", frozen=True)
@@ -201,6 +221,8 @@ class AuditResult(BaseModel, Generic[EvidenceT]):
 
     model_config = FROZEN
 
+    #: the format's version (SCHEMA_VERSION when written; a file without it reads as 1)
+    schema_version: int = SCHEMA_VERSION
     test: str
     #: auditkit's decision (PASS, FAIL, INCONCLUSIVE or INVALID); the exit code follows it
     verdict: Verdict

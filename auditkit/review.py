@@ -16,9 +16,12 @@ from typing import Any
 import pandas as pd
 
 from auditkit import artifacts
-from auditkit.audits import DEFAULT_TEST, REGISTRY, get_test
-from auditkit.notebook_runner import NotebookStop, resolve_output_dir
+from auditkit.audits import DEFAULT_TEST, REGISTRY, build_config, get_test
+from auditkit.errors import InputError, NotebookStop
+from auditkit.resources import resolve_output_dir
 from auditkit.results import AuditResult, PhaseSummary
+from auditkit.runner import run_audit
+from auditkit.startup import load_plugins_once
 
 
 @dataclass(frozen=True)
@@ -82,21 +85,24 @@ def phase_dirs(folder: Path) -> list[Path]:
 
     def key(phase_dir: Path) -> tuple[str, int]:
         path = phase_dir / artifacts.PHASE
-        started = PhaseSummary.model_validate_json(path.read_text(encoding="utf-8")).started_at
-        return started, path.stat().st_mtime_ns
+        return artifacts.read_phase_summary(path).started_at, path.stat().st_mtime_ns
 
     return sorted(found, key=key)
 
 
 def load_run(results_dir: str | Path) -> LoadedRun:
     """Load the verdict and every phase's records and summary (NotebookStop if no run)."""
+    load_plugins_once()  # a plug-in's run is found and typed only with its audit registered
     folder = locate(results_dir)
-    result = artifacts.load_result(folder)
     records: dict[str, pd.DataFrame] = {}
     summaries: dict[str, PhaseSummary] = {}
-    for phase_dir in phase_dirs(folder):
-        if (phase_dir / artifacts.RECORDS).is_file():
-            records[phase_dir.name], summaries[phase_dir.name] = artifacts.load_phase(phase_dir)
+    try:
+        result = artifacts.load_result(folder)
+        for phase_dir in phase_dirs(folder):
+            if (phase_dir / artifacts.RECORDS).is_file():
+                records[phase_dir.name], summaries[phase_dir.name] = artifacts.load_phase(phase_dir)
+    except InputError as exc:  # e.g. a newer schema_version: one line in a notebook too
+        raise NotebookStop(exc.one_line()) from None
     return LoadedRun(folder, result, records, summaries)
 
 
@@ -104,9 +110,6 @@ def demo_run(test_name: str = DEFAULT_TEST, output_dir: str | Path | None = None
     """A quick audit with its defaults against the simulated mock (in memory, no network),
     written to `output_dir` (default: a new temporary folder, never an existing run's).
     Returns the run folder."""
-    from auditkit.audits import build_config
-    from auditkit.runner import run_audit
-
     test = get_test(test_name)
     target = Path(output_dir) if output_dir else Path(tempfile.mkdtemp(prefix="auditkit-demo-"))
     cfg = build_config({"output_dir": str(target), "mock": {"simulated": True}})

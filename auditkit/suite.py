@@ -30,7 +30,9 @@ from auditkit.errors import EXIT_EXECUTION, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_P
 from auditkit.loadgen import Transport
 from auditkit.loadgen.fake import FakeTransport, SimulatedSUT
 from auditkit.options import Option, common_options, model_options
+from auditkit.results import SCHEMA_VERSION, check_schema_version
 from auditkit.runner import AuditRun, Log, ProgressFactory, decided_verdict, endpoint_url, prepare
+from auditkit.startup import load_plugins_once
 
 SUITE = "suite"
 #: the combined verdict, beside the audits' folders
@@ -59,6 +61,7 @@ class SuiteRun:
         """suite_result.json: the combined verdict and exit code, each audit's verdict."""
         code = self.exit_code
         return {
+            "schema_version": SCHEMA_VERSION,
             "verdict": EXIT_VERDICT.get(code, "INVALID"),
             "exit_code": code,
             "decision": self.decision,
@@ -258,6 +261,7 @@ def read_suite_result(output_dir: str | Path) -> tuple[int, str] | None:
     if not path.is_file():
         return None
     saved = json.loads(path.read_text(encoding="utf-8"))
+    check_schema_version(saved, SUITE_RESULT, path)
     return int(saved["exit_code"]), str(saved["verdict"])
 
 
@@ -273,6 +277,7 @@ def suite_config(settings: dict[str, Any] | None = None, **params: Any) -> Audit
     from auditkit.config import format_validation_error
     from auditkit.options import to_overrides
 
+    load_plugins_once()  # the suite notebook's first cell calls this: plug-ins join here
     options = suite_options()
     by_param = {o.param: o for o in options}
     values = {**(settings or {}), **params}
@@ -315,31 +320,3 @@ __all__ = [
     "suite_result_path",
     "suite_tests",
 ]
-
-
-def cmd_suite(args: Any) -> int:
-    """`auditkit run suite`: flags → config, run, print the table, exit with the combined code."""
-    import sys
-
-    from auditkit.audits import load_config
-    from auditkit.cli import option_values
-    from auditkit.options import to_overrides
-    from auditkit.progress import tqdm_progress
-
-    options = suite_options()
-    cfg = load_config(args.config, to_overrides(options, option_values(args, options)))
-
-    def log(msg: str) -> None:
-        if not args.quiet:
-            print(msg, file=sys.stderr, flush=True)
-
-    progress = tqdm_progress(enabled=False if args.quiet else None)
-    run = run_suite(cfg, parse_tests(args.tests), progress=progress, log=log)
-    if args.json:
-        import json
-
-        print(json.dumps(suite_summary(run), indent=2))
-    else:
-        print(run.table())
-        print(f"artifacts: {cfg.output_dir}/<TEST>/ and {cfg.output_dir}/audit/")
-    return run.exit_code

@@ -36,8 +36,8 @@ def test_nested_secret_is_refused_before_any_kernel(
 
 
 def test_settings_named_like_tokens_are_not_secrets() -> None:
-    from auditkit.notebook_runner import _refuse_secrets
+    from auditkit.notebook_runner.params import refuse_secrets
 
-    _refuse_secrets({"max_tokens": "64", "headers": '{"X-Trace": "1"}'})
-    _refuse_secrets({"settings": {"max_tokens": 8, "mock_fake_first_token": True}})
-    _refuse_secrets({"api_key_env": "OPENAI_API_KEY"})
+    refuse_secrets({"max_tokens": "64", "headers": '{"X-Trace": "1"}'})
+    refuse_secrets({"settings": {"max_tokens": 8, "mock_fake_first_token": True}})
+    refuse_secrets({"api_key_env": "OPENAI_API_KEY"})

@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field
 from auditkit.audits import REGISTRY, build_config, config_model
 from auditkit.cli import build_parser, run_overrides
 from auditkit.errors import InputError
-from auditkit.notebook_runner import notebook_parameters
+from auditkit.notebook_runner.params import notebook_parameters
 from auditkit.options import Option, audit_options, check_unique, model_options, to_overrides
 from auditkit.resources import notebook
 

@@ -26,7 +26,7 @@ from auditkit.audits.test06 import Test06
 from auditkit.audits.test09 import Test09
 from auditkit.config import AuditConfig, deep_merge, format_validation_error, load_yaml
 from auditkit.errors import InputError
-from auditkit.results import AuditResult
+from auditkit.results import AuditResult, check_schema_version
 
 #: every audit, whatever its settings and evidence types (the hooks are typed on each audit)
 REGISTRY: dict[str, AuditTest[Any, Any]] = {
@@ -142,13 +142,15 @@ def load_config(
     return build_config(data, source)
 
 
-def result_from_json(text: str) -> AuditResult[Any]:
-    """An audit_result.json read back with its audit's typed evidence."""
+def result_from_json(text: str, path: str | Path | None = None) -> AuditResult[Any]:
+    """An audit_result.json (read from `path`) back with its audit's typed evidence;
+    InputError if it is not JSON or has a schema_version this auditkit does not read."""
     try:
         data = json.loads(text)
         name = str(data.get("test", ""))
     except (ValueError, AttributeError):
         raise InputError("audit_result.json is not a JSON object") from None
+    check_schema_version(data, "audit_result.json", path)
     test = REGISTRY.get(name.lower())
     model = test.result_model if test is not None else AuditResult[Any]
     try:
@@ -156,8 +158,6 @@ def result_from_json(text: str) -> AuditResult[Any]:
     except ValidationError as exc:
         raise InputError(format_validation_error(exc, "audit_result.json")) from None
 
-
-load_plugins()
 
 __all__ = [
     "DEFAULT_TEST",

@@ -21,7 +21,7 @@ import pytest
 from papermill.exceptions import PapermillExecutionError
 
 from auditkit.cli import main
-from auditkit.notebook_runner import REMOTE_PATTERN
+from auditkit.notebook_runner.html import REMOTE_PATTERN
 from auditkit.resources import notebook
 from tests.conftest import NotebookRun
 
@@ -187,7 +187,7 @@ def test_cli_bad_parameter_exit_2_one_line(
 
 
 def test_coercion_by_annotation() -> None:
-    from auditkit.notebook_runner import coerce_value
+    from auditkit.notebook_runner.params import coerce_value
 
     assert coerce_value("url", "None", "Optional[str]") is None
     assert coerce_value("stream", "true", "bool") is True

@@ -1,0 +1,101 @@
+"""Executing a notebook with papermill in a kernel of its own, errors mapped to exit codes.
+
+No event loop of ours runs here: papermill.execute_notebook must not be called from inside a
+running loop (nteract/papermill#490), and the CLI calls it from plain Python.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from auditkit.errors import EXIT_EXECUTION, EXIT_INPUT, EXIT_INTERRUPTED, EXIT_PASS, EXIT_SETUP
+
+
+@dataclass
+class NotebookOutcome:
+    """What `auditkit notebook` did: exit code, verdict and the files it wrote."""
+
+    exit_code: int
+    message: str
+    notebook: Path | None = None
+    html: Path | None = None
+    result_file: Path | None = None
+    verdict: str | None = None
+    seconds: float = 0.0
+
+
+def kernel_manager_class(log_file: Path | None = None) -> type:
+    """The kernel manager the runner uses: jupyter_client's async manager over IPC (unix
+    sockets, protected by file permissions) instead of TCP, so ipykernel has no reason to warn
+    "Kernel is running over TCP without encryption"; the kernel's own stderr (its log, e.g. the
+    ZMQ errors of a kernel stopped by Ctrl-C mid-cell) goes to `log_file` instead of the
+    terminal. Cell output still reaches the notebook (it travels over the kernel's sockets)."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import CaselessStrEnum
+
+    class QuietKernelManager(AsyncKernelManager):
+        transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+        async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
+            if log_file is not None:
+                log_file.parent.mkdir(parents=True, exist_ok=True)
+                with log_file.open("ab") as sink:  # Popen dups the descriptor
+                    kw.setdefault("stderr", sink)
+                    await super().start_kernel(**kw)
+            else:
+                await super().start_kernel(**kw)
+
+    return QuietKernelManager
+
+
+def execute(
+    source: Path, executed: Path, values: Mapping[str, Any], cell_timeout_s: int
+) -> NotebookOutcome:
+    """Run `source` with `values` as its parameters, writing `executed`; the outcome says
+    "executed" (exit 0) or which error stopped it, with its documented exit code."""
+    import papermill  # papermill and the kernel machinery load only when a notebook runs
+    from papermill.exceptions import PapermillExecutionError
+
+    log_file = executed.with_suffix(".kernel.log")
+    with contextlib.suppress(FileNotFoundError):
+        log_file.unlink()
+    try:
+        papermill.execute_notebook(
+            str(source),
+            str(executed),
+            parameters=dict(values),
+            kernel_name="python3",
+            execution_timeout=cell_timeout_s,
+            progress_bar=False,
+            cwd=os.getcwd(),
+            kernel_manager_class=kernel_manager_class(log_file),
+        )
+    except KeyboardInterrupt:
+        # Ctrl-C stops the kernel with the run; the half-finished tasks it leaves would be
+        # logged at exit as tracebacks ("Kernel died", "Task exception was never retrieved")
+        # that add nothing to the CLI's one line
+        for name in ("asyncio", "traitlets", "papermill", "nbclient"):
+            logging.getLogger(name).disabled = True
+        raise
+    except PapermillExecutionError as exc:
+        if exc.ename == "NotebookStop":  # the notebook's own parameter check
+            return NotebookOutcome(EXIT_INPUT, f"{exc.evalue}")
+        # the run's own errors keep their documented exit codes inside a kernel too
+        codes = {"SetupError": EXIT_SETUP, "Interrupted": EXIT_INTERRUPTED}
+        if exc.ename in codes:
+            return NotebookOutcome(codes[exc.ename], " ".join(str(exc.evalue).split())[:300])
+        evalue = " ".join(str(exc.evalue).split())[:300]
+        return NotebookOutcome(
+            EXIT_EXECUTION,
+            f"notebook crashed in cell {exc.exec_count}: {exc.ename}: {evalue} (see {executed})",
+        )
+    except Exception as exc:  # kernel died, timeout, …: still an execution error
+        text = " ".join(str(exc).split())[:300]
+        return NotebookOutcome(EXIT_EXECUTION, f"notebook failed: {type(exc).__name__}: {text}")
+    return NotebookOutcome(EXIT_PASS, "executed")
