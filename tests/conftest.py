@@ -14,6 +14,17 @@ import pytest
 from auditkit.config import MockConfig
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's worker reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """xdist groups (`--dist loadgroup`): wall-clock timing tests run on one worker one at a
+    time, and the users of a session-scoped kernel run share one worker (so it runs once)."""
+    for item in items:
+        if item.get_closest_marker("timing"):
+            item.add_marker(pytest.mark.xdist_group("timing"))
+        elif "test04_notebook_with_html" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("test04-html"))
+
+
 @pytest.fixture(scope="session")
 def mock_url() -> Iterator[str]:
     """A no-cache mock SUT for functional tests (not timing: those start their own, in its own

@@ -68,6 +68,8 @@ def test_upstream_rule_is_one_sided_five_percent() -> None:
     assert abs(limit_for("offline", 0.05) - 1 / 0.95) < 1e-12
 
 
+@pytest.mark.slow
+@pytest.mark.timing
 @pytest.mark.parametrize("fast_order", [False, True])
 def test_end_to_end_against_the_mock_process(
     fast_order: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]
