@@ -33,11 +33,12 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# two xdist workers (this is sized for a 2-core machine); tests marked `timing` all go to one
-# worker, one at a time, and the users of one session-scoped kernel run share a worker
-# (tests/conftest.py). `pytest -m "not slow"` skips kernel runs and real processes.
+# pytest on two xdist workers (sized for a 2-core machine), then the tests marked `timing`
+# (they assert on wall-clock time) alone, one at a time, then the notebooks.
+# `pytest -m "not slow"` skips kernel runs and real processes: the quick inner loop.
 unit: $(STAMP) $(JUPYTER_HOOK)
-	$(BIN)/pytest -q -p no:cacheprovider -n 2 --dist loadgroup
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 -m "not timing"
+	$(BIN)/pytest -q -p no:cacheprovider -m timing
 	$(MAKE) --no-print-directory nbval
 
 # nbval runs copies of the notebooks in a temporary folder, so their outputs land there (never

@@ -85,6 +85,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
+@pytest.mark.timing  # a real-HTTP audit's verdict
 def test_mock_subcommand_serves_until_sigterm(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
