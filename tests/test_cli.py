@@ -176,6 +176,7 @@ def test_mistyped_command_and_notebook_get_a_suggestion(
 
 
 @pytest.mark.slow
+@pytest.mark.timing  # a real-HTTP audit's verdict
 def test_mock_require_key_env_and_the_no_key_message(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
