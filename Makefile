@@ -33,19 +33,26 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# pytest on two xdist workers (sized for a 2-core machine), then the tests marked `timing`
+# (they assert on wall-clock time) alone, one at a time, then the notebooks.
+# `pytest -m "not slow"` skips kernel runs and real processes: the quick inner loop.
 unit: $(STAMP) $(JUPYTER_HOOK)
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -p no:cacheprovider -n 2 -m "not timing"
+	$(BIN)/pytest -q -p no:cacheprovider -m timing
 	$(MAKE) --no-print-directory nbval
 
 # nbval runs copies of the notebooks in a temporary folder, so their outputs land there (never
 # in out/): test04 + investigate_caching in one folder, audit then review_results (which
-# reviews audit's run) in another
+# reviews audit's run) in another. The folders are independent: one pytest each, side by side
+# (within a folder the order matters, so no xdist)
 nbval: $(STAMP)
 	@tmp=$$(mktemp -d) && mkdir $$tmp/run $$tmp/review && \
 	cp notebooks/test04.ipynb notebooks/investigate_caching.ipynb $$tmp/run/ && \
 	cp notebooks/audit.ipynb notebooks/review_results.ipynb $$tmp/review/ && \
-	$(BIN)/pytest -q -p no:cacheprovider -c pyproject.toml --nbval-lax --nbval-current-env \
-		$$tmp/run $$tmp/review; rc=$$?; rm -rf $$tmp; exit $$rc
+	pids= && for d in run review; do \
+		$(BIN)/pytest -q -p no:cacheprovider -c pyproject.toml --nbval-lax --nbval-current-env \
+			$$tmp/$$d & pids="$$pids $$!"; \
+	done; rc=0; for p in $$pids; do wait $$p || rc=1; done; rm -rf $$tmp; exit $$rc
 
 # outputs out of the shipped notebooks (what the hygiene test asks for)
 strip-notebooks: $(STAMP)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import subprocess
 import sys
@@ -36,12 +38,24 @@ class NotebookRun:
 @pytest.fixture(scope="session")
 def test04_notebook_with_html(tmp_path_factory: pytest.TempPathFactory) -> NotebookRun:
     """`auditkit notebook test04 --html` on the simulated mock (a PASS), run once per session:
-    a kernel run costs seconds, and its exit code, stdout and HTML report are several tests'."""
-    cwd = tmp_path_factory.mktemp("nb-html")
-    proc = subprocess.run(
-        [sys.executable, "-m", "auditkit.cli", "notebook", "test04", "-p", "mock_simulated",
-         "true", "-p", "design", "sequential", "--html", "--output-dir", "o"],
-        cwd=cwd, capture_output=True, text=True, timeout=240,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )  # fmt: skip
-    return NotebookRun(proc, cwd, cwd / "o")
+    a kernel run costs seconds, and its exit code, stdout and HTML report are several tests'.
+    Under xdist the workers share one run (the first to get the lock runs it)."""
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the folder all workers' temporary folders sit in
+    cwd = shared / "nb-html"
+    done = cwd / "proc.json"
+    with (shared / "nb-html.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not done.exists():
+            cwd.mkdir(exist_ok=True)
+            proc = subprocess.run(
+                [sys.executable, "-m", "auditkit.cli", "notebook", "test04", "-p",
+                 "mock_simulated", "true", "-p", "design", "sequential", "--html",
+                 "--output-dir", "o"],
+                cwd=cwd, capture_output=True, text=True, timeout=240,
+                env={**os.environ, "PYTHONWARNINGS": "ignore"},
+            )  # fmt: skip
+            done.write_text(json.dumps([proc.args, proc.returncode, proc.stdout, proc.stderr]))
+    args, code, out, err = json.loads(done.read_text())
+    return NotebookRun(subprocess.CompletedProcess(args, code, out, err), cwd, cwd / "o")

@@ -115,6 +115,7 @@ def test_run_files_list_the_submission_record(tmp_path: Path) -> None:
     assert folder / artifacts.RESULT in files
 
 
+@pytest.mark.slow
 def test_verify_into_an_output_dir_refuses_a_second_time_unless_overwrite(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -2,9 +2,13 @@
 
 from pathlib import Path
 
+import pytest
+
 from auditkit.audits import build_config
 from auditkit.calibration import NullServer, client_ceiling
 from auditkit.runner import run_audit
+
+pytestmark = [pytest.mark.slow, pytest.mark.timing]
 
 
 def test_null_server_ceiling_is_high() -> None:

@@ -37,6 +37,7 @@ def test_help_is_useful_on_its_own(capsys: pytest.CaptureFixture[str]) -> None:
     assert info.value.code == 0 and "--url" in generic and "test04" in generic
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("cache", "code", "word"), [("none", 0, "PASS"), ("output", 1, "FAIL")])
 def test_verdict_exit_codes(tmp_path: Path, cache: str, code: int, word: str) -> None:
     # from another directory: the shipped dataset still resolves; the simulated mock makes the
@@ -67,6 +68,7 @@ def test_mistyped_flag_and_test_get_a_suggestion(capsys: pytest.CaptureFixture[s
     assert "did you mean test04?" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_input_error_is_one_line_without_traceback(tmp_path: Path) -> None:
     proc = _run("run", "test04", "--samples", "5000", "--output-dir", str(tmp_path))
     assert proc.returncode == 2
@@ -82,6 +84,8 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@pytest.mark.slow
+@pytest.mark.timing  # a real-HTTP audit's verdict
 def test_mock_subcommand_serves_until_sigterm(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -127,6 +131,7 @@ QUICK_RUN = (
 )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_run_prints_a_per_phase_table_and_a_next_step(tmp_path: Path) -> None:
     proc = _run(
         "run", "test04", "--mock-simulated", *QUICK_RUN, "--output-dir", str(tmp_path),
@@ -170,6 +175,8 @@ def test_mistyped_command_and_notebook_get_a_suggestion(
     assert "did you mean review_results?" in capsys.readouterr().err
 
 
+@pytest.mark.slow
+@pytest.mark.timing  # a real-HTTP audit's verdict
 def test_mock_require_key_env_and_the_no_key_message(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -216,6 +223,7 @@ def test_mock_require_key_env_and_the_no_key_message(
         assert proc.wait(timeout=20) == 0
 
 
+@pytest.mark.slow
 def test_mock_require_key_env_unset_is_one_line(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if k != "AK_UNSET_KEY"}
     proc = subprocess.run(
@@ -253,6 +261,7 @@ def test_examples_config_runs_against_the_keyless_mock_as_shipped(
     assert run_audit(quick).result.verdict in ("PASS", "INCONCLUSIVE")
 
 
+@pytest.mark.slow
 def test_ctrl_c_on_auditkit_notebook_is_one_line_exit_130(tmp_path: Path) -> None:
     """Interrupt mid-run (once the run has written its config): exit 130 and one line; no
     ZMQ traceback, no kernel-transport warning on the terminal."""

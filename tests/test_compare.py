@@ -49,6 +49,7 @@ def test_rows_show_verdicts_phases_and_the_setting_that_differs(
     assert not compare_table(a, b).empty
 
 
+@pytest.mark.slow
 def test_cli_compare_prints_the_table(two_runs: tuple[Path, Path]) -> None:
     proc = subprocess.run(
         [*AUDITKIT, "compare", str(two_runs[0]), str(two_runs[1])],

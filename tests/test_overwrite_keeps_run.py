@@ -52,6 +52,7 @@ def test_suite_overwrite_with_a_dead_endpoint_keeps_every_audits_run(
     assert _files(out) == before
 
 
+@pytest.mark.slow
 def test_notebook_overwrite_with_a_dead_endpoint_keeps_the_earlier_verdict(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -111,6 +111,7 @@ def _outputs(nb: nbformat.NotebookNode) -> list[dict]:  # type: ignore[type-arg]
     return [o for c in nb.cells for o in c.get("outputs", [])]
 
 
+@pytest.mark.slow
 def test_review_notebook_renders_a_counterbalanced_run_and_its_html(
     counterbalanced: Path, tmp_path: Path
 ) -> None:
@@ -137,6 +138,7 @@ def test_review_notebook_renders_a_counterbalanced_run_and_its_html(
     assert "without encryption" not in page
 
 
+@pytest.mark.slow
 def test_html_report_fixes_on_a_live_notebook(test04_notebook_with_html: NotebookRun) -> None:
     """test04.ipynb executed and exported as `make demo` does (`auditkit notebook test04
     --html`, run once for this and test_papermill): no frozen progress bar text, no "None" for

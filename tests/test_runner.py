@@ -62,6 +62,8 @@ REAL_HTTP_MOCK: dict[str, dict[str, float]] = {
 }
 
 
+@pytest.mark.slow
+@pytest.mark.timing
 @pytest.mark.parametrize("scenario", ["offline", "single-stream"])
 def test_real_http_separates_no_cache_from_output_cache(tmp_path: Path, scenario: str) -> None:
     """Over real HTTP with the mock in its own process: the audit/reference score ratio stays
@@ -98,6 +100,7 @@ def test_real_http_separates_no_cache_from_output_cache(tmp_path: Path, scenario
     assert statistics.median(ratios["output"]) > 2.0, ratios
 
 
+@pytest.mark.slow
 def test_artifacts_are_complete_and_consistent(tmp_path: Path) -> None:
     verdict, folder = _run(tmp_path, test04={"samples": 64, "rounds": 0, "design": "sequential"})
     assert verdict in ("PASS", "FAIL", "INCONCLUSIVE")
@@ -154,6 +157,7 @@ def test_unreachable_endpoint_is_a_setup_error(tmp_path: Path) -> None:
     assert not (tmp_path / "TEST04" / "reference").exists()
 
 
+@pytest.mark.slow
 def test_failed_queries_make_the_audit_invalid(tmp_path: Path) -> None:
     verdict, folder = _run(tmp_path, test04={"samples": 64}, mock={"faults": {"error_rate": 0.2}})
     assert verdict == "INVALID"

@@ -90,6 +90,7 @@ def test_audit_row_close_to_median(counts: list[int]) -> None:
     )
 
 
+@pytest.mark.slow
 def test_generator_check_passes() -> None:
     result = subprocess.run(
         [sys.executable, str(SCRIPT), "--check"],
@@ -101,6 +102,7 @@ def test_generator_check_passes() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.slow
 def test_generator_is_deterministic_and_check_detects_drift(tmp_path: Path) -> None:
     out = tmp_path / "prompts.jsonl"
     cmd = [sys.executable, str(SCRIPT), "--rows", "64", "--out", str(out)]

@@ -112,6 +112,7 @@ MODES = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("misbehaviour", "fails"), MODES)
 def test_end_to_end_against_the_mock_process(
     misbehaviour: dict[str, Any] | None,
@@ -144,6 +145,7 @@ def test_end_to_end_against_the_mock_process(
     assert set(rows) == set(verdicts)
 
 
+@pytest.mark.slow
 def test_suite_notebook_and_a_new_audit_through_the_generic_notebook(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

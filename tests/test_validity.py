@@ -27,6 +27,8 @@ def test_default_verdict_is_right_on_a_virtual_clock(row: Any, scenario: str) ->
     assert verdict == expected
 
 
+@pytest.mark.slow
+@pytest.mark.timing
 def test_a_second_audit_of_a_caching_server_still_fails(tmp_path: Path) -> None:
     """The first audit's reference prompts sit in the cache; the salt keeps them out of the
     second audit's reference (before the salt, the second audit PASSed)."""
@@ -38,6 +40,8 @@ def test_a_second_audit_of_a_caching_server_still_fails(tmp_path: Path) -> None:
             assert result.upstream_verdict == "FAIL"
 
 
+@pytest.mark.slow
+@pytest.mark.timing
 def test_a_fresh_server_with_a_slow_start_passes(tmp_path: Path) -> None:
     cfg = build_config(
         {

@@ -31,6 +31,7 @@ def test_idle_state_is_clear(inv: CachingInvestigator) -> None:
     assert inv.export_button.disabled  # nothing to export yet
 
 
+@pytest.mark.slow
 def test_two_probes_stay_on_screen_side_by_side_and_export(inv: CachingInvestigator) -> None:
     inv.cache.value = "response cache"
     inv.buttons["back_to_back"].click()

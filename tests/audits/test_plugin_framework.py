@@ -112,6 +112,7 @@ def test_plugin_flags_are_its_config_fields(
     assert "--audit-samples" not in help_text  # TEST04's flags belong to TEST04
 
 
+@pytest.mark.slow
 def test_plugin_runs_through_the_notebook_runner(
     tiny: TinyAudit,
     mock_url: str,

@@ -22,22 +22,13 @@ from auditkit.audits.test01 import (
 from auditkit.errors import InputError
 from auditkit.mock.latency import generate_words
 from auditkit.runner import AuditRun, run_audit
+from tests.audits.conftest import SimulatedAudit
 
 
 def evidence(run: AuditRun) -> Any:
     """The run's evidence (present on PASS and FAIL)."""
     assert run.result.evidence is not None
     return run.result.evidence
-
-
-def simulated(tmp_path: Path, misbehaviour: dict[str, Any] | None = None, **extra: Any) -> AuditRun:
-    over: dict[str, Any] = {
-        "mock": {"simulated": True, "misbehaviour": misbehaviour or {}},
-        "output_dir": str(tmp_path / "out"),
-        "test01": {"samples": 24, "log_samples": 12, "warmup": 4},
-        **extra,
-    }
-    return run_audit(load_config(None, over), "test01")
 
 
 def answered_dataset(tmp_path: Path, rows: int = 24) -> dict[str, Any]:
@@ -52,8 +43,8 @@ def answered_dataset(tmp_path: Path, rows: int = 24) -> dict[str, Any]:
     return {"path": str(path), "answer_column": "answer"}
 
 
-def test_same_answers_under_load_pass(tmp_path: Path) -> None:
-    run = simulated(tmp_path)
+def test_same_answers_under_load_pass(simulated_audit: SimulatedAudit, tmp_path: Path) -> None:
+    run = simulated_audit("test01", out=tmp_path / "out")
     assert run.result.verdict == "PASS", run.result.reason
     assert evidence(run).pairs == 12 and evidence(run).identical == 12
     assert evidence(run).accuracy_one_at_a_time is None and evidence(run).answered == 0
@@ -70,8 +61,10 @@ def test_same_answers_under_load_pass(tmp_path: Path) -> None:
     assert record["passed"] is True
 
 
-def test_answers_that_change_under_load_fail_with_the_pairs(tmp_path: Path) -> None:
-    run = simulated(tmp_path, {"change_under_load": True})
+def test_answers_that_change_under_load_fail_with_the_pairs(
+    simulated_audit: SimulatedAudit, tmp_path: Path
+) -> None:
+    run = simulated_audit("test01", {"change_under_load": True}, out=tmp_path / "out")
     ev = evidence(run)
     assert run.result.verdict == "FAIL" and not ev.accuracy_pass
     assert (
@@ -82,8 +75,10 @@ def test_answers_that_change_under_load_fail_with_the_pairs(tmp_path: Path) -> N
     )
 
 
-def test_reference_answers_score_both_phases(tmp_path: Path) -> None:
-    run = simulated(tmp_path, dataset=answered_dataset(tmp_path))
+def test_reference_answers_score_both_phases(
+    simulated_audit: SimulatedAudit, tmp_path: Path
+) -> None:
+    run = simulated_audit("test01", dataset=answered_dataset(tmp_path), out=tmp_path / "out")
     ev = evidence(run)
     assert run.result.verdict == "PASS", run.result.reason
     assert (ev.answered, ev.answer_match) == (12, "contains")
@@ -93,8 +88,15 @@ def test_reference_answers_score_both_phases(tmp_path: Path) -> None:
     assert "accuracy 1.000 one at a time vs 1.000 under load (12 answered" in text
 
 
-def test_answers_that_change_under_load_fail_on_accuracy(tmp_path: Path) -> None:
-    run = simulated(tmp_path, {"change_under_load": True}, dataset=answered_dataset(tmp_path))
+def test_answers_that_change_under_load_fail_on_accuracy(
+    simulated_audit: SimulatedAudit, tmp_path: Path
+) -> None:
+    run = simulated_audit(
+        "test01",
+        {"change_under_load": True},
+        dataset=answered_dataset(tmp_path),
+        out=tmp_path / "out",
+    )
     ev = evidence(run)
     assert run.result.verdict == "FAIL" and run.result.upstream_verdict == "FAIL"
     assert ev.accuracy_one_at_a_time == 1.0 and ev.accuracy_under_load is not None
@@ -103,10 +105,16 @@ def test_answers_that_change_under_load_fail_on_accuracy(tmp_path: Path) -> None
 
 
 def test_different_answers_with_the_same_accuracy_pass_upstreams_fallback(
+    simulated_audit: SimulatedAudit,
     tmp_path: Path,
 ) -> None:
     # cut to half under load: every answer differs, yet each still holds its reference
-    run = simulated(tmp_path, {"truncate_under_load": 0.5}, dataset=answered_dataset(tmp_path))
+    run = simulated_audit(
+        "test01",
+        {"truncate_under_load": 0.5},
+        dataset=answered_dataset(tmp_path),
+        out=tmp_path / "out",
+    )
     ev = evidence(run)
     assert ev.identical == 0 and ev.similarity < 0.99  # the similarity alone would FAIL
     assert ev.accuracy_relative_delta == 0.0 and ev.accuracy_pass
@@ -132,10 +140,10 @@ def test_correct_contains_or_equals_after_normalising() -> None:
     assert accuracy({}, {1: "a"}, {1: "a"}, "exact") is None
 
 
-def test_answer_column_must_exist(tmp_path: Path) -> None:
+def test_answer_column_must_exist(simulated_audit: SimulatedAudit, tmp_path: Path) -> None:
     ds = answered_dataset(tmp_path) | {"answer_column": "gold"}
     with pytest.raises(InputError, match="'gold' column"):
-        simulated(tmp_path, dataset=ds)
+        simulated_audit("test01", dataset=ds, out=tmp_path / "out")
 
 
 def test_similarity_is_token_level() -> None:

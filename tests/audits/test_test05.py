@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from auditkit.audits import load_config
 from auditkit.audits.test05 import limit_for, threshold_for
 from auditkit.cli import main
 from auditkit.config import MockConfig
 from auditkit.mock import MockProcess
-from auditkit.runner import AuditRun, run_audit
+from auditkit.runner import AuditRun
+from tests.audits.conftest import SimulatedAudit
 
 
 def evidence(run: AuditRun) -> Any:
@@ -23,34 +23,27 @@ def evidence(run: AuditRun) -> Any:
     return run.result.evidence
 
 
-def simulated(
-    tmp_path: Path, misbehaviour: dict[str, Any] | None = None, **settings: Any
-) -> AuditRun:
-    over: dict[str, Any] = {
-        "mock": {"simulated": True, "misbehaviour": misbehaviour or {}},
-        "output_dir": str(tmp_path),
-        "test05": {"samples": 64, "warmup": 8, **settings},
-    }
-    return run_audit(load_config(None, over), "test05")
-
-
-def test_same_speed_on_alternate_seeds_passes(tmp_path: Path) -> None:
-    run = simulated(tmp_path)
+def test_same_speed_on_alternate_seeds_passes(
+    simulated_audit: SimulatedAudit, tmp_path: Path
+) -> None:
+    run = simulated_audit("test05")
     assert run.result.verdict == "PASS" and run.result.upstream_verdict == "PASS"
     assert "TEST PASS" in (tmp_path / "TEST05" / "verify_performance.txt").read_text()
 
 
-def test_faster_on_the_official_order_fails(tmp_path: Path) -> None:
-    run = simulated(tmp_path, {"fast_order_seed": 0})
+def test_faster_on_the_official_order_fails(
+    simulated_audit: SimulatedAudit, tmp_path: Path
+) -> None:
+    run = simulated_audit("test05", {"fast_order_seed": 0})
     assert run.result.verdict == "FAIL" and run.result.upstream_verdict == "FAIL"
     assert evidence(run).interval.ci_low > evidence(run).limit
 
 
-def test_extra_rounds_while_inconclusive(tmp_path: Path) -> None:
+def test_extra_rounds_while_inconclusive(simulated_audit: SimulatedAudit, tmp_path: Path) -> None:
     # 8 queries a phase cannot settle it on the virtual clock; two extra rounds do
-    alone = simulated(tmp_path / "none", samples=8, rounds=0)
+    alone = simulated_audit("test05", samples=8, rounds=0, out=tmp_path / "none")
     assert alone.result.verdict == "INCONCLUSIVE"
-    run = simulated(tmp_path / "two", samples=8, rounds=2)
+    run = simulated_audit("test05", samples=8, rounds=2, out=tmp_path / "two")
     names = [p.name for p in run.phases]
     assert names[-4:] == ["alternate_x1", "reference_x1", "reference_x2", "alternate_x2"]
     assert run.result.verdict == "PASS", run.result.reason
@@ -59,7 +52,7 @@ def test_extra_rounds_while_inconclusive(tmp_path: Path) -> None:
     assert specs["reference_x1"].order.offset == 8 and specs["alternate_x2"].order.offset == 12
     assert specs["reference_x1"].samples == 4
     # the budget (measured queries) stops them: 16 planned + 8 a round > 20
-    capped = simulated(tmp_path / "capped", samples=8, rounds=2, max_queries=20)
+    capped = simulated_audit("test05", samples=8, rounds=2, max_queries=20, out=tmp_path / "capped")
     assert capped.result.verdict == "INCONCLUSIVE" and len(capped.phases) == 5
 
 
@@ -69,6 +62,8 @@ def test_threshold_and_limit() -> None:
     assert abs(limit_for("offline", 0.05) - 1 / 0.95) < 1e-12
 
 
+@pytest.mark.slow
+@pytest.mark.timing
 @pytest.mark.parametrize("fast_order", [False, True])
 def test_end_to_end_against_the_mock_process(
     fast_order: bool, tmp_path: Path, capsys: pytest.CaptureFixture[str]

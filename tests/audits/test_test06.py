@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from auditkit.audits import load_config
 from auditkit.audits.test06 import check, eos_fails, trailing_markers
 from auditkit.results import LoggedOutput
-from auditkit.runner import AuditRun, run_audit
+from auditkit.runner import AuditRun
+from tests.audits.conftest import SimulatedAudit
 
 
 def evidence(run: AuditRun) -> Any:
@@ -20,17 +20,10 @@ def evidence(run: AuditRun) -> Any:
     return run.result.evidence
 
 
-def simulated(tmp_path: Path, misbehaviour: dict[str, Any] | None = None) -> AuditRun:
-    over: dict[str, Any] = {
-        "mock": {"simulated": True, "misbehaviour": misbehaviour or {}},
-        "output_dir": str(tmp_path),
-        "test06": {"samples": 20, "warmup": 4},
-    }
-    return run_audit(load_config(None, over), "test06")
-
-
-def test_honest_endpoint_passes_with_upstreams_lines(tmp_path: Path) -> None:
-    run = simulated(tmp_path)
+def test_honest_endpoint_passes_with_upstreams_lines(
+    simulated_audit: SimulatedAudit, tmp_path: Path
+) -> None:
+    run = simulated_audit("test06")
     assert run.result.verdict == "PASS", run.result.reason
     assert evidence(run).count_source == "logprobs"
     text = (tmp_path / "TEST06" / "verify_accuracy.txt").read_text()
@@ -50,9 +43,9 @@ def test_honest_endpoint_passes_with_upstreams_lines(tmp_path: Path) -> None:
     ],
 )
 def test_each_misbehaviour_fails_its_check(
-    tmp_path: Path, misbehaviour: dict[str, Any], failed: str
+    simulated_audit: SimulatedAudit, tmp_path: Path, misbehaviour: dict[str, Any], failed: str
 ) -> None:
-    run = simulated(tmp_path, misbehaviour)
+    run = simulated_audit("test06", misbehaviour)
     assert run.result.verdict == "FAIL" and run.result.upstream_verdict == "FAIL"
     ev = evidence(run).model_dump()
     assert ev[failed] is False

@@ -102,6 +102,7 @@ CHILD = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_sigkill_mid_phase_leaves_the_flushed_rows_readable(tmp_path: Path) -> None:
     phase_dir = tmp_path / "audit"
     with MockProcess(MockConfig(jitter_cv=0.0)) as mock:

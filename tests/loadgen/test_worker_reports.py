@@ -7,6 +7,8 @@ import queue
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
+
 from auditkit.config import MockConfig
 from auditkit.data import Dataset, SampleOrder
 from auditkit.endpoints.openai import CompletionsAdapter
@@ -48,6 +50,7 @@ def test_a_clean_exit_whose_report_never_comes_is_dead() -> None:
     assert _dead_workers([Exited(0), Exited(0)], _queued(0), reports) == [1]
 
 
+@pytest.mark.slow
 def test_three_workers_finish_an_offline_phase(dataset: Dataset) -> None:
     spec = RunSpec("p", SampleOrder.with_replacement(0), 300, LoadPattern("offline", 24))
     adapter = CompletionsAdapter("mock-llm", 2, 0.0, False)

@@ -36,6 +36,8 @@ def _audit(tmp_path: Path, cache: str, workers: int) -> Any:
     return run_audit(cfg)
 
 
+@pytest.mark.slow
+@pytest.mark.timing
 @pytest.mark.parametrize("cache", ["none", "output"])
 def test_two_workers_give_the_verdict_of_one(tmp_path: Path, cache: str) -> None:
     one, two = _audit(tmp_path, cache, 1), _audit(tmp_path, cache, 2)
@@ -56,6 +58,7 @@ def test_two_workers_give_the_verdict_of_one(tmp_path: Path, cache: str) -> None
         assert sorted(records["sample_index"]) == sorted(single["sample_index"])
 
 
+@pytest.mark.slow
 def test_server_arrivals_are_one_schedule_dealt_to_workers(dataset: Dataset) -> None:
     load = LoadPattern("server", max_concurrency=8, target_qps=400.0, seed=7)
     spec = RunSpec("p", SampleOrder.with_replacement(0), 120, load)
@@ -72,6 +75,7 @@ def test_server_arrivals_are_one_schedule_dealt_to_workers(dataset: Dataset) -> 
     assert (two["sent_ns"] >= two["scheduled_ns"]).all()
 
 
+@pytest.mark.slow
 def test_perf_counter_is_one_clock_across_processes() -> None:
     """Another process's perf_counter reading falls between two of ours: one system-wide
     CLOCK_MONOTONIC (a per-process origin would put it far outside)."""

@@ -264,6 +264,7 @@ def test_served_coalescing_computes_identical_requests_in_flight_once() -> None:
     assert stats["computations"] == 1 and stats["coalesced"] == 7 and stats["completed"] == 8
 
 
+@pytest.mark.slow
 def test_mock_process_reads_the_prepopulated_dataset(prompts_file: Path) -> None:
     cfg = MockConfig(jitter_cv=0.0, behaviour=BehaviourConfig(prepopulate=str(prompts_file)))
     with MockProcess(cfg) as mock, httpx.Client(base_url=mock.url, timeout=10.0) as client:

@@ -20,6 +20,8 @@ from auditkit.mock import MockProcess, MockServer
 from auditkit.mock.connection import find_connection_socket
 from auditkit.mock.process import read_first_line
 
+pytestmark = pytest.mark.slow
+
 PROMPT = "the quick brown fox jumps over the lazy dog"  # 9 words
 
 

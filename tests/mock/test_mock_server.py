@@ -212,6 +212,7 @@ def test_temperature_without_cache(client: httpx.Client) -> None:
 # latency, slots, caches
 
 
+@pytest.mark.timing
 def test_latency_scales_with_max_tokens() -> None:
     with (
         MockServer(mock_cfg(decode_us_per_token=1000)) as server,
@@ -235,6 +236,7 @@ async def _burst(url: str, n: int, max_tokens: int) -> float:
         return time.perf_counter() - t0
 
 
+@pytest.mark.timing
 def test_slots_bound_throughput() -> None:
     elapsed = {}
     for slots in (2, 8):
@@ -244,6 +246,7 @@ def test_slots_bound_throughput() -> None:
     assert elapsed[8] < elapsed[2]
 
 
+@pytest.mark.timing
 def test_output_cache_hit_is_fast_and_identical() -> None:
     with (
         MockServer(mock_cfg(cache="output", decode_us_per_token=1000)) as server,
@@ -270,6 +273,7 @@ def test_output_cache_hit_is_fast_and_identical() -> None:
     assert stats["cache_hits"] == 2 and stats["requests"] == 6
 
 
+@pytest.mark.timing
 def test_prefix_cache_skips_only_prefill() -> None:
     cfg = mock_cfg(cache="prefix", prefill_us_per_token=2000, decode_us_per_token=1000)
     prompt = " ".join(["word"] * 40)  # 80 ms of prefill; 20 tokens = 20 ms of decode

@@ -38,6 +38,7 @@ def verdict(output_dir: Path) -> str:
     return str(data["verdict"])
 
 
+@pytest.mark.slow
 def test_papermill_api(tmp_path: Path) -> None:
     """papermill's own API (not our CLI) runs the notebook and it renders the verdict panel and
     the plots. One kernel run: PASS through a kernel is `test_cli_pass_exit_0_with_html`'s."""
@@ -72,6 +73,7 @@ def test_papermill_api(tmp_path: Path) -> None:
     assert pngs >= 3  # latency over time, ECDF, rolling QPS
 
 
+@pytest.mark.slow
 def test_papermill_bad_parameter_stops_with_one_line(tmp_path: Path) -> None:
     target = tmp_path / "bad.ipynb"
     with pytest.raises(PapermillExecutionError) as info:
@@ -109,6 +111,7 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_cli_pass_exit_0_with_html(test04_notebook_with_html: NotebookRun) -> None:
     # a child `auditkit notebook test04 --html` (shared with test_review's HTML checks)
     proc, out = test04_notebook_with_html.proc, test04_notebook_with_html.out
@@ -123,6 +126,7 @@ def test_cli_pass_exit_0_with_html(test04_notebook_with_html: NotebookRun) -> No
     assert (out / "test04.ipynb").exists()
 
 
+@pytest.mark.slow
 def test_cli_fail_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # main() in this process: the exit code it returns is the one `auditkit` exits with (a
     # true child process is test_cli_pass_exit_0_with_html's); the kernel is a process anyway
@@ -136,6 +140,7 @@ def test_cli_fail_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert verdict(tmp_path / "o") == "FAIL"
 
 
+@pytest.mark.slow
 def test_cli_over_real_http_reaches_a_verdict(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -152,6 +157,7 @@ def test_cli_over_real_http_reaches_a_verdict(
     assert f"TEST04 {verdict(tmp_path / 'o')}" in out
 
 
+@pytest.mark.slow
 def test_cli_bad_parameter_exit_2_one_line_from_a_real_process(tmp_path: Path) -> None:
     proc = cli("-p", "bogus", "1", "--output-dir", "o", cwd=tmp_path)
     assert proc.returncode == 2

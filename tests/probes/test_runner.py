@@ -25,6 +25,7 @@ def server() -> Iterator[MockProcess]:
         yield server
 
 
+@pytest.mark.slow
 def test_probe_runs_its_plan_and_streams_partial_results(
     server: MockProcess, dataset: Dataset
 ) -> None:
@@ -44,6 +45,7 @@ def test_probe_runs_its_plan_and_streams_partial_results(
     assert result.kind == "response cache", result.finding
 
 
+@pytest.mark.slow
 def test_stop_before_start_sends_nothing(server: MockProcess, dataset: Dataset) -> None:
     target = probes.ProbeTarget.connect(EndpointConfig(), server.url, dataset)
     before = server.stats()["requests"]

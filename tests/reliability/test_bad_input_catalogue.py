@@ -281,6 +281,7 @@ def test_catalogue_in_process(
 SUBPROCESS_CASES = [c for c in CASES if c.id in SUBPROCESS_IDS]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("case", SUBPROCESS_CASES, ids=[c.id for c in SUBPROCESS_CASES])
 def test_catalogue_subprocess(case: Case, env: Env) -> None:
     result = run_subprocess(case.argv(env), timeout=120)

@@ -120,6 +120,7 @@ def test_fault_outcome(
     assert time.monotonic() - start < 15
 
 
+@pytest.mark.slow
 def test_fault_via_mock_cli(tmp_path: Path) -> None:
     """The mock's own CLI (`auditkit mock --config faults.yaml`) and a separate `auditkit run
     --url` process: die_after 3 kills the endpoint mid-phase."""

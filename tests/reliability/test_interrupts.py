@@ -23,6 +23,8 @@ import yaml
 from auditkit import artifacts
 from tests.reliability.conftest import AUDITKIT
 
+pytestmark = pytest.mark.slow
+
 # single-stream against a one-slot mock, 16 tokens × 10 ms: ~0.17 s per query, ~1.4 s a phase
 SLOW = {
     "mock": {"decode_us_per_token": 10_000, "slots": 1, "jitter_cv": 0.0},

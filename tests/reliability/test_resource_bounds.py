@@ -94,6 +94,7 @@ print(json.dumps({"statuses": statuses, "growth_kib": after - before}))
 """
 
 
+@pytest.mark.slow
 def test_memory_stays_bounded(tmp_path: Path, tiny: Served) -> None:
     """8 concurrent 64 MiB answers (512 MiB offered) grow the client's peak RSS by far less
     than one of them: each request stops reading at max_response_bytes."""

@@ -35,6 +35,7 @@ def assert_no_key(folder: Path, *texts: str) -> int:
     return len(files)
 
 
+@pytest.mark.slow
 def test_cli_audit_writes_no_key(tmp_path: Path, tiny: Served) -> None:
     out = tmp_path / "out"
     result = run_subprocess(
@@ -52,6 +53,7 @@ def test_cli_audit_writes_no_key(tmp_path: Path, tiny: Served) -> None:
     assert phase["request_headers"]["X-Trace"] == "visible"
 
 
+@pytest.mark.slow
 def test_echoed_key_in_error_bodies_is_redacted(tmp_path: Path, tiny: Served) -> None:
     out = tmp_path / "out"
     result = run_subprocess(
@@ -66,6 +68,7 @@ def test_echoed_key_in_error_bodies_is_redacted(tmp_path: Path, tiny: Served) ->
     assert REDACTED in result.stderr_lines[-1]  # the one-line error shows the masked text
 
 
+@pytest.mark.slow
 def test_notebook_audit_writes_no_key(tmp_path: Path, tiny: Served) -> None:
     out = tmp_path / "nb"
     result = run_subprocess(

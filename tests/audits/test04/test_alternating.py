@@ -13,11 +13,9 @@ from auditkit.audits.kit.designs import pool_blocks
 from auditkit.audits.kit.ratio import statistical_view
 from auditkit.audits.test04 import ALTERNATING_PAIRS, Test04, effective_design
 from auditkit.audits.test04.decision import decide_with_certainty
-from auditkit.config import MockConfig
 from auditkit.data import Dataset, Sample
 from auditkit.errors import InputError
-from auditkit.loadgen.fake import FakeTransport, SimulatedSUT
-from auditkit.runner import run_audit
+from tests.audits.conftest import SimulatedAudit
 
 
 def _dataset(n: int) -> Dataset:
@@ -72,14 +70,10 @@ def test_offline_audit_blocks_are_as_large_as_their_reference_blocks(samples: in
         assert size[f"audit_{i}"] == size[f"reference_{i}"]
 
 
-def test_honest_offline_server_passes_on_blocks(tmp_path: Path) -> None:
-    cfg = build_config(
-        {
-            "output_dir": str(tmp_path),
-            "test04": {"samples": 64, "allow_small": True, "rounds": 0, "warmup": 0},
-        }
+def test_honest_offline_server_passes_on_blocks(simulated_audit: SimulatedAudit) -> None:
+    run = simulated_audit(
+        "test04", mock={"seed": 2}, samples=64, allow_small=True, rounds=0, warmup=0
     )
-    run = run_audit(cfg, transport=FakeTransport(SimulatedSUT(MockConfig(seed=2))))
     assert {"reference_1", "audit_8"} <= {p.name for p in run.phases}  # the blocks ran
     assert run.result.verdict == "PASS", run.result.reason
     assert run.result.ratio is not None and abs(run.result.ratio - 1) < 0.05
@@ -153,16 +147,17 @@ def test_a_cache_still_fails_in_every_pair() -> None:
     assert view is not None and view.verdict == "FAIL"
 
 
-def test_alternating_audit_end_to_end_on_a_virtual_clock(tmp_path: Path) -> None:
+def test_alternating_audit_end_to_end_on_a_virtual_clock(
+    simulated_audit: SimulatedAudit, tmp_path: Path
+) -> None:
     for cache, verdict in (("none", "PASS"), ("output", "FAIL")):
-        cfg = build_config(
-            {
-                "output_dir": str(tmp_path / cache),
-                "load": {"scenario": "single-stream"},
-                "test04": {"samples": 256},
-            }
+        run = simulated_audit(
+            "test04",
+            mock={"cache": cache},
+            out=tmp_path / cache,
+            load={"scenario": "single-stream"},
+            samples=256,
         )
-        run = run_audit(cfg, transport=FakeTransport(SimulatedSUT(MockConfig(cache=cache))))
         assert run.result.verdict == verdict, run.result.reason
         evidence = run.result.evidence
         assert evidence is not None and evidence.decision is not None
@@ -180,15 +175,8 @@ def test_a_reference_as_large_as_the_dataset_is_refused_in_blocks() -> None:
     Test04().validate(cfg, _dataset(257))
 
 
-def test_pooling_an_empty_block_keeps_query_ids_whole(tmp_path: Path) -> None:
-    cfg = build_config(
-        {
-            "output_dir": str(tmp_path),
-            "load": {"scenario": "single-stream"},
-            "test04": {"samples": 256, "rounds": 0},
-        }
-    )
-    run = run_audit(cfg, transport=FakeTransport(SimulatedSUT(MockConfig())))
+def test_pooling_an_empty_block_keeps_query_ids_whole(simulated_audit: SimulatedAudit) -> None:
+    run = simulated_audit("test04", load={"scenario": "single-stream"}, samples=256, rounds=0)
     blocks = [p for p in run.phases if p.spec.role == "reference"]
     # every query of the second block failed: nothing of it reached the records
     blocks[1] = dataclasses.replace(blocks[1], records=blocks[1].records.iloc[0:0])

@@ -1,18 +1,14 @@
 """Counterbalanced design (R A A R) and salted warm-up, end to end on a virtual clock."""
 
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
 from auditkit import artifacts
 from auditkit.audits import build_config
 from auditkit.audits.test04 import Test04
-from auditkit.config import MockConfig
 from auditkit.data import Dataset, Sample
 from auditkit.errors import InputError
-from auditkit.loadgen.fake import FakeTransport, SimulatedSUT
-from auditkit.runner import run_audit
+from tests.audits.conftest import SimulatedAudit
 
 
 def _dataset(n: int) -> Dataset:
@@ -57,15 +53,12 @@ def test_too_few_samples_to_split_is_rejected() -> None:
 
 
 @pytest.mark.parametrize(("cache", "verdict"), [("none", "PASS"), ("output", "FAIL")])
-def test_counterbalanced_audit_end_to_end(tmp_path: Path, cache: str, verdict: str) -> None:
-    cfg = build_config(
-        {
-            "output_dir": str(tmp_path),
-            "test04": {"samples": 128, "design": "counterbalanced", "warmup": 16},
-        }
+def test_counterbalanced_audit_end_to_end(
+    simulated_audit: SimulatedAudit, cache: str, verdict: str
+) -> None:
+    run = simulated_audit(
+        "test04", mock={"cache": cache}, samples=128, design="counterbalanced", warmup=16
     )
-    sut = SimulatedSUT(MockConfig(cache=cache))  # type: ignore[arg-type]
-    run = run_audit(cfg, transport=FakeTransport(sut))
     assert run.result.verdict == verdict
     folder = run.folder
     for block in ("warmup", "reference_1", "audit_1", "audit_2", "reference_2"):

@@ -4,13 +4,10 @@ clock (the mock's latency model through the in-memory transport)."""
 import pandas as pd
 import pytest
 
-from auditkit.audits import build_config
 from auditkit.audits.kit.designs import pool
 from auditkit.audits.test04.fingerprint import fingerprint
-from auditkit.config import MockConfig
-from auditkit.loadgen.fake import FakeTransport, SimulatedSUT
 from auditkit.results import PhaseResult
-from auditkit.runner import run_audit
+from tests.audits.conftest import SimulatedAudit
 
 
 def pooled(phases: list[PhaseResult]) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -22,17 +19,16 @@ def pooled(phases: list[PhaseResult]) -> tuple[pd.DataFrame, pd.DataFrame]:
 @pytest.mark.parametrize(
     ("cache", "kind"), [("none", "none"), ("output", "response cache"), ("prefix", "prefix cache")]
 )
-def test_fingerprint_names_the_cache(tmp_path: object, cache: str, kind: str) -> None:
-    cfg = build_config(
-        {
-            "output_dir": str(tmp_path),
-            "endpoint": {"api": "openai-chat", "stream": True, "temperature": 1.0},
-            "load": {"scenario": "single-stream"},
-            "test04": {"samples": 128},
-        }
+def test_fingerprint_names_the_cache(
+    simulated_audit: SimulatedAudit, cache: str, kind: str
+) -> None:
+    run = simulated_audit(
+        "test04",
+        mock={"cache": cache, "prefill_us_per_token": 60.0},
+        endpoint={"api": "openai-chat", "stream": True, "temperature": 1.0},
+        load={"scenario": "single-stream"},
+        samples=128,
     )
-    sut = SimulatedSUT(MockConfig(cache=cache, prefill_us_per_token=60.0))
-    run = run_audit(cfg, transport=FakeTransport(sut))
     ref, aud = pooled(run.phases)
     fp = fingerprint(ref, aud, temperature=1.0)
     assert fp.kind == kind, fp.evidence
@@ -43,16 +39,16 @@ def test_fingerprint_names_the_cache(tmp_path: object, cache: str, kind: str) ->
         assert fp.identical_outputs is True
 
 
-def _offline(tmp_path: object, mock: dict[str, object], temperature: float) -> object:
-    cfg = build_config(
-        {
-            "output_dir": str(tmp_path),
-            "endpoint": {"api": "openai-chat", "stream": True, "temperature": temperature},
-            "load": {"scenario": "offline"},
-            "test04": {"samples": 128},
-        }
+def _offline(
+    simulated_audit: SimulatedAudit, mock: dict[str, object], temperature: float
+) -> object:
+    run = simulated_audit(
+        "test04",
+        mock=mock,
+        endpoint={"api": "openai-chat", "stream": True, "temperature": temperature},
+        load={"scenario": "offline"},
+        samples=128,
     )
-    run = run_audit(cfg, transport=FakeTransport(SimulatedSUT(MockConfig.model_validate(mock))))
     ref, aud = pooled(run.phases)
     return fingerprint(ref, aud, temperature=temperature)
 
@@ -72,9 +68,9 @@ def _offline(tmp_path: object, mock: dict[str, object], temperature: float) -> o
     ],
 )
 def test_offline_fingerprint_names_the_cache(
-    tmp_path: object, mock: dict[str, object], temperature: float, kind: str
+    simulated_audit: SimulatedAudit, mock: dict[str, object], temperature: float, kind: str
 ) -> None:
-    fp = _offline(tmp_path, mock, temperature)
+    fp = _offline(simulated_audit, mock, temperature)
     assert fp.kind == kind, fp.evidence  # type: ignore[attr-defined]
     if kind == "prefix cache":
         assert fp.ttft_judged is False  # type: ignore[attr-defined]
