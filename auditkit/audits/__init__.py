@@ -13,6 +13,7 @@ import importlib.metadata
 import importlib.util
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +70,9 @@ def _load_object(spec: str) -> object:
         if module_spec is None or module_spec.loader is None or not path.is_file():
             raise InputError(f"{PLUGINS_ENV}: cannot load {target}")
         module = importlib.util.module_from_spec(module_spec)
+        # in sys.modules first, as `import` does: pydantic and typing resolve the module's
+        # postponed annotations (`from __future__ import annotations`) through it
+        sys.modules[module_spec.name] = module
         module_spec.loader.exec_module(module)
     else:
         try:
