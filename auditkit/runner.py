@@ -311,9 +311,11 @@ class PhaseRunner:
     def _one(self, spec: RunSpec) -> PhaseResult:
         self.say(f"phase {spec.describe()}")
         callback, close = self.progress(spec) if self.progress else (None, lambda: None)
-        load = self.prepared.cfg.load
+        # the run's client knobs (workers, the guard's fraction); the phase's own load pattern
+        # is spec.load, frozen by the plan
+        client = self.prepared.cfg.load
         ceiling = self.ceiling(spec)
-        workers = 1 if self.transport else phase_workers(load, spec, ceiling, self.fastest)
+        workers = 1 if self.transport else phase_workers(client, spec, ceiling, self.fastest)
         if workers > 1:
             self.say(f"phase {spec.name}: {workers} load-generator processes")
         try:
@@ -340,7 +342,7 @@ class PhaseRunner:
         if self.guard:
             # N processes: N single-process ceilings (an estimate; docs/scale.md)
             ceiling = ceiling * workers if ceiling else None
-            reason = client_bound_reason(phase.summary, ceiling, load.client_bound_fraction)
+            reason = client_bound_reason(phase.summary, ceiling, client.client_bound_fraction)
             summary = phase.summary.model_copy(
                 update={"client_ceiling_qps": ceiling, "client_bound": reason}
             )
