@@ -30,6 +30,16 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
+#: OpenAI endpoint paths a user may paste into a base URL, and the API each one means
+_ENDPOINT_PATHS = (
+    ("/v1/chat/completions", "openai-chat"),
+    ("/chat/completions", "openai-chat"),
+    ("/v1/completions", "openai-completions"),
+    ("/completions", "openai-completions"),
+    ("/v1/models", "openai-completions"),
+)
+
+
 class EndpointConfig(_Strict):
     """Where the SUT is and how to talk to it."""
 
@@ -129,6 +139,21 @@ class EndpointConfig(_Strict):
                 "not the key itself"
             )
         return value
+
+    @model_validator(mode="after")
+    def _check_base_url(self) -> EndpointConfig:
+        # a full endpoint path copied from a curl line would be requested as
+        # .../v1/chat/completions/v1/models: say which base URL and API to give instead
+        if self.url is None or self.api == "json":
+            return self
+        for path, api in _ENDPOINT_PATHS:
+            if self.url.endswith(path):
+                base = self.url[: -len(path)] or self.url
+                raise ValueError(
+                    f"url {self.url} is a full endpoint path: give the server's base URL and "
+                    f"the API, --url {base} --api {api} (auditkit adds the paths)"
+                )
+        return self
 
     @model_validator(mode="after")
     def _check_json_api(self) -> EndpointConfig:

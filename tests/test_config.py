@@ -69,3 +69,18 @@ def test_secret_headers_are_redacted() -> None:
     headers = cfg.redacted()["endpoint"]["headers"]
     assert headers["X-Ok"] == "1"
     assert "sk-live" not in str(headers) and headers["X-Api-Key"] != "k"
+
+
+@pytest.mark.parametrize(
+    ("url", "base", "api"),
+    [
+        ("http://host:8000/v1/chat/completions", "http://host:8000", "openai-chat"),
+        ("https://host/openai/v1/completions/", "https://host/openai", "openai-completions"),
+        ("http://host/v1/models", "http://host", "openai-completions"),
+    ],
+)
+def test_a_full_endpoint_url_names_the_base_url_and_api(url: str, base: str, api: str) -> None:
+    with pytest.raises(InputError) as err:
+        build_config({"endpoint": {"url": url}})
+    assert f"--url {base} --api {api}" in str(err.value)
+    assert "\n" not in str(err.value)
