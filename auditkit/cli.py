@@ -441,7 +441,7 @@ def parse_param_pairs(pairs: list[list[str]] | None) -> dict[str, str]:
     return {name: value for name, value in pairs or []}
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 

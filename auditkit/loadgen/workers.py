@@ -176,7 +176,7 @@ class _WorkerDriver(PhaseDriver):
         super()._record(attempt)
         self.shared.done[self.job.worker] = len(self.recorder)
 
-    async def run(self, stop: asyncio.Event) -> bool:
+    async def run(self, stop: asyncio.Event) -> bool:  # noqa: ARG002 (the driver's signature)
         loop = asyncio.get_running_loop()
         pool = max(self.share, 1)
         async with self.transport.session(self.target, pool_size=pool, warm=self.workers) as s:

@@ -282,9 +282,7 @@ def _by_row(outputs: tuple[LoggedOutput, ...]) -> dict[int, str]:
     return {o.sample_index: o.text for o in outputs if o.variant == "main"}
 
 
-def compare(
-    accuracy: dict[int, str], load: dict[int, str], delta: float
-) -> tuple[int, int, float, list[Pair]]:
+def compare(accuracy: dict[int, str], load: dict[int, str]) -> tuple[int, int, float, list[Pair]]:
     """(pairs, identical, mean similarity, mismatching pairs) of the rows both logged."""
     rows = sorted(set(accuracy) & set(load))
     sims, mismatches = [], []
@@ -352,7 +350,7 @@ class Test01(AuditTest[Test01Config, Test01Evidence]):
             return invalid(self.result_model, base, problem)
         named = {p.spec.role: p for p in phases}
         one, load = _by_row(named[ACCURACY].outputs), _by_row(named[AUDIT].outputs)
-        pairs, identical, sim, mismatches = compare(one, load, t1.delta)
+        pairs, identical, sim, mismatches = compare(one, load)
         spec = named[ACCURACY].spec
         answers = dict(spec.answers) if isinstance(spec, AnsweredSpec) else {}
         scored = accuracy(answers, one, load, t1.answer_match)

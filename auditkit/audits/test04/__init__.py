@@ -283,14 +283,7 @@ class Test04(AuditTest[Test04Config, Test04Evidence]):
             config=cfg.redacted(),
         )
         assert upstream.evidence is not None and upstream.threshold is not None
-        evidence = record_evidence(
-            ref,
-            aud,
-            upstream.evidence.latency,
-            upstream.threshold,
-            cfg.endpoint.temperature,
-            t4.seed,
-        )
+        evidence = record_evidence(ref, aud, upstream.evidence.latency, cfg.endpoint.temperature)
         decision = decide_with_certainty(
             all_ref.records,
             all_aud.records,

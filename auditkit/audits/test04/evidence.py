@@ -167,12 +167,7 @@ def per_token_scores(phase: PhaseResult) -> PerTokenScores:
 
 
 def record_evidence(
-    reference: PhaseResult,
-    audit: PhaseResult,
-    latency: LatencyComparison,
-    threshold: float,
-    temperature: float,
-    seed: int,
+    reference: PhaseResult, audit: PhaseResult, latency: LatencyComparison, temperature: float
 ) -> Test04Evidence:
     """The full evidence of a run with records (a LoadGen-summary check has `latency` only)."""
     return Test04Evidence(

@@ -158,7 +158,7 @@ class Test05(AuditTest[Test05Config, Test05Evidence]):
             timed = cfg.load.min_duration_s > 0
             designs.check_blocks(self.key, t5.design, 2, t5.samples, unit, timed)
 
-    def plan(self, cfg: AuditConfig, dataset: Dataset) -> list[RunSpec]:
+    def plan(self, cfg: AuditConfig, dataset: Dataset) -> list[RunSpec]:  # noqa: ARG002 (hook signature)
         """Warm-up, reference (the run's seeds), alternate (upstream's test05 seeds)."""
         t5 = self.settings(cfg)
         duration = cfg.load.min_duration_s
@@ -171,7 +171,10 @@ class Test05(AuditTest[Test05Config, Test05Evidence]):
         return [*warmup_phase(cfg, t5.warmup, t5.seed + 7), *_specs(t5, cfg, slots)]
 
     def extend(
-        self, cfg: AuditConfig, dataset: Dataset, phases: list[PhaseResult]
+        self,
+        cfg: AuditConfig,
+        dataset: Dataset,  # noqa: ARG002 (hook signature)
+        phases: list[PhaseResult],
     ) -> list[RunSpec]:
         """One more round (one block of each kind, alternating which goes first) while the
         decision is not settled and the budget allows; [] when it is spent."""

@@ -194,7 +194,7 @@ class Test06(AuditTest[Test06Config, Test06Evidence]):
             return "compares answers: needs endpoint.temperature 0"
         return None
 
-    def resolve(self, cfg: AuditConfig, dataset: Dataset) -> AuditConfig:
+    def resolve(self, cfg: AuditConfig, dataset: Dataset) -> AuditConfig:  # noqa: ARG002 (hook signature)
         """Ask for logprobs: the delivered tokens are counted from them."""
         if cfg.endpoint.logprobs:
             return cfg

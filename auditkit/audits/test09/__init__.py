@@ -116,7 +116,7 @@ class Test09(AuditTest[Test09Config, Test09Evidence]):
         if cfg.load.scenario == "multi-stream" and t9.samples % cfg.load.samples_per_query:
             raise InputError("test09.samples must be a multiple of load.samples_per_query")
 
-    def plan(self, cfg: AuditConfig, dataset: Dataset) -> list[RunSpec]:
+    def plan(self, cfg: AuditConfig, dataset: Dataset) -> list[RunSpec]:  # noqa: ARG002 (hook signature)
         """Warm-up; the samples one at a time (skipped with explicit bounds); the same samples
         at the scenario's load."""
         t9 = self.settings(cfg)
