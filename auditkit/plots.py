@@ -299,14 +299,12 @@ def latency_ecdf(phases: PhasesLike, ax: Axes | None = None) -> Figure:
     return fig
 
 
-def rolling_qps(
-    times_s: np.ndarray, window_s: float, points: int = 200
-) -> tuple[np.ndarray, np.ndarray]:
-    """Completions per second in a trailing window, evaluated on an even grid."""
+def rolling_qps(times_s: np.ndarray, window_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Completions per second in a trailing window, evaluated on an even grid of 200 points."""
     t = np.sort(times_s)
     if len(t) == 0 or window_s <= 0:
         return np.array([]), np.array([])
-    grid = np.linspace(t[0], t[-1], max(points, 2))
+    grid = np.linspace(t[0], t[-1], 200)
     counts = np.searchsorted(t, grid, side="right") - np.searchsorted(t, grid - window_s, "right")
     # early points see a partial window: divide by the part of it that has elapsed
     span = np.clip(grid - t[0], window_s / 4, window_s)

@@ -76,8 +76,6 @@ def resolve_sample_index(t4: Test04Config, dataset: Dataset) -> int:
 class Test04(AuditTest[Test04Config, Test04Evidence]):
     """TEST04 as an audit plug-in."""
 
-    __test__ = False  # a "Test…" name, not a pytest test class
-
     id: ClassVar[str] = "TEST04"
     key: ClassVar[str] = "test04"
     title: ClassVar[str] = "Output caching (MLPerf TEST04)"

@@ -82,8 +82,6 @@ class WarmupInfo(Evidence):
 class Test04Evidence(Evidence):
     """Everything TEST04 reports beside its verdict."""
 
-    __test__ = False  # a "Test…" name, not a pytest test class
-
     decision: Decision | None = None
     salt: SaltInfo | None = None
     warmup: WarmupInfo | None = None
