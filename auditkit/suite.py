@@ -34,7 +34,6 @@ from auditkit.results import SCHEMA_VERSION, check_schema_version
 from auditkit.runner import AuditRun, Log, ProgressFactory, decided_verdict, endpoint_url, prepare
 from auditkit.startup import load_plugins_once
 
-SUITE = "suite"
 #: the combined verdict, beside the audits' folders
 SUITE_RESULT = "suite_result.json"
 #: the combined exit code as a verdict word
@@ -303,7 +302,6 @@ def suite_summary(run: SuiteRun) -> list[dict[str, Any]]:
 
 
 __all__ = [
-    "SUITE",
     "SUITE_RESULT",
     "SuiteRun",
     "applicable",

@@ -231,18 +231,10 @@ class Test04(AuditTest[Test04Config, Test04Evidence]):
     def invalid(self, cfg: AuditConfig, ran: dict[str, PhaseSummary], reason: str) -> Test04Result:
         """INVALID, with the reference phase's score when it ran (not a warm-up's or a
         counterbalanced block's)."""
-        reference = ran.get(REFERENCE)
-        return Test04Result(
-            test=self.id,
-            verdict="INVALID",
-            reason=f"INVALID: {reason}",
-            scenario=cfg.load.scenario,
-            score_name=reference.score_name if reference else "",
-            reference_score=reference.score if reference else None,
-            threshold_source="not applied",
-            phases=ran,
-            config=cfg.redacted(),
-        )
+        update: dict[str, Any] = {"threshold_source": "not applied"}
+        if (reference := ran.get(REFERENCE)) is not None:
+            update |= {"score_name": reference.score_name, "reference_score": reference.score}
+        return super().invalid(cfg, ran, reason).model_copy(update=update)
 
     def verify(self, phases: list[PhaseResult], cfg: AuditConfig) -> Test04Result:
         """Upstream's rule on the (pooled) phases, and auditkit's decision beside it: the
