@@ -45,11 +45,11 @@ def submit(coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
     return asyncio.run_coroutine_threadsafe(coro, owned_loop())
 
 
-def wait(future: concurrent.futures.Future[T], poll_s: float = 0.1) -> T:
-    """Block for a result in small steps so Ctrl-C reaches the caller promptly."""
+def wait(future: concurrent.futures.Future[T]) -> T:
+    """Block for a result in 0.1 s steps so Ctrl-C reaches the caller promptly."""
     while True:
         try:
-            return future.result(timeout=poll_s)
+            return future.result(timeout=0.1)
         except concurrent.futures.TimeoutError:
             continue
 

@@ -59,11 +59,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    dir_fd = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    records_io.fsync_dir(target.parent)
 
 
 @functools.cache
@@ -98,14 +94,14 @@ def write_config(folder: Path, redacted_config: dict[str, Any]) -> None:
     atomic_write_text(folder / CONFIG, yaml.safe_dump(redacted_config, sort_keys=False))
 
 
-def write_phase(folder: Path, phase: PhaseResult, *, sut_name: str = "auditkit-http") -> Path:
+def write_phase(folder: Path, phase: PhaseResult) -> Path:
     """<TEST>/<phase>/ records.parquet, phase.json and LoadGen log files."""
     phase_dir = folder / phase.name
     # atomically, then the part files the phase streamed while it ran are removed
     records_io.write_records(phase_dir, phase.records)
     summary = {"schema_version": SCHEMA_VERSION, **phase.summary.model_dump(mode="json")}
     atomic_write_json(phase_dir / PHASE, summary)
-    atomic_write_text(phase_dir / SUMMARY, mlperf_logs.format_summary(phase.summary, sut_name))
+    atomic_write_text(phase_dir / SUMMARY, mlperf_logs.format_summary(phase.summary))
     atomic_write_text(phase_dir / DETAIL, mlperf_logs.format_detail(phase.summary))
     return phase_dir
 

@@ -441,7 +441,7 @@ def parse_param_pairs(pairs: list[list[str]] | None) -> dict[str, str]:
     return {name: value for name, value in pairs or []}
 
 
-def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
@@ -454,17 +454,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         load_plugins_once()
         parser = build_parser(_peek_test(argv))
         args = parser.parse_args(argv)
-        if args.command == "run":
-            return cmd_run(args)
-        if args.command == "mock":
-            return cmd_mock(args)
-        if args.command == "verify":
-            return cmd_verify(args)
-        if args.command == "notebook":
-            return cmd_notebook(args)
-        if args.command == "compare":
-            return cmd_compare(args)
-        parser.error(f"unknown command {args.command}")
+        commands = {"run": cmd_run, "mock": cmd_mock, "verify": cmd_verify}
+        commands |= {"notebook": cmd_notebook, "compare": cmd_compare}
+        return commands[args.command](args)  # argparse requires one of them
     except AuditkitError as exc:
         print(f"auditkit: error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code
@@ -481,7 +473,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return EXIT_EXECUTION
-    return 0
 
 
 def entry() -> None:

@@ -215,8 +215,3 @@ def phase_table_text(src: SummariesLike) -> str:
     """The per-phase summary the CLI prints (count, failures, latency percentiles, TTFT,
     tokens/s), like guidellm's and vLLM's benchmark tables."""
     return text_table(PHASE_COLUMNS, phase_rows(src))
-
-
-def status_line(result: AuditResult[Any]) -> str:
-    """The verdict as one plain-text line (for logs and the CLI)."""
-    return f"{result.test} {result.verdict}: {result.reason}"

@@ -9,11 +9,9 @@ names the file and the problem.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from auditkit.errors import InputError
 
@@ -224,29 +222,6 @@ def read_text(path: str | Path) -> str:
 def read_summary(path: str | Path) -> LoadGenSummary:
     """Parse a mlperf_log_summary.txt file."""
     return parse_summary(read_text(path), str(path))
-
-
-def parse_detail(text: str, source: str = "detail") -> dict[str, Any]:
-    """`:::MLLOG {json}` lines → {key: value} (first occurrence wins, as the checker's parser);
-    a marker line with invalid JSON is an error, as in the checker's strict mode."""
-    marker = ":::MLLOG"
-    out: dict[str, Any] = {}
-    for lineno, raw in enumerate(text.splitlines(), start=1):
-        line = raw.rstrip()
-        if not line.startswith(marker):
-            continue
-        try:
-            record = json.loads(line[len(marker) :])
-            key = record["key"]
-        except (json.JSONDecodeError, KeyError, TypeError):
-            raise LogFormatError(f"{source}: line {lineno}: invalid :::MLLOG record") from None
-        out.setdefault(str(key), record.get("value"))
-    return out
-
-
-def read_detail(path: str | Path) -> dict[str, Any]:
-    """Parse a mlperf_log_detail.txt file."""
-    return parse_detail(read_text(path), str(path))
 
 
 def read_log_file(summary_path: str | Path) -> LogFile:

@@ -78,7 +78,6 @@ def summarize(
     spec: RunSpec,
     *,
     interrupted: bool = False,
-    allowed_failure_rate: float = 0.0,
     loop_lag_p99_ns: int | None = None,
     request_headers: dict[str, str] | None = None,
     started_at: str = "",
@@ -120,7 +119,7 @@ def summarize(
     expected = max(requested, issued)
     if completed < expected:
         reasons.append(f"only {completed} of {expected} requested samples completed")
-    if failed > allowed_failure_rate * expected:
+    if failed:
         detail = ", ".join(f"{v} {k}" for k, v in sorted(by_status.items()))
         # the first failure's own words name the problem (HTTP 401 …, not JSON, reset, …)
         first = failures.sort_values("query_id", kind="stable")["error"].dropna()

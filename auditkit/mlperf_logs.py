@@ -103,10 +103,10 @@ def errors_of(s: PhaseSummary) -> list[str]:
     return list(s.invalid_reasons)
 
 
-def format_summary(s: PhaseSummary, sut_name: str = "auditkit-http") -> str:
+def format_summary(s: PhaseSummary) -> str:
     """mlperf_log_summary.txt for one phase."""
     scenario = LOADGEN_SCENARIO[s.scenario]
-    lines = [RULE, "MLPerf Results Summary", RULE, f"SUT name : {sut_name}"]
+    lines = [RULE, "MLPerf Results Summary", RULE, "SUT name : auditkit-http"]
     lines += [f"Scenario : {scenario}", "Mode     : PerformanceOnly"]
     if s.scenario == "offline":
         lines.append(f"Samples per second: {s.samples_per_second:.6g}")

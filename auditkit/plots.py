@@ -176,18 +176,7 @@ def latency_over_time(phases: PhasesLike, ax: Axes | None = None) -> Figure:
     axes = fig.subplots(1, len(frames), sharey=True, gridspec_kw={"width_ratios": widths})
     handles, labels = [], []
     for i, ((name, rec), panel) in enumerate(zip(frames.items(), axes, strict=True)):
-        ok = _ok(rec)
-        failed = len(rec) - len(ok)
-        label = f"{name} ({len(ok)} ok" + (f", {failed} failed)" if failed else ")")
-        ok, label = _thin(ok, label)
-        dots = panel.scatter(
-            _ns(ok["completed_ns"], 1e9),
-            _ns(ok["latency_ns"], 1e6),
-            s=8,
-            alpha=0.6,
-            color=phase_colour(name, i),
-            linewidths=0,
-        )
+        dots, label = _latency_dots(panel, name, rec, i)
         handles.append(dots)
         labels.append(label)
         panel.set_title(name, fontsize=9)
@@ -224,24 +213,26 @@ def latency_over_time(phases: PhasesLike, ax: Axes | None = None) -> Figure:
     return fig
 
 
+def _latency_dots(
+    ax: Axes, name: str, rec: pd.DataFrame, i: int, offset: float = 0.0
+) -> tuple[Any, str]:
+    """One phase's ok queries as dots (latency over completion time + `offset`), and their
+    legend label."""
+    ok = _ok(rec)
+    failed = len(rec) - len(ok)
+    label = f"{name} ({len(ok)} ok" + (f", {failed} failed)" if failed else ")")
+    ok, label = _thin(ok, label)
+    x, y = _ns(ok["completed_ns"], 1e9) + offset, _ns(ok["latency_ns"], 1e6)
+    dots = ax.scatter(x, y, s=8, alpha=0.6, color=phase_colour(name, i), label=label, linewidths=0)
+    return dots, label
+
+
 def _latency_shared_axis(frames: dict[str, pd.DataFrame], ax: Axes | None) -> Figure:
     """All phases on one time axis (a given ax, or a single phase)."""
     fig, ax = _axes(ax)
     offsets = phase_offsets(frames)
     for i, (name, rec) in enumerate(frames.items()):
-        ok = _ok(rec)
-        failed = len(rec) - len(ok)
-        label = f"{name} ({len(ok)} ok" + (f", {failed} failed)" if failed else ")")
-        ok, label = _thin(ok, label)
-        ax.scatter(
-            _ns(ok["completed_ns"], 1e9) + offsets[name],
-            _ns(ok["latency_ns"], 1e6),
-            s=8,
-            alpha=0.6,
-            color=phase_colour(name, i),
-            label=label,
-            linewidths=0,
-        )
+        _latency_dots(ax, name, rec, i, offsets[name])
     _mark_boundaries(ax, offsets)
     if all(len(r) and (r["scheduled_ns"].fillna(0) == 0).all() for r in frames.values()):
         # offline: everything is scheduled at t=0, so latency grows with queue position
@@ -299,14 +290,12 @@ def latency_ecdf(phases: PhasesLike, ax: Axes | None = None) -> Figure:
     return fig
 
 
-def rolling_qps(
-    times_s: np.ndarray, window_s: float, points: int = 200
-) -> tuple[np.ndarray, np.ndarray]:
-    """Completions per second in a trailing window, evaluated on an even grid."""
+def rolling_qps(times_s: np.ndarray, window_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Completions per second in a trailing window, evaluated on an even grid of 200 points."""
     t = np.sort(times_s)
     if len(t) == 0 or window_s <= 0:
         return np.array([]), np.array([])
-    grid = np.linspace(t[0], t[-1], max(points, 2))
+    grid = np.linspace(t[0], t[-1], 200)
     counts = np.searchsorted(t, grid, side="right") - np.searchsorted(t, grid - window_s, "right")
     # early points see a partial window: divide by the part of it that has elapsed
     span = np.clip(grid - t[0], window_s / 4, window_s)

@@ -27,7 +27,7 @@ def tqdm_progress(
             total=spec.planned_queries, desc=spec.name, unit="q", leave=True, file=sys.stderr
         )
 
-        def update(done: int, total: int) -> None:
+        def update(done: int, _total: int) -> None:
             bar.update(done - bar.n)
 
         return update, bar.close

@@ -237,18 +237,29 @@ def _writer_pool() -> concurrent.futures.ThreadPoolExecutor:
 
 
 def _write_part(path: Path, batch: pa.RecordBatch) -> Path:
-    # a hidden temp name: dataset readers skip names starting with "." (and "_")
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as fh:
-        pq.write_table(pa.Table.from_batches([batch]), fh)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    _replace_synced(path, lambda fh: pq.write_table(pa.Table.from_batches([batch]), fh))
     return path
 
 
-def _fsync_dir(folder: Path) -> None:
+def _replace_synced(target: Path, write: Callable[[Any], object]) -> None:
+    """`write(file)` to a hidden temp file beside `target` (dataset readers skip names starting
+    with "."), synced, then renamed over `target`; the folder is synced too."""
+    tmp = target.with_name(f".{target.name}.tmp")
+    try:
+        with open(tmp, "wb") as fh:
+            write(fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    fsync_dir(target.parent)
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make a rename in `folder` durable."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -297,18 +308,7 @@ def write_records(phase_dir: str | Path, records: pd.DataFrame) -> Path:
     folder = Path(phase_dir)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / RECORDS
-    tmp = folder / f".{RECORDS}.tmp"
-    try:
-        with open(tmp, "wb") as fh:
-            records.to_parquet(fh, index=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(folder)
+    _replace_synced(target, lambda fh: records.to_parquet(fh, index=False))
     remove_parts(folder)
     return target
 

@@ -42,9 +42,6 @@ RECORD_COLUMNS: tuple[str, ...] = (
     "output_sha256",
     "variant",
 )
-#: what a record's query was: the phase's planned query, a salted control twin, a warm-up query
-VARIANTS = ("main", "twin", "warmup")
-STATUSES = ("ok", "http_error", "timeout", "connect_error", "protocol_error", "cancelled")
 INT_COLUMNS = ("scheduled_ns", "sent_ns", "first_byte_ns", "first_token_ns", "completed_ns")
 
 
@@ -62,11 +59,6 @@ def check_schema_version(data: Mapping[str, Any], name: str, path: str | Path | 
 
 Verdict = Literal["PASS", "FAIL", "INCONCLUSIVE", "INVALID"]
 FROZEN = ConfigDict(extra="forbid", frozen=True)
-
-
-def empty_records() -> pd.DataFrame:
-    """A record table with the DESIGN §6 columns and no rows."""
-    return records_frame([])
 
 
 def records_frame(rows: list[tuple[Any, ...]]) -> pd.DataFrame:
@@ -204,6 +196,8 @@ class PhaseResult:
 
 class Evidence(BaseModel):
     """Base of an audit's evidence model: named fields, frozen, nothing undeclared."""
+
+    __test__ = False  # "Test…Evidence" names are not pytest test classes
 
     model_config = FROZEN
 

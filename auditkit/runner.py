@@ -356,12 +356,10 @@ class PhaseRunner:
         return phase
 
 
-def invalid_result(
-    prepared: Prepared, phases: list[PhaseResult], planned: list[RunSpec] | None = None
-) -> AuditResult[Any]:
+def invalid_result(prepared: Prepared, phases: list[PhaseResult]) -> AuditResult[Any]:
     """INVALID because a phase failed before the plan finished (no PASS/FAIL from partial data)."""
     ran = {p.name: p.summary for p in phases}
     reasons = [f"{s.name}: {r}" for s in ran.values() for r in s.invalid_reasons]
-    skipped = [s.name for s in (planned or prepared.specs) if s.name not in ran]
+    skipped = [s.name for s in prepared.specs if s.name not in ran]
     reason = "; ".join(reasons) + f"; not run: {', '.join(skipped)}"
     return prepared.test.invalid(prepared.cfg, ran, reason)

@@ -34,7 +34,6 @@ from auditkit.results import SCHEMA_VERSION, check_schema_version
 from auditkit.runner import AuditRun, Log, ProgressFactory, decided_verdict, endpoint_url, prepare
 from auditkit.startup import load_plugins_once
 
-SUITE = "suite"
 #: the combined verdict, beside the audits' folders
 SUITE_RESULT = "suite_result.json"
 #: the combined exit code as a verdict word
@@ -152,11 +151,10 @@ def _without_warmup(cfg: AuditConfig, key: str) -> AuditConfig:
 
 
 @contextlib.contextmanager
-def _one_endpoint(
-    cfg: AuditConfig, transport: Transport | None
-) -> Iterator[tuple[AuditConfig, Transport | None]]:
+def _one_endpoint(cfg: AuditConfig) -> Iterator[tuple[AuditConfig, Transport | None]]:
     """One endpoint for every audit: the given URL, one simulated SUT, or one mock process."""
-    if transport is None and not cfg.endpoint.url and cfg.mock.simulated:
+    transport: Transport | None = None
+    if not cfg.endpoint.url and cfg.mock.simulated:
         transport = FakeTransport(SimulatedSUT(cfg.mock))
     if cfg.endpoint.url or transport is not None:
         yield cfg, transport
@@ -220,7 +218,6 @@ def run_suite(
     *,
     progress: ProgressFactory | None = None,
     log: Log | None = None,
-    transport: Transport | None = None,
 ) -> SuiteRun:
     """Run the applicable audits of `tests` (default: `suite_tests()`) against one endpoint.
     InputError before anything is sent if any of them cannot run with `cfg`."""
@@ -230,7 +227,7 @@ def run_suite(
     keys, skipped = check_suite(cfg, tests)
     result_path = suite_result_path(cfg.output_dir)
     runs: list[AuditRun] = []
-    with _one_endpoint(cfg, transport) as (shared, shared_transport):
+    with _one_endpoint(cfg) as (shared, shared_transport):
         # nothing of an earlier run goes before the endpoint answers: a dead endpoint keeps it
         _check_endpoint(shared, keys[0], shared_transport)
         result_path.unlink(missing_ok=True)  # never a previous run's verdict if this one dies
@@ -305,7 +302,6 @@ def suite_summary(run: SuiteRun) -> list[dict[str, Any]]:
 
 
 __all__ = [
-    "SUITE",
     "SUITE_RESULT",
     "SuiteRun",
     "applicable",

@@ -66,7 +66,7 @@ def main() -> None:
                 samples.append((time.monotonic() - start, rss_mb(), done[0]))
                 time.sleep(1.0)
 
-        def progress(completed: int, total: int) -> None:
+        def progress(completed: int, _total: int) -> None:
             done[0] = completed
 
         sampler = threading.Thread(target=sample, daemon=True)

@@ -56,10 +56,6 @@ def test_summary_table_in_ms() -> None:
     assert display.summary_table([]).empty
 
 
-def test_status_line() -> None:
-    assert display.status_line(result("FAIL")).startswith("TEST04 FAIL: ")
-
-
 def test_panel_shows_the_audits_own_evidence_rows() -> None:
     from auditkit.audits import get_test
     from auditkit.display import verdict_html

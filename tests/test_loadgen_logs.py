@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from auditkit.loadgen_logs import LogFormatError, parse_detail, parse_summary
+from auditkit.loadgen_logs import LogFormatError, parse_summary
 
 # hand-built LoadGen summaries (tests run with --import-mode=importlib: load by path)
 summary = runpy.run_path(str(Path(__file__).with_name("loadgen_samples.py")))["summary"]
@@ -91,13 +91,3 @@ def test_bad_files_name_the_file_and_problem(text: str, needle: str) -> None:
         parse_summary(text, "ref/mlperf_log_summary.txt")
     line = info.value.one_line()
     assert line.startswith("ref/mlperf_log_summary.txt: ") and needle in line
-
-
-def test_detail_first_key_wins_and_bad_json_is_an_error() -> None:
-    text = (
-        'junk line\n:::MLLOG {"key": "result_validity", "value": "VALID"}\n'
-        ':::MLLOG {"key": "result_validity", "value": "INVALID"}\n'
-    )
-    assert parse_detail(text) == {"result_validity": "VALID"}
-    with pytest.raises(LogFormatError, match="line 1"):
-        parse_detail(":::MLLOG {not json", "d.txt")

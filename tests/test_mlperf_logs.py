@@ -8,7 +8,7 @@ import pytest
 
 from auditkit import mlperf_logs
 from auditkit.audits.test04.logs import format_verify_performance
-from auditkit.loadgen_logs import parse_detail, parse_summary
+from auditkit.loadgen_logs import parse_summary
 from auditkit.results import AuditResult, LatencyStats, PhaseSummary
 
 
@@ -79,7 +79,7 @@ def test_server_summary_and_detail() -> None:
     assert "  Performance constraints satisfied : Yes\n" in text
     assert "Early Stopping Result:\n * Run successful.\n" in text
     assert "target_latency (ns): 100000000\n" in text
-    detail = parse_detail(mlperf_logs.format_detail(s))
+    detail = _detail(mlperf_logs.format_detail(s))
     assert detail["effective_scenario"] == "Server"
     assert detail["result_completed_samples_per_sec"] == 99.86
     assert detail["effective_target_latency_ns"] == 10**8
@@ -142,3 +142,9 @@ def test_verify_performance_text() -> None:
     invalid = result.model_copy(update={"verdict": "INVALID", "reason": "INVALID: x"})
     text = format_verify_performance(invalid)
     assert "TEST PASS" not in text and "TEST FAIL: Test results are invalid" in text
+
+
+def _detail(text: str) -> dict[str, object]:
+    """mlperf_log_detail.txt's `:::MLLOG {json}` records → {key: value}."""
+    records = (json.loads(x[8:]) for x in text.splitlines() if x.startswith(":::MLLOG"))
+    return {r["key"]: r["value"] for r in records}

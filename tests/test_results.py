@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from auditkit.audits import get_test, result_from_json
 from auditkit.audits.test04.evidence import LatencyComparison, Test04Evidence
 from auditkit.plan import LoadPattern, RunSpec
-from auditkit.results import AuditResult, LatencyStats, PhaseResult, PhaseSummary, empty_records
+from auditkit.results import AuditResult, LatencyStats, PhaseResult, PhaseSummary, records_frame
 
 
 def _summary() -> PhaseSummary:
@@ -43,7 +43,7 @@ def test_summaries_and_results_refuse_changes() -> None:
     assert result.evidence is not None
     with pytest.raises(ValidationError, match="frozen"):
         result.evidence.latency = result.evidence.latency  # type: ignore[misc]
-    phase = PhaseResult(RunSpec("r", None, 1, LoadPattern("offline")), empty_records(), summary)  # type: ignore[arg-type]
+    phase = PhaseResult(RunSpec("r", None, 1, LoadPattern("offline")), records_frame([]), summary)  # type: ignore[arg-type]
     with pytest.raises(dataclasses.FrozenInstanceError):
         phase.summary = summary  # type: ignore[misc]
 

@@ -16,7 +16,8 @@ Optional, with defaults:
 | verdict       | `invalid`, `advice` (the "next:" step after a verdict)          |
 | files         | `files`, `submission_name`                                      |
 | LoadGen logs  | `log_inputs`, `verify_logs`                                     |
-| reports       | `summary`, `notebook`, `describe`, `report_text`, `summary_lines`, `panel_rows` |
+| reports       | `summary`, `notebook`, `describe`, `report_text`, `summary_lines`, |
+|               | `panel_label` (or `panel_rows`)                                 |
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict
 
 from auditkit.config import AuditConfig
 from auditkit.data import Dataset
@@ -36,8 +37,17 @@ from auditkit.results import AuditResult, EvidenceT, PhaseResult, PhaseSummary
 SettingsT = TypeVar("SettingsT", bound=BaseModel)
 
 
+class AuditSettings(BaseModel):
+    """Base of an audit's settings block: nothing undeclared, assignments validated."""
+
+    __test__ = False  # "Test…Config" names are not pytest test classes
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
 class AuditTest(ABC, Generic[SettingsT, EvidenceT]):
     """A compliance test: plans its phases, validates input up front, verifies purely."""
+
+    __test__ = False  # "Test…" names are not pytest test classes
 
     #: report id and artifact folder name, e.g. "TEST04"
     id: ClassVar[str]
@@ -56,6 +66,8 @@ class AuditTest(ABC, Generic[SettingsT, EvidenceT]):
     summary: ClassVar[str] = ""
     #: names of the LoadGen summaries `auditkit verify` takes (flags --<name> FILE); () = none
     log_inputs: ClassVar[tuple[str, ...]] = ()
+    #: the notebook verdict panel's label for the `summary_lines` (None: no rows by default)
+    panel_label: ClassVar[str | None] = None
 
     # --- configuration -------------------------------------------------------------------
 
@@ -161,8 +173,10 @@ class AuditTest(ABC, Generic[SettingsT, EvidenceT]):
         return []
 
     def panel_rows(self, result: AuditResult[EvidenceT]) -> list[tuple[str, str]]:
-        """(label, plain text) rows the notebook's verdict panel shows under the reason."""
-        return []
+        """(label, plain text) rows the notebook's verdict panel shows under the reason
+        (default: each of `summary_lines` labelled `panel_label`; none without a label)."""
+        label = self.panel_label
+        return [] if label is None else [(label, line) for line in self.summary_lines(result)]
 
 
 def generic_advice(result: AuditResult[EvidenceT]) -> str:

@@ -37,7 +37,7 @@ def dig(obj: Any, dotted: str) -> Any:
 class NoStreamParser:
     """The json api does not stream; never used, present to satisfy the protocol."""
 
-    def feed(self, data: str) -> bool:
+    def feed(self, data: str) -> bool:  # noqa: ARG002 (the protocol's signature)
         raise ResponseError("the json api does not stream")
 
     def finish(self) -> ParsedResponse:

@@ -37,16 +37,19 @@ class Issuer(Protocol):
         ...
 
 
-async def offline(phase: Issuer) -> None:
-    """All samples queued at t=0; at most max_concurrency in flight."""
+async def offline(phase: Issuer, take: Callable[[], int | None] | None = None) -> None:
+    """All samples queued at t=0; at most max_concurrency in flight. `take` gives the next
+    query's position (None: no more); workers pass one over a shared counter."""
     taken = 0
 
-    def take() -> int | None:
+    def next_query() -> int | None:
         nonlocal taken
         if not phase.more(taken, phase.elapsed_ns()):
             return None
         taken += 1
         return taken - 1
+
+    take = take or next_query
 
     async def worker() -> None:
         while (qid := take()) is not None:
@@ -75,12 +78,16 @@ async def multi_stream(phase: Issuer) -> None:
         qid, issued = qid + 1, issued + per_query
 
 
-async def server(phase: Issuer) -> None:
-    """Seeded Poisson arrivals at target_qps; client queueing counts in latency."""
+async def server(
+    phase: Issuer, concurrency: int | None = None, mine: int = 0, every: int = 1
+) -> None:
+    """Seeded Poisson arrivals at target_qps; client queueing counts in latency. Over worker
+    processes every worker computes the one schedule and sends arrivals mine, mine + every, ...
+    with at most `concurrency` (default max_concurrency) in flight."""
     qps = phase.load.target_qps
     assert qps is not None
     rng = random.Random(phase.load.seed)
-    limit = asyncio.Semaphore(phase.load.max_concurrency)
+    limit = asyncio.Semaphore(concurrency or phase.load.max_concurrency)
     tasks: set[asyncio.Task[None]] = set()
 
     async def bounded(qid: int, query: Query, scheduled: int) -> None:
@@ -91,15 +98,16 @@ async def server(phase: Issuer) -> None:
     qid, scheduled = 0, -1
     try:
         while phase.more(qid, scheduled):
-            query = phase.sample(qid)
             arrival += rng.expovariate(qps)
             scheduled = int(arrival * 1e9)
-            # loop timers can fire up to ~1 ms early: never send before the arrival time
-            while (delay := (scheduled - phase.elapsed_ns()) / 1e9) > 0:
-                await asyncio.sleep(delay)
-            task = asyncio.create_task(bounded(qid, query, scheduled))
-            tasks.add(task)
-            task.add_done_callback(tasks.discard)
+            if qid % every == mine:
+                query = phase.sample(qid)
+                # loop timers can fire up to ~1 ms early: never send before the arrival time
+                while (delay := (scheduled - phase.elapsed_ns()) / 1e9) > 0:
+                    await asyncio.sleep(delay)
+                task = asyncio.create_task(bounded(qid, query, scheduled))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
             qid += 1
         if tasks:
             await asyncio.gather(*tasks)

@@ -97,9 +97,9 @@ class WarmupGate:
         """One query completed (successfully) after `service_ns` from its send."""
         self.latencies.append(service_ns)
 
-    def more(self, issued: int, last_ns: int) -> bool:
-        """Issue another query: not settled yet, and no cap reached (`last_ns` is unused: the
-        caps count on the phase clock, whatever the scenario)."""
+    def more(self, issued: int, _last_ns: int) -> bool:
+        """Issue another query: not settled yet, and no cap reached (the caps count on the
+        phase clock, whatever the scenario)."""
         if issued >= self.rule.max_queries or self.elapsed_ns() >= self.max_duration_ns:
             return False
         return not self.rule.settled(self.latencies)

@@ -42,6 +42,7 @@ from auditkit.endpoints.base import EndpointAdapter
 from auditkit.errors import ExecutionError
 from auditkit.loadgen.aiohttp_transport import AiohttpTransport
 from auditkit.loadgen.driver import PhaseDriver, ProgressCallback
+from auditkit.loadgen.schedulers import offline, server
 from auditkit.loadgen.supply import Query
 from auditkit.loadgen.target import HttpTarget
 from auditkit.metrics import summarize
@@ -176,7 +177,7 @@ class _WorkerDriver(PhaseDriver):
         super()._record(attempt)
         self.shared.done[self.job.worker] = len(self.recorder)
 
-    async def run(self, stop: asyncio.Event) -> bool:
+    async def run(self, stop: asyncio.Event) -> bool:  # noqa: ARG002 (the driver's signature)
         loop = asyncio.get_running_loop()
         pool = max(self.share, 1)
         async with self.transport.session(self.target, pool_size=pool, warm=self.workers) as s:
@@ -226,49 +227,12 @@ async def _offline_shared(phase: _WorkerDriver) -> None:
             head.value = position + 1
         return position
 
-    async def worker() -> None:
-        while (qid := take()) is not None:
-            await phase.request(qid, phase.sample(qid), 0)
-
-    await asyncio.gather(*(worker() for _ in range(phase.workers)))
+    await offline(phase, take)
 
 
 async def _server_dealt(phase: _WorkerDriver) -> None:
     """Server over processes: the one seeded Poisson schedule, arrivals dealt round robin."""
-    import random
-
-    qps = phase.load.target_qps
-    assert qps is not None
-    rng = random.Random(phase.load.seed)
-    limit = asyncio.Semaphore(max(1, phase.share))
-    tasks: set[asyncio.Task[None]] = set()
-    mine, every = phase.job.worker, phase.job.workers
-
-    async def bounded(qid: int, query: Query, scheduled: int) -> None:
-        async with limit:
-            await phase.request(qid, query, scheduled)
-
-    arrival = 0.0
-    qid, scheduled = 0, -1
-    try:
-        while phase.more(qid, scheduled):
-            arrival += rng.expovariate(qps)
-            scheduled = int(arrival * 1e9)
-            if qid % every == mine:
-                query = phase.sample(qid)
-                while (delay := (scheduled - phase.elapsed_ns()) / 1e9) > 0:
-                    await asyncio.sleep(delay)
-                task = asyncio.create_task(bounded(qid, query, scheduled))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
-            qid += 1
-        if tasks:
-            await asyncio.gather(*tasks)
-    except asyncio.CancelledError:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
+    await server(phase, max(1, phase.share), phase.job.worker, phase.job.workers)
 
 
 def _worker_main(job: _Job, shared: _Shared, results: Any) -> None:

@@ -66,7 +66,7 @@ class _Handlers:
             return AbortResponse()
         return json_response(models_body(self.cfg.model, self.state.started))
 
-    async def stats(self, request: Request) -> Response:
+    async def stats(self, _request: Request) -> Response:
         return json_response(dumps(self.state.stats()))
 
     async def completions(self, request: Request) -> Response:

@@ -42,10 +42,11 @@ class CachePolicy(Protocol):
 class NoCache:
     """Every request is computed."""
 
-    def output(self, job: Job, now: float) -> list[str] | None:
+    # the Cache protocol's signatures
+    def output(self, job: Job, now: float) -> list[str] | None:  # noqa: ARG002
         return None
 
-    def prefix(self, job: Job) -> bool:
+    def prefix(self, job: Job) -> bool:  # noqa: ARG002
         return False
 
     def prefilled(self, job: Job) -> None:

@@ -89,7 +89,7 @@ class AbortResponse(Response):
     def __init__(self) -> None:
         super().__init__()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: ARG002 (ASGI)
         await abort_connection(scope, receive)
 
 
@@ -100,7 +100,7 @@ class HangResponse(Response):
         super().__init__()
         self.shutdown = shutdown
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: ARG002
         gone = asyncio.ensure_future(wait_for_disconnect(receive))
         stopping = asyncio.ensure_future(self.shutdown.wait())
         try:
@@ -118,7 +118,7 @@ class HangResponse(Response):
 class TrickleResponse(Response):
     """Send a valid body one byte at a time over ~SLOW_LORIS_S seconds (fault `slow_loris`)."""
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: ARG002
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         # The client giving up stops the trickle.
         await unless_client_leaves(self._trickle(send), receive)

@@ -77,13 +77,14 @@ def generate_words(seed_text: str, n_tokens: int, nonce: int = 0) -> list[str]:
     return rng.choices(VOCABULARY, k=n_tokens)
 
 
-def stream_plan(n_tokens: int, max_chunks: int = MAX_STREAM_CHUNKS) -> list[int]:
+def stream_plan(n_tokens: int) -> list[int]:
     """Tokens per content chunk of a stream: the first token alone (so TTFT is one decode step
-    after prefill, as on a real server), the rest in at most `max_chunks - 1` near-equal groups."""
+    after prefill, as on a real server), the rest in at most MAX_STREAM_CHUNKS - 1 near-equal
+    groups."""
     if n_tokens <= 0:
         return []
     rest = n_tokens - 1
-    groups = min(rest, max(max_chunks - 1, 1))
+    groups = min(rest, max(MAX_STREAM_CHUNKS - 1, 1))
     if groups == 0:
         return [1]
     size, extra = divmod(rest, groups)
@@ -103,11 +104,6 @@ class Timing:
     def decode_s(self) -> float:
         """Time to decode all output tokens."""
         return self.decode_per_token_s * self.output_tokens
-
-    @property
-    def total_s(self) -> float:
-        """Base + prefill + decode."""
-        return self.base_s + self.prefill_s + self.decode_s
 
 
 class LatencyModel:

@@ -33,11 +33,9 @@ def sse_event(obj: Any) -> bytes:
     return b"data: " + dumps(obj) + b"\n\n"
 
 
-def error_body(
-    message: str, err_type: str, code: str | int | None, param: str | None = None
-) -> dict[str, Any]:
+def error_body(message: str, err_type: str, code: str | int | None) -> dict[str, Any]:
     """An OpenAI-style error object."""
-    return {"error": {"message": message, "type": err_type, "param": param, "code": code}}
+    return {"error": {"message": message, "type": err_type, "param": None, "code": code}}
 
 
 def models_body(model: str, created: int) -> bytes:

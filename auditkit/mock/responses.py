@@ -100,7 +100,7 @@ class EventStreamResponse(Response):
         ]
         self.events = events
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:  # noqa: ARG002
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         await unless_client_leaves(self._send_events(send), receive)
 

@@ -310,7 +310,7 @@ def serve_forever(
     if until_stdin_closes:
         _exit_when_stdin_closes(server)
 
-    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+    def on_sigterm(_signum: int, _frame: FrameType | None) -> None:
         # Before and after uvicorn's own handler is installed (it re-raises the signal once it
         # has shut down): a graceful stop and a normal return, not death by signal.
         server.should_exit = True

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -61,14 +61,7 @@ Kind = Literal[
     "cache (kind unknown)",
     "not enough evidence",
 ]
-KINDS: tuple[str, ...] = (
-    "none",
-    "response cache",
-    "prefix cache",
-    "request coalescing",
-    "cache (kind unknown)",
-    "not enough evidence",
-)
+KINDS: tuple[str, ...] = get_args(Kind)
 
 PROBE_COLUMNS = (
     "probe",

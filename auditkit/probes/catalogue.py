@@ -195,14 +195,12 @@ def run_probe(
     target: ProbeTarget,
     k: int = 10,
     *,
-    temperature: float = 0.8,
     burst: int = 4,
-    prefix_rows: int = 3,
     on_update: UpdateCallback | None = None,
     stop: StopFlag | None = None,
 ) -> ProbeResult:
     """Run catalogue probe `name` with `k` rounds (KeyError names the probes there are)."""
     if name not in CATALOGUE:
         raise KeyError(f"no probe {name!r}; probes: {', '.join(CATALOGUE)}")
-    options = ProbeOptions(k, temperature=temperature, prefix_rows=prefix_rows, burst=burst)
+    options = ProbeOptions(k, burst=burst)
     return CATALOGUE[name].run(target, options, on_update=on_update, stop=stop)

@@ -78,20 +78,13 @@ class ProbeTarget:
 
     @classmethod
     def simulated(
-        cls,
-        endpoint: EndpointConfig,
-        transport: Transport,
-        dataset: Dataset,
-        *,
-        model: str = "mock-llm",
-        label: str = "simulated",
+        cls, endpoint: EndpointConfig, transport: Transport, dataset: Dataset
     ) -> ProbeTarget:
         """A target answered by `transport` (e.g. FakeTransport(SimulatedSUT(...)))."""
         base_url = "http://sut.invalid"
         http = replace(HttpTarget.from_config(endpoint, base_url, None), warm_connections=False)
-        return cls(
-            base_url, endpoint, endpoint.model or model, http, dataset, label, transport=transport
-        )
+        model = endpoint.model or "mock-llm"
+        return cls(base_url, endpoint, model, http, dataset, "simulated", transport=transport)
 
     def adapter(self, temperature: float | None = None) -> EndpointAdapter:
         """The request builder/parser, optionally at another temperature."""

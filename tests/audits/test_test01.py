@@ -149,7 +149,7 @@ def test_answer_column_must_exist(simulated_audit: SimulatedAudit, tmp_path: Pat
 def test_similarity_is_token_level() -> None:
     assert similarity("a b c d", "a b c d") == 1.0
     assert similarity("a b c d", "a b x d") == pytest.approx(0.75)
-    pairs, identical, sim, mismatches = compare({1: "a b", 2: "c d"}, {1: "a b", 2: "c e"}, 0.01)
+    pairs, identical, sim, mismatches = compare({1: "a b", 2: "c d"}, {1: "a b", 2: "c e"})
     assert (pairs, identical, len(mismatches)) == (2, 1, 1) and sim == pytest.approx(0.75)
 
 

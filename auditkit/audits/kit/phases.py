@@ -47,17 +47,15 @@ def measured(phases: list[PhaseResult]) -> list[PhaseResult]:
     return [p for p in phases if p.spec.role != "warmup"]
 
 
-def phase_problem(
-    phases: list[PhaseResult], allowed_failures: int = 0, untimed: tuple[Role, ...] = ()
-) -> str | None:
-    """Why these phases cannot give PASS/FAIL (None: they can): incomplete, failed queries
-    beyond `allowed_failures`, or bound by the client rather than the SUT (not checked for
+def phase_problem(phases: list[PhaseResult], untimed: tuple[Role, ...] = ()) -> str | None:
+    """Why these phases cannot give PASS/FAIL (None: they can): incomplete, any failed
+    query, or bound by the client rather than the SUT (not checked for
     phases of an `untimed` role: one-at-a-time phases whose answers count, not their timing)."""
     for p in measured(phases):
         s = p.summary
         if not s.complete:
             return f"{p.name}: only {s.completed} of {s.requested} queries completed"
-        if s.failed > allowed_failures:
+        if s.failed:
             kinds = ", ".join(f"{k} {v}" for k, v in s.failures_by_status.items())
             return f"{p.name}: {s.failed} failed queries ({kinds})"
         if s.client_bound and p.spec.role not in untimed:

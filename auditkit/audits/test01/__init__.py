@@ -70,9 +70,9 @@ import unicodedata
 from dataclasses import dataclass
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from auditkit.audits.base import AuditTest
+from auditkit.audits.base import AuditSettings, AuditTest
 from auditkit.audits.kit import upstream
 from auditkit.audits.kit.phases import (
     check_samples,
@@ -100,11 +100,8 @@ MISMATCH_FILE = "mismatches.jsonl"
 SHOWN = 20
 
 
-class Test01Config(BaseModel):
+class Test01Config(AuditSettings):
     """TEST01 (accuracy in performance mode) knobs."""
-
-    __test__ = False
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     samples: int = Field(
         128, ge=1, le=10_000_000, description="queries of the performance and audit phases"
@@ -152,8 +149,6 @@ class Pair(Evidence):
 
 
 class Test01Evidence(Evidence):
-    __test__ = False
-
     pairs: int
     identical: int
     match_rate: float
@@ -282,9 +277,7 @@ def _by_row(outputs: tuple[LoggedOutput, ...]) -> dict[int, str]:
     return {o.sample_index: o.text for o in outputs if o.variant == "main"}
 
 
-def compare(
-    accuracy: dict[int, str], load: dict[int, str], delta: float
-) -> tuple[int, int, float, list[Pair]]:
+def compare(accuracy: dict[int, str], load: dict[int, str]) -> tuple[int, int, float, list[Pair]]:
     """(pairs, identical, mean similarity, mismatching pairs) of the rows both logged."""
     rows = sorted(set(accuracy) & set(load))
     sims, mismatches = [], []
@@ -301,14 +294,13 @@ def compare(
 class Test01(AuditTest[Test01Config, Test01Evidence]):
     """TEST01 as an audit plug-in."""
 
-    __test__ = False
-
     id: ClassVar[str] = "TEST01"
     key: ClassVar[str] = "test01"
     title: ClassVar[str] = "Accuracy in performance mode (MLPerf TEST01)"
     summary: ClassVar[str] = "same answers under load as one at a time?"
     settings_model = Test01Config
     evidence_model = Test01Evidence
+    panel_label: ClassVar[str | None] = "answers"
     submission_name: ClassVar[str | None] = "accuracy_in_performance_test"
 
     def applies(self, cfg: AuditConfig) -> str | None:
@@ -352,7 +344,7 @@ class Test01(AuditTest[Test01Config, Test01Evidence]):
             return invalid(self.result_model, base, problem)
         named = {p.spec.role: p for p in phases}
         one, load = _by_row(named[ACCURACY].outputs), _by_row(named[AUDIT].outputs)
-        pairs, identical, sim, mismatches = compare(one, load, t1.delta)
+        pairs, identical, sim, mismatches = compare(one, load)
         spec = named[ACCURACY].spec
         answers = dict(spec.answers) if isinstance(spec, AnsweredSpec) else {}
         scored = accuracy(answers, one, load, t1.answer_match)
@@ -495,9 +487,6 @@ class Test01(AuditTest[Test01Config, Test01Evidence]):
                 f"row {p.sample_index}: {p.accuracy_output[:40]!r} vs {p.load_output[:40]!r}"
             )
         return lines
-
-    def panel_rows(self, result: AuditResult[Test01Evidence]) -> list[tuple[str, str]]:
-        return [("answers", line) for line in self.summary_lines(result)]
 
 
 ACCURACY_HEAD = "Verifying accuracy. This might take a while...\n"

@@ -76,8 +76,6 @@ def resolve_sample_index(t4: Test04Config, dataset: Dataset) -> int:
 class Test04(AuditTest[Test04Config, Test04Evidence]):
     """TEST04 as an audit plug-in."""
 
-    __test__ = False  # a "Test…" name, not a pytest test class
-
     id: ClassVar[str] = "TEST04"
     key: ClassVar[str] = "test04"
     title: ClassVar[str] = "Output caching (MLPerf TEST04)"
@@ -233,18 +231,10 @@ class Test04(AuditTest[Test04Config, Test04Evidence]):
     def invalid(self, cfg: AuditConfig, ran: dict[str, PhaseSummary], reason: str) -> Test04Result:
         """INVALID, with the reference phase's score when it ran (not a warm-up's or a
         counterbalanced block's)."""
-        reference = ran.get(REFERENCE)
-        return Test04Result(
-            test=self.id,
-            verdict="INVALID",
-            reason=f"INVALID: {reason}",
-            scenario=cfg.load.scenario,
-            score_name=reference.score_name if reference else "",
-            reference_score=reference.score if reference else None,
-            threshold_source="not applied",
-            phases=ran,
-            config=cfg.redacted(),
-        )
+        update: dict[str, Any] = {"threshold_source": "not applied"}
+        if (reference := ran.get(REFERENCE)) is not None:
+            update |= {"score_name": reference.score_name, "reference_score": reference.score}
+        return super().invalid(cfg, ran, reason).model_copy(update=update)
 
     def verify(self, phases: list[PhaseResult], cfg: AuditConfig) -> Test04Result:
         """Upstream's rule on the (pooled) phases, and auditkit's decision beside it: the
@@ -283,14 +273,7 @@ class Test04(AuditTest[Test04Config, Test04Evidence]):
             config=cfg.redacted(),
         )
         assert upstream.evidence is not None and upstream.threshold is not None
-        evidence = record_evidence(
-            ref,
-            aud,
-            upstream.evidence.latency,
-            upstream.threshold,
-            cfg.endpoint.temperature,
-            t4.seed,
-        )
+        evidence = record_evidence(ref, aud, upstream.evidence.latency, cfg.endpoint.temperature)
         decision = decide_with_certainty(
             all_ref.records,
             all_aud.records,

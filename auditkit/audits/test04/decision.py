@@ -240,10 +240,9 @@ def decide_with_certainty(
     salted: bool,
     reliable: bool = True,
     seed: int = 0,
-    alpha: float = ALPHA,
 ) -> Decision:
     """auditkit's verdict at one look (the rule is the module docstring)."""
-    level = level_per_look(alpha, looks, CHECKS)
+    level = level_per_look(ALPHA, looks, CHECKS)
     limit = 1 + threshold
     base = {"look": look, "looks": looks, "alpha_per_look": level, "reliable": reliable}
     drift = drift_check(reference)

@@ -82,8 +82,6 @@ class WarmupInfo(Evidence):
 class Test04Evidence(Evidence):
     """Everything TEST04 reports beside its verdict."""
 
-    __test__ = False  # a "Test…" name, not a pytest test class
-
     decision: Decision | None = None
     salt: SaltInfo | None = None
     warmup: WarmupInfo | None = None
@@ -167,12 +165,7 @@ def per_token_scores(phase: PhaseResult) -> PerTokenScores:
 
 
 def record_evidence(
-    reference: PhaseResult,
-    audit: PhaseResult,
-    latency: LatencyComparison,
-    threshold: float,
-    temperature: float,
-    seed: int,
+    reference: PhaseResult, audit: PhaseResult, latency: LatencyComparison, temperature: float
 ) -> Test04Evidence:
     """The full evidence of a run with records (a LoadGen-summary check has `latency` only)."""
     return Test04Evidence(

@@ -50,8 +50,6 @@ RIDER_TOLERANCE_NS = 3e6
 #: collapsed answers whose median latency is at least this × the audit's computed queries'
 #: waited for a computation (coalescing); a stored answer is looked up at once (a response cache)
 WAITED = 0.25
-#: kept for callers of the earlier API: the speed-up cut-off
-TOTAL_DROP = SPEEDUP
 
 
 class Fingerprint(Evidence):

@@ -5,18 +5,16 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator
+
+from auditkit.audits.base import AuditSettings
 
 ThresholdMode = Literal["upstream", "intended"]
 Design = Literal["auto", "sequential", "counterbalanced", "alternating"]
 
 
-class Test04Config(BaseModel):
+class Test04Config(AuditSettings):
     """TEST04 (output caching) knobs."""
-
-    __test__ = False  # a "Test…" name, not a pytest test class
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     samples: int = Field(256, ge=1, le=10_000_000, description="reference phase: distinct samples")
     audit_samples: int | None = Field(

@@ -37,9 +37,9 @@ from __future__ import annotations
 
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from auditkit.audits.base import AuditTest
+from auditkit.audits.base import AuditSettings, AuditTest
 from auditkit.audits.kit import designs, upstream
 from auditkit.audits.kit.phases import (
     check_samples,
@@ -66,11 +66,8 @@ SCHEDULE_SEED = 413914573387865862
 THRESHOLD = upstream.TEST05_THRESHOLD
 
 
-class Test05Config(BaseModel):
+class Test05Config(AuditSettings):
     """TEST05 (alternate seeds) knobs."""
-
-    __test__ = False
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     samples: int = Field(256, ge=1, le=10_000_000, description="queries of each phase")
     seed: int = Field(0, ge=0, description="the run's own seed (reference phase)")
@@ -139,14 +136,13 @@ def _specs(t5: Test05Config, cfg: AuditConfig, slots: list[designs.Slot]) -> lis
 class Test05(AuditTest[Test05Config, Test05Evidence]):
     """TEST05 as an audit plug-in."""
 
-    __test__ = False
-
     id: ClassVar[str] = "TEST05"
     key: ClassVar[str] = "test05"
     title: ClassVar[str] = "Alternate seeds (MLPerf TEST05)"
     summary: ClassVar[str] = "is the endpoint slower off the official sample order?"
     settings_model = Test05Config
     evidence_model = Test05Evidence
+    panel_label: ClassVar[str | None] = "seeds"
 
     def validate(self, cfg: AuditConfig, dataset: Dataset) -> None:
         t5 = self.settings(cfg)
@@ -158,7 +154,7 @@ class Test05(AuditTest[Test05Config, Test05Evidence]):
             timed = cfg.load.min_duration_s > 0
             designs.check_blocks(self.key, t5.design, 2, t5.samples, unit, timed)
 
-    def plan(self, cfg: AuditConfig, dataset: Dataset) -> list[RunSpec]:
+    def plan(self, cfg: AuditConfig, dataset: Dataset) -> list[RunSpec]:  # noqa: ARG002 (hook signature)
         """Warm-up, reference (the run's seeds), alternate (upstream's test05 seeds)."""
         t5 = self.settings(cfg)
         duration = cfg.load.min_duration_s
@@ -171,7 +167,10 @@ class Test05(AuditTest[Test05Config, Test05Evidence]):
         return [*warmup_phase(cfg, t5.warmup, t5.seed + 7), *_specs(t5, cfg, slots)]
 
     def extend(
-        self, cfg: AuditConfig, dataset: Dataset, phases: list[PhaseResult]
+        self,
+        cfg: AuditConfig,
+        dataset: Dataset,  # noqa: ARG002 (hook signature)
+        phases: list[PhaseResult],
     ) -> list[RunSpec]:
         """One more round (one block of each kind, alternating which goes first) while the
         decision is not settled and the budget allows; [] when it is spent."""
@@ -280,9 +279,6 @@ class Test05(AuditTest[Test05Config, Test05Evidence]):
             f"{result.audit_score:.4g} (threshold {result.threshold:g}, upstream "
             f"{result.upstream_verdict})"
         ]
-
-    def panel_rows(self, result: AuditResult[Test05Evidence]) -> list[tuple[str, str]]:
-        return [("seeds", line) for line in self.summary_lines(result)]
 
 
 __all__ = ["Test05", "Test05Config", "Test05Evidence", "limit_for", "threshold_for"]

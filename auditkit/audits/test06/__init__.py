@@ -32,9 +32,9 @@ from __future__ import annotations
 import json
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from auditkit.audits.base import AuditTest
+from auditkit.audits.base import AuditSettings, AuditTest
 from auditkit.audits.kit.phases import (
     check_samples,
     one_at_a_time,
@@ -57,11 +57,8 @@ STOP_MARKERS = ("</s>", "<|endoftext|>", "<|eot_id|>", "<|im_end|>", "<|end|>", 
 SHOWN = 10
 
 
-class Test06Config(BaseModel):
+class Test06Config(AuditSettings):
     """TEST06 (output consistency) knobs."""
-
-    __test__ = False
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     samples: int = Field(100, ge=1, le=100_000, description="samples, all logged (upstream 100)")
     stop_markers: str = Field(
@@ -177,14 +174,13 @@ def check(
 class Test06(AuditTest[Test06Config, Test06Evidence]):
     """TEST06 as an audit plug-in."""
 
-    __test__ = False
-
     id: ClassVar[str] = "TEST06"
     key: ClassVar[str] = "test06"
     title: ClassVar[str] = "Output consistency (MLPerf TEST06)"
     summary: ClassVar[str] = "first token, stop markers and token counts consistent?"
     settings_model = Test06Config
     evidence_model = Test06Evidence
+    panel_label: ClassVar[str | None] = "consistency"
     submission_name: ClassVar[str | None] = "consistency_output_test"
 
     def applies(self, cfg: AuditConfig) -> str | None:
@@ -194,7 +190,7 @@ class Test06(AuditTest[Test06Config, Test06Evidence]):
             return "compares answers: needs endpoint.temperature 0"
         return None
 
-    def resolve(self, cfg: AuditConfig, dataset: Dataset) -> AuditConfig:
+    def resolve(self, cfg: AuditConfig, dataset: Dataset) -> AuditConfig:  # noqa: ARG002 (hook signature)
         """Ask for logprobs: the delivered tokens are counted from them."""
         if cfg.endpoint.logprobs:
             return cfg
@@ -309,9 +305,6 @@ class Test06(AuditTest[Test06Config, Test06Evidence]):
         ]
         lines += [f"row {i.sample_index} {i.check}: {i.detail}" for i in ev.issues[:3]]
         return lines
-
-    def panel_rows(self, result: AuditResult[Test06Evidence]) -> list[tuple[str, str]]:
-        return [("consistency", line) for line in self.summary_lines(result)]
 
 
 __all__ = ["Test06", "Test06Config", "Test06Evidence", "check", "eos_fails", "trailing_markers"]

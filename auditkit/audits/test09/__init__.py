@@ -23,9 +23,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
-from auditkit.audits.base import AuditTest
+from auditkit.audits.base import AuditSettings, AuditTest
 from auditkit.audits.kit.phases import (
     check_samples,
     one_at_a_time,
@@ -44,11 +44,8 @@ PERFORMANCE: Role = "performance"
 VERIFY_FILE = "verify_output_len.txt"
 
 
-class Test09Config(BaseModel):
+class Test09Config(AuditSettings):
     """TEST09 (output length under load) knobs."""
-
-    __test__ = False
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     samples: int = Field(64, ge=1, le=10_000_000, description="distinct samples in each phase")
     min_output_tokens: float | None = Field(
@@ -94,14 +91,13 @@ def _tokens(phase: PhaseResult) -> dict[int, int]:
 class Test09(AuditTest[Test09Config, Test09Evidence]):
     """TEST09 as an audit plug-in."""
 
-    __test__ = False
-
     id: ClassVar[str] = "TEST09"
     key: ClassVar[str] = "test09"
     title: ClassVar[str] = "Output length under load (MLPerf TEST09)"
     summary: ClassVar[str] = "does the endpoint shorten its answers under load?"
     settings_model = Test09Config
     evidence_model = Test09Evidence
+    panel_label: ClassVar[str | None] = "output length"
 
     def validate(self, cfg: AuditConfig, dataset: Dataset) -> None:
         t9 = self.settings(cfg)
@@ -116,7 +112,7 @@ class Test09(AuditTest[Test09Config, Test09Evidence]):
         if cfg.load.scenario == "multi-stream" and t9.samples % cfg.load.samples_per_query:
             raise InputError("test09.samples must be a multiple of load.samples_per_query")
 
-    def plan(self, cfg: AuditConfig, dataset: Dataset) -> list[RunSpec]:
+    def plan(self, cfg: AuditConfig, dataset: Dataset) -> list[RunSpec]:  # noqa: ARG002 (hook signature)
         """Warm-up; the samples one at a time (skipped with explicit bounds); the same samples
         at the scenario's load."""
         t9 = self.settings(cfg)
@@ -250,9 +246,6 @@ class Test09(AuditTest[Test09Config, Test09Evidence]):
             f"[{ev.min_bound:.2f}, {ev.max_bound:.2f}] ({ev.bounds_source})",
             f"{ev.shortened_samples} of {ev.samples} samples shorter than one at a time",
         ]
-
-    def panel_rows(self, result: AuditResult[Test09Evidence]) -> list[tuple[str, str]]:
-        return [("output length", line) for line in self.summary_lines(result)]
 
 
 __all__ = ["Test09", "Test09Config", "Test09Evidence"]

@@ -20,39 +20,25 @@ A hand-written handler, in the spirit of httpx.MockTransport (sync or async; rai
 `run_virtual(run_phase_async(..., transport=transport))`.
 """
 
-from auditkit.loadgen.fake.sut import (
-    Behaviour,
-    ColdStart,
-    RequestInfo,
-    ServerClock,
-    SimulatedSUT,
-)
-from auditkit.loadgen.fake.transport import FakeRequest, FakeResponse, FakeTransport, Handler
+from auditkit.loadgen.fake.sut import Behaviour, ColdStart, RequestInfo, SimulatedSUT
+from auditkit.loadgen.fake.transport import FakeRequest, FakeResponse, FakeTransport
 from auditkit.loadgen.fake.virtual_time import (
     VirtualClock,
     VirtualLoopDeadlock,
     VirtualTimeLoop,
     run_virtual,
 )
-from auditkit.mock.caches import CachePolicy, NoCache, OutputCache, PrefixCache, cache_policy
 
 __all__ = [
     "Behaviour",
-    "CachePolicy",
     "ColdStart",
     "FakeRequest",
     "FakeResponse",
     "FakeTransport",
-    "Handler",
-    "NoCache",
-    "OutputCache",
-    "PrefixCache",
     "RequestInfo",
-    "ServerClock",
     "SimulatedSUT",
     "VirtualClock",
     "VirtualLoopDeadlock",
     "VirtualTimeLoop",
-    "cache_policy",
     "run_virtual",
 ]

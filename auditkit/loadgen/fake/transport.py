@@ -77,10 +77,10 @@ class FakeResponse:
         return cls(status, headers, json.dumps(obj).encode(), delay_s=delay_s)
 
     @classmethod
-    def sse(cls, events: Sequence[tuple[float, str]], delay_s: float = 0.0) -> FakeResponse:
+    def sse(cls, events: Sequence[tuple[float, str]]) -> FakeResponse:
         """An event stream: each `(delay_s, data)` becomes one `data:` event."""
         pieces: list[Piece] = [(d, f"data: {data}\n\n".encode()) for d, data in events]
-        return cls(200, {"Content-Type": "text/event-stream"}, stream=pieces, delay_s=delay_s)
+        return cls(200, {"Content-Type": "text/event-stream"}, stream=pieces)
 
 
 Handler = Callable[[FakeRequest], FakeResponse | Awaitable[FakeResponse]]

@@ -10,7 +10,7 @@ from auditkit.config import DatasetConfig
 from auditkit.data import Dataset, Sample, load_dataset
 from auditkit.errors import InputError
 from auditkit.plan import LoadPattern, Role, RunSpec
-from auditkit.results import LatencyStats, PhaseResult, PhaseSummary, empty_records
+from auditkit.results import LatencyStats, PhaseResult, PhaseSummary, records_frame
 
 
 def _dataset(n: int) -> Dataset:
@@ -38,7 +38,7 @@ def _phase(name: Role, score: float | None, scenario: str = "offline", **kw: obj
         **kw,  # type: ignore[arg-type]
     )
     spec = RunSpec(name, None, 100, LoadPattern(scenario), role=name)  # type: ignore[arg-type]
-    return PhaseResult(spec, empty_records(), summary)
+    return PhaseResult(spec, records_frame([]), summary)
 
 
 def test_registry_is_the_only_wiring() -> None:
