@@ -445,6 +445,10 @@ def _raise_interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+#: a shell's code for a process whose reader closed the pipe (128 + SIGPIPE)
+EXIT_BROKEN_PIPE = 141
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -456,13 +460,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         commands = {"run": cmd_run, "mock": cmd_mock, "verify": cmd_verify}
         commands |= {"notebook": cmd_notebook, "compare": cmd_compare}
-        return commands[args.command](args)  # argparse requires one of them
+        code = commands[args.command](args)  # argparse requires one of them
+        # a closed pipe is met here, inside the handlers, not at the interpreter's exit
+        sys.stdout.flush()
+        return code
     except AuditkitError as exc:
         print(f"auditkit: error: {exc.one_line()}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("auditkit: interrupted; no verdict written", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # the reader closed our stdout (`| head`): what was written stands; say nothing more,
+        # and keep the interpreter's last flush from raising again
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except Exception as exc:  # a bug, not the user's mistake: still one line, still exit 4
         if os.environ.get("AUDITKIT_DEBUG"):
             raise

@@ -282,3 +282,19 @@ def test_ctrl_c_on_auditkit_notebook_is_one_line_exit_130(tmp_path: Path) -> Non
     assert lines[-1] == "auditkit: interrupted; no verdict written", err
     assert lines[:-1] == [f"running test04.ipynb → {tmp_path / 'test04.ipynb'}"], err
     assert "Traceback" not in err and "without encryption" not in err + out
+
+
+@pytest.mark.slow
+def test_a_reader_that_closes_the_pipe_early_is_not_an_internal_error(tmp_path: Path) -> None:
+    # `auditkit run ... | head -1`: the run's files stand, and no "internal error" line follows
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "auditkit.cli", "run", "test04", "--mock-simulated",
+         "--output-dir", str(tmp_path), "--quiet"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the verdict is printed: its write meets a closed pipe
+    err = proc.stderr.read()
+    assert proc.wait(timeout=120) == 141, err
+    assert "internal error" not in err and "Exception ignored" not in err
+    assert (tmp_path / "TEST04" / "audit_result.json").is_file()
