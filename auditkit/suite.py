@@ -299,20 +299,3 @@ def parse_tests(text: str | None) -> tuple[str, ...] | None:
 def suite_summary(run: SuiteRun) -> list[dict[str, Any]]:
     """The summary rows (for a DataFrame in the notebook)."""
     return [dict(r) for r in run.rows()]
-
-
-__all__ = [
-    "SUITE_RESULT",
-    "SuiteRun",
-    "applicable",
-    "check_notebook_parameters",
-    "check_suite",
-    "combined_exit_code",
-    "parse_tests",
-    "read_suite_result",
-    "run_suite",
-    "suite_config",
-    "suite_options",
-    "suite_result_path",
-    "suite_tests",
-]

@@ -562,17 +562,3 @@ def _evidence_accuracy(ev: Test01Evidence) -> str:
         f"{ev.accuracy_under_load or 0:.3f} under load ({ev.answered} answered, "
         f"{ev.answer_match}), relative delta {_delta_text(ev.accuracy_relative_delta)}"
     )
-
-
-__all__ = [
-    "Accuracy",
-    "AnsweredSpec",
-    "Test01",
-    "Test01Config",
-    "Test01Evidence",
-    "accuracy",
-    "compare",
-    "correct",
-    "normalise",
-    "similarity",
-]

@@ -279,6 +279,3 @@ class Test05(AuditTest[Test05Config, Test05Evidence]):
             f"{result.audit_score:.4g} (threshold {result.threshold:g}, upstream "
             f"{result.upstream_verdict})"
         ]
-
-
-__all__ = ["Test05", "Test05Config", "Test05Evidence", "limit_for", "threshold_for"]

@@ -305,6 +305,3 @@ class Test06(AuditTest[Test06Config, Test06Evidence]):
         ]
         lines += [f"row {i.sample_index} {i.check}: {i.detail}" for i in ev.issues[:3]]
         return lines
-
-
-__all__ = ["Test06", "Test06Config", "Test06Evidence", "check", "eos_fails", "trailing_markers"]

@@ -246,6 +246,3 @@ class Test09(AuditTest[Test09Config, Test09Evidence]):
             f"[{ev.min_bound:.2f}, {ev.max_bound:.2f}] ({ev.bounds_source})",
             f"{ev.shortened_samples} of {ev.samples} samples shorter than one at a time",
         ]
-
-
-__all__ = ["Test09", "Test09Config", "Test09Evidence"]
