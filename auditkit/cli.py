@@ -12,7 +12,6 @@ and the notebooks cannot drift apart. `auditkit run TEST --help` lists them all.
 from __future__ import annotations
 
 import argparse
-import difflib
 import json
 import os
 import re
@@ -31,6 +30,7 @@ from auditkit.errors import (
     EXIT_INTERRUPTED,
     AuditkitError,
     InputError,
+    did_you_mean,
 )
 from auditkit.options import (
     audit_options,
@@ -68,19 +68,16 @@ class OneLineParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         match = _UNRECOGNIZED.match(message)
         if match:
-            known = self.known_flags
             for word in match.group(1).split():
                 flag = word.split("=", 1)[0]
-                close = difflib.get_close_matches(flag, known, n=1)
-                if flag.startswith("--") and close:
-                    message += f"; did you mean {close[0]}?"
+                hint = did_you_mean(flag, self.known_flags)
+                if flag.startswith("--") and hint:
+                    message += hint
                     break
         choice = _INVALID_CHOICE.search(message)
         if choice:  # a mistyped command or choice value
             options = [c.strip(" '") for c in choice.group(2).split(",")]
-            close = difflib.get_close_matches(choice.group(1), options, n=1)
-            if close:
-                message += f"; did you mean {close[0]}?"
+            message += did_you_mean(choice.group(1), options)
         self.exit(EXIT_INPUT, f"{self.prog}: error: {message} (see --help)\n")
 
 
@@ -99,31 +96,23 @@ def _arg(known: list[str], container: Any, *names: str, **kwargs: Any) -> None:
 
 def _add_option(group: Any, option: Any, known: list[str]) -> None:
     """One config option as an argparse flag (values are parsed by the option itself)."""
-    default = f" (default: {option.describe_default()})"
+    help_ = option.help + f" (default: {option.describe_default()})"
+    kwargs: dict[str, Any]
     if option.key_value:
-        _arg(known, group,
-            option.flag, dest=option.param, action="append", metavar="NAME=VALUE",
-            help=option.help + " (default: none)",
-        )  # fmt: skip
+        kwargs = {"action": "append", "metavar": "NAME=VALUE"}
+        help_ = option.help + " (default: none)"
     elif option.invert:
-        _arg(known, group,
-            option.flag, dest=option.param, action="store_const", const=False, default=None,
-            help=option.help,
-        )  # fmt: skip
+        kwargs = {"action": "store_const", "const": False, "default": None}
+        help_ = option.help
     elif option.kind == "bool":
-        _arg(known, group,
-            option.flag, dest=option.param, action=argparse.BooleanOptionalAction, default=None,
-            help=option.help + default,
-        )  # fmt: skip
+        kwargs = {"action": argparse.BooleanOptionalAction, "default": None}
     else:
         choices = option.choices if option.kind == "choice" and not option.accepts_int else None
         metavar = "JSON" if option.kind == "mapping" else None
         if option.param == "api_key_env":
             metavar = "NAME"
-        _arg(known, group,
-            option.flag, dest=option.param, choices=choices, metavar=metavar,
-            help=option.help + default,
-        )  # fmt: skip
+        kwargs = {"choices": choices, "metavar": metavar}
+    _arg(known, group, option.flag, dest=option.param, help=help_, **kwargs)
 
 
 def _add_options(
@@ -267,24 +256,28 @@ def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
     return to_overrides(options, option_values(args, options))
 
 
+def _reporting(args: argparse.Namespace) -> dict[str, Any]:
+    """`run`'s progress bars and log lines (on stderr), both off with --quiet."""
+    from auditkit.progress import tqdm_progress
+
+    def log(msg: str) -> None:
+        if not args.quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    return {"progress": tqdm_progress(enabled=False if args.quiet else None), "log": log}
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from textwrap import indent
 
     from auditkit.display import next_step, phase_table_text
-    from auditkit.progress import tqdm_progress
     from auditkit.runner import run_audit
 
     if args.test == "suite":
         return cmd_suite(args)
     test = get_test(args.test)
     cfg = load_config(args.config, run_overrides(args))
-
-    def log(msg: str) -> None:
-        if not args.quiet:
-            print(msg, file=sys.stderr, flush=True)
-
-    progress = tqdm_progress(enabled=False if args.quiet else None)
-    run = run_audit(cfg, test.key, progress=progress, log=log)
+    run = run_audit(cfg, test.key, **_reporting(args))
     r = run.result
     if args.json:
         print(r.model_dump_json(indent=2))
@@ -311,18 +304,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_suite(args: argparse.Namespace) -> int:
     """`auditkit run suite`: flags → config, run, print the table, exit with the combined code."""
-    from auditkit.progress import tqdm_progress
     from auditkit.suite import parse_tests, run_suite, suite_options, suite_summary
 
     options = suite_options()
     cfg = load_config(args.config, to_overrides(options, option_values(args, options)))
-
-    def log(msg: str) -> None:
-        if not args.quiet:
-            print(msg, file=sys.stderr, flush=True)
-
-    progress = tqdm_progress(enabled=False if args.quiet else None)
-    run = run_suite(cfg, parse_tests(args.tests), progress=progress, log=log)
+    run = run_suite(cfg, parse_tests(args.tests), **_reporting(args))
     if args.json:
         print(json.dumps(suite_summary(run), indent=2))
     else:
@@ -334,10 +320,8 @@ def cmd_suite(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from pydantic import ValidationError
-
     from auditkit import artifacts
-    from auditkit.config import format_validation_error
+    from auditkit.config import validated
     from auditkit.loadgen_logs import read_log_file
     from auditkit.preflight import check_output_dir
     from auditkit.runner import verdict_exit_code
@@ -347,10 +331,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise InputError(f"{test.key} cannot be verified from LoadGen logs")
     options = model_options(test.settings_model, (test.key,), "", test.key)
     given = to_overrides(options, option_values(args, options)).get(test.key, {})
-    try:
-        settings = test.settings_model.model_validate(given)
-    except ValidationError as exc:
-        raise InputError(format_validation_error(exc, "flags")) from None
+    settings = validated(test.settings_model, given, "flags")
     inputs = {name: read_log_file(getattr(args, f"log_{name}")) for name in test.log_inputs}
     result, files = test.verify_logs(inputs, settings)
     result = result.model_copy(update={"auditkit_version": __version__})
@@ -368,18 +349,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_mock(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
-    from auditkit.config import deep_merge, format_validation_error, load_yaml
+    from auditkit.config import deep_merge, load_yaml, validated
     from auditkit.mock import serve_forever
 
     data = load_yaml(args.config).get("mock", {}) if args.config else {}
     options = model_options(MockConfig, ("mock",), "", "mock")
     data = deep_merge(data, to_overrides(options, option_values(args, options)).get("mock", {}))
-    try:
-        cfg = MockConfig.model_validate(data)
-    except ValidationError as exc:
-        raise InputError(format_validation_error(exc, "mock config")) from None
+    cfg = validated(MockConfig, data, "mock config")
 
     def ready(url: str) -> None:
         # after the bind, so --port 0 shows the port it got

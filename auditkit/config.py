@@ -8,13 +8,15 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from auditkit.errors import InputError
+
+ModelT = TypeVar("ModelT", bound=BaseModel)
 
 Api = Literal["openai-completions", "openai-chat", "json"]
 Scenario = Literal["offline", "single-stream", "multi-stream", "server"]
@@ -423,6 +425,14 @@ def redact_text(text: str, secrets: Iterable[str]) -> str:
                 text = text[: len(text) - k] + REDACTED
                 break
     return text
+
+
+def validated(model: type[ModelT], data: Any, source: str) -> ModelT:
+    """`data` validated into `model`; InputError with one line (`format_validation_error`)."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InputError(format_validation_error(exc, source)) from None
 
 
 def format_validation_error(exc: ValidationError, source: str = "config") -> str:

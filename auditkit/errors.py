@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 EXIT_PASS = 0
 EXIT_FAIL = 1
 EXIT_INPUT = 2
@@ -54,3 +57,9 @@ class NotebookStop(InputError):
 
     def _render_traceback_(self) -> list[str]:
         return [f"auditkit: {self.one_line()}"]
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """ "; did you mean X?" naming the known word closest to `word` ("" when none is close)."""
+    close = difflib.get_close_matches(word, list(known), n=1)
+    return f"; did you mean {close[0]}?" if close else ""

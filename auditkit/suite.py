@@ -24,12 +24,19 @@ from pathlib import Path
 from typing import Any
 
 from auditkit import artifacts
-from auditkit.audits import REGISTRY, get_test
+from auditkit.audits import REGISTRY, build_config, get_test
 from auditkit.config import AuditConfig
-from auditkit.errors import EXIT_EXECUTION, EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_PASS, InputError
+from auditkit.errors import (
+    EXIT_EXECUTION,
+    EXIT_FAIL,
+    EXIT_INCONCLUSIVE,
+    EXIT_PASS,
+    InputError,
+    did_you_mean,
+)
 from auditkit.loadgen import Transport
 from auditkit.loadgen.fake import FakeTransport, SimulatedSUT
-from auditkit.options import Option, common_options, model_options
+from auditkit.options import Option, common_options, model_options, to_overrides
 from auditkit.results import SCHEMA_VERSION, check_schema_version
 from auditkit.runner import AuditRun, Log, ProgressFactory, decided_verdict, endpoint_url, prepare
 from auditkit.startup import load_plugins_once
@@ -266,27 +273,14 @@ def suite_config(settings: dict[str, Any] | None = None, **params: Any) -> Audit
     """The suite's parameters by name (its CLI flags without the dashes: `url`,
     `test01_samples`, `mock_fake_first_token`, ...) validated into the run config; InputError
     with one line naming an unknown or bad parameter (what the suite notebook calls)."""
-    import difflib
-
-    from pydantic import ValidationError
-
-    from auditkit.audits import config_model
-    from auditkit.config import format_validation_error
-    from auditkit.options import to_overrides
-
     load_plugins_once()  # the suite notebook's first cell calls this: plug-ins join here
     options = suite_options()
     by_param = {o.param: o for o in options}
     values = {**(settings or {}), **params}
     for name in values:
         if name not in by_param:
-            close = difflib.get_close_matches(name, list(by_param), n=1)
-            hint = f"; did you mean {close[0]}?" if close else ""
-            raise InputError(f"unknown suite parameter {name!r}{hint}")
-    try:
-        return config_model().model_validate(to_overrides(options, values))
-    except ValidationError as exc:
-        raise InputError(format_validation_error(exc, "suite parameters")) from None
+            raise InputError(f"unknown suite parameter {name!r}{did_you_mean(name, by_param)}")
+    return build_config(to_overrides(options, values), "suite parameters")
 
 
 def parse_tests(text: str | None) -> tuple[str, ...] | None:

@@ -7,7 +7,6 @@ names a test. The run configuration's model is built from the registry: the comm
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -17,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError, create_model
+from pydantic import BaseModel, Field, create_model
 
 from auditkit.audits.base import AuditTest
 from auditkit.audits.test01 import Test01
@@ -25,8 +24,8 @@ from auditkit.audits.test04 import Test04
 from auditkit.audits.test05 import Test05
 from auditkit.audits.test06 import Test06
 from auditkit.audits.test09 import Test09
-from auditkit.config import AuditConfig, deep_merge, format_validation_error, load_yaml
-from auditkit.errors import InputError
+from auditkit.config import AuditConfig, deep_merge, load_yaml, validated
+from auditkit.errors import InputError, did_you_mean
 from auditkit.results import AuditResult, check_schema_version
 
 #: every audit, whatever its settings and evidence types (the hooks are typed on each audit)
@@ -109,8 +108,7 @@ def get_test(name: str) -> AuditTest[Any, Any]:
         if test.id.lower() == name.lower():
             return test
     known = sorted(REGISTRY)
-    close = difflib.get_close_matches(name.lower(), known, n=1)
-    hint = f"; did you mean {close[0]}?" if close else ""
+    hint = did_you_mean(name.lower(), known)
     raise InputError(f"unknown audit test {name!r}{hint} (known tests: {', '.join(known)})")
 
 
@@ -129,10 +127,7 @@ def config_model() -> type[AuditConfig]:
 
 def build_config(data: dict[str, Any], source: str = "config") -> AuditConfig:
     """Validate a nested dict into the run config (InputError with one line on failure)."""
-    try:
-        return config_model().model_validate(data)
-    except ValidationError as exc:
-        raise InputError(format_validation_error(exc, source)) from None
+    return validated(config_model(), data, source)
 
 
 def load_config(
@@ -157,10 +152,7 @@ def result_from_json(text: str, path: str | Path | None = None) -> AuditResult[A
     check_schema_version(data, "audit_result.json", path)
     test = REGISTRY.get(name.lower())
     model = test.result_model if test is not None else AuditResult[Any]
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise InputError(format_validation_error(exc, "audit_result.json")) from None
+    return validated(model, data, "audit_result.json")
 
 
 __all__ = [

@@ -8,7 +8,6 @@ checks reject unknown names and type the values, so a mistake is exit 2 in a sec
 from __future__ import annotations
 
 import ast
-import difflib
 import functools
 import json
 import re
@@ -18,7 +17,7 @@ from typing import Any
 
 from auditkit.audits import REGISTRY, AuditTest
 from auditkit.config import SECRET_HEADER
-from auditkit.errors import InputError
+from auditkit.errors import InputError, did_you_mean
 from auditkit.options import audit_options, model_options
 
 # parameter names that smell like a credential (api_key_env, which holds a NAME, is allowed)
@@ -37,8 +36,7 @@ _NONE = {"none", "null", ""}
 
 def unknown_message(name: str, known: list[str], where: str) -> str:
     """One line for an unknown parameter, with the closest known name."""
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f"; did you mean {close[0]}?" if close else ""
+    hint = did_you_mean(name, known)
     return f"unknown parameter {name!r} for {where}{hint} (known: {', '.join(known)})"
 
 

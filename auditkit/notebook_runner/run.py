@@ -3,7 +3,6 @@ its verdict into the exit code."""
 
 from __future__ import annotations
 
-import difflib
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -11,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from auditkit.audits import REGISTRY, AuditTest, get_test
-from auditkit.errors import EXIT_PASS, InputError
+from auditkit.errors import EXIT_PASS, InputError, did_you_mean
 from auditkit.notebook_runner.bridge import audit_config
 from auditkit.notebook_runner.html import export_html
 from auditkit.notebook_runner.kernel import NotebookOutcome, execute
@@ -52,8 +51,7 @@ def choose_notebook(name: str) -> NotebookChoice:
     if name in shipped:
         return NotebookChoice(notebook(f"{name}.ipynb"), None)
     known = sorted({*REGISTRY, *shipped})
-    close = difflib.get_close_matches(name, known, n=1)
-    hint = f"; did you mean {close[0]}?" if close else ""
+    hint = did_you_mean(name, known)
     raise InputError(f"unknown notebook {name!r}{hint} (available: {', '.join(known)})")
 
 
