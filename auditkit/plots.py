@@ -95,24 +95,19 @@ MAX_POINTS = 20_000
 PLOT_COLUMNS = ("status", "scheduled_ns", "sent_ns", "completed_ns", "latency_ns", "ttft_ns")
 
 
+def _keep(y: np.ndarray) -> tuple[np.ndarray, int]:
+    """Which points to draw: every k-th (k so that ~MAX_POINTS remain) plus the top 0.1 % of
+    y; and k (1: all of them)."""
+    k = -(-len(y) // MAX_POINTS)
+    if k <= 1:
+        return np.ones(len(y), bool), 1
+    return (np.arange(len(y)) % k == 0) | (y >= np.nanpercentile(y, 99.9)), k
+
+
 def _thin(ok: pd.DataFrame, label: str) -> tuple[pd.DataFrame, str]:
     """At most ~MAX_POINTS of a phase's completed queries to draw, and the label saying so."""
-    n = len(ok)
-    if n <= MAX_POINTS:
-        return ok, label
-    k = -(-n // MAX_POINTS)
-    lat = ok["latency_ns"].astype("float64").to_numpy()
-    keep = (np.arange(n) % k == 0) | (lat >= np.nanpercentile(lat, 99.9))
-    return ok[keep], f"{label}; 1 in {k} drawn + slowest 0.1 %"
-
-
-def _thin_xy(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Every k-th point (k so that ~MAX_POINTS remain) plus the top 0.1 % of y."""
-    n = len(x)
-    if n <= MAX_POINTS:
-        return x, y
-    keep = (np.arange(n) % -(-n // MAX_POINTS) == 0) | (y >= np.nanpercentile(y, 99.9))
-    return x[keep], y[keep]
+    keep, k = _keep(ok["latency_ns"].astype("float64").to_numpy())
+    return (ok, label) if k == 1 else (ok[keep], f"{label}; 1 in {k} drawn + slowest 0.1 %")
 
 
 def _steps(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -123,19 +118,20 @@ def _steps(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return xs[idx], ys[idx]
 
 
+def _span_s(rec: pd.DataFrame) -> float:
+    """A phase's length (s): its last completion or send time."""
+    ends = pd.concat([rec["completed_ns"], rec["sent_ns"]]).dropna()
+    return float(ends.max()) / 1e9 if len(ends) else 0.0
+
+
 def phase_offsets(frames: Mapping[str, pd.DataFrame]) -> dict[str, float]:
     """Start of each phase on a shared time axis (s): phases ran back to back, in order.
 
     Record times are relative to their own phase start, so each phase is shifted by the
     length of the phases before it (its last completion or send time).
     """
-    offsets: dict[str, float] = {}
-    t = 0.0
-    for name, rec in frames.items():
-        offsets[name] = t
-        ends = pd.concat([rec["completed_ns"], rec["sent_ns"]]).dropna()
-        t += float(ends.max()) / 1e9 if len(ends) else 0.0
-    return offsets
+    starts = np.cumsum([0.0, *(_span_s(rec) for rec in frames.values())])
+    return {name: float(start) for name, start in zip(frames, starts, strict=False)}
 
 
 def _mark_boundaries(ax: Axes, offsets: Mapping[str, float]) -> None:
@@ -155,11 +151,6 @@ def _mark_boundaries(ax: Axes, offsets: Mapping[str, float]) -> None:
 #: a phase's panel is at least this share of the longest phase's width (a short audit phase
 #: beside a long warm-up and reference would otherwise be a sliver)
 MIN_PANEL_SHARE = 0.3
-
-
-def _span_s(rec: pd.DataFrame) -> float:
-    ends = pd.concat([rec["completed_ns"], rec["sent_ns"]]).dropna()
-    return float(ends.max()) / 1e9 if len(ends) else 0.0
 
 
 def latency_over_time(phases: PhasesLike, ax: Axes | None = None) -> Figure:
@@ -184,7 +175,7 @@ def latency_over_time(phases: PhasesLike, ax: Axes | None = None) -> Figure:
     axes[0].set_xlabel("time in phase (s)", fontsize=8)
     axes[0].set_ylabel("query latency (ms)")
     axes[0].set_ylim(bottom=0)
-    if all(len(r) and (r["scheduled_ns"].fillna(0) == 0).all() for r in frames.values()):
+    if _offline(frames):
         fig.supxlabel(
             "offline: all queries scheduled at phase start, so latency includes queueing",
             fontsize=8,
@@ -213,6 +204,11 @@ def latency_over_time(phases: PhasesLike, ax: Axes | None = None) -> Figure:
     return fig
 
 
+def _offline(frames: dict[str, pd.DataFrame]) -> bool:
+    """Every query scheduled at t=0 (offline), so latency grows with queue position."""
+    return all(len(r) and (r["scheduled_ns"].fillna(0) == 0).all() for r in frames.values())
+
+
 def _latency_dots(
     ax: Axes, name: str, rec: pd.DataFrame, i: int, offset: float = 0.0
 ) -> tuple[Any, str]:
@@ -234,8 +230,7 @@ def _latency_shared_axis(frames: dict[str, pd.DataFrame], ax: Axes | None) -> Fi
     for i, (name, rec) in enumerate(frames.items()):
         _latency_dots(ax, name, rec, i, offsets[name])
     _mark_boundaries(ax, offsets)
-    if all(len(r) and (r["scheduled_ns"].fillna(0) == 0).all() for r in frames.values()):
-        # offline: everything is scheduled at t=0, so latency grows with queue position
+    if _offline(frames):
         ax.text(
             0.01,
             0.97,
@@ -355,10 +350,10 @@ def ttft_vs_decode(phases: PhasesLike, ax: Axes | None = None) -> Figure:
         ttft = _ns(ok["ttft_ns"], 1e6)
         decode = _ns(ok["latency_ns"], 1e6) - ttft
         colour = phase_colour(name, i)
-        shown = _thin_xy(ttft, decode)
-        ax.scatter(*shown, s=10, alpha=0.5, color=colour, linewidths=0)
-        if len(shown[0]) < len(ttft):
-            note = f"{name}: {len(shown[0]):,} of {len(ttft):,} queries drawn"
+        keep, k = _keep(decode)
+        ax.scatter(ttft[keep], decode[keep], s=10, alpha=0.5, color=colour, linewidths=0)
+        if k > 1:
+            note = f"{name}: {int(keep.sum()):,} of {len(ttft):,} queries drawn"
             ax.text(0.99, 0.01, note, transform=ax.transAxes, ha="right", fontsize=7, color="0.35")
         ax.scatter(
             [np.median(ttft)],
