@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from auditkit.config import EndpointConfig
-from auditkit.endpoints.base import EndpointAdapter, ParsedResponse, ResponseError, StreamParser
+from auditkit.endpoints.base import EndpointAdapter, ResponseError
 from auditkit.endpoints.json_api import JsonAdapter
 from auditkit.endpoints.openai import ChatAdapter, CompletionsAdapter
 from auditkit.errors import InputError
@@ -29,8 +29,6 @@ def make_adapter(cfg: EndpointConfig, model: str) -> EndpointAdapter:
 
 __all__ = [
     "EndpointAdapter",
-    "ParsedResponse",
     "ResponseError",
-    "StreamParser",
     "make_adapter",
 ]

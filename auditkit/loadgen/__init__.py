@@ -13,32 +13,21 @@ latency counts from the *scheduled* time, so client-side queueing is included.
 
 from auditkit.loadgen.aiohttp_transport import AiohttpTransport
 from auditkit.loadgen.blocking import run_phase
-from auditkit.loadgen.clock import Clock, PerfCounterClock
 from auditkit.loadgen.driver import (
     PhaseInterrupted,
-    ProgressCallback,
-    RowsCallback,
-    quiet_gc,
     run_phase_async,
 )
 from auditkit.loadgen.recorder import QueryRecord
 from auditkit.loadgen.target import HttpTarget, resolve_api_key
-from auditkit.loadgen.transport import Response, Session, Transport, classify_error
+from auditkit.loadgen.transport import Transport, classify_error
 
 __all__ = [
     "AiohttpTransport",
-    "Clock",
     "HttpTarget",
-    "PerfCounterClock",
     "PhaseInterrupted",
-    "ProgressCallback",
     "QueryRecord",
-    "Response",
-    "RowsCallback",
-    "Session",
     "Transport",
     "classify_error",
-    "quiet_gc",
     "resolve_api_key",
     "run_phase",
     "run_phase_async",

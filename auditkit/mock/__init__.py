@@ -7,8 +7,7 @@ process (same interface; timing then does not depend on the caller's CPU use), `
 in the foreground.
 """
 
-from auditkit.mock.app import create_app
 from auditkit.mock.process import MockProcess
 from auditkit.mock.server import MockServer, serve_forever
 
-__all__ = ["MockProcess", "MockServer", "create_app", "serve_forever"]
+__all__ = ["MockProcess", "MockServer", "serve_forever"]

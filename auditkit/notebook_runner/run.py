@@ -68,17 +68,16 @@ def _checked_values(
         return {"test": test.key, "settings": settings, "output_dir": output_dir}, output_dir
     declared = notebook_parameters(choice.source)
     values = resolve_parameters(declared, given)
+    suite = choice.source.stem == "suite"
+    if test is not None or suite:
+        # artifacts (and the suite's verdict, which the runner reads) default to the runner's
+        # output folder, as an absolute path, so the kernel's working directory cannot move them
+        values["output_dir"] = str(Path(values.get("output_dir", out)).expanduser().resolve())
     if test is None:
         values = check_run_paths(choice.source.stem, declared, values)
     else:
-        # artifacts default to the runner's output folder, as an absolute path, so the
-        # kernel's working directory cannot move them
-        values.setdefault("output_dir", str(out))
-        values["output_dir"] = str(Path(values["output_dir"]).expanduser().resolve())
         audit_config(test.key, {k: v["default"] for k, v in declared.items()} | values)
-    if choice.source.stem == "suite":
-        # as for an audit: an absolute folder, and the runner reads the suite's verdict there
-        values["output_dir"] = str(Path(values.get("output_dir", out)).expanduser().resolve())
+    if suite:
         check_notebook_parameters(values)
     return values, str(values.get("output_dir", out))
 

@@ -18,25 +18,14 @@ The names below are the stable API (notebooks/investigate_caching.ipynb, auditki
 from __future__ import annotations
 
 from auditkit.probes.analysis import (
-    CONFIDENCE,
-    KINDS,
-    PROBE_COLUMNS,
-    RELEVANT,
-    Diagnosis,
-    Effect,
     Findings,
     ProbeResult,
     diagnose,
     diagnose_kind,
     history_row,
-    paired_effect,
-    timing_kind,
 )
 from auditkit.probes.catalogue import (
     CATALOGUE,
-    LONG_PROMPT_ROWS,
-    Probe,
-    ProbeOptions,
     run_probe,
 )
 from auditkit.probes.export import export_records
@@ -47,22 +36,12 @@ from auditkit.probes.runner import (
     StopFlag,
     UpdateCallback,
     run_plan,
-    to_probe_records,
 )
 
 __all__ = [
     "CATALOGUE",
-    "CONFIDENCE",
-    "KINDS",
-    "LONG_PROMPT_ROWS",
-    "PROBE_COLUMNS",
-    "RELEVANT",
-    "Diagnosis",
-    "Effect",
     "Findings",
     "Plan",
-    "Probe",
-    "ProbeOptions",
     "ProbeResult",
     "ProbeTarget",
     "Send",
@@ -72,9 +51,6 @@ __all__ = [
     "diagnose_kind",
     "export_records",
     "history_row",
-    "paired_effect",
     "run_plan",
     "run_probe",
-    "timing_kind",
-    "to_probe_records",
 ]

@@ -37,7 +37,6 @@ from auditkit.audits.test04.scoring import (
     REFERENCE,
     Test04Result,
     decide,
-    threshold_for,
 )
 from auditkit.audits.test04.settings import Test04Config
 from auditkit.config import AuditConfig
@@ -59,11 +58,6 @@ __all__ = [
     "REFERENCE",
     "WARMUP",
     "Test04",
-    "Test04Config",
-    "Test04Evidence",
-    "Test04Result",
-    "decide",
-    "threshold_for",
 ]
 
 
