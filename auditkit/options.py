@@ -40,9 +40,9 @@ COMMON_SECTIONS: tuple[tuple[str, type[BaseModel], str], ...] = (
     ("load", LoadConfig, ""),
     ("mock", MockConfig, "mock_"),
 )
-_NONE_WORDS = {"none", "null", ""}
-_TRUE_WORDS = {"true", "1", "yes", "on"}
-_FALSE_WORDS = {"false", "0", "no", "off"}
+NONE_WORDS = {"none", "null", ""}
+TRUE_WORDS = {"true", "1", "yes", "on"}
+FALSE_WORDS = {"false", "0", "no", "off"}
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class Option:
     def parse(self, text: str) -> Any:
         """A typed value from text (a CLI flag or an `auditkit notebook -p` value)."""
         word = text.strip()
-        if self.nullable and word.lower() in _NONE_WORDS:
+        if self.nullable and word.lower() in NONE_WORDS:
             return None
         try:
             return self._parse(word)
@@ -76,19 +76,6 @@ class Option:
             raise InputError(f"{self.flag} ({self.param}): {exc}") from None
 
     def _parse(self, word: str) -> Any:
-        if self.kind == "bool":
-            if word.lower() in _TRUE_WORDS:
-                return True
-            if word.lower() in _FALSE_WORDS:
-                return False
-            raise ValueError(f"expected true or false (got {word!r})")
-        if self.kind == "int":
-            return _int(word)
-        if self.kind == "float":
-            try:
-                return float(word)
-            except ValueError:
-                raise ValueError(f"expected a number (got {word!r})") from None
         if self.kind == "choice":
             if word in self.choices:
                 return word
@@ -99,15 +86,7 @@ class Option:
                     pass
             allowed = ", ".join(self.choices) + (" or an integer" if self.accepts_int else "")
             raise ValueError(f"expected one of {allowed} (got {word!r})")
-        if self.kind == "mapping":
-            try:
-                value = json.loads(word)
-            except ValueError:
-                raise ValueError('expected a JSON object, e.g. \'{"key": "value"}\'') from None
-            if not isinstance(value, dict):
-                raise ValueError("expected a JSON object")
-            return value
-        return word
+        return word if self.kind == "str" else parse_word(self.kind, word)
 
     @property
     def annotation(self) -> str:
@@ -135,11 +114,30 @@ class Option:
         return str(self.default)
 
 
-def _int(word: str) -> int:
+def parse_word(kind: str, word: str) -> Any:
+    """A bool, int, float or JSON object (kind "mapping") from text; ValueError saying what
+    was expected."""
+    if kind == "bool":
+        if word.lower() in TRUE_WORDS:
+            return True
+        if word.lower() in FALSE_WORDS:
+            return False
+        raise ValueError(f"expected true or false (got {word!r})")
+    if kind in ("int", "float"):
+        try:
+            return int(word) if kind == "int" else float(word)
+        except ValueError:
+            expected = "an integer" if kind == "int" else "a number"
+            raise ValueError(f"expected {expected} (got {word!r})") from None
+    if kind != "mapping":
+        raise ValueError(f"cannot read a {kind} from text")
     try:
-        return int(word)
+        value = json.loads(word)
     except ValueError:
-        raise ValueError(f"expected an integer (got {word!r})") from None
+        raise ValueError('expected a JSON object, e.g. \'{"key": "value"}\'') from None
+    if not isinstance(value, dict):
+        raise ValueError("expected a JSON object")
+    return value
 
 
 def _extra(info: FieldInfo) -> Mapping[str, Any]:

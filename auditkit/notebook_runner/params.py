@@ -8,6 +8,7 @@ checks reject unknown names and type the values, so a mistake is exit 2 in a sec
 from __future__ import annotations
 
 import ast
+import contextlib
 import functools
 import json
 import re
@@ -18,7 +19,7 @@ from typing import Any
 from auditkit.audits import REGISTRY, AuditTest
 from auditkit.config import SECRET_HEADER
 from auditkit.errors import InputError, did_you_mean
-from auditkit.options import audit_options, model_options
+from auditkit.options import NONE_WORDS, audit_options, model_options, parse_word
 
 # parameter names that smell like a credential (api_key_env, which holds a NAME, is allowed)
 SECRET_PARAMETER = re.compile(
@@ -29,9 +30,6 @@ SECRET_MESSAGE = (
     "notebook and its HTML); export the key in an environment variable and pass its NAME "
     "with --api-key-env NAME / -p api_key_env NAME"
 )
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off"}
-_NONE = {"none", "null", ""}
 
 
 def unknown_message(name: str, known: list[str], where: str) -> str:
@@ -55,34 +53,13 @@ def _type_names(annotation: str) -> list[str]:
 def coerce_value(name: str, raw: str, annotation: str) -> Any:
     """Convert a `-p name value` string to the parameter's annotated type (one-line InputError)."""
     kinds = _type_names(annotation or "str")
-    low = raw.strip().lower()
-    if "None" in kinds and low in _NONE:
+    if "None" in kinds and raw.strip().lower() in NONE_WORDS:
         return None
     for kind in kinds:
-        if kind == "bool":
-            if low in _TRUE:
-                return True
-            if low in _FALSE:
-                return False
-        elif kind == "int":
-            try:
-                return int(raw.strip())
-            except ValueError:
-                pass
-        elif kind == "float":
-            try:
-                return float(raw.strip())
-            except ValueError:
-                pass
-        elif kind == "dict":
-            try:
-                value = json.loads(raw)
-            except ValueError:
-                value = None
-            if isinstance(value, dict):
-                return value
-        elif kind == "str":
+        if kind == "str":
             return raw
+        with contextlib.suppress(ValueError):
+            return parse_word("mapping" if kind == "dict" else kind, raw.strip())
     allowed = " or ".join(k for k in kinds)
     raise InputError(f"parameter {name}: expected {allowed}, got {raw!r}")
 
