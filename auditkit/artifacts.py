@@ -8,11 +8,8 @@ the verdict files only from a full verification.
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
-import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -45,33 +42,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write data to path so that readers only ever see a complete file."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        # mkstemp makes 0600; the artifacts hold no secrets (config.yaml is redacted, records
-        # keep output hashes, not texts), so they get the mode any new file gets (the umask)
-        os.fchmod(fd, 0o666 & ~process_umask())
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    records_io.fsync_dir(target.parent)
-
-
-@functools.cache
-def process_umask() -> int:
-    """The process's umask (read once; /proc avoids os.umask's set-and-restore race)."""
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("Umask:"):
-                return int(line.split()[1], 8)
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
+    records_io.replace_synced(target, lambda fh: fh.write(data))
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

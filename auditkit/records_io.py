@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import functools
 import os
 import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -237,16 +239,20 @@ def _writer_pool() -> concurrent.futures.ThreadPoolExecutor:
 
 
 def _write_part(path: Path, batch: pa.RecordBatch) -> Path:
-    _replace_synced(path, lambda fh: pq.write_table(pa.Table.from_batches([batch]), fh))
+    replace_synced(path, lambda fh: pq.write_table(pa.Table.from_batches([batch]), fh))
     return path
 
 
-def _replace_synced(target: Path, write: Callable[[Any], object]) -> None:
-    """`write(file)` to a hidden temp file beside `target` (dataset readers skip names starting
-    with "."), synced, then renamed over `target`; the folder is synced too."""
-    tmp = target.with_name(f".{target.name}.tmp")
+def replace_synced(target: Path, write: Callable[[Any], object]) -> None:
+    """`write(file)` to a hidden temp file beside `target` (`.<name>.<random>.tmp`: dataset
+    readers skip names starting with ".", and two writers never share one), synced, then
+    renamed over `target`; the folder is synced too."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
-        with open(tmp, "wb") as fh:
+        # mkstemp makes 0600; the artifacts hold no secrets (config.yaml is redacted, records
+        # keep output hashes, not texts), so they get the mode any new file gets (the umask)
+        os.fchmod(fd, 0o666 & ~process_umask())
+        with os.fdopen(fd, "wb") as fh:
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
@@ -256,6 +262,18 @@ def _replace_synced(target: Path, write: Callable[[Any], object]) -> None:
             os.unlink(tmp)
         raise
     fsync_dir(target.parent)
+
+
+@functools.cache
+def process_umask() -> int:
+    """The process's umask (read once; /proc avoids os.umask's set-and-restore race)."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def fsync_dir(folder: Path) -> None:
@@ -308,7 +326,7 @@ def write_records(phase_dir: str | Path, records: pd.DataFrame) -> Path:
     folder = Path(phase_dir)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / RECORDS
-    _replace_synced(target, lambda fh: records.to_parquet(fh, index=False))
+    replace_synced(target, lambda fh: records.to_parquet(fh, index=False))
     remove_parts(folder)
     return target
 

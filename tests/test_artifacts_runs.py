@@ -94,12 +94,12 @@ def test_notebook_parameters_refuse_before_any_phase(tmp_path: Path) -> None:
 
 def test_artifacts_get_the_umask_mode(tmp_path: Path) -> None:
     folder = _run(tmp_path)
-    expected = 0o666 & ~artifacts.process_umask()
+    expected = 0o666 & ~artifacts.records_io.process_umask()
     files = artifacts.run_files(folder, get_test("test04"))
     assert files
     for path in files:
         assert stat.S_IMODE(path.stat().st_mode) == expected, path
-    assert artifacts.process_umask() == _umask()
+    assert artifacts.records_io.process_umask() == _umask()
 
 
 def _umask() -> int:
