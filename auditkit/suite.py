@@ -78,30 +78,19 @@ class SuiteRun:
 
     def rows(self) -> list[dict[str, str]]:
         """One row per audit: audit, verdict, key numbers, reason (the summary table)."""
+
+        def row(name: str, verdict: str, numbers: str, reason: str) -> dict[str, str]:
+            test = get_test(name)
+            audit = f"{test.id} ({test.title})"
+            return {"audit": audit, "verdict": verdict, "key numbers": numbers, "reason": reason}
+
         out = []
         for run in self.runs:
             r = run.result
-            test = get_test(r.test)
-            lines = test.summary_lines(r)
-            out.append(
-                {
-                    "audit": f"{r.test} ({test.title})",
-                    "verdict": decided_verdict(r, self.decision),
-                    "key numbers": lines[0] if lines else "",
-                    "reason": r.reason.removeprefix(r.verdict + ": "),
-                }
-            )
-        for key, why in self.skipped.items():
-            test = get_test(key)
-            out.append(
-                {
-                    "audit": f"{test.id} ({test.title})",
-                    "verdict": "SKIPPED",
-                    "key numbers": "",
-                    "reason": why,
-                }
-            )
-        return out
+            numbers = next(iter(get_test(r.test).summary_lines(r)), "")
+            reason = r.reason.removeprefix(r.verdict + ": ")
+            out.append(row(r.test, decided_verdict(r, self.decision), numbers, reason))
+        return out + [row(key, "SKIPPED", "", why) for key, why in self.skipped.items()]
 
     def table(self) -> str:
         """The summary table as fixed-width text."""

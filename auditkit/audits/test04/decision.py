@@ -160,10 +160,7 @@ def partial_cache_check(
         fresh_by = [_service(fresh_frame[fresh_frame["block"] == b]) for b in pairs]
         repeated_by = [_service(repeated_frame[repeated_frame["block"] == b]) for b in pairs]
         picks = pair_picks(len(pairs), rng)
-        fresh_reps = np.array([np.median(np.concatenate([fresh_by[j] for j in r])) for r in picks])
-        repeated_reps = np.array(
-            [np.median(np.concatenate([repeated_by[j] for j in r])) for r in picks]
-        )
+        fresh_reps, repeated_reps = _medians(fresh_by, picks), _medians(repeated_by, picks)
     else:
         fresh_reps = _block_medians(fresh, rng)
         repeated_reps = _block_medians(repeated, rng)
@@ -185,15 +182,17 @@ def _service(frame: pd.DataFrame) -> np.ndarray:
 def _block_medians(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Bootstrap replicates of the median, resampling PARTIAL_BLOCKS contiguous blocks."""
     blocks = np.array_split(values, PARTIAL_BLOCKS)
-    picks = rng.integers(0, len(blocks), size=(BOOTSTRAP_ROUNDS, len(blocks)))
-    return np.array([np.median(np.concatenate([blocks[j] for j in row])) for row in picks])
+    return _medians(blocks, rng.integers(0, len(blocks), size=(BOOTSTRAP_ROUNDS, len(blocks))))
+
+
+def _medians(parts: list[np.ndarray], picks: np.ndarray) -> np.ndarray:
+    """One median per row of `picks`: of the parts that row names, pooled."""
+    return np.array([np.median(np.concatenate([parts[j] for j in row])) for row in picks])
 
 
 def drift_check(reference: pd.DataFrame) -> DriftCheck:
     """Service time against completion order in the reference phase: drift and cold start."""
-    ok = _variant(reference, "main")
-    ok = ok[ok["status"] == "ok"].sort_values("completed_ns")
-    values = (ok["completed_ns"] - ok["sent_ns"]).to_numpy(dtype=float)
+    values = _service(_ok_sorted(_variant(reference, "main")))
     n = len(values)
     if n < 16 or np.ptp(values) == 0:
         # too few, or all alike (a simulated server without jitter): nothing to trend
