@@ -93,8 +93,6 @@ ACCURACY: Role = "accuracy"
 PERFORMANCE: Role = "performance"
 AUDIT: Role = "audit"
 VERIFY_FILE = "verify_accuracy.txt"
-PERFORMANCE_FILE = upstream.VERIFY_PERFORMANCE
-LATENCY_SCENARIOS = upstream.LATENCY_SCENARIOS
 MISMATCH_FILE = "mismatches.jsonl"
 #: mismatching pairs kept in the evidence (all are counted)
 SHOWN = 20
@@ -239,7 +237,7 @@ def similarity(a: str, b: str) -> float:
 def upstream_quantity(scenario: str, summary: PhaseSummary) -> float | None:
     """What upstream's verify_performance.py compares: the early-stopping latency (ns) in
     single-/multi-stream, the score (samples/s) in offline and server."""
-    if scenario in LATENCY_SCENARIOS:
+    if scenario in upstream.LATENCY_SCENARIOS:
         latency = summary.early_stopping_latency_ns
         return float(latency) if latency is not None else None
     return summary.score
@@ -369,11 +367,11 @@ class Test01(AuditTest[Test01Config, Test01Evidence]):
             named[PERFORMANCE].records, named[AUDIT].records, scenario, t, seed=t1.seed
         )
         interval = (view.ci_low, view.ci_high) if view is not None else None
-        if interval is not None and scenario in LATENCY_SCENARIOS:
+        if interval is not None and scenario in upstream.LATENCY_SCENARIOS:
             # the bootstrap's ratio is of scores (1e9 / latency): as a latency ratio it inverts
             interval = (1 / interval[1], 1 / interval[0])
         decision = interval_decision(interval, t)
-        quantity = "latency" if scenario in LATENCY_SCENARIOS else "score"
+        quantity = "latency" if scenario in upstream.LATENCY_SCENARIOS else "score"
         verdict = "FAIL" if not accuracy_pass else decision
         allowed = f", allowed 1 − similarity <= {t1.delta:g}" if scored is None else ""
         parts = [
@@ -443,7 +441,7 @@ class Test01(AuditTest[Test01Config, Test01Evidence]):
             # what upstream's scripts print when they have nothing valid to compare
             return {
                 VERIFY_FILE: f"{ACCURACY_HEAD}TEST FAIL\n\n{mine}",
-                PERFORMANCE_FILE: upstream.verify_performance(
+                upstream.VERIFY_PERFORMANCE: upstream.verify_performance(
                     None, False, [mine.rstrip("\n")], failure="Invalid results in the audit run"
                 ),
                 MISMATCH_FILE: "",
@@ -451,7 +449,7 @@ class Test01(AuditTest[Test01Config, Test01Evidence]):
         lines = [json.dumps(p.model_dump(), ensure_ascii=False) for p in ev.mismatches]
         return {
             VERIFY_FILE: verify_accuracy_text(ev, mine),
-            PERFORMANCE_FILE: verify_performance_text(ev, mine),
+            upstream.VERIFY_PERFORMANCE: verify_performance_text(ev, mine),
             MISMATCH_FILE: "".join(f"{line}\n" for line in lines),
         }
 
