@@ -11,7 +11,7 @@ from typing import Any
 
 import pandas as pd
 
-from auditkit.display import text_table
+from auditkit.display import text_table, to_ms
 from auditkit.results import PhaseSummary
 from auditkit.review import LoadedRun, load_run
 
@@ -28,17 +28,13 @@ def _ratio(a: float | None, b: float | None) -> str:
     return f"{b / a:.3f}" if a and b is not None else ""
 
 
-def _ms(ns: int | None) -> float | None:
-    return None if ns is None else ns / 1e6
-
-
 def _phase_numbers(s: PhaseSummary) -> Iterator[tuple[str, float | None, int]]:
     yield "completed", float(s.completed), 9
     yield "failed", float(s.failed), 9
-    yield "p50 latency (ms)", _ms(s.latency.p50_ns), 4
-    yield "p90 latency (ms)", _ms(s.latency.p90_ns), 4
-    yield "p99 latency (ms)", _ms(s.latency.p99_ns), 4
-    yield "p50 TTFT (ms)", _ms(s.ttft.p50_ns) if s.ttft else None, 4
+    yield "p50 latency (ms)", to_ms(s.latency.p50_ns), 4
+    yield "p90 latency (ms)", to_ms(s.latency.p90_ns), 4
+    yield "p99 latency (ms)", to_ms(s.latency.p99_ns), 4
+    yield "p50 TTFT (ms)", to_ms(s.ttft.p50_ns) if s.ttft else None, 4
     yield "tokens/s", s.tokens_per_second, 4
     yield "score", s.score, 6
 

@@ -134,7 +134,8 @@ def _summaries(src: SummariesLike) -> dict[str, PhaseSummary]:
     return out
 
 
-def _ms(ns: int | None) -> float | None:
+def to_ms(ns: int | None) -> float | None:
+    """Nanoseconds as milliseconds (None stays None)."""
     return None if ns is None else ns / 1e6
 
 
@@ -152,10 +153,10 @@ def summary_table(src: SummariesLike) -> pd.DataFrame:
                 "failed": s.failed,
                 "duration (s)": round(s.duration_ns / 1e9, 3),
                 "throughput (samples/s)": round(s.samples_per_second, 1),
-                "p50 latency (ms)": _ms(s.latency.p50_ns),
-                "p90 latency (ms)": _ms(s.latency.p90_ns),
-                "p99 latency (ms)": _ms(s.latency.p99_ns),
-                "p50 TTFT (ms)": _ms(s.ttft.p50_ns) if s.ttft else None,
+                "p50 latency (ms)": to_ms(s.latency.p50_ns),
+                "p90 latency (ms)": to_ms(s.latency.p90_ns),
+                "p99 latency (ms)": to_ms(s.latency.p99_ns),
+                "p50 TTFT (ms)": to_ms(s.ttft.p50_ns) if s.ttft else None,
                 "tokens/s": s.tokens_per_second,
                 "distinct outputs": s.distinct_outputs,
                 "score": s.score,
