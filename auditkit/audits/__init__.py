@@ -153,18 +153,3 @@ def result_from_json(text: str, path: str | Path | None = None) -> AuditResult[A
     test = REGISTRY.get(name.lower())
     model = test.result_model if test is not None else AuditResult[Any]
     return validated(model, data, "audit_result.json")
-
-
-__all__ = [
-    "DEFAULT_TEST",
-    "REGISTRY",
-    "AuditTest",
-    "build_config",
-    "config_model",
-    "get_test",
-    "load_config",
-    "load_plugins",
-    "register",
-    "result_from_json",
-    "unregister",
-]
