@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from auditkit.config import EndpointConfig
-from auditkit.endpoints.base import EndpointAdapter, ResponseError
+from auditkit.endpoints.base import EndpointAdapter
+from auditkit.endpoints.base import ResponseError as ResponseError
 from auditkit.endpoints.json_api import JsonAdapter
 from auditkit.endpoints.openai import ChatAdapter, CompletionsAdapter
 from auditkit.errors import InputError
@@ -25,10 +26,3 @@ def make_adapter(cfg: EndpointConfig, model: str) -> EndpointAdapter:
     if cfg.path and cfg.api != "json":
         adapter.path = cfg.path
     return adapter
-
-
-__all__ = [
-    "EndpointAdapter",
-    "ResponseError",
-    "make_adapter",
-]

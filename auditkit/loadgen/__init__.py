@@ -11,24 +11,12 @@ Timing is the transport's clock in the coroutine that does the I/O, relative to 
 latency counts from the *scheduled* time, so client-side queueing is included.
 """
 
-from auditkit.loadgen.aiohttp_transport import AiohttpTransport
-from auditkit.loadgen.blocking import run_phase
-from auditkit.loadgen.driver import (
-    PhaseInterrupted,
-    run_phase_async,
-)
-from auditkit.loadgen.recorder import QueryRecord
-from auditkit.loadgen.target import HttpTarget, resolve_api_key
-from auditkit.loadgen.transport import Transport, classify_error
-
-__all__ = [
-    "AiohttpTransport",
-    "HttpTarget",
-    "PhaseInterrupted",
-    "QueryRecord",
-    "Transport",
-    "classify_error",
-    "resolve_api_key",
-    "run_phase",
-    "run_phase_async",
-]
+from auditkit.loadgen.aiohttp_transport import AiohttpTransport as AiohttpTransport
+from auditkit.loadgen.blocking import run_phase as run_phase
+from auditkit.loadgen.driver import PhaseInterrupted as PhaseInterrupted
+from auditkit.loadgen.driver import run_phase_async as run_phase_async
+from auditkit.loadgen.recorder import QueryRecord as QueryRecord
+from auditkit.loadgen.target import HttpTarget as HttpTarget
+from auditkit.loadgen.target import resolve_api_key as resolve_api_key
+from auditkit.loadgen.transport import Transport as Transport
+from auditkit.loadgen.transport import classify_error as classify_error

@@ -7,7 +7,6 @@ process (same interface; timing then does not depend on the caller's CPU use), `
 in the foreground.
 """
 
-from auditkit.mock.process import MockProcess
-from auditkit.mock.server import MockServer, serve_forever
-
-__all__ = ["MockProcess", "MockServer", "serve_forever"]
+from auditkit.mock.process import MockProcess as MockProcess
+from auditkit.mock.server import MockServer as MockServer
+from auditkit.mock.server import serve_forever as serve_forever

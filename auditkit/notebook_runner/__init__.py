@@ -13,4 +13,3 @@ from auditkit.errors import NotebookStop as NotebookStop
 from auditkit.notebook_runner.bridge import audit_config as audit_config
 from auditkit.notebook_runner.bridge import describe_config as describe_config
 from auditkit.notebook_runner.run import run_notebook as run_notebook
-from auditkit.resources import resolve_output_dir as resolve_output_dir

@@ -17,40 +17,17 @@ The names below are the stable API (notebooks/investigate_caching.ipynb, auditki
 
 from __future__ import annotations
 
-from auditkit.probes.analysis import (
-    Findings,
-    ProbeResult,
-    diagnose,
-    diagnose_kind,
-    history_row,
-)
-from auditkit.probes.catalogue import (
-    CATALOGUE,
-    run_probe,
-)
-from auditkit.probes.export import export_records
-from auditkit.probes.runner import (
-    Plan,
-    ProbeTarget,
-    Send,
-    StopFlag,
-    UpdateCallback,
-    run_plan,
-)
-
-__all__ = [
-    "CATALOGUE",
-    "Findings",
-    "Plan",
-    "ProbeResult",
-    "ProbeTarget",
-    "Send",
-    "StopFlag",
-    "UpdateCallback",
-    "diagnose",
-    "diagnose_kind",
-    "export_records",
-    "history_row",
-    "run_plan",
-    "run_probe",
-]
+from auditkit.probes.analysis import Findings as Findings
+from auditkit.probes.analysis import ProbeResult as ProbeResult
+from auditkit.probes.analysis import diagnose as diagnose
+from auditkit.probes.analysis import diagnose_kind as diagnose_kind
+from auditkit.probes.analysis import history_row as history_row
+from auditkit.probes.catalogue import CATALOGUE as CATALOGUE
+from auditkit.probes.catalogue import run_probe as run_probe
+from auditkit.probes.export import export_records as export_records
+from auditkit.probes.runner import Plan as Plan
+from auditkit.probes.runner import ProbeTarget as ProbeTarget
+from auditkit.probes.runner import Send as Send
+from auditkit.probes.runner import StopFlag as StopFlag
+from auditkit.probes.runner import UpdateCallback as UpdateCallback
+from auditkit.probes.runner import run_plan as run_plan

@@ -17,7 +17,8 @@ from typing import Any, ClassVar
 from auditkit import early_stopping, mlperf_logs, run_rules
 from auditkit.audits.base import AuditTest
 from auditkit.audits.kit import designs
-from auditkit.audits.kit.phases import WARMUP, measured, query_size, warmup_phase
+from auditkit.audits.kit.phases import WARMUP as WARMUP
+from auditkit.audits.kit.phases import measured, query_size, warmup_phase
 from auditkit.audits.test04.decision import (
     ControlCheck,
     Decision,
@@ -52,13 +53,6 @@ MIN_RANK = 5
 VERIFY_FILE = "verify_performance.txt"
 #: MLPerf's compliance layout: the audit run's own LoadGen logs
 RUN_DIR = Path("performance") / "run_1"
-
-__all__ = [
-    "AUDIT",
-    "REFERENCE",
-    "WARMUP",
-    "Test04",
-]
 
 
 def resolve_sample_index(t4: Test04Config, dataset: Dataset) -> int:

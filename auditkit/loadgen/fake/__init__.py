@@ -20,25 +20,14 @@ A hand-written handler, in the spirit of httpx.MockTransport (sync or async; rai
 `run_virtual(run_phase_async(..., transport=transport))`.
 """
 
-from auditkit.loadgen.fake.sut import Behaviour, ColdStart, RequestInfo, SimulatedSUT
-from auditkit.loadgen.fake.transport import FakeRequest, FakeResponse, FakeTransport
-from auditkit.loadgen.fake.virtual_time import (
-    VirtualClock,
-    VirtualLoopDeadlock,
-    VirtualTimeLoop,
-    run_virtual,
-)
-
-__all__ = [
-    "Behaviour",
-    "ColdStart",
-    "FakeRequest",
-    "FakeResponse",
-    "FakeTransport",
-    "RequestInfo",
-    "SimulatedSUT",
-    "VirtualClock",
-    "VirtualLoopDeadlock",
-    "VirtualTimeLoop",
-    "run_virtual",
-]
+from auditkit.loadgen.fake.sut import Behaviour as Behaviour
+from auditkit.loadgen.fake.sut import ColdStart as ColdStart
+from auditkit.loadgen.fake.sut import RequestInfo as RequestInfo
+from auditkit.loadgen.fake.sut import SimulatedSUT as SimulatedSUT
+from auditkit.loadgen.fake.transport import FakeRequest as FakeRequest
+from auditkit.loadgen.fake.transport import FakeResponse as FakeResponse
+from auditkit.loadgen.fake.transport import FakeTransport as FakeTransport
+from auditkit.loadgen.fake.virtual_time import VirtualClock as VirtualClock
+from auditkit.loadgen.fake.virtual_time import VirtualLoopDeadlock as VirtualLoopDeadlock
+from auditkit.loadgen.fake.virtual_time import VirtualTimeLoop as VirtualTimeLoop
+from auditkit.loadgen.fake.virtual_time import run_virtual as run_virtual
