@@ -60,6 +60,6 @@ class NotebookStop(InputError):
 
 
 def did_you_mean(word: str, known: Iterable[str]) -> str:
-    """ "; did you mean X?" naming the known word closest to `word` ("" when none is close)."""
+    """The hint `; did you mean X?` naming the known word closest to `word` ("" if none is)."""
     close = difflib.get_close_matches(word, list(known), n=1)
     return f"; did you mean {close[0]}?" if close else ""
