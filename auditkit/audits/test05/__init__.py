@@ -63,7 +63,6 @@ VERIFY_FILE = upstream.VERIFY_PERFORMANCE
 QSL_SEED = 313588358309856706
 SAMPLE_INDEX_SEED = 471397156132239067
 SCHEDULE_SEED = 413914573387865862
-THRESHOLD = upstream.TEST05_THRESHOLD
 
 
 class Test05Config(AuditSettings):
@@ -113,7 +112,7 @@ def threshold_for(scenario: str, reference_score: float, given: float | None) ->
     if given is not None:
         return given
     latency = 1e9 / reference_score if reference_score else float("inf")
-    return upstream.threshold(scenario, latency, THRESHOLD)
+    return upstream.threshold(scenario, latency, upstream.TEST05_THRESHOLD)
 
 
 def limit_for(scenario: str, threshold: float) -> float:
