@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,17 +31,28 @@ class NotebookOutcome:
     seconds: float = 0.0
 
 
-def kernel_manager_class(log_file: Path | None = None) -> type:
+def kernel_manager_class(socket_dir: Path, log_file: Path | None = None) -> type:
     """The kernel manager the runner uses: jupyter_client's async manager over IPC (unix
     sockets, protected by file permissions) instead of TCP, so ipykernel has no reason to warn
     "Kernel is running over TCP without encryption"; the kernel's own stderr (its log, e.g. the
     ZMQ errors of a kernel stopped by Ctrl-C mid-cell) goes to `log_file` instead of the
-    terminal. Cell output still reaches the notebook (it travels over the kernel's sockets)."""
+    terminal. Cell output still reaches the notebook (it travels over the kernel's sockets).
+
+    The sockets live in `socket_dir`, which must be private to this run: jupyter_client's
+    default IPC path is `kernel-ipc-<n>` relative to the working directory, so two notebooks
+    started together from one directory bound the same sockets and talked to each other's
+    kernels ("Invalid Signature", then "Kernel didn't respond in 60 seconds")."""
     from jupyter_client.manager import AsyncKernelManager
-    from traitlets import CaselessStrEnum
+    from traitlets import CaselessStrEnum, default
 
     class QuietKernelManager(AsyncKernelManager):
         transport = CaselessStrEnum(["tcp", "ipc"], default_value="ipc", config=True)
+
+        @default("ip")
+        def _private_socket_path(self) -> str:
+            if self.transport == "ipc":
+                return str(socket_dir / "kernel")
+            return super()._ip_default()
 
         async def start_kernel(self, **kw: Any) -> None:  # type: ignore[override]
             if log_file is not None:
@@ -65,6 +77,8 @@ def execute(
     log_file = executed.with_suffix(".kernel.log")
     with contextlib.suppress(FileNotFoundError):
         log_file.unlink()
+    # short and private: a unix socket path must stay under ~107 bytes
+    socket_dir = tempfile.TemporaryDirectory(prefix="auditkit-kernel-")
     try:
         papermill.execute_notebook(
             str(source),
@@ -74,7 +88,7 @@ def execute(
             execution_timeout=cell_timeout_s,
             progress_bar=False,
             cwd=os.getcwd(),
-            kernel_manager_class=kernel_manager_class(log_file),
+            kernel_manager_class=kernel_manager_class(Path(socket_dir.name), log_file),
         )
     except KeyboardInterrupt:
         # Ctrl-C stops the kernel with the run; the half-finished tasks it leaves would be
@@ -98,4 +112,6 @@ def execute(
     except Exception as exc:  # kernel died, timeout, …: still an execution error
         text = " ".join(str(exc).split())[:300]
         return NotebookOutcome(EXIT_EXECUTION, f"notebook failed: {type(exc).__name__}: {text}")
+    finally:
+        socket_dir.cleanup()
     return NotebookOutcome(EXIT_PASS, "executed")
