@@ -8,4 +8,5 @@ patterns, salts, thresholds, roles), never another audit's objects:
 | `ratio`    | the block/pair bootstrap of a score ratio, looks and alpha split          |
 | `upstream` | MLPerf's threshold rules and verify_performance.txt's text                |
 | `results`  | the fields every audit's result starts from                               |
+| `accuracy_log` | LoadGen's mlperf_log_accuracy.json, written and read back              |
 """
