@@ -323,6 +323,13 @@ class MisbehaviourConfig(_Strict):
     truncate_under_load: float = Field(
         0.0, ge=0.0, lt=1.0, description="TEST09: share of output tokens dropped under load"
     )
+    wrong_under_load: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="TEST07: share of multiple-choice answers given with another letter under "
+        "load (a server that degrades when busy)",
+    )
     fast_order_seed: int | None = Field(
         None,
         description="TEST05: answer faster when prompts come in this seed's order of the "

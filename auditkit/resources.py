@@ -10,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 
 DEFAULT_DATASET = "prompts.jsonl"
+CHOICES_DATASET = "choices.jsonl"
 
 
 def _package_dir(name: str) -> Path:
@@ -26,6 +27,12 @@ def datasets_dir() -> Path:
 def default_dataset() -> Path:
     """The 1024 synthetic prompts (scripts/make_prompts.py) every audit uses by default."""
     return datasets_dir() / DEFAULT_DATASET
+
+
+def choices_dataset() -> Path:
+    """The 200 multiple-choice questions with their answers (scripts/make_choices.py): TEST07's
+    compliance set against the embedded mock."""
+    return datasets_dir() / CHOICES_DATASET
 
 
 def notebooks_dir() -> Path:

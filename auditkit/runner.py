@@ -89,6 +89,7 @@ def prepare(cfg: AuditConfig, test_id: str = DEFAULT_TEST) -> Prepared:
     test = get_test(test_id)
     if cfg.load.run_rules:
         cfg = test.with_run_rules(run_rules.apply(cfg))
+    cfg = test.dataset_defaults(cfg)
     dataset = load_dataset(cfg.dataset)
     cfg = test.resolve(cfg, dataset)
     test.validate(cfg, dataset)

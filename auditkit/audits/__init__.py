@@ -23,6 +23,7 @@ from auditkit.audits.test01 import Test01
 from auditkit.audits.test04 import Test04
 from auditkit.audits.test05 import Test05
 from auditkit.audits.test06 import Test06
+from auditkit.audits.test07 import Test07
 from auditkit.audits.test09 import Test09
 from auditkit.config import AuditConfig, deep_merge, load_yaml, validated
 from auditkit.errors import InputError, did_you_mean
@@ -34,6 +35,7 @@ REGISTRY: dict[str, AuditTest[Any, Any]] = {
     Test01.key: Test01(),
     Test05.key: Test05(),
     Test06.key: Test06(),
+    Test07.key: Test07(),
     Test09.key: Test09(),
 }
 #: the audit `auditkit run` and the notebooks use when none is named

@@ -11,7 +11,7 @@ Optional, with defaults:
 
 | what          | hooks and declarations                                          |
 |---------------|-----------------------------------------------------------------|
-| config block  | `with_run_rules`, `resolve`                                     |
+| config block  | `with_run_rules`, `dataset_defaults`, `resolve`                 |
 | phases        | `extend` (more rounds), `applies` (the suite skips it when not) |
 | verdict       | `invalid`, `advice` (the "next:" step after a verdict)          |
 | files         | `files`, `submission_name`                                      |
@@ -86,6 +86,11 @@ class AuditTest(ABC, Generic[SettingsT, EvidenceT]):
 
     def with_run_rules(self, cfg: AuditConfig) -> AuditConfig:
         """`cfg` with MLPerf's run-rule floors applied to this audit's block (default: as is)."""
+        return cfg
+
+    def dataset_defaults(self, cfg: AuditConfig) -> AuditConfig:
+        """`cfg` with this audit's own dataset when the user named none (default: as is;
+        called before the dataset is read)."""
         return cfg
 
     def resolve(self, cfg: AuditConfig, dataset: Dataset) -> AuditConfig:

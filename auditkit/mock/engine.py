@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from auditkit.config import MockConfig
+from auditkit.mock import answers
 from auditkit.mock.behaviours import Connections, ServiceShape
 from auditkit.mock.caches import CachePolicy, Key, cache_policy, prepopulated_jobs
 from auditkit.mock.faults import in_stream_cutoff
@@ -241,6 +242,8 @@ class MockEngine:
             words = generate_words("", job.output_tokens)
         else:
             words = generate_words(job.seed_text, job.output_tokens, nonce)
+            # a multiple-choice question ends with the letter the mock believes
+            words = answers.answer(job.seed_text, words)
         job, words = state.misbehaviour.answer(job, words, state.in_flight, state.computations)
         prefix_hit = state.cache.prefix(job)
         if prefix_hit:

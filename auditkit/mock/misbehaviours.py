@@ -7,6 +7,7 @@
 | fake_first_token     | a stream opens with a filler token, not the answer's   | TEST06    |
 | repeat_stop          | answers end with repeated stop markers (`</s></s>`)     | TEST06    |
 | truncate_under_load  | under load, answers are cut short (and report it)      | TEST09    |
+| wrong_under_load     | under load, a share of multiple-choice answers change letter | TEST07 |
 | fast_order_seed      | prompts arriving in that seed's order are served faster | TEST05    |
 
 "Under load" means another request was being computed when this one arrived: a one-at-a-time
@@ -20,6 +21,7 @@ import dataclasses
 from collections.abc import Sequence
 
 from auditkit.config import MisbehaviourConfig
+from auditkit.mock import answers
 from auditkit.mock.latency import Timing, generate_words
 from auditkit.mock.protocol import Job
 
@@ -91,6 +93,12 @@ class Misbehaviour:
         n = len(words)
         if cfg.change_under_load and loaded:
             words = generate_words(job.seed_text, n, nonce=seq)
+            # a multiple-choice answer changes too: its letter is drawn again
+            words = answers.answer(job.seed_text, words, nonce=seq)
+        if cfg.wrong_under_load and loaded:
+            stem = answers.stem(answers.question(job.seed_text))
+            if stem is not None and answers.share(stem, seq) < cfg.wrong_under_load:
+                words = answers.answer(job.seed_text, words, wrong=True)
         if cfg.truncate_under_load and loaded:
             words = words[: max(1, round(n * (1.0 - cfg.truncate_under_load)))]
         if cfg.repeat_stop:

@@ -3,8 +3,8 @@ were recorded with (tests/audits/golden/, recorded before the audit kit refactor
 
 Each case runs one audit end to end on the virtual clock (fixed seeds and salt, so a run is
 exact) and compares every file it writes, except the Parquet records and the volatile fields
-(times, versions, temporary paths), with the recorded one. JSON files may gain keys (a new
-field is not a changed verdict); every recorded key must keep its value.
+(times, versions, temporary paths), with the recorded one. JSON and YAML files may gain keys (a
+new field is not a changed verdict); every recorded key must keep its value.
 
 An intended change of output re-records them: `AUDITKIT_WRITE_GOLDEN=1 pytest
 tests/audits/test_same_verdicts.py`, and the diff of tests/audits/golden/ says what changed.
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from auditkit.audits import load_config
 from auditkit.runner import run_audit
@@ -163,6 +164,10 @@ def test_same_verdict_and_files_as_recorded(case: str, tmp_path: Path) -> None:
         GOLDEN.mkdir(exist_ok=True)
         path.write_text(json.dumps(now, indent=1, sort_keys=True) + "\n")
     golden = json.loads(path.read_text())
-    # every recorded file is still written (new files are allowed), each with the same content
+    # config.yaml is read as YAML, like the JSON files: a new audit's block or a new mock knob
+    # adds keys to it, which changes no verdict; every recorded setting must keep its value
+    for files in (golden["files"], now["files"]):
+        for name in [n for n in files if n.endswith(".yaml")]:
+            files[name] = yaml.safe_load(files[name])
     problems = _missing(golden, now, case)
     assert not problems, "\n".join(problems[:20])
