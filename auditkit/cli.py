@@ -158,6 +158,12 @@ def build_parser(test_name: str | None = None) -> argparse.ArgumentParser:
 
         options = suite_options()
         _arg(known, run, "--tests", help="comma-separated audits of the suite (default: all)")
+        _arg(known, run,
+            "--mlperf-model", dest="mlperf_model", metavar="MODEL",
+            help="run only the audits, with the thresholds, that the MLPerf v6.1 submission "
+            "checker requires of MODEL over the endpoints path (gpt-oss-120b, llama3.1-8b, "
+            "deepseek-r1, wan-2.2-t2v-a14b, ...; default: every audit)",
+        )  # fmt: skip
     _add_options(run, options, test.id if test else "", known)
 
     mock = sub.add_parser(
@@ -308,10 +314,13 @@ def cmd_suite(args: argparse.Namespace) -> int:
 
     options = suite_options()
     cfg = load_config(args.config, to_overrides(options, option_values(args, options)))
-    run = run_suite(cfg, parse_tests(args.tests), **_reporting(args))
+    tests = parse_tests(args.tests)
+    run = run_suite(cfg, tests, mlperf_model=args.mlperf_model, **_reporting(args))
     if args.json:
         print(json.dumps(suite_summary(run), indent=2))
     else:
+        if run.mlperf_model:
+            print(f"audits the MLPerf v6.1 submission checker requires of {run.mlperf_model}")
         print(run.table())
         print(f"artifacts: {cfg.output_dir}/<TEST>/ and {cfg.output_dir}/audit/")
     return run.exit_code

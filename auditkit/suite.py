@@ -36,6 +36,7 @@ from auditkit.errors import (
 )
 from auditkit.loadgen import Transport
 from auditkit.loadgen.fake import FakeTransport, SimulatedSUT
+from auditkit.mlperf_models import model_name, requirement, skipped_reasons
 from auditkit.options import Option, common_options, model_options, to_overrides
 from auditkit.results import SCHEMA_VERSION, check_schema_version
 from auditkit.runner import AuditRun, Log, ProgressFactory, decided_verdict, endpoint_url, prepare
@@ -55,6 +56,8 @@ class SuiteRun:
     runs: list[AuditRun]
     skipped: dict[str, str] = field(default_factory=dict)
     decision: str = "auditkit"
+    #: the MLPerf model whose required audits ran (`--mlperf-model`), None: the whole suite
+    mlperf_model: str | None = None
 
     def verdicts(self) -> dict[str, str]:
         return {r.result.test: decided_verdict(r.result, self.decision) for r in self.runs}
@@ -73,6 +76,7 @@ class SuiteRun:
             "decision": self.decision,
             "verdicts": self.verdicts(),
             "skipped": dict(self.skipped),
+            "mlperf_model": self.mlperf_model,
             "rows": self.rows(),
         }
 
@@ -214,13 +218,21 @@ def run_suite(
     *,
     progress: ProgressFactory | None = None,
     log: Log | None = None,
+    mlperf_model: str | None = None,
 ) -> SuiteRun:
-    """Run the applicable audits of `tests` (default: `suite_tests()`) against one endpoint.
-    InputError before anything is sent if any of them cannot run with `cfg`."""
+    """Run the applicable audits of `tests` (default: `suite_tests()`) against one endpoint;
+    with `mlperf_model`, the audits and thresholds the v6.1 submission checker requires of
+    that model (`auditkit.mlperf_models`). InputError before anything is sent if any of them
+    cannot run with `cfg`."""
     from auditkit.runner import run_audit
 
     say = log or (lambda _msg: None)
+    required: dict[str, str] = {}
+    if mlperf_model is not None:
+        cfg, tests, required = for_mlperf_model(cfg, mlperf_model, tests)
+        mlperf_model = model_name(mlperf_model)
     keys, skipped = check_suite(cfg, tests)
+    skipped = {**required, **skipped}
     result_path = suite_result_path(cfg.output_dir)
     runs: list[AuditRun] = []
     with _one_endpoint(cfg) as (shared, shared_transport):
@@ -237,10 +249,26 @@ def run_suite(
             runs.append(
                 run_audit(run_cfg, key, progress=progress, log=log, transport=shared_transport)
             )
-    suite = SuiteRun(runs, skipped, cfg.decision)
+    suite = SuiteRun(runs, skipped, cfg.decision, mlperf_model)
     result_path.parent.mkdir(parents=True, exist_ok=True)
     artifacts.atomic_write_json(result_path, suite.record())
     return suite
+
+
+def for_mlperf_model(
+    cfg: AuditConfig, name: str, tests: tuple[str, ...] | None = None
+) -> tuple[AuditConfig, tuple[str, ...], dict[str, str]]:
+    """(cfg with the checker's thresholds set, the audits it requires of model `name`, the
+    suite's other audits → why they are skipped); `tests` must not be given as well."""
+    if tests is not None:
+        raise InputError("give --mlperf-model or --tests, not both")
+    model, req = requirement(name)
+    update = {}
+    for key, fixed in req.settings.items():
+        block = getattr(cfg, key, None)
+        if block is not None:
+            update[key] = block.model_copy(update=fixed)
+    return cfg.model_copy(update=update), req.tests, skipped_reasons(model, req, suite_tests())
 
 
 def suite_result_path(output_dir: str | Path) -> Path:

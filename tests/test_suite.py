@@ -14,6 +14,7 @@ from auditkit.audits import load_config
 from auditkit.cli import main
 from auditkit.config import MockConfig
 from auditkit.errors import InputError
+from auditkit.mlperf_models import V61_ENDPOINTS, requirement
 from auditkit.mock import MockProcess
 from auditkit.suite import (
     applicable,
@@ -28,6 +29,7 @@ SMALL: dict[str, Any] = {
     "test04": {"samples": 64, "allow_small": True, "control_twins": 8, "rounds": 0},
     "test05": {"samples": 64},
     "test06": {"samples": 16},
+    "test07": {"samples": 40},
     "test09": {"samples": 16},
 }
 
@@ -42,14 +44,14 @@ def test_combined_exit_code() -> None:
 def test_audits_that_compare_answers_are_skipped_at_temperature_above_zero() -> None:
     cfg = load_config(None, {"endpoint": {"temperature": 0.5}})
     skipped = {k for k, why in applicable(cfg).items() if why}
-    assert skipped == {"test01", "test06"}
+    assert skipped == {"test01", "test06", "test07"}
 
 
 def test_honest_suite_on_a_virtual_clock_passes(tmp_path: Path) -> None:
     cfg = load_config(None, {"mock": {"simulated": True}, "output_dir": str(tmp_path), **SMALL})
     run = run_suite(cfg)
     assert run.verdicts() == dict.fromkeys(
-        ["TEST01", "TEST04", "TEST05", "TEST06", "TEST09"], "PASS"
+        ["TEST01", "TEST04", "TEST05", "TEST06", "TEST07", "TEST09"], "PASS"
     )
     assert run.exit_code == 0
     # only the first audit warms up: the endpoint is warm for the rest
@@ -62,6 +64,7 @@ def test_honest_suite_on_a_virtual_clock_passes(tmp_path: Path) -> None:
         "TEST04",
         "TEST05",
         "TEST06",
+        "TEST07",
         "TEST09",
     }
     assert "TEST06" in run.table() and "PASS" in run.table()
@@ -183,7 +186,7 @@ def test_suite_notebook_and_a_new_audit_through_the_generic_notebook(
 
 
 def test_the_suite_is_every_registered_audit_in_id_order_each_saying_if_it_applies() -> None:
-    assert suite_tests() == ("test01", "test04", "test05", "test06", "test09")
+    assert suite_tests() == ("test01", "test04", "test05", "test06", "test07", "test09")
     endpoint = {"api": "json", "body_template": {"prompt": "{prompt}"}}
     cfg = load_config(None, {"endpoint": endpoint})
     assert applicable(cfg) == {
@@ -191,5 +194,42 @@ def test_the_suite_is_every_registered_audit_in_id_order_each_saying_if_it_appli
         "test04": None,
         "test05": None,
         "test06": "reads streamed chunks and usage: needs an OpenAI-compatible api",
+        "test07": None,
         "test09": None,
     }
+
+
+def test_the_v61_checkers_audits_by_model() -> None:
+    """The table read from the v6.1 submission checker (auditkit/mlperf_models.py cites it)."""
+    required = {m: r.tests for m, r in V61_ENDPOINTS.items()}
+    assert required == {
+        "gpt-oss-120b": ("test07", "test09"),
+        "llama3.1-8b": ("test06",),
+        "deepseek-r1": ("test06",),
+        "wan-2.2-t2v-a14b": ("test04",),
+        "llama3.1-8b-edge": (),
+        "qwen3-vl-235b-a22b": (),
+        "qwen3.6-27b": (),
+    }
+    model, req = requirement("gpt-oss")  # a unique prefix names the model
+    assert model == "gpt-oss-120b"
+    assert req.settings["test09"] == {"min_output_tokens": 1150.38, "max_output_tokens": 1406.02}
+    for name, match in (("qwen3", "several"), ("qwen3.6-27b", "requires no"), ("resnet", "not a")):
+        with pytest.raises(InputError, match=match):
+            requirement(name)
+
+
+def test_suite_by_model_runs_the_required_audits_with_upstreams_thresholds(tmp_path: Path) -> None:
+    over = {"mock": {"simulated": True}, "output_dir": str(tmp_path), **SMALL}
+    run = run_suite(load_config(None, over), mlperf_model="gpt-oss-120b")
+    # the mock's answers are 32 tokens long: the checker's gpt-oss bounds fail them
+    assert run.verdicts() == {"TEST07": "PASS", "TEST09": "FAIL"}
+    t9 = run.runs[1].result
+    assert (t9.evidence.min_bound, t9.evidence.max_bound) == (1150.38, 1406.02)
+    assert run.runs[0].result.threshold == 60.698
+    assert set(run.skipped) == {"test01", "test04", "test05", "test06"}
+    assert "not required of gpt-oss-120b" in run.skipped["test04"]
+    saved = json.loads((tmp_path / "suite_result.json").read_text())
+    assert saved["mlperf_model"] == "gpt-oss-120b" and "SKIPPED" in run.table()
+    with pytest.raises(InputError, match="not both"):
+        run_suite(load_config(None, over), ("test06",), mlperf_model="llama3.1-8b")

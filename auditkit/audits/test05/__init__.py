@@ -1,5 +1,10 @@
-"""TEST05: does the endpoint depend on the official sample order? (alternate seeds;
-compliance/nvidia/TEST05 in mlcommons/inference: audit.config, verify_performance.py)
+"""TEST05: does the endpoint depend on the official sample order? (alternate seeds)
+
+auditkit's own check, NOT an MLPerf requirement: MLPerf removed TEST05 in November 2024
+(mlcommons/inference #1925, commit 4763c6b5); its rule is read from the last version,
+compliance/nvidia/TEST05/ at 4763c6b5^ (audit.config, verify_performance.py). That script
+matched only `Early stopping 90th percentile estimate`, which today's LoadGen prints as
+`90.0th`; auditkit's summary reader takes both.
 
 Upstream runs performance mode again with alternate `qsl_rng_seed`, `sample_index_rng_seed`
 and `schedule_rng_seed` (audit.config: 313588358309856706, 471397156132239067,
@@ -10,8 +15,8 @@ for MultiStream when <= 1600000:
     Offline/Server:           PASS iff test_score > ref_score × (1 − threshold)   (throughput)
     SingleStream/MultiStream: PASS iff test_latency < ref_latency × (1 + threshold)
 
-Removed from the required set in v5.0, still a sound check: a server tuned to (or prefetching
-along) the official order is fast only in it. auditkit's phases: *reference* (the run's seed,
+Kept because it is still a sound check: a server tuned to (or prefetching along) the official
+order is fast only in it. auditkit's phases: *reference* (the run's seed,
 `seed`, for the sample order and the server scenario's arrival schedule) and *alternate*
 (`sample_index_seed` for the order, `schedule_seed` for the arrivals; auditkit addresses
 dataset rows directly, so upstream's `qsl_rng_seed`, which picks the loaded set, has no
@@ -59,10 +64,17 @@ from auditkit.results import AuditResult, Evidence, PhaseResult
 REFERENCE: Role = "reference"
 ALTERNATE: Role = "alternate"
 VERIFY_FILE = upstream.VERIFY_PERFORMANCE
-#: compliance/nvidia/TEST05/audit.config
+#: compliance/nvidia/TEST05/audit.config (mlcommons/inference 4763c6b5^, its last version)
 QSL_SEED = 313588358309856706
 SAMPLE_INDEX_SEED = 471397156132239067
 SCHEDULE_SEED = 413914573387865862
+
+
+#: what TEST05's files say about it (never presented as an MLPerf requirement)
+RETIRED = (
+    "auditkit: TEST05 is auditkit's own alternate-seed check, not an MLPerf requirement since "
+    "November 2024 (mlcommons/inference #1925)"
+)
 
 
 class Test05Config(AuditSettings):
@@ -137,8 +149,11 @@ class Test05(AuditTest[Test05Config, Test05Evidence]):
 
     id: ClassVar[str] = "TEST05"
     key: ClassVar[str] = "test05"
-    title: ClassVar[str] = "Alternate seeds (MLPerf TEST05)"
-    summary: ClassVar[str] = "is the endpoint slower off the official sample order?"
+    title: ClassVar[str] = "Alternate seeds (auditkit's own; not MLPerf-required since Nov 2024)"
+    summary: ClassVar[str] = (
+        "is the endpoint slower off the official sample order? (auditkit's own check: MLPerf "
+        "retired TEST05 in November 2024)"
+    )
     settings_model = Test05Config
     evidence_model = Test05Evidence
     panel_label: ClassVar[str | None] = "seeds"
@@ -251,9 +266,10 @@ class Test05(AuditTest[Test05Config, Test05Evidence]):
     def files(self, result: AuditResult[Test05Evidence]) -> dict[str, str]:
         verdict = result.upstream_verdict or result.verdict
         if result.reference_score is None or result.audit_score is None:
-            return {VERIFY_FILE: upstream.verify_performance(None, False, failure=result.reason)}
+            text = upstream.verify_performance(None, False, [RETIRED], failure=result.reason)
+            return {VERIFY_FILE: text}
         scores = (f"{result.reference_score}", f"{result.audit_score}")
-        lines = upstream.verdict_lines(result.verdict, verdict, result.reason)
+        lines = [*upstream.verdict_lines(result.verdict, verdict, result.reason), RETIRED]
         return {VERIFY_FILE: upstream.verify_performance(scores, verdict == "PASS", lines)}
 
     def advice(self, result: AuditResult[Test05Evidence]) -> str:
