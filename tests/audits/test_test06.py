@@ -65,7 +65,7 @@ def test_a_single_stop_marker_is_fine_two_are_not() -> None:
     [
         ("an answer</s>", False),
         ("an answer</s></s>", True),
-        ("</s></s>", False),  # upstream: `return len(data) == 2`, the scan skips token 0
+        ("</s></s>", False),  # upstream's scan skips token 0: one EOS counted
         (" </s> <|eot_id|>\n", False),
         ("</s></s></s>", True),
         ("</s>", False),

@@ -1,5 +1,6 @@
 """TEST06: are the endpoint's streamed outputs and token counts consistent?
-(`consistency_output_test`; compliance/TEST06 in mlcommons/inference: run_verification.py)
+(`consistency_output_test`; compliance/TEST06 in mlcommons/inference: run_verification.py;
+`compliance/nvidia/TEST06` until October 2025)
 
 Upstream logs 100 samples and runs three checks on the token ids, writing three lines the
 submission checker reads (`First token check pass: True|Skipped`, `EOS check pass: True`,
@@ -107,9 +108,10 @@ def trailing_markers(text: str, markers: list[str]) -> int:
 
 
 def eos_fails(text: str, markers: list[str]) -> bool:
-    """Upstream's eos_check on one output: >= 2 trailing EOS fail, but its backward scan stops
-    before the first token (`while i > 0`), and an output of exactly two EOS passes
-    (`return len(data) == 2`): an output of nothing but markers needs three to fail."""
+    """Upstream's eos_check on one output (compliance/TEST06/run_verification.py): >= 2
+    trailing EOS fail, but its backward scan stops before the first token (`while i > 0`), so
+    an output of exactly two EOS and nothing else passes: an output of nothing but markers needs
+    three to fail. (Its `return len(data) == 2` special case was removed in October 2024.)"""
     n, rest = _strip_markers(text, markers)
     counted = n - 1 if n and not rest else n
     return counted >= 2
