@@ -233,3 +233,14 @@ def test_suite_by_model_runs_the_required_audits_with_upstreams_thresholds(tmp_p
     assert saved["mlperf_model"] == "gpt-oss-120b" and "SKIPPED" in run.table()
     with pytest.raises(InputError, match="not both"):
         run_suite(load_config(None, over), ("test06",), mlperf_model="llama3.1-8b")
+
+
+def test_suite_by_model_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["run", "suite", "--mlperf-model", "llama3.1-8b", "--mock-simulated", "--quiet",
+            "--test06-samples", "8", "--output-dir", str(tmp_path)]  # fmt: skip
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "requires of llama3.1-8b" in out and "TEST06" in out
+    assert "SKIPPED" in out and "not required of llama3.1-8b" in out
+    code = main(["run", "suite", "--mlperf-model", "qwen3.6-27b", "--output-dir", str(tmp_path)])
+    assert code == 2 and "requires no compliance audit" in capsys.readouterr().err
