@@ -4,6 +4,7 @@ passes; one tuned to the official order fails. Upstream's rule, purely."""
 from __future__ import annotations
 
 import json
+import runpy
 from pathlib import Path
 from typing import Any
 
@@ -88,3 +89,48 @@ def test_end_to_end_against_the_mock_process(
         # honest: never FAIL. Half-second phases on a shared machine vary by several percent,
         # so upstream's point rule can false-FAIL here; the interval then says INCONCLUSIVE
         assert result["verdict"] in ("PASS", "INCONCLUSIVE") and code in (0, 5), out
+
+
+summary = runpy.run_path(str(Path(__file__).parents[1] / "loadgen_samples.py"))["summary"]
+
+
+def _verify(tmp_path: Path, ref: str, test: str, *extra: str) -> tuple[int, str, str]:
+    (tmp_path / "r.txt").write_text(ref)
+    (tmp_path / "t.txt").write_text(test)
+    args = ["verify", "test05", "--reference", str(tmp_path / "r.txt"), "--test",
+            str(tmp_path / "t.txt"), "--output-dir", str(tmp_path / "out"), "--overwrite",
+            *extra]  # fmt: skip
+    code = main(args)
+    text = (tmp_path / "out" / "TEST05" / "verify_performance.txt").read_text()
+    return code, text, text.split("\n\n")[0]
+
+
+@pytest.mark.parametrize(
+    ("scenario", "ref", "test", "passed"),
+    [
+        # today's LoadGen spells the SingleStream estimate "90.0th": the retired script missed it
+        ("SingleStream", "1000000", "1049999", True),  # latency < ref × 1.05
+        ("SingleStream", "1000000", "1050000", False),  # strict
+        ("SingleStream", "200000", "239999", True),  # <= 200 µs: relaxed to 0.20
+        ("Offline", "100.0", "95.1", True),  # throughput > ref × 0.95
+        ("Offline", "100.0", "95.0", False),
+    ],
+)
+def test_verify_reads_todays_loadgen_and_applies_the_retired_rule(
+    tmp_path: Path, scenario: str, ref: str, test: str, passed: bool
+) -> None:
+    code, text, upstream_part = _verify(tmp_path, summary(scenario, ref), summary(scenario, test))
+    assert code == (0 if passed else 1)
+    assert upstream_part == (
+        f"Verifying performance.\nreference score = {ref}\ntest score = {test}\n"
+        + ("TEST PASS" if passed else "TEST FAIL: Test score invalid")
+    )
+    assert "not an MLPerf requirement since November 2024" in text
+
+
+def test_verify_an_invalid_run_prints_upstreams_failure(tmp_path: Path) -> None:
+    ok = summary("Offline", "100.0")
+    code, _text, head = _verify(tmp_path, summary("Offline", "100.0", valid=False), ok)
+    assert code == 4 and head == "Verifying performance.\nTEST FAIL: Reference results are invalid"
+    code, _text, head = _verify(tmp_path, ok, summary("Offline", "100.0", valid=False))
+    assert code == 4 and head.endswith("TEST FAIL: Test results are invalid")

@@ -58,6 +58,7 @@ from auditkit.audits.kit.results import base_fields, invalid
 from auditkit.config import AuditConfig
 from auditkit.data import Dataset, SampleOrder
 from auditkit.errors import InputError
+from auditkit.loadgen_logs import LogFile, parse_summary
 from auditkit.plan import LoadPattern, Role, RunSpec
 from auditkit.results import AuditResult, Evidence, PhaseResult
 
@@ -157,6 +158,7 @@ class Test05(AuditTest[Test05Config, Test05Evidence]):
     settings_model = Test05Config
     evidence_model = Test05Evidence
     panel_label: ClassVar[str | None] = "seeds"
+    log_inputs: ClassVar[tuple[str, ...]] = ("reference", "test")
 
     def validate(self, cfg: AuditConfig, dataset: Dataset) -> None:
         t5 = self.settings(cfg)
@@ -271,6 +273,76 @@ class Test05(AuditTest[Test05Config, Test05Evidence]):
         scores = (f"{result.reference_score}", f"{result.audit_score}")
         lines = [*upstream.verdict_lines(result.verdict, verdict, result.reason), RETIRED]
         return {VERIFY_FILE: upstream.verify_performance(scores, verdict == "PASS", lines)}
+
+    def verify_logs(
+        self, inputs: dict[str, LogFile], settings: Test05Config
+    ) -> tuple[AuditResult[Test05Evidence], dict[str, str]]:
+        """The retired verify_performance.py's verdict on two LoadGen summaries (its messages,
+        its raw scores), reading today's `90.0th` spelling as well as its `90th`."""
+        ref = parse_summary(inputs["reference"].summary, inputs["reference"].source)
+        test = parse_summary(inputs["test"].summary, inputs["test"].source)
+        if ref.scenario != test.scenario:
+            raise InputError(
+                f"Test and reference scenarios do not match: {ref.source} is {ref.scenario}, "
+                f"{test.source} is {test.scenario}"
+            )
+        scenario = ref.auditkit_scenario
+        warnings = [
+            f"WARNING: {s.errors} ERROR reported in {label} results"
+            for label, s in (("reference", ref), ("test", test))
+            if s.errors
+        ]
+        base = {
+            "test": self.id,
+            "scenario": scenario,
+            "config": {"reference_summary": ref.source, "test_summary": test.source,
+                       "settings": settings.model_dump(mode="json")},
+        }  # fmt: skip
+        failure = (
+            "Reference results are invalid"
+            if not ref.valid
+            else "Test results are invalid"
+            if not test.valid
+            else "Server target latency mismatch"
+            if scenario == "server" and ref.target_latency_text != test.target_latency_text
+            else None
+        )
+        if failure is None and (not ref.score or not test.score):
+            failure = "no score in a summary"
+        if failure is not None:
+            result = self.result_model(verdict="INVALID", reason=f"INVALID: {failure}", **base)
+            text = upstream.verify_performance(None, False, [RETIRED], failure=failure)
+            return result, {VERIFY_FILE: text}
+        assert ref.score is not None and test.score is not None
+        # upstream's rule on the raw numbers it read (latency in ns for the streams), not on
+        # 1e9 / latency: at the boundary the division's rounding could flip the comparison
+        ref_v, test_v = float(ref.score_text or 0), float(test.score_text or 0)
+        streams = scenario in upstream.LATENCY_SCENARIOS
+        threshold = settings.threshold or upstream.threshold(
+            scenario, ref_v if streams else None, upstream.TEST05_THRESHOLD
+        )
+        ok = test_v < ref_v * (1 + threshold) if streams else test_v > ref_v * (1 - threshold)
+        verdict = "PASS" if ok else "FAIL"
+        result = self.result_model(
+            verdict=verdict,
+            upstream_verdict=verdict,
+            reason=f"upstream's rule on the two summaries (threshold {threshold:g}): {verdict}",
+            reference_score=ref.score,
+            audit_score=test.score,
+            ratio=test.score / ref.score,
+            threshold=threshold,
+            threshold_source="given" if settings.threshold is not None else "upstream",
+            evidence=Test05Evidence(
+                threshold=threshold,
+                limit=limit_for(scenario, threshold),
+                interval=None,
+                seeds={},
+            ),
+            **base,
+        )
+        scores = (ref.score_text or "", test.score_text or "")
+        text = upstream.verify_performance(scores, ok, [RETIRED], warnings=warnings)
+        return result, {VERIFY_FILE: text}
 
     def advice(self, result: AuditResult[Test05Evidence]) -> str:
         if result.verdict == "FAIL":
