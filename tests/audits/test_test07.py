@@ -5,6 +5,7 @@ whose answers degrade under load fails."""
 from __future__ import annotations
 
 import json
+import runpy
 from pathlib import Path
 
 import pytest
@@ -152,6 +153,9 @@ def test_the_shipped_set_is_true_and_the_mock_knows_three_in_four() -> None:
         assert f"({row['answer']}) {value}\n" in row["prompt"]  # the key is the true option
         known += answers.belief(stem) == row["answer"]
     assert (len(rows), known) == (200, 150)
+    # and it is what scripts/make_choices.py writes
+    script = runpy.run_path(str(Path(__file__).parents[2] / "scripts" / "make_choices.py"))
+    assert script["text"]() == choices_dataset().read_text()
 
 
 @pytest.mark.slow
