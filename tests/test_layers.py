@@ -21,6 +21,7 @@ CORE = (
     "auditkit.results",
     "auditkit.errors",
     "auditkit.audits.kit",
+    "auditkit.mlperf_models",
 )
 IO_AND_PRESENTATION = ("httpx", "aiohttp", "matplotlib", "ipywidgets", "IPython", "uvicorn")
 ENTRY_POINTS = ("auditkit.cli", "auditkit.notebooks_run", "auditkit.notebook_runner")
