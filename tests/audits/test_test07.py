@@ -14,6 +14,7 @@ from auditkit.audits import load_config
 from auditkit.audits.kit.accuracy_log import parse
 from auditkit.audits.test07 import LoggedAnswer, Test07Config, score, threshold_of
 from auditkit.audits.test07.metrics import choice, printed_score, score_line
+from auditkit.cli import main
 from auditkit.errors import InputError
 from auditkit.mock import answers
 from auditkit.resources import choices_dataset
@@ -164,3 +165,14 @@ def test_over_http_the_honest_mock_passes(tmp_path: Path) -> None:
     run = run_audit(cfg, "test07")
     assert run.result.verdict == "PASS", run.result.reason
     assert run.result.evidence is not None and run.result.evidence.correct == 150
+
+
+def test_through_the_cli_the_exit_code_is_the_verdict(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["run", "test07", "--mock-simulated", "--warmup", "0", "--quiet", "--samples", "100"]
+    assert main([*args, "--output-dir", str(tmp_path / "a")]) == 0
+    assert main([*args, "--mock-wrong-under-load", "0.5", "--output-dir", str(tmp_path / "b")]) == 1
+    assert "TEST07 FAIL: exact_match" in capsys.readouterr().out
+    assert main([*args, "--metric", "exact_matsh", "--output-dir", str(tmp_path / "c")]) == 2
+    assert "did you mean" in capsys.readouterr().err.lower()
