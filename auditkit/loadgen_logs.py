@@ -9,6 +9,7 @@ names the file and the problem.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,3 +234,26 @@ def read_log_file(summary_path: str | Path) -> LogFile:
         summary=read_text(path),
         detail=read_text(detail) if detail.is_file() and detail != path else None,
     )
+
+
+MLLOG = ":::MLLOG"
+
+
+def parse_detail(text: str, source: str = "detail log") -> dict[str, object]:
+    """A mlperf_log_detail.txt's `:::MLLOG` values by key, read as upstream's MLPerfLog reads
+    them (tools/submission/log_parser.py): JSON after the marker, the first message of a key
+    wins, values at full precision. LogFormatError when the first line has no marker or a
+    marked line is not JSON (MLPerfLog's strict mode)."""
+    values: dict[str, object] = {}
+    for i, line in enumerate(text.splitlines()):
+        line = line.rstrip()
+        if i == 0 and not line.startswith(MLLOG):
+            raise LogFormatError(f"{source}: not a LoadGen detail log (no {MLLOG} on line 1)")
+        if not line.startswith(MLLOG):
+            continue
+        try:
+            message = json.loads(line[len(MLLOG) :])
+            values.setdefault(str(message["key"]), message.get("value"))
+        except (ValueError, KeyError, TypeError):
+            raise LogFormatError(f"{source}: line {i + 1} is not a valid {MLLOG} record") from None
+    return values
