@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from auditkit.audits.kit import tokens as tok
-from auditkit.audits.test06 import logs
-from auditkit.audits.test06 import check, eos_fails, trailing_markers
+from auditkit.audits.test06 import check, eos_fails, logs, trailing_markers
 from auditkit.results import LoggedOutput
 from auditkit.runner import AuditRun
 from tests.audits.conftest import SimulatedAudit
