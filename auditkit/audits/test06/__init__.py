@@ -197,7 +197,7 @@ def check(
         eos_failures=counts["eos"],
         length_failures=counts["length"],
         finish_reason_failures=counts["finish"],
-        issues=tuple(issues[:SHOWN]),
+        issues=tuple(sorted(issues, key=lambda i: i.sample_index)[:SHOWN]),
     )
     return evidence, entries
 
