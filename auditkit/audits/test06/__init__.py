@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -316,7 +316,7 @@ class Test06(AuditTest[Test06Config, Test06Evidence]):
         return self._result(ev, up.passed, base)
 
     def _result(
-        self, ev: Test06Evidence, upstream_ok: bool, base: dict[str, object]
+        self, ev: Test06Evidence, upstream_ok: bool, base: dict[str, Any]
     ) -> AuditResult[Test06Evidence]:
         mine = ev.first_token_pass and ev.eos_pass and ev.sample_length_pass
         passed = upstream_ok and mine and ev.finish_reason_pass
@@ -348,7 +348,7 @@ class Test06(AuditTest[Test06Config, Test06Evidence]):
             "len(data) == token_count; auditkit: first token as a token vs the non-streamed "
             "answer, < 2 trailing stop markers, finish reason",
             evidence=ev,
-            **base,  # type: ignore[arg-type]
+            **base,
         )
 
     def files(self, result: AuditResult[Test06Evidence]) -> dict[str, str]:

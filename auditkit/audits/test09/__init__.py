@@ -26,7 +26,7 @@ samples shorter under load than one at a time.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -234,7 +234,7 @@ class Test09(AuditTest[Test09Config, Test09Evidence]):
         usage_mean: float | None,
         logged: dict[str, str],
         tolerance: float,
-        base: dict[str, object],
+        base: dict[str, Any],
     ) -> AuditResult[Test09Evidence]:
         verdict = "PASS" if up.passed else "FAIL"
         mean, lo, hi = up.mean, up.min_bound, up.max_bound
@@ -275,7 +275,7 @@ class Test09(AuditTest[Test09Config, Test09Evidence]):
             rule="min <= mean output tokens (len(data) // 4 per accuracy-log entry) <= max "
             "(inclusive)",
             evidence=evidence,
-            **base,  # type: ignore[arg-type]
+            **base,
         )
 
     def files(self, result: AuditResult[Test09Evidence]) -> dict[str, str]:
