@@ -289,3 +289,45 @@ def test_a_run_is_reverified_from_its_own_files(
                  "--reference", str(t / "performance"), "--test", str(t / "audit")])  # fmt: skip
     assert code == (0 if run.result.upstream_verdict == "PASS" else 1)
     assert "TEST01" in capsys.readouterr().out
+
+
+def test_answers_are_kept_and_read_back(simulated_audit: SimulatedAudit, tmp_path: Path) -> None:
+    from auditkit.records_io import read_outputs
+
+    run = simulated_audit("test06")
+    streamed = next(p for p in run.phases if p.name == "streamed")
+    assert read_outputs(tmp_path / "TEST06" / "streamed") == streamed.outputs
+    assert read_outputs(tmp_path / "TEST06" / "warmup") == ()
+
+
+def tiny_tokenizer(folder: Path) -> Path:
+    """A word-level tokenizer.json built here (nothing downloaded): "</s>" is id 2."""
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    vocab = {"[UNK]": 0, "</s>": 2, "The": 5, "Th": 6, "answer": 7}
+    tok = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    path = folder / "tokenizer.json"
+    tok.save(str(path))
+    return path
+
+
+def test_a_tokenizer_gives_the_token_ids(tmp_path: Path) -> None:
+    from auditkit.audits.kit.tokens import TokenSource, load_tokenizer
+    from auditkit.results import LoggedOutput
+
+    source = TokenSource(["</s>"], load_tokenizer(str(tiny_tokenizer(tmp_path))))
+    out = LoggedOutput(0, 0, "main", "The answer </s> </s>", 4, first_chunk="Th", chunks=1)
+    t = source.tokens(out)
+    assert t.ids == (5, 7, 2, 2) and t.first == 6 and t.source == "tokenizer"
+    assert source.eos_id() == 2
+
+
+def test_test06_with_a_tokenizer_counts_its_tokens(
+    simulated_audit: SimulatedAudit, tmp_path: Path
+) -> None:
+    path = tiny_tokenizer(tmp_path)
+    run = simulated_audit("test06", out=tmp_path / "run", tokenizer=str(path))
+    ev = run.result.evidence
+    assert ev is not None and ev.count_source == "tokenizer"
+    assert run.result.verdict == "PASS", run.result.reason
