@@ -361,7 +361,7 @@ def read_outputs(phase_dir: str | Path) -> tuple[LoggedOutput, ...]:
     for row in frame.to_dict("records"):
         texts = row.get("logprob_texts")
         row["logprob_texts"] = None if texts is None else tuple(str(t) for t in texts)
-        row = {k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+        row = {str(k): (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
         for key in ("query_id", "sample_index", "chunks", "output_tokens", "logprob_tokens"):
             if row.get(key) is not None:
                 row[key] = int(row[key])
