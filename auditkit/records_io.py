@@ -358,10 +358,12 @@ def read_outputs(phase_dir: str | Path) -> tuple[LoggedOutput, ...]:
         return ()
     frame = pd.read_parquet(target)
     out = []
-    for row in frame.to_dict("records"):
+    for raw in frame.to_dict("records"):
+        row: dict[str, Any] = {
+            str(k): (None if isinstance(v, float) and v != v else v) for k, v in raw.items()
+        }
         texts = row.get("logprob_texts")
         row["logprob_texts"] = None if texts is None else tuple(str(t) for t in texts)
-        row = {str(k): (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
         for key in ("query_id", "sample_index", "chunks", "output_tokens", "logprob_tokens"):
             if row.get(key) is not None:
                 row[key] = int(row[key])
