@@ -331,3 +331,13 @@ def test_test06_with_a_tokenizer_counts_its_tokens(
     ev = run.result.evidence
     assert ev is not None and ev.count_source == "tokenizer"
     assert run.result.verdict == "PASS", run.result.reason
+
+
+@pytest.mark.parametrize("key", ["test06", "test09"])
+def test_a_missing_tokenizer_is_refused_before_any_request(
+    simulated_audit: SimulatedAudit, tmp_path: Path, key: str
+) -> None:
+    from auditkit.errors import InputError
+
+    with pytest.raises(InputError, match=r"no tokenizer\.json there"):
+        simulated_audit(key, tokenizer=str(tmp_path / "nowhere"))

@@ -153,6 +153,8 @@ class Test09(AuditTest[Test09Config, Test09Evidence]):
             raise InputError("test09.min_output_tokens exceeds test09.max_output_tokens")
         if cfg.load.scenario == "multi-stream" and t9.samples % cfg.load.samples_per_query:
             raise InputError("test09.samples must be a multiple of load.samples_per_query")
+        if t9.tokenizer:
+            tok.load_tokenizer(t9.tokenizer)  # a wrong path fails before any request
 
     def plan(self, cfg: AuditConfig, dataset: Dataset) -> list[RunSpec]:
         """Warm-up; the samples one at a time (skipped with explicit bounds); the same samples
