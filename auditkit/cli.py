@@ -126,6 +126,12 @@ def _add_options(
         _add_option(groups[option.group], option, known)
 
 
+def _verify_options(test: Any) -> list[Any]:
+    """The audit's settings `verify` offers: only those that mean something for files."""
+    options = model_options(test.settings_model, (test.key,), "", test.key)
+    return [o for o in options if o.path[-1] in test.verify_fields]
+
+
 def build_parser(test_name: str | None = None) -> argparse.ArgumentParser:
     """The full CLI; `test_name` adds that audit's flags to `run` and `verify`."""
     suite = test_name == "suite"  # `auditkit run suite`: auditkit.suite's flags
@@ -184,26 +190,30 @@ def build_parser(test_name: str | None = None) -> argparse.ArgumentParser:
     )  # fmt: skip
     _add_options(mock, model_options(MockConfig, ("mock",), "", "mock"), "mock", known)
 
+    usage = "\n".join(
+        f"  auditkit verify {t.key} "
+        + " ".join(f"--{n.replace('_', '-')} PATH" for n in t.log_inputs)
+        for t in REGISTRY.values()
+        if t.log_inputs
+    )
     verify = sub.add_parser(
         "verify",
-        help="verify LoadGen summaries (reference vs test) with an audit's rule",
-        description="Read the mlperf_log_summary.txt files an audit compares (written by "
-        "LoadGen or auditkit), print and write the verdict upstream's rule gives.",
-        epilog=EPILOG + "\nexample: auditkit verify test04 --reference ref/mlperf_log_summary.txt "
-        "--test audit/mlperf_log_summary.txt",
+        help="re-verify LoadGen files (summaries, detail and accuracy logs) with an audit's rule",
+        description="Read the LoadGen files an audit judges (written by LoadGen or auditkit), "
+        "print and write the verdict upstream's rule gives, auditkit's beside it. "
+        "`auditkit verify TEST --help` explains each input.",
+        epilog=EPILOG + "\nhow to call each audit:\n" + usage,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _arg(known, verify, "test", help="audit test id")
     if test is not None:
-        logs = verify.add_argument_group("LoadGen summaries")
+        logs = verify.add_argument_group("LoadGen files")
         for name in test.log_inputs:
             _arg(known, logs,
-                f"--{name}", dest=f"log_{name}", required=True, metavar="FILE",
-                help=f"the {name} run's mlperf_log_summary.txt",
+                f"--{name.replace('_', '-')}", dest=f"log_{name}", required=True, metavar="PATH",
+                help=test.log_help.get(name, f"the {name} run's mlperf_log_summary.txt"),
             )  # fmt: skip
-        _add_options(
-            verify, model_options(test.settings_model, (test.key,), "", test.key), "", known
-        )
+        _add_options(verify, _verify_options(test), "", known)
     _arg(known, verify,
         "--output-dir", dest="output_dir",
         help="also write the verdict files to <dir>/<TEST>/ (default: only print)",
@@ -331,17 +341,18 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
     from auditkit import artifacts
     from auditkit.config import validated
-    from auditkit.loadgen_logs import read_log_file
     from auditkit.preflight import check_output_dir
     from auditkit.runner import verdict_exit_code
 
     test = get_test(args.test)
     if not test.log_inputs:
         raise InputError(f"{test.key} cannot be verified from LoadGen logs")
-    options = model_options(test.settings_model, (test.key,), "", test.key)
+    options = _verify_options(test)
     given = to_overrides(options, option_values(args, options)).get(test.key, {})
     settings = validated(test.settings_model, given, "flags")
-    inputs = {name: read_log_file(getattr(args, f"log_{name}")) for name in test.log_inputs}
+    inputs = {
+        name: test.read_log_input(name, getattr(args, f"log_{name}")) for name in test.log_inputs
+    }
     result, files = test.verify_logs(inputs, settings)
     result = result.model_copy(update={"auditkit_version": __version__})
     if args.json:

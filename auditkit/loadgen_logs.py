@@ -9,6 +9,7 @@ names the file and the problem.
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,11 @@ class LogFile:
     source: str
     summary: str
     detail: str | None = None
+    #: mlperf_log_accuracy.json, when read (`read_run_dir`)
+    accuracy: str | None = None
+    #: the paths the texts came from (what upstream's scripts print)
+    detail_path: str | None = None
+    accuracy_path: str | None = None
 
 
 class LogFormatError(InputError):
@@ -232,4 +238,67 @@ def read_log_file(summary_path: str | Path) -> LogFile:
         source=str(path),
         summary=read_text(path),
         detail=read_text(detail) if detail.is_file() and detail != path else None,
+    )
+
+
+MLLOG = ":::MLLOG"
+
+
+def parse_detail(text: str, source: str = "detail log") -> dict[str, object]:
+    """A mlperf_log_detail.txt's `:::MLLOG` values by key, read as upstream's MLPerfLog reads
+    them (tools/submission/log_parser.py): JSON after the marker, the first message of a key
+    wins, values at full precision. LogFormatError when the first line has no marker or a
+    marked line is not JSON (MLPerfLog's strict mode)."""
+    values: dict[str, object] = {}
+    for i, line in enumerate(text.splitlines()):
+        line = line.rstrip()
+        if i == 0 and not line.startswith(MLLOG):
+            raise LogFormatError(f"{source}: not a LoadGen detail log (no {MLLOG} on line 1)")
+        if not line.startswith(MLLOG):
+            continue
+        try:
+            message = json.loads(line[len(MLLOG) :])
+            values.setdefault(str(message["key"]), message.get("value"))
+        except (ValueError, KeyError, TypeError):
+            raise LogFormatError(f"{source}: line {i + 1} is not a valid {MLLOG} record") from None
+    return values
+
+
+ACCURACY_FILE = "mlperf_log_accuracy.json"
+
+
+def read_run_dir(path: str | Path) -> LogFile:
+    """A LoadGen run's files from its folder (or any file in it): the summary, the detail log
+    and the accuracy log, each when present (no size cap on the accuracy log: LLM runs log
+    every answer). LogFormatError when the path does not exist or holds none of them."""
+    p = Path(path)
+    folder = p if p.is_dir() else p.parent
+    if not p.exists():
+        raise LogFormatError(f"{p}: not found")
+    files = {
+        name: (p if p.is_file() and p.name == name else folder / name)
+        for name in ("mlperf_log_summary.txt", "mlperf_log_detail.txt", ACCURACY_FILE)
+    }
+    if p.is_file() and p.name not in files:
+        # a file under another name: an accuracy log if it ends .json, else a detail log
+        files[ACCURACY_FILE if p.suffix == ".json" else "mlperf_log_detail.txt"] = p
+    found = {name: f for name, f in files.items() if f.is_file()}
+    if not found:
+        raise LogFormatError(
+            f"{p}: no mlperf_log_summary.txt, mlperf_log_detail.txt or {ACCURACY_FILE} there"
+        )
+    accuracy = found.get(ACCURACY_FILE)
+    detail = found.get("mlperf_log_detail.txt")
+    summary = found.get("mlperf_log_summary.txt")
+    try:
+        accuracy_text = accuracy.read_bytes().decode("utf-8") if accuracy else None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LogFormatError(f"{accuracy}: cannot read as UTF-8 text ({exc})") from None
+    return LogFile(
+        source=str(p),
+        summary=read_text(summary) if summary else "",
+        detail=read_text(detail) if detail else None,
+        accuracy=accuracy_text,
+        detail_path=str(detail) if detail else None,
+        accuracy_path=str(accuracy) if accuracy else None,
     )

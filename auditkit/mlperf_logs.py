@@ -241,6 +241,22 @@ def format_detail(s: PhaseSummary) -> str:
     values = (lat.p50_ns, lat.p90_ns, lat.p95_ns, lat.p97_ns, lat.p99_ns, lat.p999_ns)
     for p, v in zip(PERCENTILES, values, strict=True):
         entries.append((f"result_{pct_label(p, 2)}_percentile_latency_ns", v or 0))
+    if s.scenario == "single-stream" and lat.mean_ns:
+        # LoadGen's SingleStream figure: one query at a time, so 1 / mean latency
+        entries.append(("result_qps_without_loadgen_overhead", 1e9 / lat.mean_ns))
+    if s.ttft is not None:
+        entries.append(("result_first_token_mean_latency_ns", s.ttft.mean_ns or 0))
+        entries.append(("result_first_token_99.00_percentile_latency_ns", s.ttft.p99_ns or 0))
+    if s.output_tokens_total and s.completed:
+        entries.append(("mean_output_tokens", s.output_tokens_total / s.completed))
+    entries += [
+        # what auditkit did, in LoadGen's keys: the load generator, the queries it generated,
+        # no sample concatenation, no token-latency constraints
+        ("loadgen_version", "auditkit (HTTP load generator, not LoadGen)"),
+        ("generated_query_count", s.issued),
+        ("effective_sample_concatenate_permutation", False),
+        ("requested_use_token_latencies", False),
+    ]
     errors = errors_of(s)
     entries.append(("num_errors", len(errors)))
     out = [_mllog(key, value) for key, value in entries]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
+import dataclasses
 import functools
 import os
 import shutil
@@ -33,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from auditkit.results import RECORD_COLUMNS
+from auditkit.results import RECORD_COLUMNS, LoggedOutput
 
 RECORDS = "records.parquet"
 PARTS = "records.parts"
@@ -329,6 +330,45 @@ def write_records(phase_dir: str | Path, records: pd.DataFrame) -> Path:
     replace_synced(target, lambda fh: records.to_parquet(fh, index=False))
     remove_parts(folder)
     return target
+
+
+OUTPUTS = "outputs.parquet"
+
+
+def write_outputs(phase_dir: str | Path, outputs: Sequence[LoggedOutput]) -> Path | None:
+    """outputs.parquet: the answers a phase logged, whole (zstd-compressed), so the run can be
+    re-verified and its accuracy logs re-rendered without the endpoint; None when none."""
+    if not outputs:
+        return None
+    rows = [dataclasses.asdict(o) for o in outputs]
+    for row in rows:
+        texts = row["logprob_texts"]
+        row["logprob_texts"] = None if texts is None else list(texts)
+    frame = pd.DataFrame(rows)
+    target = Path(phase_dir) / OUTPUTS
+    target.parent.mkdir(parents=True, exist_ok=True)
+    replace_synced(target, lambda fh: frame.to_parquet(fh, index=False, compression="zstd"))
+    return target
+
+
+def read_outputs(phase_dir: str | Path) -> tuple[LoggedOutput, ...]:
+    """A phase's logged answers back from outputs.parquet (empty when it logged none)."""
+    target = Path(phase_dir) / OUTPUTS
+    if not target.is_file():
+        return ()
+    frame = pd.read_parquet(target)
+    out = []
+    for raw in frame.to_dict("records"):
+        row: dict[str, Any] = {
+            str(k): (None if isinstance(v, float) and v != v else v) for k, v in raw.items()
+        }
+        texts = row.get("logprob_texts")
+        row["logprob_texts"] = None if texts is None else tuple(str(t) for t in texts)
+        for key in ("query_id", "sample_index", "chunks", "output_tokens", "logprob_tokens"):
+            if row.get(key) is not None:
+                row[key] = int(row[key])
+        out.append(LoggedOutput(**row))
+    return tuple(out)
 
 
 def remove_parts(phase_dir: str | Path) -> None:

@@ -173,6 +173,8 @@ class LoggedOutput:
     finish_reason: str | None = None
     chunks: int = 0
     logprob_tokens: int | None = None
+    #: the texts of the tokens `logprobs` listed (TEST06/TEST09 count and compare them)
+    logprob_texts: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict
 from auditkit.config import AuditConfig
 from auditkit.data import Dataset
 from auditkit.errors import InputError
-from auditkit.loadgen_logs import LogFile
+from auditkit.loadgen_logs import LogFile, read_log_file
 from auditkit.plan import RunSpec
 from auditkit.results import AuditResult, EvidenceT, PhaseResult, PhaseSummary
 
@@ -64,8 +64,12 @@ class AuditTest(ABC, Generic[SettingsT, EvidenceT]):
     notebook: ClassVar[str | None] = None
     #: one line for `auditkit run --help`
     summary: ClassVar[str] = ""
-    #: names of the LoadGen summaries `auditkit verify` takes (flags --<name> FILE); () = none
+    #: names of the LoadGen files `auditkit verify` takes (flags --<name> PATH); () = none
     log_inputs: ClassVar[tuple[str, ...]] = ()
+    #: each input's help (default: "the <name> run's mlperf_log_summary.txt")
+    log_help: ClassVar[dict[str, str]] = {}
+    #: the settings `auditkit verify` offers as flags (the ones that mean something for files)
+    verify_fields: ClassVar[tuple[str, ...]] = ()
     #: the notebook verdict panel's label for the `summary_lines` (None: no rows by default)
     panel_label: ClassVar[str | None] = None
 
@@ -155,6 +159,11 @@ class AuditTest(ABC, Generic[SettingsT, EvidenceT]):
         """Audit-specific verdict files beside audit_result.json: relative path → text
         (the artifacts module writes them atomically; default: none)."""
         return {}
+
+    def read_log_input(self, name: str, path: str) -> LogFile:
+        """One `auditkit verify` input read from `path` (default: a summary and the detail
+        log beside it)."""
+        return read_log_file(path)
 
     def verify_logs(
         self, inputs: dict[str, LogFile], settings: SettingsT

@@ -30,6 +30,7 @@ class ParsedResponse:
     finish_reason: str | None = None
     chunks: int = 0  # streamed: content chunks received
     logprob_tokens: int | None = None  # tokens listed in `logprobs`, when the server sent them
+    logprob_texts: tuple[str, ...] | None = None  # and those tokens' texts, in order
 
     @property
     def sha256(self) -> str:

@@ -24,13 +24,16 @@ def _error_message(obj: dict[str, Any]) -> str:
     return str(err)
 
 
-def _logprob_tokens(choice: dict[str, Any]) -> int | None:
-    """Tokens a choice's `logprobs` lists (completions: `tokens`; chat: `content`), or None."""
+def _logprob_tokens(choice: dict[str, Any]) -> list[str] | None:
+    """The tokens a choice's `logprobs` lists (completions: `tokens`; chat: `content[].token`),
+    or None."""
     logprobs = choice.get("logprobs")
     if not isinstance(logprobs, dict):
         return None
     tokens = logprobs.get("tokens", logprobs.get("content"))
-    return len(tokens) if isinstance(tokens, list) else None
+    if not isinstance(tokens, list):
+        return None
+    return [str(t.get("token", "")) if isinstance(t, dict) else str(t) for t in tokens]
 
 
 def _usage(obj: dict[str, Any]) -> tuple[int | None, int | None, int | None]:
@@ -86,13 +89,15 @@ class _OpenAIBase:
             raise ResponseError("response choice has no text")
         prompt, output, cached = _usage(obj)
         reason = choices[0].get("finish_reason")
+        listed = _logprob_tokens(choices[0])
         return ParsedResponse(
             text,
             prompt,
             output,
             cached,
             finish_reason=reason if isinstance(reason, str) else None,
-            logprob_tokens=_logprob_tokens(choices[0]),
+            logprob_tokens=None if listed is None else len(listed),
+            logprob_texts=None if listed is None else tuple(listed),
         )
 
     def stream_parser(self) -> OpenAIStreamParser:
@@ -112,7 +117,7 @@ class OpenAIStreamParser:
         self._seen_content = False
         self._usage: tuple[int | None, int | None, int | None] = (None, None, None)
         self._finish: str | None = None
-        self._logprobs: int | None = None
+        self._logprobs: list[str] | None = None
 
     def feed(self, data: str) -> bool:
         if data.strip() == "[DONE]":
@@ -134,7 +139,7 @@ class OpenAIStreamParser:
                 self._finish = choice["finish_reason"]
             listed = _logprob_tokens(choice)
             if listed is not None:
-                self._logprobs = (self._logprobs or 0) + listed
+                self._logprobs = (self._logprobs or []) + listed
             if text:
                 self._parts.append(text)
                 if not self._seen_content:
@@ -150,7 +155,8 @@ class OpenAIStreamParser:
             first_chunk=self._parts[0] if self._parts else None,
             finish_reason=self._finish,
             chunks=len(self._parts),
-            logprob_tokens=self._logprobs,
+            logprob_tokens=None if self._logprobs is None else len(self._logprobs),
+            logprob_texts=None if self._logprobs is None else tuple(self._logprobs),
         )
 
 

@@ -263,6 +263,7 @@ def _logged(attempt: Attempt) -> LoggedOutput:
         p.finish_reason,
         p.chunks,
         p.logprob_tokens,
+        p.logprob_texts,
     )
 
 

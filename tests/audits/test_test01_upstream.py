@@ -108,3 +108,23 @@ def test_changed_answers_write_upstreams_test_fail(tmp_path: Path) -> None:
     text = (tmp_path / "out" / "TEST01" / "verify_accuracy.txt").read_text()
     assert "\nTEST FAIL\n" in text and "TEST PASS" not in text
     assert "auditkit: verdict FAIL;" in text and run.result.verdict == "FAIL"
+
+
+@pytest.mark.parametrize("phase", ["performance", "audit"])
+def test_a_phase_loadgen_calls_invalid_fails_upstreams_rule(tmp_path: Path, phase: str) -> None:
+    cfg = _config(tmp_path)
+    run = run_audit(cfg, "test01")
+    phases = [
+        replace(p, summary=p.summary.model_copy(update={"loadgen_valid": False}))
+        if p.name == phase
+        else p
+        for p in run.phases
+    ]
+    test = get_test("test01")
+    result = test.verify(phases, cfg)
+    assert result.upstream_verdict == "FAIL" and result.verdict == "INVALID"
+    perf = test.files(result)["verify_performance.txt"]
+    assert perf.startswith(
+        f"Verifying performance.\nTEST FAIL: Invalid results in {phase}/mlperf_log_detail.txt\n"
+    )
+    assert "TEST PASS" not in perf

@@ -59,6 +59,14 @@ write them (upstream's run_verification.py and submission checker grep them for 
 logged bytes; its accuracy-delta fallback is a separate step, reported here on an `auditkit:`
 line), `TEST PASS` / `TEST FAIL: Test score invalid` in verify_performance.txt by the point rule.
 auditkit's own verdict follows on lines that start with `auditkit:`.
+
+Upstream's verdict is computed on the files the run writes, by the same code that re-verifies
+LoadGen's (`logs.py`, `auditkit verify test01`): the accuracy phase's and the audit phase's
+`mlperf_log_accuracy.json` (each answer's UTF-8 bytes as `data`; verify_accuracy.py compares
+the first byte only) and the performance and audit phases' `mlperf_log_detail.txt`
+(full-precision scores; an INVALID LoadGen result is `TEST FAIL: Invalid results in <file>`).
+`upstream_verdict` (and `passed` in audit_accuracy_in_performance_test.json) is PASS iff both
+print `TEST PASS`; the similarity fallback and the interval are auditkit's, beside it.
 """
 
 from __future__ import annotations
@@ -68,12 +76,15 @@ import json
 import random
 import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar, Literal
 
 from pydantic import Field
 
+from auditkit import mlperf_logs
 from auditkit.audits.base import AuditSettings, AuditTest
 from auditkit.audits.kit import upstream
+from auditkit.audits.kit.accuracy_log import ACCURACY_LOG, AccuracyEntry, parse, render
 from auditkit.audits.kit.phases import (
     check_samples,
     one_at_a_time,
@@ -83,9 +94,11 @@ from auditkit.audits.kit.phases import (
 )
 from auditkit.audits.kit.ratio import statistical_view
 from auditkit.audits.kit.results import base_fields, invalid
+from auditkit.audits.test01 import logs
 from auditkit.config import AuditConfig
 from auditkit.data import Dataset, SampleOrder
 from auditkit.errors import InputError
+from auditkit.loadgen_logs import LogFile, parse_detail, read_run_dir
 from auditkit.plan import LoadPattern, Role, RunSpec
 from auditkit.results import AuditResult, Evidence, LoggedOutput, PhaseResult, PhaseSummary
 
@@ -176,6 +189,13 @@ class Test01Evidence(Evidence):
     accuracy_one_at_a_time: float | None = None
     accuracy_under_load: float | None = None
     accuracy_relative_delta: float | None = None
+    #: upstream's verify_accuracy.py and verify_performance.py on the run's LoadGen files
+    upstream_accuracy_pass: bool = False
+    upstream_performance_pass: bool = False
+    upstream_accuracy_lines: tuple[str, ...] = ()
+    upstream_performance_lines: tuple[str, ...] = ()
+    #: LoadGen files as written (relative path → text); not in audit_result.json
+    logs: dict[str, str] = Field(default_factory=dict, exclude=True, repr=False)
 
 
 @dataclass(frozen=True)
@@ -275,6 +295,20 @@ def _by_row(outputs: tuple[LoggedOutput, ...]) -> dict[int, str]:
     return {o.sample_index: o.text for o in outputs if o.variant == "main"}
 
 
+def entries(outputs: tuple[LoggedOutput, ...]) -> list[AccuracyEntry]:
+    """A phase's logged answers as LoadGen's accuracy log entries (`data`: the UTF-8 bytes)."""
+    main = [o for o in outputs if o.variant == "main"]
+    return [AccuracyEntry(i, o.sample_index, o.text.encode("utf-8")) for i, o in enumerate(main)]
+
+
+#: where auditkit's TEST01 folder keeps each LoadGen file upstream's scripts read
+ACCURACY_MODE_LOG = str(Path(ACCURACY) / ACCURACY_LOG)
+COMPLIANCE_LOG = str(Path(AUDIT) / ACCURACY_LOG)
+REFERENCE_DETAIL = str(Path(PERFORMANCE) / mlperf_logs.DETAIL_FILE)
+COMPLIANCE_DETAIL = str(Path(AUDIT) / mlperf_logs.DETAIL_FILE)
+RUN_DIR = Path(PERFORMANCE) / "run_1"
+
+
 def compare(accuracy: dict[int, str], load: dict[int, str]) -> tuple[int, int, float, list[Pair]]:
     """(pairs, identical, mean similarity, mismatching pairs) of the rows both logged."""
     rows = sorted(set(accuracy) & set(load))
@@ -300,6 +334,15 @@ class Test01(AuditTest[Test01Config, Test01Evidence]):
     evidence_model = Test01Evidence
     panel_label: ClassVar[str | None] = "answers"
     submission_name: ClassVar[str | None] = "accuracy_in_performance_test"
+    log_inputs: ClassVar[tuple[str, ...]] = ("reference_accuracy", "reference", "test")
+    log_help: ClassVar[dict[str, str]] = {
+        "reference_accuracy": "the accuracy-mode run's mlperf_log_accuracy.json (or its folder: "
+        "<results>/accuracy)",
+        "reference": "the submission's performance run: its mlperf_log_detail.txt (or folder: "
+        "<results>/performance/run_1)",
+        "test": "the TEST01 compliance run's folder (mlperf_log_accuracy.json, "
+        "mlperf_log_detail.txt)",
+    }
 
     def applies(self, cfg: AuditConfig) -> str | None:
         if cfg.endpoint.temperature != 0:
@@ -341,6 +384,19 @@ class Test01(AuditTest[Test01Config, Test01Evidence]):
         if problem is not None:
             return invalid(self.result_model, base, problem)
         named = {p.spec.role: p for p in phases}
+        ref_log, test_log = entries(named[ACCURACY].outputs), entries(named[AUDIT].outputs)
+        ref_detail = mlperf_logs.format_detail(named[PERFORMANCE].summary)
+        test_detail = mlperf_logs.format_detail(named[AUDIT].summary)
+        up_acc = logs.verify_accuracy(ref_log, test_log)
+        up_perf = logs.verify_performance(
+            parse_detail(ref_detail), parse_detail(test_detail),
+            (REFERENCE_DETAIL, COMPLIANCE_DETAIL),
+        )  # fmt: skip
+        written = {
+            ACCURACY_MODE_LOG: render(ref_log),
+            COMPLIANCE_LOG: render(test_log),
+            str(RUN_DIR / ACCURACY_LOG): render(test_log),
+        }
         one, load = _by_row(named[ACCURACY].outputs), _by_row(named[AUDIT].outputs)
         pairs, identical, sim, mismatches = compare(one, load)
         spec = named[ACCURACY].spec
@@ -362,7 +418,7 @@ class Test01(AuditTest[Test01Config, Test01Evidence]):
         ratio = test_q / ref_q if ref_q and test_q is not None else None
         t = performance_threshold(t1, scenario, ref_q)
         performance_pass = upstream.within(ref_q, test_q, t)
-        point = "PASS" if accuracy_pass and performance_pass else "FAIL"
+        point = "PASS" if up_acc.passed and up_perf.passed else "FAIL"
         view = statistical_view(
             named[PERFORMANCE].records, named[AUDIT].records, scenario, t, seed=t1.seed
         )
@@ -373,6 +429,9 @@ class Test01(AuditTest[Test01Config, Test01Evidence]):
         decision = interval_decision(interval, t)
         quantity = "latency" if scenario in upstream.LATENCY_SCENARIOS else "score"
         verdict = "FAIL" if not accuracy_pass else decision
+        if up_perf.reference is None or up_perf.test is None:
+            # LoadGen calls a phase INVALID: no performance comparison stands
+            verdict = "INVALID"
         allowed = f", allowed 1 − similarity <= {t1.delta:g}" if scored is None else ""
         parts = [
             f"{identical} of {pairs} logged answers identical under load "
@@ -386,7 +445,8 @@ class Test01(AuditTest[Test01Config, Test01Evidence]):
         where = f"interval [{interval[0]:.3g}, {interval[1]:.3g}]" if interval else "no interval"
         parts.append(
             f"audit/performance {quantity} {ratio_text}, {where}: performance {decision} "
-            f"(±{t:g}; upstream's point rule {'passes' if performance_pass else 'fails'})"
+            f"(±{t:g}; upstream's verify_performance.py "
+            f"{'passes' if up_perf.passed else 'fails: ' + up_perf.lines[-1]})"
         )
         evidence = Test01Evidence(
             pairs=pairs,
@@ -401,8 +461,8 @@ class Test01(AuditTest[Test01Config, Test01Evidence]):
             performance_pass=performance_pass,
             performance_quantity=quantity,
             performance_threshold=t,
-            performance_reference=ref_q,
-            performance_test=test_q,
+            performance_reference=up_perf.reference if up_perf.reference is not None else ref_q,
+            performance_test=up_perf.test if up_perf.test is not None else test_q,
             accuracy_entries=len(one),
             audit_entries=len(load),
             performance_interval=interval,
@@ -414,6 +474,11 @@ class Test01(AuditTest[Test01Config, Test01Evidence]):
             accuracy_one_at_a_time=scored.one_at_a_time if scored is not None else None,
             accuracy_under_load=scored.under_load if scored is not None else None,
             accuracy_relative_delta=scored.relative_delta if scored is not None else None,
+            upstream_accuracy_pass=up_acc.passed,
+            upstream_performance_pass=up_perf.passed,
+            upstream_accuracy_lines=tuple(up_acc.lines()),
+            upstream_performance_lines=up_perf.lines,
+            logs=written,
         )
         return self.result_model(
             verdict=verdict,
@@ -436,22 +501,102 @@ class Test01(AuditTest[Test01Config, Test01Evidence]):
 
     def files(self, result: AuditResult[Test01Evidence]) -> dict[str, str]:
         ev = result.evidence
-        mine = f"auditkit: verdict {result.verdict}; {result.reason}\n"
+        mine = f"auditkit: verdict {result.verdict}; {result.reason}"
         if ev is None:
             # what upstream's scripts print when they have nothing valid to compare
             return {
-                VERIFY_FILE: f"{ACCURACY_HEAD}TEST FAIL\n\n{mine}",
+                VERIFY_FILE: logs.text([ACCURACY_HEAD.rstrip("\n"), "TEST FAIL", ""], [mine]),
                 upstream.VERIFY_PERFORMANCE: upstream.verify_performance(
-                    None, False, [mine.rstrip("\n")], failure="Invalid results in the audit run"
+                    None, False, [mine], failure="Invalid results in the audit run"
                 ),
                 MISMATCH_FILE: "",
             }
         lines = [json.dumps(p.model_dump(), ensure_ascii=False) for p in ev.mismatches]
-        return {
+        out = {
             VERIFY_FILE: verify_accuracy_text(ev, mine),
             upstream.VERIFY_PERFORMANCE: verify_performance_text(ev, mine),
             MISMATCH_FILE: "".join(f"{line}\n" for line in lines),
+            **ev.logs,
         }
+        audit = result.phases.get(AUDIT)
+        if audit is not None:
+            out[str(RUN_DIR / mlperf_logs.SUMMARY_FILE)] = mlperf_logs.format_summary(audit)
+            out[str(RUN_DIR / mlperf_logs.DETAIL_FILE)] = mlperf_logs.format_detail(audit)
+        return out
+
+    def read_log_input(self, name: str, path: str) -> LogFile:  # noqa: ARG002 (hook signature)
+        return read_run_dir(path)
+
+    def verify_logs(
+        self, inputs: dict[str, LogFile], settings: Test01Config
+    ) -> tuple[AuditResult[Test01Evidence], dict[str, str]]:
+        """`auditkit verify test01 --reference-accuracy A --reference B --test C`: upstream's
+        verify_accuracy.py and verify_performance.py on LoadGen's files."""
+        acc, ref, test = inputs["reference_accuracy"], inputs["reference"], inputs["test"]
+        for run, need in ((acc, "accuracy"), (test, "accuracy"), (ref, "detail"), (test, "detail")):
+            if getattr(run, need) is None:
+                wanted = ACCURACY_LOG if need == "accuracy" else mlperf_logs.DETAIL_FILE
+                raise InputError(f"{run.source}: no {wanted} there")
+        try:
+            ref_log = parse(acc.accuracy or "")
+            test_log = parse(test.accuracy or "")
+        except ValueError as exc:
+            raise InputError(f"accuracy log: {exc}") from None
+        ref_path, test_path = ref.detail_path or ref.source, test.detail_path or test.source
+        up_acc = logs.verify_accuracy(ref_log, test_log)
+        up_perf = logs.verify_performance(
+            parse_detail(ref.detail or "", ref_path), parse_detail(test.detail or "", test_path),
+            (ref_path, test_path),
+        )  # fmt: skip
+        texts = {e.qsl_idx: e.data for e in ref_log}
+        pairs = [(texts[e.qsl_idx], e.data) for e in test_log if e.qsl_idx in texts]
+        identical = sum(a == b for a, b in pairs)
+        passed = up_acc.passed and up_perf.passed
+        ratio = (
+            up_perf.test / up_perf.reference
+            if up_perf.reference and up_perf.test is not None
+            else None
+        )
+        ev = Test01Evidence(
+            pairs=len(pairs), identical=identical,
+            match_rate=identical / len(pairs) if pairs else 0.0, similarity=0.0,
+            accuracy_delta=settings.delta, accuracy_pass=up_acc.passed,
+            performance_score=None, audit_score=None, performance_ratio=ratio,
+            performance_pass=up_perf.passed, performance_threshold=up_perf.threshold or 0.10,
+            performance_reference=up_perf.reference, performance_test=up_perf.test,
+            accuracy_entries=len(ref_log), audit_entries=len(test_log),
+            performance_decision="PASS" if up_perf.passed else "FAIL",
+            upstream_accuracy_pass=up_acc.passed, upstream_performance_pass=up_perf.passed,
+            upstream_accuracy_lines=tuple(up_acc.lines()),
+            upstream_performance_lines=up_perf.lines,
+            logs={str(Path("accuracy") / ACCURACY_LOG): test.accuracy or ""},
+        )  # fmt: skip
+        scenario = {v: k for k, v in mlperf_logs.LOADGEN_SCENARIO.items()}.get(
+            up_perf.scenario or "", "unknown"
+        )
+        result = self.result_model(
+            test=self.id,
+            verdict="PASS" if passed else "FAIL",
+            upstream_verdict="PASS" if passed else "FAIL",
+            reason=f"upstream: verify_accuracy.py {up_acc.lines()[-2]}, verify_performance.py "
+            f"{up_perf.lines[-1]} ({identical} of {len(pairs)} logged answers identical)",
+            scenario=scenario,
+            threshold=up_perf.threshold,
+            threshold_source="upstream (0.20 for a short single/multi-stream latency, else 0.10)",
+            rule="verify_accuracy.py (first byte of each matching qsl_idx) and "
+            "verify_performance.py (ref·(1 − t) <= test <= ref·(1 + t), VALID results)",
+            evidence=ev,
+        )
+        files = {
+            VERIFY_FILE: verify_accuracy_text(ev, f"auditkit: verdict {result.verdict}"),
+            upstream.VERIFY_PERFORMANCE: logs.text(up_perf.lines),
+            **ev.logs,
+        }
+        files[str(RUN_DIR / mlperf_logs.SUMMARY_FILE)] = test.summary
+        files[str(RUN_DIR / mlperf_logs.DETAIL_FILE)] = test.detail or ""
+        if not test.summary:
+            del files[str(RUN_DIR / mlperf_logs.SUMMARY_FILE)]
+        return result, files
 
     def advice(self, result: AuditResult[Test01Evidence]) -> str:
         ev = result.evidence
@@ -491,54 +636,41 @@ ACCURACY_HEAD = "Verifying accuracy. This might take a while...\n"
 
 
 def verify_accuracy_text(ev: Test01Evidence, mine: str) -> str:
-    """verify_accuracy.txt as upstream's verify_accuracy.py prints it (`TEST PASS` iff every
-    logged answer is identical and there is at least one), then auditkit's lines."""
-    upstream_pass = ev.pairs > 0 and ev.identical == ev.pairs
-    text = (
-        ACCURACY_HEAD
-        + "Reading accuracy mode results...\n"
-        + "Reading performance mode results...\n"
-        + f"num_acc_log_entries = {ev.accuracy_entries}\n"
-        + "num_acc_log_duplicate_keys = 0\n"
-        + "num_acc_log_data_mismatch = 0\n"
-        + f"num_perf_log_entries = {ev.audit_entries}\n"
-        + f"num_perf_log_qsl_idx_match = {ev.pairs}\n"
-        + f"num_perf_log_data_mismatch = {ev.pairs - ev.identical}\n"
-        + f"num_missing_qsl_idxs = {ev.audit_entries - ev.pairs}\n"
-        + ("TEST PASS\n\n" if upstream_pass else "TEST FAIL\n\n")
-        + mine
-        + f"auditkit: {ev.identical} of {ev.pairs} identical, similarity {ev.similarity:.4f}\n"
-    )
+    """verify_accuracy.txt: upstream's verify_accuracy.py lines (computed on the run's accuracy
+    logs), then auditkit's."""
+    extra = [mine, f"auditkit: {ev.identical} of {ev.pairs} identical, similarity "
+             f"{ev.similarity:.4f}"]  # fmt: skip
     if ev.accuracy_one_at_a_time is not None:
-        text += f"auditkit: {_evidence_accuracy(ev)}\n"
-    if not upstream_pass:
+        extra.append(f"auditkit: {_evidence_accuracy(ev)}")
+    if ev.identical != ev.pairs or not ev.upstream_accuracy_pass:
         # upstream's fallback (accuracy recomputed on both logs) is a separate step
-        text += (
+        extra.append(
             f"auditkit: answers differ; the accuracy fallback (delta <= {ev.accuracy_delta:g}) "
-            f"{'passes' if ev.accuracy_pass else 'fails'}\n"
+            f"{'passes' if ev.accuracy_pass else 'fails'}"
         )
-    return text
+    if ev.upstream_accuracy_pass and ev.identical != ev.pairs:
+        extra.append(
+            "auditkit: upstream compares the first byte of each answer only: "
+            f"{ev.pairs - ev.identical} answers differ after it"
+        )
+    return logs.text(ev.upstream_accuracy_lines, extra)
 
 
 def verify_performance_text(ev: Test01Evidence, mine: str) -> str:
-    """verify_performance.txt as upstream's verify_performance.py prints it, then auditkit's
-    interval decision."""
-    ref = "n/a" if ev.performance_reference is None else f"{ev.performance_reference}"
-    test = "n/a" if ev.performance_test is None else f"{ev.performance_test}"
+    """verify_performance.txt: upstream's verify_performance.py lines (on the detail logs),
+    then auditkit's interval decision."""
     where = (
         f"interval [{ev.performance_interval[0]:.4g}, {ev.performance_interval[1]:.4g}]"
         if ev.performance_interval is not None
         else "no interval"
     )
-    return upstream.verify_performance(
-        (ref, test),
-        ev.performance_pass,
+    return logs.text(
+        ev.upstream_performance_lines,
         [
-            mine.rstrip("\n"),
+            mine,
             f"auditkit: performance {ev.performance_decision}: {where} of audit/performance "
             f"{ev.performance_quantity} within ±{ev.performance_threshold:g}",
         ],
-        labels=("Reference score", "Test score"),
     )
 
 

@@ -73,6 +73,7 @@ class Test04(AuditTest[Test04Config, Test04Evidence]):
     submission_name: ClassVar[str | None] = "output_caching_test"
     notebook: ClassVar[str | None] = "test04.ipynb"
     log_inputs: ClassVar[tuple[str, ...]] = ("reference", "test")
+    verify_fields: ClassVar[tuple[str, ...]] = ("threshold", "threshold_mode")
 
     def with_run_rules(self, cfg: AuditConfig) -> AuditConfig:
         """Both phases raised to the scenario's minimum query count."""
