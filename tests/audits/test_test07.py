@@ -67,6 +67,36 @@ def test_answers_that_degrade_under_load_fail(
     assert record["passed"] is False
 
 
+@pytest.mark.parametrize("misbehaviour", [{}, {"wrong_under_load": 0.4}])
+def test_verify_reads_the_runs_accuracy_log_back_to_the_same_verdict(
+    simulated_audit: SimulatedAudit,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    misbehaviour: dict[str, float],
+) -> None:
+    run = simulated_audit("test07", misbehaviour, warmup=0)
+    capsys.readouterr()
+    log = tmp_path / "TEST07" / "accuracy" / "mlperf_log_accuracy.json"
+    code = main(["verify", "test07", "--test", str(log), "--answers", str(choices_dataset()),
+                 "--output-dir", str(tmp_path / "again")])  # fmt: skip
+    assert code == {"PASS": 0, "FAIL": 1}[run.result.verdict]
+    out = capsys.readouterr().out
+    assert out.startswith(f"TEST07 {run.result.verdict}: exact_match {run.result.audit_score:.3f}")
+    again = (tmp_path / "again" / "TEST07" / "verify_accuracy.txt").read_text()
+    original = (tmp_path / "TEST07" / "verify_accuracy.txt").read_text()
+    upstream_part = original.split("\nauditkit:")[0]
+    assert again.startswith(upstream_part)
+
+
+def test_verify_refuses_token_ids_it_cannot_read(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "mlperf_log_accuracy.json"
+    log.write_text('[\n{ "seq_id" : 0, "qsl_idx" : 0, "data" : "FFFE0000" }\n]\n')
+    assert main(["verify", "test07", "--test", str(log), "--answers", str(choices_dataset())]) == 2
+    assert "not UTF-8 text" in capsys.readouterr().err
+
+
 def test_one_at_a_time_the_degrading_mock_is_accurate(simulated_audit: SimulatedAudit) -> None:
     run = simulated_audit(
         "test07", {"wrong_under_load": 0.4}, warmup=0, load={"max_concurrency": 1}

@@ -25,9 +25,9 @@ phase's LoadGen summary and detail logs).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pydantic import Field
 
@@ -37,9 +37,10 @@ from auditkit.audits.kit import accuracy_log
 from auditkit.audits.kit.phases import check_samples, phase_problem, warmup_phase
 from auditkit.audits.kit.results import base_fields, invalid
 from auditkit.audits.test07.metrics import get_metric, printed_score, score_line
-from auditkit.config import AuditConfig
-from auditkit.data import Dataset, SampleOrder
+from auditkit.config import AuditConfig, DatasetConfig
+from auditkit.data import Dataset, SampleOrder, load_dataset
 from auditkit.errors import InputError
+from auditkit.loadgen_logs import LogFile, read_run_dir
 from auditkit.plan import LoadPattern, Role, RunSpec
 from auditkit.resources import choices_dataset
 from auditkit.results import AuditResult, Evidence, PhaseResult
@@ -162,6 +163,13 @@ def score(
 
 
 @dataclass(frozen=True)
+class AnswersFile(LogFile):
+    """`auditkit verify test07 --answers`: the compliance set's reference answers by row."""
+
+    answers: dict[int, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class AnsweredSpec(RunSpec):
     """The performance phase, carrying its rows' reference answers: `verify` stays a pure
     function of the phase results (it never reads the dataset)."""
@@ -179,6 +187,13 @@ class Test07(AuditTest[Test07Config, Test07Evidence]):
     settings_model = Test07Config
     evidence_model = Test07Evidence
     panel_label: ClassVar[str | None] = "accuracy"
+    log_inputs: ClassVar[tuple[str, ...]] = ("test", "answers")
+    log_help: ClassVar[dict[str, str]] = {
+        "test": "the compliance run's mlperf_log_accuracy.json (or its folder)",
+        "answers": "the compliance set with its reference answers: JSONL, CSV or Parquet with "
+        "an `answer` column, rows in qsl_idx order",
+    }
+    verify_fields: ClassVar[tuple[str, ...]] = ("metric", "mlperf_model", "threshold")
     submission_name: ClassVar[str | None] = "accuracy_in_performance_full_test"
 
     def applies(self, cfg: AuditConfig) -> str | None:
@@ -242,8 +257,19 @@ class Test07(AuditTest[Test07Config, Test07Evidence]):
             for o in perf.outputs
             if o.variant == "main"
         ]
-        threshold, source = threshold_of(t7)
         issued = [int(r) for r in perf.records["sample_index"]]
+        return self._decide(t7, answers, logged, issued, base)
+
+    def _decide(
+        self,
+        t7: Test07Config,
+        answers: dict[int, str],
+        logged: list[LoggedAnswer],
+        issued: list[int],
+        base: dict[str, Any],
+    ) -> AuditResult[Test07Evidence]:
+        """Upstream's rule on the logged answers (a run's, or an accuracy log's)."""
+        threshold, source = threshold_of(t7)
         ev = score(answers, logged, t7.metric, threshold, source, issued)
         if ev.entries == 0:
             return invalid(self.result_model, base, "no answer was logged")
@@ -288,6 +314,44 @@ class Test07(AuditTest[Test07Config, Test07Evidence]):
             out[str(RUN_DIR / mlperf_logs.SUMMARY_FILE)] = mlperf_logs.format_summary(perf)
             out[str(RUN_DIR / mlperf_logs.DETAIL_FILE)] = mlperf_logs.format_detail(perf)
         return out
+
+    def read_log_input(self, name: str, path: str) -> LogFile:
+        if name == "answers":
+            dataset = load_dataset(DatasetConfig(path=path, answer_column="answer"))
+            answers = {i: s.answer for i, s in enumerate(dataset.samples) if s.answer is not None}
+            return AnswersFile(source=path, summary="", answers=answers)
+        return read_run_dir(path)
+
+    def verify_logs(
+        self, inputs: dict[str, LogFile], settings: Test07Config
+    ) -> tuple[AuditResult[Test07Evidence], dict[str, str]]:
+        """`auditkit verify test07 --test LOG --answers SET`: upstream's rule on an accuracy
+        log whose `data` is the output text (UTF-8), scored against the set's answers."""
+        run, answers = inputs["test"], inputs["answers"]
+        if run.accuracy is None:
+            raise InputError(f"{run.source}: no {accuracy_log.ACCURACY_LOG} there")
+        try:
+            entries = accuracy_log.parse(run.accuracy)
+            logged = [
+                LoggedAnswer(
+                    seq_id=e.seq_id,
+                    qsl_idx=e.qsl_idx,
+                    text=e.data.decode("utf-8"),
+                    token_count=e.token_count,
+                )
+                for e in entries
+            ]
+        except UnicodeDecodeError:
+            raise InputError(
+                f"{run.accuracy_path}: `data` is not UTF-8 text (LoadGen's token ids?); "
+                "auditkit verify test07 scores text answers"
+            ) from None
+        except ValueError as exc:
+            raise InputError(f"{run.accuracy_path}: {exc}") from None
+        known = answers.answers if isinstance(answers, AnswersFile) else {}
+        base = {"test": self.id, "scenario": "unknown"}
+        result = self._decide(settings, known, logged, sorted(known), base)
+        return result, self.files(result)
 
     def advice(self, result: AuditResult[Test07Evidence]) -> str:
         ev = result.evidence
