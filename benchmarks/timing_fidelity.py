@@ -6,11 +6,11 @@ service time of `--latency-ms`: by default (`--server delay`) a minimal HTTP/1.1
 protocol + httptools, each answer written by a timer), whose own cost stays far below the rate
 asked of it; `--server mock` uses the mock SUT instead (no jitter, no per-token time, a slot
 per connection), which on a small shared machine becomes the bottleneck at ~3k req/s. Then it
-runs wrk (`--latency` percentiles from its own histogram, via a Lua `done` hook, in µs) and auditkit's
-offline phase (service time per query: completed_ns - sent_ns) alternately, `--rounds` times
-each, with the same connections in flight. It prints each round's median and p99 for both, and
-last `median diff = <ms> ms, p99 diff = <ms> ms` (auditkit minus wrk, medians over rounds; the
-goals are <= 0.1 ms and <= 0.5 ms; exit 0 when both are met).
+runs wrk (`--latency` percentiles from its own histogram, via a Lua `done` hook, in µs) and
+auditkit's offline phase (service time per query: completed_ns - sent_ns) alternately,
+`--rounds` times each, with the same connections in flight. It prints each round's median and
+p99 for both, and last `median diff = <ms> ms, p99 diff = <ms> ms` (auditkit minus wrk,
+medians over rounds; the goals are <= 0.1 ms and <= 0.5 ms; exit 0 when both are met).
 
 Needs wrk (Debian package `wrk`; installed with apt-get when missing and running as root).
 """
