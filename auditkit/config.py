@@ -135,6 +135,15 @@ class EndpointConfig(_Strict):
             raise ValueError(f"url has an invalid port (got {value!r})") from exc
         return value.rstrip("/")
 
+    @field_validator("headers")
+    @classmethod
+    def _check_header_text(cls, value: dict[str, str]) -> dict[str, str]:
+        # a line break would end the header early and smuggle text into the request
+        for name, text in value.items():
+            if any(c in name or c in text for c in "\r\n\0"):
+                raise ValueError(f"header {name.strip()!r} contains a line break or NUL")
+        return value
+
     @field_validator("api_key_env")
     @classmethod
     def _check_env_name(cls, value: str | None) -> str | None:

@@ -237,3 +237,13 @@ def test_the_pool_never_opens_more_than_pool_size(dataset: Dataset) -> None:
 def test_https_is_refused() -> None:
     with pytest.raises(ValueError, match="plain http://"):
         H1Session(HttpTarget("https://127.0.0.1:1"), 1)
+
+
+def test_a_header_with_a_line_break_is_bad_input() -> None:
+    """h1 writes header text as given: a CR or LF would smuggle text into the request."""
+    from pydantic import ValidationError
+
+    from auditkit.config import EndpointConfig
+
+    with pytest.raises(ValidationError, match="line break"):
+        EndpointConfig(headers={"X-Trace": "a\r\nX-Injected: 1"})
