@@ -41,6 +41,7 @@ import uvloop
 from auditkit.data import Dataset, Sample, SampleOrder
 from auditkit.endpoints.openai import CompletionsAdapter
 from auditkit.loadgen import HttpTarget, run_phase
+from auditkit.loadgen.driver import quiet_gc
 from auditkit.plan import LoadPattern, RunSpec
 
 COMPLETION = {
@@ -180,9 +181,12 @@ def wrk_rate(url: str, seconds: float, concurrency: int, threads: int, folder: P
 
 
 def raw_rate(url: str, n: int, concurrency: int, use_uvloop: bool) -> float:
-    if use_uvloop:
-        return uvloop.run(_raw(url, n, concurrency))
-    return asyncio.run(_raw(url, n, concurrency))
+    # the garbage collector treated as in auditkit's phases (quiet_gc: the heap that earlier
+    # rounds left frozen), or the yardstick would pay full collections auditkit does not
+    with quiet_gc():
+        if use_uvloop:
+            return uvloop.run(_raw(url, n, concurrency))
+        return asyncio.run(_raw(url, n, concurrency))
 
 
 def main() -> int:
