@@ -35,7 +35,7 @@ _RESPONSE = (
     + b"\r\n\r\n"
     + _BODY
 )
-_cache: dict[tuple[int, float], float] = {}
+_cache: dict[tuple[int, float, str], float] = {}
 
 
 class _NullProtocol(asyncio.Protocol):
@@ -97,9 +97,12 @@ class NullServer:
         self._loop.close()
 
 
-def client_ceiling(concurrency: int, client_delay_ms: float = 0.0) -> float:
-    """The load generator's offline rate (req/s) against a null endpoint; cached per process."""
-    key = (concurrency, client_delay_ms)
+def client_ceiling(
+    concurrency: int, client_delay_ms: float = 0.0, http_client: str = "h1"
+) -> float:
+    """The load generator's offline rate (req/s) against a null endpoint, with the HTTP client
+    the phases use (`loadgen.choice.resolve_client`); cached per process."""
+    key = (concurrency, client_delay_ms, http_client)
     if key not in _cache:
         dataset = Dataset("calibration", tuple(Sample(i, f"calibration {i}") for i in range(16)))
         load = LoadPattern("offline", max_concurrency=concurrency, client_delay_ms=client_delay_ms)
@@ -108,7 +111,10 @@ def client_ceiling(concurrency: int, client_delay_ms: float = 0.0) -> float:
         spec = RunSpec("calibration", SampleOrder.with_replacement(0), n, load)
         with NullServer() as null:
             result = run_phase(
-                spec, dataset, CompletionsAdapter("null", 1, 0.0, False), HttpTarget(null.url)
+                spec,
+                dataset,
+                CompletionsAdapter("null", 1, 0.0, False),
+                HttpTarget(null.url, http_client=http_client),
             )
         _cache[key] = result.summary.samples_per_second
     return _cache[key]

@@ -29,6 +29,7 @@ from auditkit.errors import (
     SetupError,
 )
 from auditkit.loadgen import HttpTarget, PhaseInterrupted, Transport, resolve_api_key, run_phase
+from auditkit.loadgen.choice import resolve_client
 from auditkit.loadgen.fake import FakeTransport, SimulatedSUT
 from auditkit.loadgen.workers import SPLITTABLE, phase_workers
 from auditkit.plan import RunSpec
@@ -291,7 +292,7 @@ class PhaseRunner:
         key = (load.max_concurrency, load.client_delay_ms)
         if key not in self.ceilings:
             try:
-                self.ceilings[key] = client_ceiling(*key)
+                self.ceilings[key] = client_ceiling(*key, resolve_client(self.http))
             except PhaseInterrupted:
                 raise Interrupted(
                     "interrupted during client calibration; no verdict written"

@@ -179,7 +179,7 @@ def test_client_guard_judges_each_phase_by_its_own_load(
 
     calibrated: list[tuple[int, float]] = []
 
-    def ceiling(concurrency: int, delay_ms: float = 0.0) -> float:
+    def ceiling(concurrency: int, delay_ms: float = 0.0, http_client: str = "h1") -> float:
         calibrated.append((concurrency, delay_ms))
         return 1.0
 

@@ -1,8 +1,9 @@
 """The load generator: runs one phase (a RunSpec) against an endpoint and returns its records.
 
 Modules, one job each: `target` (where to send, with which limits), `transport` (the seam: the
-protocol every transport implements, and error classification), `aiohttp_transport` (production
-HTTP on auditkit's uvloop loop), `clock`, `sse` (event-stream decoding), `supply` (which sample
+protocol every transport implements, and error classification), `h1_transport` (auditkit's own
+HTTP/1.1 client, the default for http://), `aiohttp_transport` (https://), `choice` (which of the
+two a phase uses), `clock`, `sse` (event-stream decoding), `supply` (which sample
 each query sends), `schedulers` (the four scenarios), `recorder` (per-request records),
 `driver` (one phase: requests, loop lag, stop, result) and `blocking` (`run_phase` for
 synchronous callers). `fake/` answers in memory on a virtual clock, for tests and simulations.
@@ -15,6 +16,7 @@ from auditkit.loadgen.aiohttp_transport import AiohttpTransport as AiohttpTransp
 from auditkit.loadgen.blocking import run_phase as run_phase
 from auditkit.loadgen.driver import PhaseInterrupted as PhaseInterrupted
 from auditkit.loadgen.driver import run_phase_async as run_phase_async
+from auditkit.loadgen.h1_transport import H1Transport as H1Transport
 from auditkit.loadgen.recorder import QueryRecord as QueryRecord
 from auditkit.loadgen.target import HttpTarget as HttpTarget
 from auditkit.loadgen.target import resolve_api_key as resolve_api_key

@@ -37,7 +37,7 @@ def run_phase(
 ) -> PhaseResult:
     """Run one phase to completion (works inside Jupyter too).
 
-    The default (aiohttp) transport runs on auditkit's own loop (aio.py); a transport with a
+    The default transport (loadgen/choice.py) runs on auditkit's own loop (aio.py); one with a
     `loop_factory` (the fake) runs on a fresh loop of that kind in the calling thread. Ctrl-C
     stops the phase: in-flight requests are recorded as cancelled and PhaseInterrupted carries
     the partial result. `records_dir` (the phase's folder) receives the records as part

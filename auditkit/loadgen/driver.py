@@ -19,7 +19,7 @@ from typing import Any
 
 from auditkit.data import Dataset
 from auditkit.endpoints.base import EndpointAdapter, ParsedResponse, ResponseError
-from auditkit.loadgen.aiohttp_transport import AiohttpTransport
+from auditkit.loadgen.choice import default_transport
 from auditkit.loadgen.recorder import Attempt, Recorder
 from auditkit.loadgen.schedulers import SCHEDULERS
 from auditkit.loadgen.sse import SSEDecoder, split_lines
@@ -300,10 +300,12 @@ async def run_phase_async(
     """Run one phase on the current loop. A set `stop` event ends it early (interrupted).
 
     `on_rows` watches records arrive (throttled like progress): live plots in the probes.
-    `transport` None is aiohttp; a fake transport needs its own loop (`run_phase` makes one).
+    `transport` None is `target.http_client`'s (loadgen/choice.py); a fake transport needs its
+    own loop (`run_phase` makes one).
     `records_dir` (the phase's folder) receives the records as part files while it runs.
     """
-    driver = PhaseDriver(spec, dataset, adapter, target, transport or AiohttpTransport(), progress)
+    transport = transport or default_transport(target)
+    driver = PhaseDriver(spec, dataset, adapter, target, transport, progress)
     if records_dir is not None:  # stream the records to part files there as the phase runs
         driver.recorder.sink = PartWriter(records_dir, driver.recorder.worker)
     if on_rows is not None:

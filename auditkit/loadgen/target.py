@@ -35,6 +35,8 @@ class HttpTarget:
     max_response_bytes: int = 16 * 1024 * 1024
     #: open a phase's connections with GET /v1/models before its clock starts
     warm_connections: bool = True
+    #: the HTTP client: "auto" (h1 for http://, aiohttp for https://), "h1" or "aiohttp"
+    http_client: str = "auto"
 
     @classmethod
     def from_config(cls, cfg: EndpointConfig, base_url: str, api_key: str | None) -> HttpTarget:
@@ -54,6 +56,7 @@ class HttpTarget:
             connect_timeout_s=cfg.connect_timeout_s,
             max_response_bytes=cfg.max_response_bytes,
             warm_connections=cfg.connection_warmup,
+            http_client=cfg.http_client,
         )
 
     def redacted_headers(self) -> dict[str, str]:

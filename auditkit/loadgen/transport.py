@@ -3,8 +3,10 @@
 The driver sees only these protocols: open a `Session` for a phase (its connection pool sized to
 the phase's concurrency, connections opened before the phase clock starts), POST a prebuilt body,
 read the status, headers and body as it arrives, and take every timestamp from the transport's
-`clock`. `AiohttpTransport` (aiohttp_transport.py) is the production implementation; the fake
-(fake/) answers in memory on a virtual clock.
+`clock`. Two real implementations: `H1Transport` (h1_transport.py, auditkit's own HTTP/1.1
+client, the default for http://) and `AiohttpTransport` (aiohttp_transport.py, https:// and the
+`endpoint.http_client: aiohttp` choice); loadgen/choice.py picks one. The fake (fake/) answers
+in memory on a virtual clock.
 """
 
 from __future__ import annotations
@@ -25,6 +27,18 @@ from auditkit.loadgen.target import HttpTarget
 ERROR_SNIPPET = 200
 #: GET before the phase clock starts, to open the pool's connections; it touches no cache.
 WARMUP_PATH = "/v1/models"
+
+
+class ConnectFailed(ConnectionError):
+    """No connection could be established (DNS, unreachable host; not a refusal)."""
+
+
+class ConnectTimedOut(TimeoutError):
+    """The connection was not established within endpoint.connect_timeout_s."""
+
+
+class ServerDisconnected(ConnectionError):
+    """The server closed the connection before the answer was complete."""
 
 
 class Response(Protocol):
@@ -100,17 +114,17 @@ def classify_error(exc: BaseException, timeout_s: float | None = None) -> tuple[
         return "protocol_error", text
     if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
         return "connect_error", f"TLS error: {text}"
-    if isinstance(exc, aiohttp.ClientConnectorError | ConnectionRefusedError):
+    if isinstance(exc, aiohttp.ClientConnectorError | ConnectionRefusedError | ConnectFailed):
         # aiohttp wraps a refused connect in ClientConnectorError; other transports (the fake)
         # raise the builtin
         return "connect_error", text
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+    if isinstance(exc, aiohttp.ConnectionTimeoutError | ConnectTimedOut):
         # a subclass of TimeoutError: test it first, it is a connect failure, not a slow answer
         return "connect_error", f"connect timed out ({text})"
     if isinstance(exc, TimeoutError):
         limit = f" within {timeout_s:g} s (endpoint.timeout_s)" if timeout_s else ""
         return "timeout", f"no complete response{limit} ({type(exc).__name__})"
-    if isinstance(exc, aiohttp.ServerDisconnectedError):
+    if isinstance(exc, aiohttp.ServerDisconnectedError | ServerDisconnected):
         return "protocol_error", "server closed the connection without a complete response"
     if isinstance(exc, ConnectionResetError) or (
         isinstance(exc, aiohttp.ClientOSError) and exc.errno == errno.ECONNRESET

@@ -40,7 +40,7 @@ from auditkit.config import LoadConfig
 from auditkit.data import Dataset
 from auditkit.endpoints.base import EndpointAdapter
 from auditkit.errors import ExecutionError
-from auditkit.loadgen.aiohttp_transport import AiohttpTransport
+from auditkit.loadgen.choice import default_transport
 from auditkit.loadgen.driver import PhaseDriver, ProgressCallback
 from auditkit.loadgen.schedulers import offline, server
 from auditkit.loadgen.supply import Query
@@ -149,7 +149,8 @@ class _WorkerDriver(PhaseDriver):
     """A PhaseDriver that issues its share of a phase on the shared schedule and clock."""
 
     def __init__(self, job: _Job, shared: _Shared) -> None:
-        super().__init__(job.spec, job.dataset, job.adapter, job.target, AiohttpTransport())
+        transport = default_transport(job.target)
+        super().__init__(job.spec, job.dataset, job.adapter, job.target, transport)
         self.job = job
         self.shared = shared
         self.recorder.worker = job.worker

@@ -30,9 +30,10 @@ from auditkit import aio
 from auditkit.config import MockConfig
 from auditkit.data import Dataset, SampleOrder
 from auditkit.endpoints.openai import CompletionsAdapter
-from auditkit.loadgen import AiohttpTransport, HttpTarget
+from auditkit.loadgen import AiohttpTransport, H1Transport, HttpTarget, Transport
 from auditkit.loadgen.aiohttp_transport import WRITE_DEFERRED, CountingConnector, LiveConnector
 from auditkit.loadgen.driver import PhaseDriver
+from auditkit.loadgen.h1_transport import H1Exchange, H1Session, _Connection
 from auditkit.mock import MockServer
 from auditkit.plan import LoadPattern, RunSpec
 from auditkit.results import PhaseResult
@@ -153,31 +154,44 @@ RESEND = pytest.param(
     ),
 )
 CHECK = pytest.param((LiveConnector, False), id="check-before-write")
-Guard = tuple[type[CountingConnector], bool]
+#: auditkit's own client checks a reused connection before writing, always
+H1 = pytest.param((None, False), id="h1")
+Guard = tuple[type[CountingConnector] | None, bool]
 
 
-def _transport(connector: type[CountingConnector], resend: bool) -> AiohttpTransport:
+def _transport(connector: type[CountingConnector] | None, resend: bool) -> Transport:
+    if connector is None:
+        return H1Transport()
     transport = AiohttpTransport()
     transport.connector_class = connector
     transport.resend_refused_writes = resend
     return transport
 
 
-def _closes_before_reuse(
-    server: IdleClosingServer, base: type[CountingConnector]
-) -> type[CountingConnector]:
+def _closes_before_reuse(server: IdleClosingServer, guard: Guard) -> Transport:
     """The server closes its idle connections as each request asks the pool for one."""
+    base, resend = guard
+    if base is None:
 
-    class Connector(base):
+        class Session(H1Session):
+            async def acquire(self, exchange: H1Exchange, deadline: float) -> _Connection:
+                server.close_idle()  # blocks the loop: it cannot see the close before reuse
+                return await super().acquire(exchange, deadline)
+
+        transport = H1Transport()
+        transport.session_class = Session
+        return transport
+
+    class Connector(base):  # type: ignore[valid-type,misc]
         async def connect(self, req: Any, traces: Any, timeout: Any) -> Any:
             server.close_idle()  # blocks the loop: it cannot see the close before reuse
             return await super().connect(req, traces, timeout)
 
-    return Connector
+    return _transport(Connector, resend)
 
 
 def _run(
-    transport: AiohttpTransport, url: str, dataset: Dataset, n: int, concurrency: int = 1
+    transport: Transport, url: str, dataset: Dataset, n: int, concurrency: int = 1
 ) -> tuple[PhaseResult, PhaseDriver]:
     """Single-stream, or offline at `concurrency` (each query then reuses a warm-up
     connection)."""
@@ -203,14 +217,11 @@ def test_the_default_guard_is_the_one_this_python_needs() -> None:
         assert transport.connector_class is LiveConnector and not transport.resend_refused_writes
 
 
-@pytest.mark.parametrize("guard", [RESEND, CHECK])
+@pytest.mark.parametrize("guard", [RESEND, CHECK, H1])
 def test_a_pooled_connection_the_server_closed_is_never_a_failure(
     server: IdleClosingServer, dataset: Dataset, guard: Guard
 ) -> None:
-    base, resend = guard
-    result, driver = _run(
-        _transport(_closes_before_reuse(server, base), resend), server.url, dataset, 6
-    )
+    result, driver = _run(_closes_before_reuse(server, guard), server.url, dataset, 6)
     r = result.records
     assert (r["status"] == "ok").all() and r["error"].isna().all()
     assert result.summary.complete
@@ -227,7 +238,7 @@ def test_without_a_guard_the_same_server_fails_the_query(
 ) -> None:
     """The control: what the guards prevent (aiohttp alone writes to the dead socket, or has
     its deferred write refused, and does not resend a POST)."""
-    transport = _transport(_closes_before_reuse(server, CountingConnector), False)
+    transport = _closes_before_reuse(server, (CountingConnector, False))
     result, driver = _run(transport, server.url, dataset, 3)
     # query 0 reuses the warm-up's connection, query 2 query 1's; query 1 gets a new one (the
     # failed exchange closed its connection)
@@ -257,7 +268,7 @@ def test_a_close_seen_between_pick_and_deferred_write_is_resent(
     assert [line.split()[0] for line in server.seen] == ["GET"] + ["POST"] * 5
 
 
-@pytest.mark.parametrize("guard", [RESEND, CHECK])
+@pytest.mark.parametrize("guard", [RESEND, CHECK, H1])
 def test_a_reset_after_the_server_read_the_request_stays_a_failure(
     dataset: Dataset, guard: Guard
 ) -> None:
@@ -275,9 +286,10 @@ def test_a_reset_after_the_server_read_the_request_stays_a_failure(
     assert [line.split()[0] for line in srv.seen] == ["GET"] * 4 + ["POST"] * 4
 
 
-def test_mock_reset_fault_is_a_failure_not_a_reconnect(dataset: Dataset) -> None:
+@pytest.mark.parametrize("guard", [CHECK, H1])
+def test_mock_reset_fault_is_a_failure_not_a_reconnect(dataset: Dataset, guard: Guard) -> None:
     with MockServer(MockConfig(faults={"reset_rate": 1.0})) as mock:  # type: ignore[arg-type]
-        result, driver = _run(AiohttpTransport(), mock.url, dataset, 4, concurrency=4)
+        result, driver = _run(_transport(*guard), mock.url, dataset, 4, concurrency=4)
     r = result.records
     assert (r["status"] == "protocol_error").all()
     assert r["error"].str.contains("reset").all()
