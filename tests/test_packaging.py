@@ -31,6 +31,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     names = zipfile.ZipFile(wheel).namelist()
     assert "auditkit/datasets/prompts.jsonl" in names
     assert "auditkit/notebooks/test04.ipynb" in names
+    # the Jupyter Server config that enables the pre-save hook lands in the venv's etc/jupyter
+    assert any(
+        n.endswith(".data/data/etc/jupyter/jupyter_server_config.d/auditkit.json") for n in names
+    )
     site = work / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site),
