@@ -48,7 +48,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "jupyter_server", "--no-browser", "--ServerApp.ip=127.0.0.1",
          f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-         f"--IdentityProvider.token={TOKEN}", "--ServerApp.root_dir=/", "--allow-root"],
+         f"--IdentityProvider.token={TOKEN}", "--ServerApp.root_dir=/", "--allow-root",
+         # checkpoints in the temporary folder, not beside the shipped notebooks
+         f"--FileCheckpoints.checkpoint_dir={home / 'checkpoints'}"],
         env=env, stdout=subprocess.DEVNULL, stderr=(home / "server.log").open("w"),
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -103,6 +105,7 @@ def test_saving_a_shipped_notebook_through_jupyter_strips_it(server: str) -> Non
         assert "widgets" not in saved.metadata
     finally:
         shipped.write_bytes(before)  # the template as it was, whatever the server wrote
+    assert not (shipped.parent / ".ipynb_checkpoints").exists()
 
 
 @pytest.mark.slow

@@ -170,3 +170,18 @@ def test_every_verdict_has_a_next_step(counterbalanced: Path, verdict: str) -> N
 def test_saved_result_json_lists_phases(counterbalanced: Path) -> None:
     data = json.loads((counterbalanced / "TEST04" / "audit_result.json").read_text())
     assert data["phases"]
+
+
+def test_reviewing_a_fail_run_reports_its_verdict_and_exit_code(tmp_path: Path) -> None:
+    from auditkit.notebook_runner.kernel import NotebookOutcome
+    from auditkit.notebook_runner.outputs import reviewed_verdict
+
+    cfg = build_config(
+        {"output_dir": str(tmp_path), "mock": {"simulated": True, "cache": "output"},
+         "test04": {**QUICK, "design": "sequential"}}
+    )  # fmt: skip
+    folder = run_audit(cfg).folder
+    outcome = NotebookOutcome(0, "executed")
+    reviewed_verdict(outcome, {"results_dir": str(folder)})
+    assert (outcome.exit_code, outcome.verdict) == (1, "FAIL")
+    assert outcome.message == "reviewed TEST04 FAIL"

@@ -60,3 +60,18 @@ def test_a_failed_setup_cell_stays_in_view() -> None:
 def test_a_notebook_without_tags_is_left_as_it_is(tmp_path: Path) -> None:
     cells = [nbformat.v4.new_markdown_cell("# t"), nbformat.v4.new_code_cell("1")]
     assert report_order(cells) == cells
+
+
+def test_a_typoed_parameter_names_the_closest_not_all_hundred() -> None:
+    from auditkit.audits import get_test
+    from auditkit.notebook_runner.params import unknown_message
+    from auditkit.options import audit_options
+
+    test = get_test("test04")
+    known = sorted(o.param for o in audit_options(test.key, test.settings_model))
+    assert len(known) > 50
+    message = unknown_message("mock_cahce", known, "test04")
+    assert "did you mean mock_cache?" in message and len(message) < 200, message
+    assert "`auditkit run test04 --help` lists all" in message
+    vague = unknown_message("concurrency_max", known, "test04")
+    assert "max_concurrency" in vague and len(vague) < 300, vague

@@ -19,6 +19,7 @@ from auditkit.audits.base import AuditTest
 from auditkit.audits.kit import designs
 from auditkit.audits.kit.phases import WARMUP as WARMUP
 from auditkit.audits.kit.phases import measured, query_size, warmup_phase
+from auditkit.audits.kit.ratio import interval_text
 from auditkit.audits.test04.decision import (
     ControlCheck,
     Decision,
@@ -338,7 +339,7 @@ class Test04(AuditTest[Test04Config, Test04Evidence]):
             return (
                 "find the cache that answered (the evidence's cache kind; "
                 "notebooks/investigate_caching.ipynb tells a response cache from a prefix cache), "
-                "turn it off for the audit and rerun with --overwrite"
+                "turn it off for the audit and rerun"
             )
         if result.verdict == "INCONCLUSIVE":
             decision = result.evidence.decision if result.evidence else None
@@ -346,7 +347,7 @@ class Test04(AuditTest[Test04Config, Test04Evidence]):
             more = f"about {needed} more queries" if needed else "more queries"
             return (
                 f"rerun with a larger budget ({more}: raise --max-queries or --samples) or a "
-                "quieter endpoint; add --overwrite to replace this run"
+                "quieter endpoint"
             )
         return super().advice(result)
 
@@ -391,17 +392,19 @@ class Test04(AuditTest[Test04Config, Test04Evidence]):
             rows.append(("warm-up", _warmup_line(evidence.warmup)))
         fp = evidence.fingerprint
         if fp is not None:
-            rows.append(("cache kind seen", f"{fp.kind} ({'; '.join(fp.evidence)})"))
+            rows.append(("cache kind seen", f"{fp.kind}: {'; '.join(fp.evidence)}"))
         return rows
 
 
 def _upstream_line(result: AuditResult[Any]) -> str:
     if result.reference_score is None or result.audit_score is None:
         return f"{result.upstream_verdict}"
+    # the threshold's source names its rule ("upstream rule: 0.1 for offline"): after a
+    # semicolon, not inside another pair of parentheses
     return (
         f"{result.upstream_verdict}: audit score {result.audit_score:.6g} vs reference "
-        f"{result.reference_score:.6g} × (1 + {result.threshold:g}) ({result.score_name}; "
-        f"{result.threshold_source})"
+        f"{result.reference_score:.6g} × (1 + {result.threshold:g}), in "
+        f"{result.score_name.lower()}; threshold from the {result.threshold_source}"
     )
 
 
@@ -411,7 +414,7 @@ def _decision_line(decision: Decision) -> str:
     if view is not None:
         text += (
             f": ratio {view.ratio:.3f}, {view.confidence:.1%} interval "
-            f"[{view.ci_low:.3f}, {view.ci_high:.3f}] vs limit {view.limit:g}"
+            f"{interval_text(view.ci_low, view.ci_high, view.limit)} vs limit {view.limit:g}"
         )
     partial = decision.partial_cache
     if partial is not None and partial.median_speedup is not None:
