@@ -432,7 +432,7 @@ def cmd_notebook(args: argparse.Namespace) -> int:
     if outcome.result_file is not None and outcome.result_file.is_file():
         text = outcome.result_file.read_text(encoding="utf-8")
         result = result_from_json(text, outcome.result_file)
-        print(f"  {result.reason.removeprefix(result.verdict + ': ')}", file=stream)
+        print(wrap(result.reason.removeprefix(result.verdict + ": "), "  "), file=stream)
     for label, path in (
         ("notebook", outcome.notebook),
         ("html", outcome.html),

@@ -293,7 +293,9 @@ def latency_ecdf(phases: PhasesLike, ax: Axes | None = None) -> Figure:
         if len(lat) == 0:
             continue
         xs, ys = _steps(*ecdf(lat))
-        ax.step(xs, ys, where="post", color=colour, linewidth=2.2)
+        # audit dashed over reference solid: two equal distributions still show both lines
+        style = "--" if role == "audit" else "-"
+        ax.step(xs, ys, where="post", color=colour, linewidth=2.2, linestyle=style)
         p50, p90 = np.percentile(lat, [50, 90])
         blocks = f" ({len(names)} blocks pooled)" if len(names) > 1 else ""
         labels[role] = f"p50 {p50:.3g} ms, p90 {p90:.3g} ms{blocks}"

@@ -52,11 +52,22 @@ def report_order(cells: list[Any]) -> list[Any]:
     import nbformat
 
     title = cells[:1] if cells and cells[0].get("cell_type") == "markdown" else []
+    intro = []
+    if title:
+        # the heading alone above the answer; the introduction after it
+        heading, _, rest = title[0].get("source", "").partition("\n")
+        if rest.strip():
+            title = [nbformat.v4.new_markdown_cell(heading)]
+            intro = [nbformat.v4.new_markdown_cell(rest.strip())]
     lead, body, folded = [], [], []
     label = ""
     for cell in cells[len(title) :]:
         tags = _tags(cell)
         if LEAD in tags:
+            if cell.get("cell_type") == "code":
+                # the answer, not the call that drew it (the notebook keeps the source)
+                cell = nbformat.from_dict(cell)
+                cell.metadata.setdefault("transient", {})["remove_source"] = True
             lead.append(cell)
         elif SETUP in tags and cell.get("cell_type") == "markdown":
             label = cell.get("source", "").strip()  # the next folded cell's summary
@@ -69,15 +80,18 @@ def report_order(cells: list[Any]) -> list[Any]:
         else:
             body.append(cell)
     if not folded:
-        return title + lead + body
+        return title + lead + intro + body
+    # each block one line of HTML (newlines as &#10;): markdown keeps a one-line HTML block as
+    # it is, where a blank line inside <pre> would end the block and turn the URLs in the
+    # parameters' help into links
     details = "\n".join(
-        f"<details><summary>{html.escape(summary)}</summary>"
-        f"<pre>{html.escape(_text(cell))}</pre></details>"
+        f"<details><summary>{html.escape(summary)}</summary><pre>"
+        + html.escape(_text(cell)).replace("\n", "&#10;")
+        + "</pre></details>"
         for summary, cell in folded
     )
-    # raw HTML, not markdown: markdown would turn the URLs in the parameters' help into links
-    folded_html = nbformat.v4.new_raw_cell(details, metadata={"format": "text/html"})
-    return title + lead + body + [nbformat.v4.new_markdown_cell("## How this ran"), folded_html]
+    appendix = nbformat.v4.new_markdown_cell(f"## How this ran\n\n{details}")
+    return title + lead + intro + body + [appendix]
 
 
 def export_html(notebook: Path, target: Path) -> Path:
