@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # setuptools' "Editable installation" notice is information, not a warning about this project
 QUIET_BUILD := PYTHONWARNINGS="ignore:Editable installation"
 # JupyterLab started from this venv saves the shipped notebooks without outputs
-# (ContentsManager.pre_save_hook = auditkit.nbclean.pre_save_hook)
+# (the server extension auditkit.nbclean registers its pre-save hook; pip installs the same file)
 JUPYTER_HOOK := $(VENV)/etc/jupyter/jupyter_server_config.d/auditkit.json
 
 $(STAMP): pyproject.toml

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +37,8 @@ CONFIG = "config.yaml"
 #: beside the audits' folders: <output_dir>/audit/audit_<submission name>.json, as an MLPerf
 #: endpoint submission's compliance folder holds it (v6.1 checker)
 AUDIT_DIR = "audit"
+#: <output_dir>/previous/<started>-<TEST>/: earlier runs, each laid out like an output_dir
+PREVIOUS_DIR = "previous"
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
@@ -144,23 +147,21 @@ def run_outputs(output_dir: str | Path, test: AuditTest) -> list[Path]:
     return found
 
 
-def claim_output_dir(output_dir: str | Path, test: AuditTest, *, overwrite: bool = False) -> None:
-    """Make sure a new run of `test` cannot mix with an earlier one in output_dir.
+def claim_output_dir(
+    output_dir: str | Path, test: AuditTest, *, overwrite: bool = False
+) -> Path | None:
+    """Make room for a new run of `test` in output_dir without mixing it with an earlier one.
 
-    If the earlier run's files are there: InputError naming the folder, or with `overwrite`
-    they are removed first (the audit's own files only). Two runs never share files: a verdict
-    beside another run's phase folders would be reviewed as one run.
+    The earlier run (finished or interrupted) moves to <output_dir>/previous/<started>-<TEST>/,
+    laid out like an output_dir (<TEST>/ and its audit/ record), so review, compare and verify
+    read it as any run; returns that folder. With `overwrite` its files are removed instead
+    (the audit's own files only). <output_dir>/<TEST>/ always holds the latest run.
     """
     found = run_outputs(output_dir, test)
     if not found:
-        return
-    folder = test_dir(output_dir, test.id).resolve()
+        return None
     if not overwrite:
-        raise InputError(
-            f"{folder} already holds a {test.id} run; add --overwrite (auditkit notebook: "
-            "-p overwrite true; in a notebook: overwrite = True) to replace it, or choose "
-            "another output_dir"
-        )
+        return archive(output_dir, test, found)
     for path in found:
         try:
             if path.is_dir() and not path.is_symlink():
@@ -173,6 +174,76 @@ def claim_output_dir(output_dir: str | Path, test: AuditTest, *, overwrite: bool
             raise SetupError(
                 f"cannot remove the earlier run's {path} ({exc.strerror or exc})"
             ) from None
+    return None
+
+
+def archive(output_dir: str | Path, test: AuditTest, found: list[Path]) -> Path:
+    """Move an earlier run's files (`found`, from run_outputs) under previous/ (see
+    claim_output_dir). A rename on one file system: nothing is copied, nothing lost."""
+    base = Path(output_dir)
+    folder = test_dir(base, test.id)
+    started, finished = _started(folder)
+    name = f"{started}-{test.id}" + ("" if finished else "-interrupted")
+    target = base / PREVIOUS_DIR / name
+    n = 2
+    while target.exists():
+        target = base / PREVIOUS_DIR / f"{name}-{n}"
+        n += 1
+    for path in found:
+        dest = target / path.relative_to(base)
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            path.replace(dest)
+        except OSError as exc:
+            raise SetupError(
+                f"cannot move the earlier run's {path} to {dest} ({exc.strerror or exc}); "
+                "move it yourself or add --overwrite to replace it"
+            ) from None
+    return target
+
+
+def _started(folder: Path) -> tuple[str, bool]:
+    """When the run in `folder` started (UTC, 20261207T194305Z) and whether it finished."""
+    from datetime import UTC, datetime
+
+    result = folder / RESULT
+    if result.is_file():
+        with contextlib.suppress(ValueError, OSError, AttributeError):
+            started = json.loads(result.read_text(encoding="utf-8")).get("started_at")
+            when = datetime.fromisoformat(started).astimezone(UTC)
+            return when.strftime("%Y%m%dT%H%M%SZ"), True
+    times = [p.stat().st_mtime for p in folder.rglob("*") if p.is_file()] or [0.0]
+    when = datetime.fromtimestamp(min(times), UTC)
+    return when.strftime("%Y%m%dT%H%M%SZ"), result.is_file()
+
+
+@contextlib.contextmanager
+def run_lock(output_dir: str | Path, test: AuditTest) -> Iterator[None]:
+    """Hold the right to write <output_dir>/<TEST>/ for the duration of a run: a second run
+    into the same folder while one is running stops with one line (InputError) instead of
+    moving the running one's files aside. The lock is an flock on a file in the temporary
+    folder, released by the kernel when the process ends (a killed run never blocks the next)."""
+    import fcntl
+    import hashlib
+    import os
+    import tempfile
+
+    folder = test_dir(output_dir, test.id).resolve()
+    key = hashlib.sha256(str(folder).encode()).hexdigest()[:16]
+    locks = Path(tempfile.gettempdir()) / f"auditkit-locks-{os.getuid()}"
+    locks.mkdir(mode=0o700, exist_ok=True)
+    with (locks / f"{key}.lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise InputError(
+                f"another auditkit run is writing {folder} right now; wait for it to finish or "
+                "choose another output_dir"
+            ) from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 def run_files(folder: str | Path, test: AuditTest | None = None) -> list[Path]:

@@ -157,7 +157,11 @@ def build_parser(test_name: str | None = None) -> argparse.ArgumentParser:
     _arg(known, run, "test", help=f"audit test ({', '.join(sorted(REGISTRY))})")
     _arg(known, run, "--config", help="audit YAML; flags override it (default: none)")
     _arg(known, run, "--json", action="store_true", help="print audit_result.json to stdout")
-    _arg(known, run, "--quiet", action="store_true", help="no progress or log lines")
+    _arg(known, run, "--quiet", action="store_true", help="no progress bars (only the result)")
+    _arg(known, run,
+        "--verbose", action="store_true",
+        help="also log each phase as it starts and ends (seeds, sample order, salt, score)",
+    )  # fmt: skip
     options = audit_options(test.key, test.settings_model) if test else common_options()
     if suite:
         from auditkit.suite import suite_options
@@ -244,8 +248,8 @@ def build_parser(test_name: str | None = None) -> argparse.ArgumentParser:
         nb,
         "--output-dir",
         dest="output_dir",
-        default="out",
-        help="where outputs go (default: out)",
+        default="auditkit-out",
+        help="where outputs go (default: auditkit-out, as for auditkit run)",
     )
     _arg(known, nb,
         "--cell-timeout", dest="cell_timeout", type=int, default=600,
@@ -273,14 +277,39 @@ def run_overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _reporting(args: argparse.Namespace) -> dict[str, Any]:
-    """`run`'s progress bars and log lines (on stderr), both off with --quiet."""
+    """`run`'s progress and log (on stderr): by default one transient bar for the running
+    phase; --verbose keeps the bars and logs each phase; --quiet shows neither."""
     from auditkit.progress import tqdm_progress
 
     def log(msg: str) -> None:
-        if not args.quiet:
-            print(msg, file=sys.stderr, flush=True)
+        if args.verbose and not args.quiet:
+            print(wrap(msg), file=sys.stderr, flush=True)
 
-    return {"progress": tqdm_progress(enabled=False if args.quiet else None), "log": log}
+    progress = tqdm_progress(enabled=False if args.quiet else None, leave=args.verbose)
+    return {"progress": progress, "log": log}
+
+
+#: the widest line the CLI prints (a longer one wraps, its continuation indented)
+WIDTH = 100
+
+
+def wrap(line: str, indent: str = "") -> str:
+    """`line` wrapped to WIDTH columns (continuations indented 4 more)."""
+    from textwrap import fill
+
+    return fill(
+        line,
+        WIDTH,
+        initial_indent=indent,
+        subsequent_indent=indent + "    ",
+        break_on_hyphens=False,
+        break_long_words=False,
+    )
+
+
+def say(line: str, indent: str = "") -> None:
+    """Print `line` on stdout, wrapped to WIDTH columns."""
+    print(wrap(line, indent))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -298,15 +327,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.json:
         print(r.model_dump_json(indent=2))
     else:
-        print(f"{r.test} {r.verdict}: {r.reason.removeprefix(r.verdict + ': ')}")
+        say(f"{r.test} {r.verdict}: {r.reason.removeprefix(r.verdict + ': ')}")
         if cfg.decision == "upstream" and r.upstream_verdict is not None:
-            print(
-                f"  exit code follows upstream's rule (--decision upstream): {r.upstream_verdict}"
+            say(
+                f"exit code follows upstream's rule (--decision upstream): {r.upstream_verdict}",
+                "  ",
             )
+        say(f"next: {next_step(r)}", "  ")
         for line in test.summary_lines(r):
-            print(f"  {line}")
-        print(f"  next: {next_step(r)}")
-        print(f"  artifacts: {run.folder}")
+            say(line, "  ")
+        say(f"artifacts: {run.folder}", "  ")
         print(indent(phase_table_text(run.phases), "  "))
     if r.verdict == "INVALID":
         # exit 4 like any ExecutionError: one line on stderr that names the failure
@@ -332,7 +362,7 @@ def cmd_suite(args: argparse.Namespace) -> int:
         if run.mlperf_model:
             print(f"audits the MLPerf v6.1 submission checker requires of {run.mlperf_model}")
         print(run.table())
-        print(f"artifacts: {cfg.output_dir}/<TEST>/ and {cfg.output_dir}/audit/")
+        say(f"artifacts: {cfg.output_dir}/<TEST>/ and {cfg.output_dir}/audit/")
     return run.exit_code
 
 
@@ -398,7 +428,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
     from auditkit.compare import compare_text
     from auditkit.review import load_run
 
-    print(compare_text(load_run(args.run_a), load_run(args.run_b)))
+    fix = "give RUN_A and RUN_B as a run's --output-dir or its <output-dir>/<TEST> folder"
+    print(compare_text(load_run(args.run_a, fix), load_run(args.run_b, fix)))
     return 0
 
 
@@ -421,7 +452,7 @@ def cmd_notebook(args: argparse.Namespace) -> int:
     if outcome.result_file is not None and outcome.result_file.is_file():
         text = outcome.result_file.read_text(encoding="utf-8")
         result = result_from_json(text, outcome.result_file)
-        print(f"  {result.reason.removeprefix(result.verdict + ': ')}", file=stream)
+        print(wrap(result.reason.removeprefix(result.verdict + ": "), "  "), file=stream)
     for label, path in (
         ("notebook", outcome.notebook),
         ("html", outcome.html),

@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from auditkit.display import text_table, to_ms
+from auditkit.errors import InputError
 from auditkit.results import PhaseSummary
 from auditkit.review import LoadedRun, load_run
 
@@ -61,8 +62,21 @@ def config_differences(a: LoadedRun, b: LoadedRun) -> list[tuple[str, Any, Any]]
     ]
 
 
+def check_comparable(a: LoadedRun, b: LoadedRun) -> None:
+    """InputError (one line) unless both runs are of one audit and one scenario: scores of
+    different scenarios are in different units, and different audits score different things."""
+    ra, rb = a.result, b.result
+    if (ra.test, ra.scenario) != (rb.test, rb.scenario):
+        raise InputError(
+            f"cannot compare a {ra.test} {ra.scenario} run with a {rb.test} {rb.scenario} run: "
+            "their scores are not in the same units; compare two runs of one audit and scenario"
+        )
+
+
 def compare_rows(a: LoadedRun, b: LoadedRun) -> list[tuple[str, str, str, str]]:
-    """The comparison as rows of text: (what, A, B, B/A)."""
+    """The comparison as rows of text: (what, A, B, B/A); InputError for runs that do not
+    compare (check_comparable)."""
+    check_comparable(a, b)
     ra, rb = a.result, b.result
     rows: list[tuple[str, str, str, str]] = [
         ("test", ra.test, rb.test, ""),

@@ -403,8 +403,8 @@ class AuditConfig(_Strict):
     )
     overwrite: bool = Field(
         False,
-        description="replace an earlier run of this audit in output_dir (without it the run "
-        "refuses: two runs never mix)",
+        description="remove an earlier run of this audit in output_dir (without it the earlier "
+        "run moves to <output_dir>/previous/: two runs never mix, nothing is lost)",
     )
     decision: Literal["auditkit", "upstream"] = Field(
         "auditkit",

@@ -1,11 +1,13 @@
 """Keep the shipped notebooks free of outputs: a JupyterLab pre-save hook and a cleaner.
 
 The notebooks in `auditkit/notebooks/` are templates (papermill runs them; nbval and the
-hygiene test read them), so an executed copy must never be saved over them. `make` installs
-`jupyter/jupyter_server_config.d/auditkit.json` into the venv's Jupyter config, which points
-Jupyter Server's `ContentsManager.pre_save_hook` at `pre_save_hook`: saving one of these
-notebooks in JupyterLab (autosave included) writes it without outputs, execution counts or
-widget state. Other notebooks are saved untouched.
+hygiene test read them), so an executed copy must never be saved over them. This module is a
+Jupyter Server extension: `jupyter/jupyter_server_config.d/auditkit.json` (installed into the
+venv's `etc/jupyter/` with the package, and by `make`) enables it, and its load hook registers
+`pre_save_hook` with the server's contents manager. Jupyter reads the `.d` folder's JSON only
+to enable extensions, so a `ContentsManager.pre_save_hook` setting there would be ignored.
+Saving one of these notebooks in JupyterLab (autosave included) writes it without outputs,
+execution counts or widget state. Other notebooks are saved untouched.
 
     python -m auditkit.nbclean notebooks/*.ipynb          # strip in place
     python -m auditkit.nbclean --check notebooks/*.ipynb  # exit 1 if any has outputs
@@ -57,6 +59,18 @@ def pre_save_hook(
     root = Path(getattr(contents_manager, "root_dir", None) or ".")
     if is_shipped(root / path.lstrip("/")):
         strip(model["content"])
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """Jupyter Server's entry: this module is the extension."""
+    return [{"module": "auditkit.nbclean"}]
+
+
+def _load_jupyter_server_extension(serverapp: Any) -> None:
+    """Register the hook with the running server's contents manager (beside any the user
+    configured: register_pre_save_hook keeps them)."""
+    serverapp.contents_manager.register_pre_save_hook(pre_save_hook)
+    serverapp.log.info("auditkit: shipped notebooks are saved without outputs")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

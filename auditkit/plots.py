@@ -2,8 +2,12 @@
 
 Every helper takes the phases (a mapping name → records DataFrame, or PhaseResult objects) and
 an optional `ax`, and returns the Figure, so notebooks can show it, tests can inspect it and the
-demo can save it as PNG. Phases keep one colour everywhere (reference blue, audit orange).
-Records use integer nanoseconds (DESIGN §6); axes show ms and s because people read those.
+demo can save it as PNG. Colour says a phase's role, the same in every plot (reference blue,
+audit orange, control green, warm-up grey), so the blocks of a block design (R A A R ..., 17
+phases by default) read as two groups at a glance: one shared time axis with each block a
+shaded span, legends by role (a handful of entries, whatever the number of blocks), each block
+a thin line where a plot shows distributions. Records use integer nanoseconds (DESIGN §6);
+axes show ms and s because people read those.
 """
 
 from __future__ import annotations
@@ -24,10 +28,20 @@ if TYPE_CHECKING:
 
 PhasesLike = Mapping[str, pd.DataFrame] | Iterable["PhaseResult"] | pd.DataFrame
 
-# Colour-blind-safe pair (Okabe-Ito blue/orange) first; more phases cycle through the rest.
-PHASE_COLOURS: dict[str, str] = {"reference": "#0072B2", "audit": "#E69F00"}
+# Colour-blind-safe (Okabe-Ito): one colour per role, never cycled through phases.
+ROLE_COLOURS: dict[str, str] = {
+    "reference": "#0072B2",
+    "audit": "#E69F00",
+    "control": "#009E73",
+    "warm-up": "#8C8C8C",
+    "other": "#CC79A7",
+}
+#: the roles in legend order
+ROLES = tuple(ROLE_COLOURS)
 EXTRA_COLOURS = ("#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#000000")
 FIGSIZE = (8.0, 4.0)
+#: the shared-time-axis plots are wider: 17 blocks side by side
+WIDE = (10.0, 4.2)
 
 
 def phase_frames(phases: PhasesLike) -> dict[str, pd.DataFrame]:
@@ -40,11 +54,73 @@ def phase_frames(phases: PhasesLike) -> dict[str, pd.DataFrame]:
     return {p.name: p.records for p in phases}
 
 
+def phase_role(name: str) -> str:
+    """A phase's role from its name: reference_3 → reference, audit_x1_2 → audit, warmup →
+    warm-up, control* → control; anything else → other."""
+    base = name.lower()
+    if base.startswith("warm"):
+        return "warm-up"
+    for role in ("reference", "audit", "control"):
+        if base.startswith(role):
+            return role
+    return "other"
+
+
 def phase_colour(name: str, position: int = 0) -> str:
-    """The fixed colour of a phase (same phase, same colour, in every plot)."""
-    if name in PHASE_COLOURS:
-        return PHASE_COLOURS[name]
-    return EXTRA_COLOURS[position % len(EXTRA_COLOURS)]
+    """The colour of a phase: its role's (every block of a role has the same colour)."""
+    del position  # kept for callers that number phases: colour no longer cycles with it
+    return ROLE_COLOURS[phase_role(name)]
+
+
+def _block_label(name: str) -> str:
+    """A short label for a block over the time axis: reference_3 → R3, audit_x1_2 → Ax1.2."""
+    letter = {"reference": "R", "audit": "A", "control": "C", "warm-up": "W"}.get(phase_role(name))
+    if letter is None:
+        return name
+    rest = name[len(name.split("_")[0]) :].lstrip("_").replace("_", ".")
+    return f"{letter}{rest}"
+
+
+def _role_legend(ax: Axes, counts: Mapping[str, str], **kwargs: Any) -> None:
+    """One legend entry per role present: its colour and `counts[role]` as its text."""
+    from matplotlib.patches import Patch
+
+    handles = [
+        Patch(facecolor=ROLE_COLOURS[r], edgecolor="none", label=f"{r}: {counts[r]}")
+        for r in ROLES
+        if r in counts
+    ]
+    ax.legend(handles=handles, **kwargs)
+
+
+def _shade_blocks(
+    ax: Axes, frames: Mapping[str, pd.DataFrame], offsets: Mapping[str, float]
+) -> None:
+    """Each phase a shaded span in its role's colour on the shared time axis, its short name
+    above the plot (W, R1, A1, A2, R2 ...; every n-th when there are too many to read)."""
+    names = list(frames)
+    every = max(1, -(-len(names) // 24))
+    ticks, labels = [], []
+    for i, name in enumerate(names):
+        start = offsets[name]
+        end = start + _span_s(frames[name])
+        ax.axvspan(start, end, color=phase_colour(name), alpha=0.10, linewidth=0)
+        if i:
+            ax.axvline(start, color="0.7", linewidth=0.6)
+        if i % every == 0:
+            ticks.append((start + end) / 2)
+            labels.append(_block_label(name))
+    top = ax.secondary_xaxis("top")
+    top.set_xticks(ticks, labels, fontsize=7)
+    top.tick_params(length=0, pad=1)
+
+
+def _by_role(frames: Mapping[str, pd.DataFrame]) -> dict[str, list[str]]:
+    """Phase names grouped by role, roles in legend order."""
+    out: dict[str, list[str]] = {}
+    for name in frames:
+        out.setdefault(phase_role(name), []).append(name)
+    return {r: out[r] for r in ROLES if r in out}
 
 
 def _axes(ax: Axes | None, figsize: tuple[float, float] = FIGSIZE) -> tuple[Figure, Axes]:
@@ -104,12 +180,6 @@ def _keep(y: np.ndarray) -> tuple[np.ndarray, int]:
     return (np.arange(len(y)) % k == 0) | (y >= np.nanpercentile(y, 99.9)), k
 
 
-def _thin(ok: pd.DataFrame, label: str) -> tuple[pd.DataFrame, str]:
-    """At most ~MAX_POINTS of a phase's completed queries to draw, and the label saying so."""
-    keep, k = _keep(ok["latency_ns"].astype("float64").to_numpy())
-    return (ok, label) if k == 1 else (ok[keep], f"{label}; 1 in {k} drawn + slowest 0.1 %")
-
-
 def _steps(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """An ECDF at ~MAX_POINTS evenly spaced ranks (first and last kept)."""
     if len(xs) <= MAX_POINTS:
@@ -134,120 +204,67 @@ def phase_offsets(frames: Mapping[str, pd.DataFrame]) -> dict[str, float]:
     return {name: float(start) for name, start in zip(frames, starts, strict=False)}
 
 
-def _mark_boundaries(ax: Axes, offsets: Mapping[str, float]) -> None:
-    for name, start in list(offsets.items())[1:]:
-        ax.axvline(start, color="0.5", linestyle=":", linewidth=1)
-        ax.annotate(
-            f"{name} starts",
-            (start, 1.0),
-            xycoords=("data", "axes fraction"),
-            xytext=(3, -12),
-            textcoords="offset points",
-            fontsize=8,
-            color="0.35",
-        )
-
-
-#: a phase's panel is at least this share of the longest phase's width (a short audit phase
-#: beside a long warm-up and reference would otherwise be a sliver)
-MIN_PANEL_SHARE = 0.3
-
-
 def latency_over_time(phases: PhasesLike, ax: Axes | None = None) -> Figure:
-    """Per-query latency (ms) against time (s): one panel per phase, side by side on a shared
-    latency axis, each at least MIN_PANEL_SHARE of the widest; the legend sits above the
-    panels, never over the points. On a given `ax`: all phases on one shared time axis."""
+    """Per-query latency (ms) against time (s), every phase on one shared time axis: each
+    block a shaded span in its role's colour with its short name above (R1, A1, ...), dots
+    coloured by role, a legend by role (queries per role) outside the data."""
     frames = phase_frames(phases)
-    if ax is not None or len(frames) < 2:
-        return _latency_shared_axis(frames, ax)
-    spans = [max(_span_s(rec), 1e-9) for rec in frames.values()]
-    widths = [max(span, MIN_PANEL_SHARE * max(spans)) for span in spans]
-    fig, first = fig_and_axes((max(FIGSIZE[0], 2.2 * len(frames)), FIGSIZE[1]))
-    fig.delaxes(first)
-    axes = fig.subplots(1, len(frames), sharey=True, gridspec_kw={"width_ratios": widths})
-    handles, labels = [], []
-    for i, ((name, rec), panel) in enumerate(zip(frames.items(), axes, strict=True)):
-        dots, label = _latency_dots(panel, name, rec, i)
-        handles.append(dots)
-        labels.append(label)
-        panel.set_title(name, fontsize=9)
-        panel.grid(True, alpha=0.3)
-    axes[0].set_xlabel("time in phase (s)", fontsize=8)
-    axes[0].set_ylabel("query latency (ms)")
-    axes[0].set_ylim(bottom=0)
-    if _offline(frames):
-        fig.supxlabel(
-            "offline: all queries scheduled at phase start, so latency includes queueing",
-            fontsize=8,
-            color="0.35",
-        )
-    # the legend (titled) sits in a band above the panels that the layout leaves free: inside
-    # a panel it covered points, and in the layout it widened the first panel
-    from matplotlib.layout_engine import ConstrainedLayoutEngine
-
-    engine = fig.get_layout_engine()
-    if isinstance(engine, ConstrainedLayoutEngine):
-        engine.set(rect=(0.0, 0.0, 1.0, 0.78))
-    legend = axes[0].legend(
-        handles,
-        labels,
-        loc="upper center",
-        bbox_to_anchor=(0.5, 0.99),
-        bbox_transform=fig.transFigure,
-        ncols=min(len(labels), 4),
-        markerscale=2,
-        fontsize=8,
-        frameon=False,
-        title="Per-query latency over time, one panel per phase",
-    )
-    legend.set_in_layout(False)
-    return fig
-
-
-def _offline(frames: dict[str, pd.DataFrame]) -> bool:
-    """Every query scheduled at t=0 (offline), so latency grows with queue position."""
-    return all(len(r) and (r["scheduled_ns"].fillna(0) == 0).all() for r in frames.values())
-
-
-def _latency_dots(
-    ax: Axes, name: str, rec: pd.DataFrame, i: int, offset: float = 0.0
-) -> tuple[Any, str]:
-    """One phase's ok queries as dots (latency over completion time + `offset`), and their
-    legend label."""
-    ok = _ok(rec)
-    failed = len(rec) - len(ok)
-    label = f"{name} ({len(ok)} ok" + (f", {failed} failed)" if failed else ")")
-    ok, label = _thin(ok, label)
-    x, y = _ns(ok["completed_ns"], 1e9) + offset, _ns(ok["latency_ns"], 1e6)
-    dots = ax.scatter(x, y, s=8, alpha=0.6, color=phase_colour(name, i), label=label, linewidths=0)
-    return dots, label
-
-
-def _latency_shared_axis(frames: dict[str, pd.DataFrame], ax: Axes | None) -> Figure:
-    """All phases on one time axis (a given ax, or a single phase)."""
-    fig, ax = _axes(ax)
+    fig, ax = _axes(ax, WIDE)
     offsets = phase_offsets(frames)
-    for i, (name, rec) in enumerate(frames.items()):
-        _latency_dots(ax, name, rec, i, offsets[name])
-    _mark_boundaries(ax, offsets)
+    if len(frames) > 1:
+        _shade_blocks(ax, frames, offsets)
+    counts: dict[str, list[int]] = {}
+    thinned = 1
+    for name, rec in frames.items():
+        ok = _ok(rec)
+        tally = counts.setdefault(phase_role(name), [0, 0, 0])
+        tally[0] += len(ok)
+        tally[1] += len(rec) - len(ok)
+        tally[2] += 1
+        ok, k = _thin_k(ok)
+        thinned = max(thinned, k)
+        x = _ns(ok["completed_ns"], 1e9) + offsets[name]
+        y = _ns(ok["latency_ns"], 1e6)
+        ax.scatter(x, y, s=6, alpha=0.55, color=phase_colour(name), linewidths=0)
     if _offline(frames):
         ax.text(
             0.01,
             0.97,
-            "offline: all queries scheduled at phase start,\nso latency includes queueing",
+            "offline: all queries scheduled at phase start, so latency includes queueing",
             transform=ax.transAxes,
             va="top",
             fontsize=8,
             color="0.35",
         )
+    labels = {role: _count_text(*tally) for role, tally in counts.items()}
+    title = "Per-query latency over time"
+    if thinned > 1:
+        title += f" (1 in {thinned} queries drawn, plus the slowest 0.1 %)"
     ax.set_xlabel("time since the first phase started (s)")
     ax.set_ylabel("query latency (ms)")
-    ax.set_title("Per-query latency over time")
+    ax.set_title(title, fontsize=10)
     ax.set_ylim(bottom=0)
-    ax.grid(True, alpha=0.3)
-    # outside the axes: inside, it covered the last phase's points
-    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), markerscale=2, fontsize=8)
+    ax.set_xlim(0, max(sum(_span_s(r) for r in frames.values()), 1e-9))
+    ax.grid(True, axis="y", alpha=0.3)
+    _role_legend(ax, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     return fig
+
+
+def _thin_k(ok: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """At most ~MAX_POINTS of a phase's completed queries to draw, and 1 in how many."""
+    keep, k = _keep(ok["latency_ns"].astype("float64").to_numpy())
+    return (ok, 1) if k == 1 else (ok[keep], k)
+
+
+def _count_text(ok: int, failed: int, blocks: int) -> str:
+    """'60 ok, 1 failed in 8 blocks' for a role's legend entry."""
+    text = f"{ok} ok" + (f", {failed} failed" if failed else "")
+    return text + (f" in {blocks} blocks" if blocks > 1 else "")
+
+
+def _offline(frames: dict[str, pd.DataFrame]) -> bool:
+    """Every query scheduled at t=0 (offline), so latency grows with queue position."""
+    return all(len(r) and (r["scheduled_ns"].fillna(0) == 0).all() for r in frames.values())
 
 
 def ecdf(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -257,31 +274,42 @@ def ecdf(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def latency_ecdf(phases: PhasesLike, ax: Axes | None = None) -> Figure:
-    """Empirical CDF of query latency per phase; the legend carries p50 and p90."""
+    """Empirical CDF of query latency: one thick line per role (its blocks pooled, p50 and
+    p90 in the legend) over a thin line per block in the same colour, so the spread between
+    blocks shows without a legend entry each."""
     frames = phase_frames(phases)
     fig, ax = _axes(ax)
-    for i, (name, rec) in enumerate(frames.items()):
-        lat = _ns(_ok(rec)["latency_ns"], 1e6)
+    labels: dict[str, str] = {}
+    for role, names in _by_role(frames).items():
+        colour = ROLE_COLOURS[role]
+        pooled = []
+        for name in names:
+            lat = _ns(_ok(frames[name])["latency_ns"], 1e6)
+            pooled.append(lat)
+            if len(names) > 1 and len(lat):
+                xs, ys = _steps(*ecdf(lat))
+                ax.step(xs, ys, where="post", color=colour, linewidth=0.7, alpha=0.35)
+        lat = np.concatenate(pooled) if pooled else np.array([])
         if len(lat) == 0:
             continue
         xs, ys = _steps(*ecdf(lat))
+        # audit dashed over reference solid: two equal distributions still show both lines
+        style = "--" if role == "audit" else "-"
+        ax.step(xs, ys, where="post", color=colour, linewidth=2.2, linestyle=style)
         p50, p90 = np.percentile(lat, [50, 90])
-        ax.step(
-            xs,
-            ys,
-            where="post",
-            color=phase_colour(name, i),
-            linewidth=2,
-            label=f"{name}: p50 {p50:.3g} ms, p90 {p90:.3g} ms",
-        )
+        blocks = f" ({len(names)} blocks pooled)" if len(names) > 1 else ""
+        labels[role] = f"p50 {p50:.3g} ms, p90 {p90:.3g} ms{blocks}"
     ax.axhline(0.9, color="0.6", linestyle="--", linewidth=0.8)
     ax.set_xlabel("query latency (ms)")
     ax.set_ylabel("fraction of queries ≤ latency")
-    ax.set_title("Latency distribution (ECDF)")
+    title = "Latency distribution (ECDF)"
+    if len(frames) > len(labels):
+        title += ": thick = role pooled, thin = one block"
+    ax.set_title(title, fontsize=10)
     ax.set_ylim(0, 1.02)
     ax.set_xlim(left=0)
     ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right")
+    _role_legend(ax, labels, loc="lower right", fontsize=8)
     return fig
 
 
@@ -300,34 +328,35 @@ def rolling_qps(times_s: np.ndarray, window_s: float) -> tuple[np.ndarray, np.nd
 def throughput_over_time(
     phases: PhasesLike, ax: Axes | None = None, window_s: float | None = None
 ) -> Figure:
-    """Rolling completed queries per second, per phase, on the shared time axis."""
+    """Rolling completed queries per second of each phase on the shared time axis, coloured
+    by role, blocks shaded; the legend gives each role's mean rate."""
     frames = phase_frames(phases)
-    fig, ax = _axes(ax)
+    fig, ax = _axes(ax, WIDE)
     offsets = phase_offsets(frames)
+    if len(frames) > 1:
+        _shade_blocks(ax, frames, offsets)
     durations = [float(_ok(r)["completed_ns"].max()) / 1e9 for r in frames.values() if len(_ok(r))]
     # a fifth of the shortest phase: wide enough to smooth the count quantisation of short
     # mock runs, narrow enough to show warm-up and tail-off
     window = window_s or max(min(durations, default=1.0) / 5, 0.005)
-    for i, (name, rec) in enumerate(frames.items()):
+    done_by_role: dict[str, list[float]] = {}
+    for name, rec in frames.items():
         done = _ns(_ok(rec)["completed_ns"], 1e9)
         grid, qps = rolling_qps(done, window)
         if len(grid) == 0:
             continue
-        mean = len(done) / max(float(done.max()), 1e-9)
-        ax.plot(
-            grid + offsets[name],
-            qps,
-            color=phase_colour(name, i),
-            linewidth=2,
-            label=f"{name} (mean {mean:.4g} queries/s)",
-        )
-    _mark_boundaries(ax, offsets)
+        tally = done_by_role.setdefault(phase_role(name), [0.0, 0.0])
+        tally[0] += len(done)
+        tally[1] += max(float(done.max()), 1e-9)
+        ax.plot(grid + offsets[name], qps, color=phase_colour(name), linewidth=1.6)
+    labels = {r: f"mean {n / t:.4g} queries/s" for r, (n, t) in done_by_role.items()}
     ax.set_xlabel("time since the first phase started (s)")
     ax.set_ylabel("throughput (queries/s)")
-    ax.set_title(f"Rolling throughput ({window * 1e3:.3g} ms window)")
+    ax.set_title(f"Rolling throughput ({window * 1e3:.3g} ms window)", fontsize=10)
     ax.set_ylim(bottom=0)
-    ax.grid(True, alpha=0.3)
-    ax.legend(loc="lower right")
+    ax.set_xlim(0, max(sum(_span_s(r) for r in frames.values()), 1e-9))
+    ax.grid(True, axis="y", alpha=0.3)
+    _role_legend(ax, labels, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     return fig
 
 

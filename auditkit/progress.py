@@ -11,9 +11,10 @@ Callback = Callable[[int, int], None]
 
 
 def tqdm_progress(
-    *, notebook: bool = False, enabled: bool | None = None
+    *, notebook: bool = False, enabled: bool | None = None, leave: bool = True
 ) -> Callable[[RunSpec], tuple[Callback, Callable[[], None]]]:
-    """A progress factory for run_audit: one bar per phase (off when stderr is not a TTY)."""
+    """A progress factory for run_audit: one bar per phase (off when stderr is not a TTY;
+    `leave=False`: each bar is erased when its phase ends, so only the running one shows)."""
     from tqdm import tqdm as terminal_tqdm
     from tqdm.auto import tqdm as auto_tqdm
 
@@ -24,7 +25,7 @@ def tqdm_progress(
         if not show:
             return (lambda _done, _total: None), (lambda: None)
         bar = tqdm(
-            total=spec.planned_queries, desc=spec.name, unit="q", leave=True, file=sys.stderr
+            total=spec.planned_queries, desc=spec.name, unit="q", leave=leave, file=sys.stderr
         )
 
         def update(done: int, _total: int) -> None:

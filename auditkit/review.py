@@ -50,7 +50,14 @@ class LoadedRun:
         return f"{self.folder}: {r.test} {r.verdict}, finished {r.finished_at or '?'}"
 
 
-def locate(results_dir: str | Path) -> Path:
+#: what to do about a missing run, in the notebook's words (the CLI passes its own)
+NOTEBOOK_FIX = (
+    "set results_dir to an audit's output_dir or its <output_dir>/<TEST> folder (or demo=True "
+    "for a demo run against the mock)"
+)
+
+
+def locate(results_dir: str | Path, fix: str = NOTEBOOK_FIX) -> Path:
     """The run folder for `results_dir`: an audit's folder itself (holding audit_result.json)
     or the output_dir holding one (the first registered audit found there).
 
@@ -72,10 +79,7 @@ def locate(results_dir: str | Path) -> Path:
         why = f"holds phase records but no {artifacts.RESULT} (an interrupted run has no verdict)"
     else:
         why = f"holds no {artifacts.RESULT}"
-    raise NotebookStop(
-        f"no finished run at {base}: it {why}; set results_dir to an audit's output_dir or its "
-        "<output_dir>/<TEST> folder (or demo=True for a demo run against the mock)"
-    )
+    raise NotebookStop(f"no finished run at {base}: it {why}; {fix}")
 
 
 def phase_dirs(folder: Path) -> list[Path]:
@@ -90,10 +94,11 @@ def phase_dirs(folder: Path) -> list[Path]:
     return sorted(found, key=key)
 
 
-def load_run(results_dir: str | Path) -> LoadedRun:
-    """Load the verdict and every phase's records and summary (NotebookStop if no run)."""
+def load_run(results_dir: str | Path, fix: str = NOTEBOOK_FIX) -> LoadedRun:
+    """Load the verdict and every phase's records and summary (NotebookStop if no run; its
+    message ends with `fix`)."""
     load_plugins_once()  # a plug-in's run is found and typed only with its audit registered
-    folder = locate(results_dir)
+    folder = locate(results_dir, fix)
     records: dict[str, pd.DataFrame] = {}
     summaries: dict[str, PhaseSummary] = {}
     try:

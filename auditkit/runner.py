@@ -34,7 +34,7 @@ from auditkit.loadgen.fake import FakeTransport, SimulatedSUT
 from auditkit.loadgen.workers import SPLITTABLE, phase_workers
 from auditkit.plan import RunSpec
 from auditkit.preflight import check_output_dir, discover_model
-from auditkit.results import AuditResult, PhaseResult
+from auditkit.results import AuditResult, PhaseResult, PhaseSummary
 
 #: the endpoint an in-memory transport stands for (no mock is started, nothing is resolved)
 IN_MEMORY_URL = "http://in-memory.invalid"
@@ -145,6 +145,20 @@ def run_audit(
     log: Log | None = None,
     transport: Transport | None = None,
 ) -> AuditRun:
+    """Run one audit end to end (see _run_audit), holding its folder's run lock: a second run
+    into the same folder at the same time stops with one line."""
+    with artifacts.run_lock(cfg.output_dir, get_test(test_id)):
+        return _run_audit(cfg, test_id, progress=progress, log=log, transport=transport)
+
+
+def _run_audit(
+    cfg: AuditConfig,
+    test_id: str,
+    *,
+    progress: ProgressFactory | None,
+    log: Log | None,
+    transport: Transport | None,
+) -> AuditRun:
     """Run one audit end to end. Raises InputError/SetupError before any phase runs,
     Interrupted (records kept, no verdict) on Ctrl-C.
 
@@ -158,10 +172,13 @@ def run_audit(
         transport = FakeTransport(SimulatedSUT(cfg.mock))
     test = prepared.test
     target = artifacts.test_dir(cfg.output_dir, test.id)
-    # never two runs in one folder: refuse now; with overwrite the earlier run's files go only
-    # once the endpoint has answered (a dead endpoint must not cost the user the earlier run)
+    # never two runs in one folder: an earlier run moves to previous/ now (nothing is lost);
+    # with overwrite its files go only once the endpoint has answered (a dead endpoint must
+    # not cost the user the earlier run)
     if not cfg.overwrite:
-        artifacts.claim_output_dir(cfg.output_dir, test)
+        moved = artifacts.claim_output_dir(cfg.output_dir, test)
+        if moved is not None:
+            say(f"{test.id}: the earlier run moved to {moved}")
     created = _missing_dirs(target)
     folder = check_output_dir(target)
     artifacts.remove_stale_tmp(folder)
@@ -279,6 +296,10 @@ class PhaseRunner:
         self.ceilings: dict[tuple[int, float], float] = {}
         #: the fastest rate a phase of this run reached (workers: auto sizes offline by it)
         self.fastest: float | None = None
+        #: the worker count last logged (said again only when it changes)
+        self.workers_said = 1
+        #: phases finished so far, every round (an interruption says they are kept)
+        self.finished: list[str] = []
         for spec in prepared.specs:
             self.ceiling(spec)
 
@@ -306,6 +327,7 @@ class PhaseRunner:
         for spec in specs:
             phase = self._one(spec)
             phases.append(phase)
+            self.finished.append(spec.name)
             if not phase.summary.complete:
                 break
         return phases
@@ -318,8 +340,9 @@ class PhaseRunner:
         client = self.prepared.cfg.load
         ceiling = self.ceiling(spec)
         workers = 1 if self.transport else phase_workers(client, spec, ceiling, self.fastest)
-        if workers > 1:
-            self.say(f"phase {spec.name}: {workers} load-generator processes")
+        if workers != self.workers_said:
+            self.say(f"from phase {spec.name} on: {workers} load-generator processes")
+            self.workers_said = workers
         try:
             phase = run_phase(
                 spec,
@@ -334,9 +357,12 @@ class PhaseRunner:
         except PhaseInterrupted as exc:
             close()
             artifacts.write_phase(self.folder, exc.partial)
+            done = len(self.finished)
             raise Interrupted(
-                f"interrupted during the {spec.name} phase; {exc.partial.summary.completed} "
-                f"completed records kept in {self.folder / spec.name}; no verdict written"
+                f"interrupted during the {spec.name} phase; kept in {self.folder}: "
+                f"{done} finished phase{'' if done == 1 else 's'} and the "
+                f"{exc.partial.summary.completed} completed records of {spec.name}; "
+                "no verdict written"
             ) from None
         close()
         rate = phase.summary.samples_per_second
@@ -352,10 +378,20 @@ class PhaseRunner:
         artifacts.write_phase(self.folder, phase)
         s = phase.summary
         self.say(
-            f"phase {spec.name}: {s.completed}/{s.requested} ok, {s.failed} failed, "
-            f"score {s.score if s.score is None else f'{s.score:.4g}'} ({s.score_name})"
+            f"phase {spec.name}: {s.completed}/{s.requested} ok, {s.failed} failed, {_score(s)}"
         )
         return phase
+
+
+def _score(s: PhaseSummary) -> str:
+    """A phase's score for the log, or in words why it has none (a block of a block design
+    is often too short for the early-stopping estimate; the pooled blocks are scored)."""
+    if s.score is not None:
+        return f"score {s.score:.4g} ({s.score_name})"
+    why = next((r for r in s.invalid_reasons if "early stopping" in r), None)
+    if why is not None:
+        return f"no score of its own: {why}; the verdict pools the blocks"
+    return "no score: " + ("; ".join(s.invalid_reasons) or "no completed queries")
 
 
 def invalid_result(prepared: Prepared, phases: list[PhaseResult]) -> AuditResult[Any]:

@@ -8,8 +8,8 @@ submission name, `<output_dir>/audit/audit_<name>.json`), and combines the verdi
 
     exit = 1 if any FAIL, else 4 if any INVALID, else 5 if any INCONCLUSIVE, else 0
 
-Two runs never mix in one folder: without `overwrite` the suite refuses before the first request
-if any of its audits already ran there; with it, each audit replaces its own earlier files. The
+Two runs never mix in one folder: once the endpoint answers, every audit's earlier run moves to
+`<output_dir>/previous/` (with `overwrite` its files are removed instead). The
 combined verdict goes to `<output_dir>/suite_result.json`, which `auditkit notebook suite` reads
 for its exit code (as it reads audit_result.json for one audit).
 """
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,34 +82,55 @@ class SuiteRun:
         }
 
     def rows(self) -> list[dict[str, str]]:
-        """One row per audit: audit, verdict, key numbers, reason (the summary table)."""
+        """One row per audit: audit, verdict, key numbers, reason, next (the summary table)."""
 
-        def row(name: str, verdict: str, numbers: str, reason: str) -> dict[str, str]:
+        def row(name: str, verdict: str, numbers: str, reason: str, step: str) -> dict[str, str]:
             test = get_test(name)
-            audit = f"{test.id} ({test.title})"
-            return {"audit": audit, "verdict": verdict, "key numbers": numbers, "reason": reason}
+            audit = f"{test.id}: {test.title}"
+            return {
+                "audit": audit,
+                "verdict": verdict,
+                "key numbers": numbers,
+                "reason": reason,
+                "next": step,
+            }
 
         out = []
         for run in self.runs:
             r = run.result
-            numbers = next(iter(get_test(r.test).summary_lines(r)), "")
+            test = get_test(r.test)
+            numbers = next(iter(test.summary_lines(r)), "")
             reason = r.reason.removeprefix(r.verdict + ": ")
-            out.append(row(r.test, decided_verdict(r, self.decision), numbers, reason))
-        return out + [row(key, "SKIPPED", "", why) for key, why in self.skipped.items()]
+            verdict = decided_verdict(r, self.decision)
+            out.append(row(r.test, verdict, numbers, reason, test.advice(r)))
+        skipped = [row(key, "SKIPPED", "", why, "") for key, why in self.skipped.items()]
+        return out + skipped
 
-    def table(self) -> str:
-        """The summary table as fixed-width text."""
+    def table(self, width: int = 100) -> str:
+        """The summary as text, verdict first: the combined verdict, then per audit its
+        verdict, key numbers, reason and next step, wrapped to `width` columns."""
+        from textwrap import fill
+
         rows = self.rows()
-        cols = ("audit", "verdict", "key numbers", "reason")
-        width = {c: max([len(c), *(len(r[c]) for r in rows)]) for c in cols[:2]}
-        lines = [
-            f"{'audit':<{width['audit']}}  {'verdict':<{width['verdict']}}  key numbers | reason"
-        ]
+        code = self.exit_code
+        counts = Counter(r["verdict"] for r in rows)
+        tally = ", ".join(f"{n} {v}" for v, n in counts.items())
+        lines = [f"suite {EXIT_VERDICT.get(code, 'INVALID')} (exit {code}): {tally}"]
+        name = max(len(r["audit"]) for r in rows) if rows else 0
         for r in rows:
-            lines.append(
-                f"{r['audit']:<{width['audit']}}  {r['verdict']:<{width['verdict']}}  "
-                f"{r['key numbers']} | {r['reason']}"
-            )
+            lines.append(f"{r['audit']:<{name}}  {r['verdict']}")
+            for label in ("key numbers", "reason", "next"):
+                if r[label]:
+                    lines.append(
+                        fill(
+                            f"{'numbers' if label == 'key numbers' else label}: {r[label]}",
+                            width,
+                            initial_indent="  ",
+                            subsequent_indent="      ",
+                            break_on_hyphens=False,
+                            break_long_words=False,
+                        )
+                    )
         return "\n".join(lines)
 
 
@@ -192,16 +214,6 @@ def check_suite(
         raise InputError("no audit of the suite applies to this endpoint config")
     for key in keys:
         prepare(cfg, key)
-        if not cfg.overwrite:
-            # refusing at the third audit would leave a half-replaced folder
-            try:
-                artifacts.claim_output_dir(cfg.output_dir, get_test(key))
-            except InputError as exc:
-                held = str(exc).split(";", 1)[0]
-                raise InputError(
-                    f'{held}; add --overwrite (suite notebook: "overwrite": true in settings) '
-                    "to replace every audit's earlier run, or choose another output_dir"
-                ) from None
     return keys, skipped
 
 
@@ -239,10 +251,10 @@ def run_suite(
         # nothing of an earlier run goes before the endpoint answers: a dead endpoint keeps it
         _check_endpoint(shared, keys[0], shared_transport)
         result_path.unlink(missing_ok=True)  # never a previous run's verdict if this one dies
-        if cfg.overwrite:
-            # every audit's earlier run at once: a suite stopped halfway mixes no two runs
-            for key in keys:
-                artifacts.claim_output_dir(cfg.output_dir, get_test(key), overwrite=True)
+        # every audit's earlier run at once (moved to previous/, or removed with overwrite):
+        # a suite stopped halfway mixes no two runs
+        for key in keys:
+            artifacts.claim_output_dir(cfg.output_dir, get_test(key), overwrite=cfg.overwrite)
         for i, key in enumerate(keys):
             run_cfg = shared if i == 0 else _without_warmup(shared, key)
             say(f"suite: {get_test(key).id} ({i + 1} of {len(keys)})")

@@ -18,8 +18,9 @@ from auditkit.audits import REGISTRY
 from auditkit.options import audit_options, render_parameters
 from auditkit.resources import notebook
 
-#: defaults that differ in notebooks: outputs land beside the executed notebook (`out/`)
-NOTEBOOK_DEFAULTS = {"output_dir": "out"}
+#: defaults that differ in notebooks (none today: `auditkit run`, `auditkit notebook` and the
+#: notebooks all write to auditkit-out/)
+NOTEBOOK_DEFAULTS: dict[str, str] = {}
 
 
 def expected_cell(key: str) -> str:

@@ -7,6 +7,11 @@ headless Chromium, runs all cells (the notebook's example cell runs probe (a)), 
 side to out/ui_check.png. Exit 0 when both result cards (plot, finding, table) showed beside
 the growing results table.
 
+`--report PATH.html` checks an HTML report instead (`auditkit notebook test04 --html`): it
+opens the file in headless Chromium at each `--sizes` (default 1280x800 and 1920x1080), saves
+the first screen and the whole page as PNGs beside `--out`, and exits 0 when the verdict panel
+is on the first screen and the parameters are folded (not shown) there.
+
 Needs Debian's `chromium` and `chromium-driver` packages and `pip install -e '.[ui]'`.
 """
 
@@ -155,12 +160,62 @@ def run(out: Path, timeout_s: float) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def report(html: Path, out: Path, sizes: list[tuple[int, int]]) -> int:
+    """Screenshots of an HTML report (first screen and whole page) at each size; 0 when the
+    verdict panel starts on the first screen and no parameters cell shows above it."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    browser, driver_path = chromium_paths()
+    out.mkdir(parents=True, exist_ok=True)
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    for flag in CHROME_FLAGS:
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(driver_path), options=options)
+    ok = True
+    try:
+        for width, height in sizes:
+            driver.set_window_size(width, height)
+            driver.get(html.resolve().as_uri())
+            time.sleep(0.5)
+            inner = driver.execute_script("return window.innerHeight")
+            panel = driver.find_element(By.CSS_SELECTOR, ".auditkit-verdict")
+            top = panel.location["y"]
+            first = out / f"report_{width}x{height}_first_screen.png"
+            driver.save_screenshot(str(first))
+            full_height = driver.execute_script("return document.body.scrollHeight")
+            driver.set_window_size(width, min(int(full_height) + 200, 16000))
+            time.sleep(0.3)
+            whole = out / f"report_{width}x{height}_full_page.png"
+            driver.save_screenshot(str(whole))
+            folded = driver.find_elements(By.CSS_SELECTOR, "details")
+            shown = [d for d in folded if d.get_attribute("open")]
+            print(
+                f"ui-check: {width}x{height}: verdict panel at y={top} of a {inner}-px screen, "
+                f"page {full_height} px, {len(folded)} folded blocks ({len(shown)} open); "
+                f"{first.name}, {whole.name}"
+            )
+            ok = ok and top < inner and not shown and len(folded) >= 2
+    finally:
+        driver.quit()
+    return 0 if ok else 1
+
+
 def main() -> int:
     """Parse flags and run the check."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=ROOT / "out")
     parser.add_argument("--timeout", type=float, default=120.0, help="per-step timeout (s)")
+    parser.add_argument("--report", type=Path, help="check this HTML report instead")
+    parser.add_argument(
+        "--sizes", default="1280x800,1920x1080", help="window sizes for --report (WxH,...)"
+    )
     args = parser.parse_args()
+    if args.report is not None:
+        sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
+        return report(args.report, args.out, sizes)  # type: ignore[arg-type]
     return run(args.out, args.timeout)
 
 

@@ -1,9 +1,11 @@
-"""Two runs never share files (issue 14 item 1): a second run into the same output_dir is
-refused unless it overwrites, and overwriting removes the earlier run's files first; every
-artifact gets the umask's mode, not mkstemp's 0600 (item 10)."""
+"""Two runs never share files (issue 14 item 1) and a rerun needs no flag (issue 23): a second
+run into the same output_dir moves the earlier one (finished or interrupted) to
+<output_dir>/previous/, whole; overwrite removes it instead; a run already writing the folder
+stops the second with one line; every artifact gets the umask's mode, not mkstemp's 0600."""
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from pathlib import Path
@@ -13,7 +15,7 @@ import pytest
 from auditkit import artifacts
 from auditkit.audits import build_config, get_test
 from auditkit.errors import InputError
-from auditkit.notebook_runner import NotebookStop, audit_config, run_notebook
+from auditkit.review import load_run
 from auditkit.runner import run_audit
 
 #: a short run on the simulated mock (virtual clock: instant and exact)
@@ -34,15 +36,44 @@ def _run(out: Path, **extra: object) -> Path:
     return run_audit(cfg).folder
 
 
-def test_a_second_run_is_refused_and_names_the_folder(tmp_path: Path) -> None:
+def _files(base: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(base)): p.read_bytes() for p in base.rglob("*") if p.is_file()}
+
+
+def test_a_second_run_moves_the_first_to_previous_whole(tmp_path: Path) -> None:
     folder = _run(tmp_path)
-    before = {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()}
-    with pytest.raises(InputError) as info:
+    first = _files(tmp_path)
+    started = json.loads((folder / artifacts.RESULT).read_text())["started_at"]
+    second = _run(tmp_path)  # the same command again: no flag, no refusal
+    assert second == folder and (folder / artifacts.RESULT).is_file()
+    (kept,) = (tmp_path / artifacts.PREVIOUS_DIR).iterdir()
+    stamp = started.replace("-", "").replace(":", "").removesuffix("+0000").replace("+00", "")
+    assert kept.name.startswith(stamp[:13]) and kept.name.endswith("-TEST04"), kept.name
+    # byte for byte, laid out like an output_dir: TEST04/ and its audit/ record
+    assert _files(kept) == first
+    assert load_run(kept).result.verdict == load_run(tmp_path).result.verdict
+    # a third run keeps both earlier ones
+    _run(tmp_path)
+    assert len(list((tmp_path / artifacts.PREVIOUS_DIR).iterdir())) == 2
+
+
+def test_an_interrupted_run_never_blocks_the_next(tmp_path: Path) -> None:
+    # what Ctrl-C leaves: phase folders and config.yaml, no audit_result.json
+    folder = _run(tmp_path)
+    (folder / artifacts.RESULT).unlink()
+    (tmp_path / artifacts.AUDIT_DIR / "audit_output_caching_test.json").unlink()
+    left = _files(tmp_path)
+    _run(tmp_path)
+    (kept,) = (tmp_path / artifacts.PREVIOUS_DIR).iterdir()
+    assert kept.name.endswith("-TEST04-interrupted") and _files(kept) == left
+    assert (folder / artifacts.RESULT).is_file()
+
+
+def test_a_run_already_writing_the_folder_stops_the_second(tmp_path: Path) -> None:
+    test = get_test("test04")
+    with artifacts.run_lock(tmp_path, test), pytest.raises(InputError, match="right now"):
         _run(tmp_path)
-    message = info.value.one_line()
-    assert str(folder.resolve()) in message and "--overwrite" in message
-    # nothing of the first run was touched
-    assert {p: p.stat().st_mtime_ns for p in folder.rglob("*") if p.is_file()} == before
+    _run(tmp_path)  # released: the next run goes ahead
 
 
 def test_overwrite_replaces_a_counterbalanced_run_without_leftovers(tmp_path: Path) -> None:
@@ -76,20 +107,12 @@ def test_a_leftover_submission_record_alone_counts_as_a_run(tmp_path: Path) -> N
     record.parent.mkdir(parents=True)
     record.write_text("{}")
     assert artifacts.run_outputs(tmp_path, test) == [record]
-    with pytest.raises(InputError):
-        artifacts.claim_output_dir(tmp_path, test)
-    artifacts.claim_output_dir(tmp_path, test, overwrite=True)
+    kept = artifacts.claim_output_dir(tmp_path, test)
+    assert kept is not None and not record.exists()
+    assert (kept / artifacts.AUDIT_DIR / record.name).read_text() == "{}"
+    record.write_text("{}")
+    assert artifacts.claim_output_dir(tmp_path, test, overwrite=True) is None
     assert not record.exists()
-
-
-def test_notebook_parameters_refuse_before_any_phase(tmp_path: Path) -> None:
-    _run(tmp_path)
-    with pytest.raises(NotebookStop, match="already holds a TEST04 run"):
-        audit_config("test04", output_dir=str(tmp_path), mock_simulated=True)
-    # and `auditkit notebook` stops there too: exit 2, no kernel started, nothing written
-    with pytest.raises(InputError, match="overwrite"):
-        run_notebook("test04", {"mock_simulated": "true"}, out_dir=tmp_path)
-    assert not (tmp_path / "test04.ipynb").exists()
 
 
 def test_artifacts_get_the_umask_mode(tmp_path: Path) -> None:
@@ -140,8 +163,9 @@ def test_verify_into_an_output_dir_refuses_a_second_time_unless_overwrite(
     saved = signal.getsignal(signal.SIGTERM)  # main() installs its own
     try:
         capsys.readouterr()
-        assert main(args) == 2
-        assert "--overwrite" in capsys.readouterr().err
-        assert main([*args, "--overwrite"]) in (0, 1)
+        assert main(args) in (0, 1)  # the earlier verification moves to previous/
+        assert len(list((tmp_path / "verified" / artifacts.PREVIOUS_DIR).iterdir())) == 1
+        assert main([*args, "--overwrite"]) in (0, 1)  # removes it instead
+        assert len(list((tmp_path / "verified" / artifacts.PREVIOUS_DIR).iterdir())) == 1
     finally:
         signal.signal(signal.SIGTERM, saved)

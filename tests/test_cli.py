@@ -298,3 +298,26 @@ def test_a_reader_that_closes_the_pipe_early_is_not_an_internal_error(tmp_path: 
     assert proc.wait(timeout=120) == 141, err
     assert "internal error" not in err and "Exception ignored" not in err
     assert (tmp_path / "TEST04" / "audit_result.json").is_file()
+
+
+def test_default_output_is_the_verdict_first_and_verbose_adds_the_phase_log(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # single-stream blocks too short for early stopping on their own: their log line says why
+    # in words, never "score None"
+    flags = ["run", "test04", "--mock-simulated", "--scenario", "single-stream",
+             "--samples", "128", "--rounds", "0", "--warmup", "0"]  # fmt: skip
+    code = main([*flags, "--output-dir", str(tmp_path / "a")])
+    out, err = capsys.readouterr()
+    assert code in (0, 5), err
+    lines = out.splitlines()
+    assert lines[0].startswith("TEST04 ") and "  next: " in out.split("  artifacts: ")[0]
+    assert max(len(line) for line in lines) <= 100, out
+    assert "phase " not in err  # no phase-by-phase lines without --verbose
+    assert "None" not in out and "is True" not in out and "((" not in out
+    code = main([*flags, "--verbose", "--output-dir", str(tmp_path / "b")])
+    out, err = capsys.readouterr()
+    logged = [line for line in err.splitlines() if line.startswith("phase ")]
+    assert len(logged) == 2 * 16, err  # each of the 16 blocks starts and ends in the log
+    assert max(len(line) for line in err.splitlines()) <= 100, err
+    assert "None" not in err and "no score of its own: early stopping needs" in err, err

@@ -12,6 +12,7 @@ import pytest
 from auditkit.audits import build_config
 from auditkit.cli import main
 from auditkit.compare import compare_rows, compare_table, config_differences
+from auditkit.errors import InputError
 from auditkit.review import load_run
 from auditkit.runner import run_audit
 
@@ -72,3 +73,29 @@ def test_cli_compare_missing_run_is_one_line_exit_2(
     err = capsys.readouterr().err
     assert code == 2
     assert err.count("\n") == 1 and str(tmp_path / "a") in err
+    # the CLI's words, not the notebook's
+    assert "RUN_A" in err and "results_dir" not in err and "demo=True" not in err
+
+
+def test_runs_of_different_scenarios_are_refused_in_one_line(
+    two_runs: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = build_config(
+        {
+            "output_dir": str(tmp_path),
+            "mock": {"simulated": True},
+            "load": {"scenario": "single-stream"},
+            "test04": {"samples": 64, "allow_small": True, "rounds": 0, "design": "sequential"},
+        }
+    )
+    run_audit(cfg)
+    with pytest.raises(InputError, match="offline run with a TEST04 single-stream run"):
+        compare_rows(load_run(two_runs[0]), load_run(tmp_path))
+    saved = signal.getsignal(signal.SIGTERM)
+    try:
+        code = main(["compare", str(two_runs[0]), str(tmp_path)])
+    finally:
+        signal.signal(signal.SIGTERM, saved)
+    out, err = capsys.readouterr()
+    assert code == 2 and out == "" and err.count("\n") == 1, err
+    assert "not in the same units" in err

@@ -87,7 +87,7 @@ def test_panel_shows_the_audits_own_evidence_rows() -> None:
         }
     )  # fmt: skip
     html_text = verdict_html(result)
-    assert "decision" in html_text and "[1.800, 2.200]" in html_text
+    assert "decision" in html_text and "[1.8, 2.2]" in html_text
     assert "response cache" in html_text and "decode collapsed" in html_text
 
 

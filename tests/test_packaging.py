@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -22,15 +23,28 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The wheel, built from this checkout and installed (without its dependencies, which the
     test interpreter has) into a folder of its own."""
     work = tmp_path_factory.mktemp("wheel")
+    # built from a copy: setuptools writes build/ and *.egg-info into the tree it builds, and
+    # `make test` must leave nothing in the repository
+    source = work / "source"
+    shutil.copytree(
+        ROOT, source, symlinks=True,
+        ignore=shutil.ignore_patterns(".git", ".venv", "build", "*.egg-info", "__pycache__",
+                                      ".*_cache", "out", "auditkit-out", ".ipynb_checkpoints"),
+    )  # fmt: skip
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
-         "-w", str(work / "dist"), str(ROOT)],
+         "-w", str(work / "dist"), str(source)],
         check=True, capture_output=True,
     )  # fmt: skip
+    assert not (ROOT / "build").exists() or (ROOT / "build").stat().st_mtime < work.stat().st_mtime
     wheel = next((work / "dist").glob("auditkit-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "auditkit/datasets/prompts.jsonl" in names
     assert "auditkit/notebooks/test04.ipynb" in names
+    # the Jupyter Server config that enables the pre-save hook lands in the venv's etc/jupyter
+    assert any(
+        n.endswith(".data/data/etc/jupyter/jupyter_server_config.d/auditkit.json") for n in names
+    )
     site = work / "site"
     subprocess.run(
         [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(site),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -91,7 +92,7 @@ def test_shared_time_axis_puts_audit_after_reference(phases: dict[str, pd.DataFr
 def test_failed_queries_are_counted_in_the_legend(phases: dict[str, pd.DataFrame]) -> None:
     fig = plots.latency_over_time(phases)
     labels = [t.get_text() for t in _ax(fig).get_legend().get_texts()]
-    assert "reference (60 ok, 1 failed)" in labels
+    assert "reference: 60 ok, 1 failed" in labels
 
 
 def test_rolling_qps_of_a_steady_stream() -> None:
@@ -132,3 +133,37 @@ def test_probe_figure_png_from_a_worker_thread() -> None:
     t.start()
     t.join()
     assert out and out[0].startswith(b"\x89PNG")
+
+
+def _blocks(phases: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """The default alternating design's 17 phases: warm-up, then R A A R ... (8 pairs)."""
+    out = {"warmup": phases["reference"]}
+    for pair in range(1, 9):
+        order = ("reference", "audit") if pair % 2 else ("audit", "reference")
+        for role in order:
+            out[f"{role}_{pair}"] = phases[role]
+    return out
+
+
+@pytest.mark.parametrize("helper", [plots.latency_over_time, plots.latency_ecdf,
+                                    plots.throughput_over_time])  # fmt: skip
+def test_seventeen_blocks_read_by_role(phases: dict[str, pd.DataFrame], helper: Any) -> None:
+    blocks = _blocks(phases)
+    fig = helper(blocks)
+    ax = _ax(fig)
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert len(labels) <= 6, labels  # by role, not by block
+    assert [lbl.split(":")[0] for lbl in labels] == ["reference", "audit", "warm-up"]
+    # every block of a role has its role's colour; reference and audit differ
+    assert plots.phase_colour("reference_7") == plots.phase_colour("reference_1")
+    assert plots.phase_colour("audit_x1_2") == plots.phase_colour("audit")
+    assert plots.phase_colour("reference_1") != plots.phase_colour("audit_1")
+    assert plots.phase_colour("warmup") not in (plots.phase_colour("reference"),
+                                                 plots.phase_colour("audit"))  # fmt: skip
+    if helper is not plots.latency_ecdf:
+        # one shared time axis: one axes, each block a shaded span, its short name on top
+        assert len([a for a in fig.axes if a.get_legend() or a is ax]) == 1
+        assert len(ax.patches) == 17
+        top = ax.child_axes  # the secondary x axis above the plot
+        names = [t.get_text() for a in top for t in a.get_xticklabels()]
+        assert names[:4] == ["W", "R1", "A1", "A2"], names

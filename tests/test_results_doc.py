@@ -67,7 +67,11 @@ def test_readme_troubleshooting_and_papermill_notes() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "## Troubleshooting" in readme
     section = readme.split("## Troubleshooting", 1)[1].split("\n## ", 1)[0]
-    for error in ("already holds a TEST04 run", "no key was sent", "could not discover a model"):
+    for error in (
+        "another auditkit run is writing",
+        "no key was sent",
+        "could not discover a model",
+    ):
         assert error in section
     assert ".venv/bin/papermill" in readme and "exits 0 on FAIL" in readme
     assert "docs/results.md" in readme

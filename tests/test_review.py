@@ -170,3 +170,42 @@ def test_every_verdict_has_a_next_step(counterbalanced: Path, verdict: str) -> N
 def test_saved_result_json_lists_phases(counterbalanced: Path) -> None:
     data = json.loads((counterbalanced / "TEST04" / "audit_result.json").read_text())
     assert data["phases"]
+
+
+def test_reviewing_a_fail_run_reports_its_verdict_and_exit_code(tmp_path: Path) -> None:
+    from auditkit.notebook_runner.kernel import NotebookOutcome
+    from auditkit.notebook_runner.outputs import reviewed_verdict
+
+    cfg = build_config(
+        {"output_dir": str(tmp_path), "mock": {"simulated": True, "cache": "output"},
+         "test04": {**QUICK, "design": "sequential"}}
+    )  # fmt: skip
+    folder = run_audit(cfg).folder
+    outcome = NotebookOutcome(0, "executed")
+    reviewed_verdict(outcome, {"results_dir": str(folder)})
+    assert (outcome.exit_code, outcome.verdict) == (1, "FAIL")
+    assert outcome.message == "reviewed TEST04 FAIL"
+
+
+@pytest.mark.slow
+def test_html_report_opens_with_the_verdict_in_a_real_browser(
+    test04_notebook_with_html: NotebookRun, tmp_path: Path
+) -> None:
+    """The report in headless Chromium (scripts/ui_check.py --report): the verdict panel on the
+    first screen at 1280x800, the parameters folded. Skipped without chromium + selenium."""
+    import importlib.util
+    import shutil
+    import sys
+
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        pytest.skip("needs Debian's chromium and chromium-driver")
+    if importlib.util.find_spec("selenium") is None:
+        pytest.skip("needs selenium (pip install -e '.[ui]')")
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    try:
+        import ui_check
+    finally:
+        sys.path.pop(0)
+    html = test04_notebook_with_html.out / "test04.html"
+    assert ui_check.report(html, tmp_path, [(1280, 800)]) == 0
+    assert (tmp_path / "report_1280x800_first_screen.png").stat().st_size > 10_000

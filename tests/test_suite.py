@@ -79,22 +79,22 @@ def test_a_misbehaviour_fails_its_audit_and_the_suite(tmp_path: Path) -> None:
     assert read_suite_result(tmp_path) == (1, "FAIL")
 
 
-def test_a_second_suite_run_needs_overwrite_for_every_audit(tmp_path: Path) -> None:
+def test_a_second_suite_run_moves_every_audits_earlier_run_to_previous(tmp_path: Path) -> None:
     def suite(overwrite: bool, tests: tuple[str, ...]) -> int:
         over = {"mock": {"simulated": True}, "output_dir": str(tmp_path), "overwrite": overwrite}
         return run_suite(load_config(None, {**over, **SMALL}), tests).exit_code
 
-    assert suite(False, ("test09",)) == 0
-    stamp = (tmp_path / "TEST09" / "audit_result.json").stat().st_mtime_ns
-    # refused before the first request: TEST06 (first in order) is not run either
-    with pytest.raises(InputError, match="already holds a TEST09 run"):
-        suite(False, ("test06", "test09"))
-    assert not (tmp_path / "TEST06").exists()
-    assert (tmp_path / "TEST09" / "audit_result.json").stat().st_mtime_ns == stamp
-    # with overwrite every audit of the suite replaces its own earlier run
+    assert suite(False, ("test06", "test09")) == 0
+    first = (tmp_path / "TEST09" / "audit_result.json").read_bytes()
+    # no flag: both audits' earlier runs move aside at once, before the first audit runs
+    assert suite(False, ("test06", "test09")) == 0
+    kept = sorted(p.name.split("-", 1)[1] for p in (tmp_path / "previous").iterdir())
+    assert kept == ["TEST06", "TEST09"]
+    (earlier,) = (tmp_path / "previous").glob("*-TEST09")
+    assert (earlier / "TEST09" / "audit_result.json").read_bytes() == first
+    # with overwrite every audit of the suite replaces its own earlier run instead
     assert suite(True, ("test06", "test09")) == 0
-    assert suite(True, ("test06", "test09")) == 0
-    assert (tmp_path / "TEST09" / "audit_result.json").stat().st_mtime_ns != stamp
+    assert len(list((tmp_path / "previous").iterdir())) == 2
     assert read_suite_result(tmp_path) == (0, "PASS")
 
 
@@ -130,11 +130,12 @@ def test_end_to_end_against_the_mock_process(
              "--output-dir", str(tmp_path), *FLAGS]
         )  # fmt: skip
     out = capsys.readouterr().out
-    rows = {
-        line.split()[0]: line.split("  ")[1:]
-        for line in out.splitlines()[1:]
-        if line.startswith("TEST")
-    }
+    # verdict first, then per audit its verdict, numbers, reason and next step, in 100 columns
+    assert out.startswith(f"suite {'FAIL' if fails else 'PASS'} (exit {1 if fails else 0})"), out
+    table = out.split("\nartifacts: ")[0]  # the temporary paths after it are as long as they are
+    assert max(len(line) for line in table.splitlines()) <= 100, out
+    rows = {line.split(":")[0]: line.split()[-1] for line in out.splitlines() if line[:4] == "TEST"}
+    assert out.count("\n  next: ") == len(rows), out
     verdicts = {
         test: json.loads((tmp_path / test / "audit_result.json").read_text())["verdict"]
         for test in ("TEST01", "TEST06", "TEST09")
@@ -169,12 +170,6 @@ def test_suite_notebook_and_a_new_audit_through_the_generic_notebook(
     )  # fmt: skip
     assert code == 1, capsys.readouterr().err
     assert "suite FAIL" in capsys.readouterr().out
-    assert read_suite_result(tmp_path) == (1, "FAIL")
-    # a second run without overwrite stops before a kernel starts (exit 2, as for an audit)
-    settings = json.dumps({"mock_simulated": True, "test09_samples": 12})
-    code = main(["notebook", "suite", "-p", "tests", "test09", "-p", "settings", settings,
-                 "--output-dir", str(tmp_path)])  # fmt: skip
-    assert code == 2 and '"overwrite": true in settings' in capsys.readouterr().err
     assert read_suite_result(tmp_path) == (1, "FAIL")
     # each audit also runs alone through the generic audit notebook (no notebook of its own)
     code = main(

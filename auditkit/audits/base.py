@@ -200,20 +200,17 @@ def generic_advice(result: AuditResult[EvidenceT]) -> str:
     if result.verdict == "FAIL":
         return (
             "the evidence rows and the audit's verify file say which check broke; fix the "
-            "endpoint and rerun with --overwrite"
+            "endpoint and rerun (the earlier run moves to previous/)"
         )
     if result.verdict == "INCONCLUSIVE":
-        return (
-            "rerun with more queries (raise --samples) or a quieter endpoint; add --overwrite to "
-            "replace this run"
-        )
+        return "rerun with more queries (raise --samples) or a quieter endpoint"
     if "client" in result.reason.lower():
         return (
-            "the load generator, not the endpoint, set the pace: lower --max-concurrency, or "
-            "run auditkit on a machine with more free CPU, then rerun with --overwrite"
+            "the load generator, not the endpoint, set the pace: rerun with more load-generator "
+            "processes (--workers) or a lower --max-concurrency, or on a machine with more "
+            "free CPU"
         )
     return (
         "see why queries failed (failures_by_status in each phase.json, the error column of "
-        "records.parquet; docs/results.md), fix the endpoint or the settings, then rerun with "
-        "--overwrite"
+        "records.parquet; docs/results.md), fix the endpoint or the settings, then rerun"
     )

@@ -8,7 +8,6 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from auditkit import artifacts
 from auditkit.audits import AuditTest, config_model, get_test
 from auditkit.config import AuditConfig
 from auditkit.errors import InputError, NotebookStop
@@ -50,11 +49,7 @@ def audit_config(
     except ValidationError as exc:
         raise NotebookStop(_parameter_error(exc, options)) from None
     try:
-        prepare(cfg, test.key)
-        if not cfg.overwrite:
-            # without overwrite this only checks (nothing is removed): a stop here, not after
-            # the phases, when output_dir already holds a run
-            artifacts.claim_output_dir(cfg.output_dir, test)
+        prepare(cfg, test.key)  # an earlier run in output_dir moves to previous/ when it runs
     except InputError as exc:
         raise NotebookStop(exc.one_line()) from None
     return cfg

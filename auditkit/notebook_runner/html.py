@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import html
 import re
 from pathlib import Path
+from typing import Any
 
 from auditkit.errors import AuditkitError
 
@@ -12,6 +14,84 @@ REMOTE_PATTERN = re.compile(
     r"""(?:(?:src|href)\s*=\s*|import\(\s*|Url\s*=\s*)["']https?://""", re.I
 )
 SCRIPT_BLOCK = re.compile(r"<script\b[^>]*>.*?</script>", re.I | re.S)
+
+#: cell tags that place a cell in the report: the answer first, the how at the end, folded
+LEAD, SETUP = "report-lead", "report-setup"
+#: papermill's copy of the -p values: the parameters cell and the config printout say it too
+HIDDEN = "injected-parameters"
+
+
+def _tags(cell: Any) -> list[str]:
+    return list(cell.get("metadata", {}).get("tags", []))
+
+
+def _text(cell: Any) -> str:
+    """A folded cell as plain text: its source, then what it printed."""
+    parts = [cell.get("source", "")]
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream":
+            parts.append(out.get("text", ""))
+        elif "text/plain" in out.get("data", {}):
+            parts.append(out["data"]["text/plain"])
+    return "\n".join(p.rstrip("\n") for p in parts if p)
+
+
+def _failed(cell: Any) -> bool:
+    return any(o.get("output_type") == "error" for o in cell.get("outputs", []))
+
+
+def report_order(cells: list[Any]) -> list[Any]:
+    """The report's cells: the title, the cells tagged `report-lead` (the verdict and its
+    reason), the rest, and last one section of folded blocks: the parameters given, the
+    defaults, and each setup cell's printout (the configuration, the phase log).
+
+    A notebook executes setup first; a reader wants the answer first. Only the HTML is
+    reordered: the executed notebook keeps papermill's order and its injected-parameters cell.
+    A setup cell that failed stays in the flow, where the failure is seen.
+    """
+    import nbformat
+
+    title = cells[:1] if cells and cells[0].get("cell_type") == "markdown" else []
+    intro = []
+    if title:
+        # the heading alone above the answer; the introduction after it
+        heading, _, rest = title[0].get("source", "").partition("\n")
+        if rest.strip():
+            title = [nbformat.v4.new_markdown_cell(heading)]
+            intro = [nbformat.v4.new_markdown_cell(rest.strip())]
+    lead, body, folded = [], [], []
+    label = ""
+    for cell in cells[len(title) :]:
+        tags = _tags(cell)
+        if LEAD in tags:
+            if cell.get("cell_type") == "code":
+                # the answer, not the call that drew it (the notebook keeps the source)
+                cell = nbformat.from_dict(cell)
+                cell.metadata.setdefault("transient", {})["remove_source"] = True
+            lead.append(cell)
+        elif SETUP in tags and cell.get("cell_type") == "markdown":
+            label = cell.get("source", "").strip()  # the next folded cell's summary
+        elif HIDDEN in tags:
+            folded.append(("Parameters given (-p)", cell))
+        elif "parameters" in tags:
+            folded.append(("Parameters: the notebook's defaults", cell))
+        elif SETUP in tags and not _failed(cell):
+            folded.append((label or "Setup", cell))
+        else:
+            body.append(cell)
+    if not folded:
+        return title + lead + intro + body
+    # each block one line of HTML (newlines as &#10;): markdown keeps a one-line HTML block as
+    # it is, where a blank line inside <pre> would end the block and turn the URLs in the
+    # parameters' help into links
+    details = "\n".join(
+        f"<details><summary>{html.escape(summary)}</summary><pre>"
+        + html.escape(_text(cell)).replace("\n", "&#10;")
+        + "</pre></details>"
+        for summary, cell in folded
+    )
+    appendix = nbformat.v4.new_markdown_cell(f"## How this ran\n\n{details}")
+    return title + lead + intro + body + [appendix]
 
 
 def export_html(notebook: Path, target: Path) -> Path:
@@ -34,6 +114,7 @@ def export_html(notebook: Path, target: Path) -> Path:
             for o in cell.get("outputs", [])
             if "application/vnd.jupyter.widget-view+json" not in o.get("data", {})
         ]
+    nb.cells = report_order(nb.cells)
     exporter = HTMLExporter(template_name="lab", embed_images=True)
     exporter.mathjax_url = ""
     exporter.require_js_url = ""

@@ -114,4 +114,8 @@ def execute(
         return NotebookOutcome(EXIT_EXECUTION, f"notebook failed: {type(exc).__name__}: {text}")
     finally:
         socket_dir.cleanup()
+        # a kernel that logged nothing leaves no empty file beside the notebook
+        with contextlib.suppress(OSError):
+            if log_file.stat().st_size == 0:
+                log_file.unlink()
     return NotebookOutcome(EXIT_PASS, "executed")

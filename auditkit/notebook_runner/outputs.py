@@ -74,6 +74,23 @@ def audit_verdict(
     outcome.message = f"{test.id} {verdict}"
 
 
+def reviewed_verdict(outcome: NotebookOutcome, values: Mapping[str, Any]) -> None:
+    """review_results: the reviewed run's verdict as the message and the exit code (a review
+    of a FAIL exits 1, as the run did)."""
+    folder = values.get("results_dir")
+    if not folder or values.get("demo"):
+        return
+    result_file = Path(folder) / "audit_result.json"
+    if not result_file.is_file():
+        return
+    saved = json.loads(result_file.read_text(encoding="utf-8"))
+    verdict = str(saved["verdict"])
+    outcome.verdict = verdict
+    outcome.result_file = result_file
+    outcome.exit_code = verdict_exit_code(verdict)
+    outcome.message = f"reviewed {saved.get('test', 'run')} {verdict}"
+
+
 def suite_verdict(outcome: NotebookOutcome, output_dir: Path, earlier: Stamp | None) -> None:
     """The suite notebook's combined verdict (suite_result.json) as the exit code."""
     path = suite_result_path(output_dir)

@@ -33,9 +33,19 @@ SECRET_MESSAGE = (
 
 
 def unknown_message(name: str, known: list[str], where: str) -> str:
-    """One line for an unknown parameter, with the closest known name."""
+    """One line for an unknown parameter: the closest known name, else a few that share a
+    part of it, and where the full list is (an audit has ~100 parameters: not on one line)."""
     hint = did_you_mean(name, known)
-    return f"unknown parameter {name!r} for {where}{hint} (known: {', '.join(known)})"
+    if not hint:
+        parts = [p for p in re.split(r"[_\W]+", name.lower()) if len(p) > 2]
+        near = [k for k in known if any(p in k for p in parts)][:5]
+        hint = f"; names with a part of it: {', '.join(near)}" if near else ""
+    if len(known) <= 12:
+        return f"unknown parameter {name!r} for {where}{hint} (known: {', '.join(known)})"
+    full = (
+        f"`auditkit run {where} --help` lists" if where in REGISTRY else "the parameters cell has"
+    )
+    return f"unknown parameter {name!r} for {where}{hint} ({full} all {len(known)})"
 
 
 def _type_names(annotation: str) -> list[str]:

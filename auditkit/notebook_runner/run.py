@@ -14,7 +14,13 @@ from auditkit.errors import EXIT_PASS, InputError, did_you_mean
 from auditkit.notebook_runner.bridge import audit_config
 from auditkit.notebook_runner.html import export_html
 from auditkit.notebook_runner.kernel import NotebookOutcome, execute
-from auditkit.notebook_runner.outputs import audit_verdict, check_run_paths, stamp, suite_verdict
+from auditkit.notebook_runner.outputs import (
+    audit_verdict,
+    check_run_paths,
+    reviewed_verdict,
+    stamp,
+    suite_verdict,
+)
 from auditkit.notebook_runner.params import (
     generic_values,
     notebook_parameters,
@@ -86,7 +92,7 @@ def run_notebook(
     name: str,
     params: Mapping[str, Any] | None = None,
     *,
-    out_dir: str | Path = "out",
+    out_dir: str | Path = "auditkit-out",
     html: bool = False,
     cell_timeout_s: int = DEFAULT_CELL_TIMEOUT_S,
     log: Callable[[str], None] | None = None,
@@ -120,6 +126,8 @@ def run_notebook(
     if outcome.exit_code == EXIT_PASS and result_file is not None and test is not None:
         decision = values.get("decision", values.get("settings", {}).get("decision"))
         audit_verdict(outcome, test, result_file, earlier, decision)
+    if outcome.exit_code == EXIT_PASS and choice.source.stem == "review_results":
+        reviewed_verdict(outcome, values)
     if outcome.exit_code == EXIT_PASS and choice.source.stem == "suite":
         suite_verdict(outcome, Path(output_dir), earlier_suite)
     if html and executed.exists():

@@ -131,7 +131,8 @@ class Effect:
             "rounds": self.rounds,
             "hits": self.hits,
             "verdict": self.verdict,
-            "more rounds": self.more,
+            # one mark for "none needed", in every table (not None in one and NaN in the next)
+            "more rounds": self.more if self.more else "—",
         }
 
 

@@ -124,6 +124,8 @@ def test_cli_pass_exit_0_with_html(test04_notebook_with_html: NotebookRun) -> No
     assert not re.search(r"https?://[^\s\"'<>]*(cdn|unpkg|jsdelivr)", html, re.I)  # no CDN hosts
     assert verdict(out) == "PASS"
     assert (out / "test04.ipynb").exists()
+    log = out / "test04.kernel.log"  # kept only when the kernel said something
+    assert not log.exists() or log.stat().st_size > 0
 
 
 @pytest.mark.slow

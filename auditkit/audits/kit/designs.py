@@ -15,6 +15,7 @@ A phase's role, block and round are fields of its spec; its name (`reference_1`,
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,7 @@ from auditkit.data import SampleOrder
 from auditkit.errors import InputError
 from auditkit.metrics import summarize
 from auditkit.plan import LoadPattern, Role, RunSpec
-from auditkit.results import PhaseResult
+from auditkit.results import PhaseResult, PhaseSummary
 
 
 @dataclass(frozen=True)
@@ -171,6 +172,15 @@ def pool(role: Role, phases: list[PhaseResult]) -> PhaseResult:
     laid end to end (`pool_blocks`), named after the role."""
     blocks = of_role(role, phases)
     return blocks[0] if len(blocks) == 1 else pool_blocks(role, blocks)
+
+
+#: how a pooled phase's order ends ("... in 8 blocks"): pool_blocks writes it, is_pooled reads it
+POOLED_ORDER = re.compile(r" in \d+ blocks$")
+
+
+def is_pooled(summary: PhaseSummary) -> bool:
+    """True for the summary of blocks laid end to end (pool_blocks), not of one phase."""
+    return bool(POOLED_ORDER.search(summary.order))
 
 
 def pool_blocks(name: str, blocks: list[PhaseResult]) -> PhaseResult:

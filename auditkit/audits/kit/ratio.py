@@ -44,6 +44,23 @@ TARGET_BLOCK_SIZE = 4
 MIN_PAIRS = 6
 
 
+def bound_text(value: float, limits: tuple[float, ...], digits: int = 3) -> str:
+    """`value` with the fewest significant digits (at least `digits`) that keep it on its own
+    side of every limit: 1.0951 against a 1.1 limit prints 1.095, never 1.1."""
+    for d in range(digits, 12):
+        text = f"{value:.{d}g}"
+        shown = float(text)
+        if all((shown < lim) == (value < lim) and (shown > lim) == (value > lim) for lim in limits):
+            return text
+    return repr(value)
+
+
+def interval_text(low: float | None, high: float | None, *limits: float) -> str:
+    """`[low, high]` printed so that neither bound is rounded onto (or across) a limit."""
+    shown = ["n/a" if b is None else bound_text(b, limits) for b in (low, high)]
+    return f"[{shown[0]}, {shown[1]}]"
+
+
 class StatisticalView(Evidence):
     """Interval on audit/reference score ratio, the verdict it gives, and the test behind it."""
 

@@ -92,7 +92,7 @@ from auditkit.audits.kit.phases import (
     require_temperature_zero,
     warmup_phase,
 )
-from auditkit.audits.kit.ratio import statistical_view
+from auditkit.audits.kit.ratio import interval_text, statistical_view
 from auditkit.audits.kit.results import base_fields, invalid
 from auditkit.audits.test01 import logs
 from auditkit.config import AuditConfig
@@ -442,7 +442,7 @@ class Test01(AuditTest[Test01Config, Test01Evidence]):
         if not accuracy_pass:
             parts[0 if scored is None else 1] += ": answers change under load"
         ratio_text = f"{ratio:.3f}" if ratio is not None else "n/a"
-        where = f"interval [{interval[0]:.3g}, {interval[1]:.3g}]" if interval else "no interval"
+        where = f"interval {interval_text(*interval, 1 - t, 1 + t)}" if interval else "no interval"
         parts.append(
             f"audit/performance {quantity} {ratio_text}, {where}: performance {decision} "
             f"(±{t:g}; upstream's verify_performance.py "
@@ -606,12 +606,12 @@ class Test01(AuditTest[Test01Config, Test01Evidence]):
             return (
                 f"answers change under load ({ev.mismatch_count} of {ev.pairs} differ): compare "
                 f"the pairs in {MISMATCH_FILE} (batching, or a kernel or precision that changes "
-                "with load, are the usual causes), fix it and rerun with --overwrite"
+                "with load, are the usual causes), fix it and rerun"
             )
         return (
             f"the audit run's {ev.performance_quantity} is off the performance run's by more than "
             f"±{ev.performance_threshold:g}: keep other load off the endpoint and the client "
-            "during the run, then rerun with --overwrite"
+            "during the run, then rerun"
         )
 
     def summary_lines(self, result: AuditResult[Test01Evidence]) -> list[str]:

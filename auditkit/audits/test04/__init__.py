@@ -19,6 +19,7 @@ from auditkit.audits.base import AuditTest
 from auditkit.audits.kit import designs
 from auditkit.audits.kit.phases import WARMUP as WARMUP
 from auditkit.audits.kit.phases import measured, query_size, warmup_phase
+from auditkit.audits.kit.ratio import interval_text
 from auditkit.audits.test04.decision import (
     ControlCheck,
     Decision,
@@ -323,6 +324,14 @@ class Test04(AuditTest[Test04Config, Test04Evidence]):
         """verify_performance.txt (upstream's wording) and, as LoadGen's compliance run writes
         them, the audit phase's logs in performance/run_1/."""
         out = {VERIFY_FILE: format_verify_performance(result)}
+        for role in (REFERENCE, AUDIT):
+            pooled = result.phases.get(role)
+            if pooled is not None and designs.is_pooled(pooled):
+                # a block design has no reference/ or audit/ phase folder: the pooled phases'
+                # LoadGen logs go there, so upstream's verify_performance.py and `auditkit
+                # verify` read a default run as they read a sequential one
+                out[f"{role}/{mlperf_logs.SUMMARY_FILE}"] = mlperf_logs.format_summary(pooled)
+                out[f"{role}/{mlperf_logs.DETAIL_FILE}"] = mlperf_logs.format_detail(pooled)
         audit = result.phases.get(AUDIT)
         if audit is not None:
             out[str(RUN_DIR / mlperf_logs.SUMMARY_FILE)] = mlperf_logs.format_summary(audit)
@@ -339,7 +348,7 @@ class Test04(AuditTest[Test04Config, Test04Evidence]):
             return (
                 "find the cache that answered (the evidence's cache kind; "
                 "notebooks/investigate_caching.ipynb tells a response cache from a prefix cache), "
-                "turn it off for the audit and rerun with --overwrite"
+                "turn it off for the audit and rerun"
             )
         if result.verdict == "INCONCLUSIVE":
             decision = result.evidence.decision if result.evidence else None
@@ -347,7 +356,7 @@ class Test04(AuditTest[Test04Config, Test04Evidence]):
             more = f"about {needed} more queries" if needed else "more queries"
             return (
                 f"rerun with a larger budget ({more}: raise --max-queries or --samples) or a "
-                "quieter endpoint; add --overwrite to replace this run"
+                "quieter endpoint"
             )
         return super().advice(result)
 
@@ -392,17 +401,19 @@ class Test04(AuditTest[Test04Config, Test04Evidence]):
             rows.append(("warm-up", _warmup_line(evidence.warmup)))
         fp = evidence.fingerprint
         if fp is not None:
-            rows.append(("cache kind seen", f"{fp.kind} ({'; '.join(fp.evidence)})"))
+            rows.append(("cache kind seen", f"{fp.kind}: {'; '.join(fp.evidence)}"))
         return rows
 
 
 def _upstream_line(result: AuditResult[Any]) -> str:
     if result.reference_score is None or result.audit_score is None:
         return f"{result.upstream_verdict}"
+    # the threshold's source names its rule ("upstream rule: 0.1 for offline"): after a
+    # semicolon, not inside another pair of parentheses
     return (
         f"{result.upstream_verdict}: audit score {result.audit_score:.6g} vs reference "
-        f"{result.reference_score:.6g} × (1 + {result.threshold:g}) ({result.score_name}; "
-        f"{result.threshold_source})"
+        f"{result.reference_score:.6g} × (1 + {result.threshold:g}), in "
+        f"{result.score_name.lower()}; threshold from the {result.threshold_source}"
     )
 
 
@@ -412,7 +423,7 @@ def _decision_line(decision: Decision) -> str:
     if view is not None:
         text += (
             f": ratio {view.ratio:.3f}, {view.confidence:.1%} interval "
-            f"[{view.ci_low:.3f}, {view.ci_high:.3f}] vs limit {view.limit:g}"
+            f"{interval_text(view.ci_low, view.ci_high, view.limit)} vs limit {view.limit:g}"
         )
     partial = decision.partial_cache
     if partial is not None and partial.median_speedup is not None:

@@ -24,6 +24,7 @@ from scipy.stats import binomtest, mannwhitneyu, spearmanr
 from auditkit.audits.kit.ratio import (
     BOOTSTRAP_ROUNDS,
     StatisticalView,
+    interval_text,
     level_per_look,
     pair_picks,
     paired_blocks,
@@ -267,7 +268,7 @@ def decide_with_certainty(
             **checks,
             **base,
         )
-    interval = f"[{view.ci_low:.3g}, {view.ci_high:.3g}]"
+    interval = interval_text(view.ci_low, view.ci_high, limit)
     if view.ci_low > limit:
         reason = (
             f"the audit/reference score ratio is {view.ratio:.3g}, interval {interval} above the "
@@ -277,7 +278,8 @@ def decide_with_certainty(
     if partial.fired and partial.median_speedup is not None:
         reason = (
             f"the repeated sample's median service time is {partial.median_speedup:.3g}× faster "
-            f"than fresh samples' (interval [{partial.ci_low:.3g}, {partial.ci_high:.3g}]), "
+            f"than fresh samples' "
+            f"(interval {interval_text(partial.ci_low, partial.ci_high, limit)}), "
             f"beyond the {limit:g} limit, though the official score does not show it: a cache "
             "that serves most repeats (partial cache)"
         )

@@ -180,8 +180,13 @@ def fingerprint(
     faster = service is not None and service <= SPEEDUP
     if service is not None:
         notes.append(
-            f"audit median latency {service:.2f}× that of reference prompts as long "
-            + ("(a speed-up)" if faster else f"(no speed-up beyond {SPEEDUP:g}×)")
+            f"the repeated prompt's median latency is {service:.2f}× that of reference "
+            "prompts as long"
+            + (
+                ", a speed-up"
+                if faster
+                else f", not below the {SPEEDUP:g}× that counts as a speed-up"
+            )
         )
 
     streamed = bool(ref["first_token_ns"].notna().any() and aud["first_token_ns"].notna().any())
@@ -212,8 +217,8 @@ def fingerprint(
             notes.append(f"decode time per token {decode:.2f}× the reference's")
         if ttft is not None:
             notes.append(
-                f"first-token time {ttft:.2f}× "
-                + ("(queueing is in it: not judged)" if queued else "(one query in flight)")
+                f"first-token time {ttft:.2f}×"
+                + (", not judged: queueing is in it" if queued else ", one query in flight")
             )
     else:
         notes.append("not streamed: no first-token time to split prefill from decode")
@@ -320,9 +325,9 @@ def _kind(
 
 def _why(kind: CacheKind, faster: bool, streamed: bool, queued: bool) -> str:
     if kind == "none" and not faster:
-        return "no speed-up: not called a cache, whatever else is seen"
+        return "no speed-up, so no cache is named whatever else is seen"
     if kind == "none":
-        return "decode time per token sped up alike (the machine, not a cache): not called a cache"
+        return "decode time per token sped up alike: the machine got faster, not a cache"
     if kind == "response cache":
         return "faster, and whole answers are replayed: response cache"
     if kind == "request coalescing":

@@ -35,14 +35,20 @@ def threshold_for(t4: Test04Config, scenario: str, reference: PhaseSummary) -> t
         # upstream tests the inverted score (1e9 / latency) against a latency-like limit, so
         # the relaxed 0.20 applies to any latency >= 5 µs; reproduced here on purpose.
         score = reference.score or 0.0
-        return upstream.threshold(scenario, score, base), (
-            f"upstream rule: reference score {score:.6g} <= {limit:g} is "
-            f"{upstream.relaxed(scenario, score)}"
+        t = upstream.threshold(scenario, score, base)
+        side = "at most" if upstream.relaxed(scenario, score) else "above"
+        return t, (
+            f"upstream rule: {t:g} because the reference score {score:.6g} is {side} "
+            f"{limit:g} (upstream compares the score, not the latency, with this limit)"
         )
     latency = reference.early_stopping_latency_ns
-    return upstream.threshold(scenario, latency, base), (
-        f"intended rule: reference latency {latency} ns <= {limit:g} ns is "
-        f"{upstream.relaxed(scenario, latency)}"
+    t = upstream.threshold(scenario, latency, base)
+    if latency is None:
+        return t, f"intended rule: {t:g} because the reference latency is unknown"
+    side = "at most" if upstream.relaxed(scenario, latency) else "above"
+    return (
+        t,
+        f"intended rule: {t:g} because the reference latency {latency} ns is {side} {limit:g} ns",
     )
 
 

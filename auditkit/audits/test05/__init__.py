@@ -53,7 +53,7 @@ from auditkit.audits.kit.phases import (
     query_size,
     warmup_phase,
 )
-from auditkit.audits.kit.ratio import StatisticalView, statistical_view
+from auditkit.audits.kit.ratio import StatisticalView, interval_text, statistical_view
 from auditkit.audits.kit.results import base_fields, invalid
 from auditkit.config import AuditConfig
 from auditkit.data import Dataset, SampleOrder
@@ -229,7 +229,7 @@ class Test05(AuditTest[Test05Config, Test05Evidence]):
             verdict, why = "INCONCLUSIVE", "too few completed queries for an interval"
         else:
             verdict = view.verdict
-            interval = f"[{view.ci_low:.3g}, {view.ci_high:.3g}]"
+            interval = interval_text(view.ci_low, view.ci_high, limit)
             why = {
                 "PASS": f"interval {interval} below the {limit:.4g} limit",
                 "FAIL": f"interval {interval} above the {limit:.4g} limit: the official order "
@@ -349,12 +349,12 @@ class Test05(AuditTest[Test05Config, Test05Evidence]):
             return (
                 "the official sample order is served faster than other seeds' orders: look for "
                 "anything tuned to that order (samples precomputed or warmed in its sequence, an "
-                "order-aware scheduler), remove it and rerun with --overwrite"
+                "order-aware scheduler), remove it and rerun"
             )
         if result.verdict == "INCONCLUSIVE":
             return (
                 "rerun with a larger budget (raise --max-queries, --rounds or --samples) or a "
-                "quieter endpoint; add --overwrite to replace this run"
+                "quieter endpoint"
             )
         return super().advice(result)
 

@@ -421,7 +421,7 @@ class Test06(AuditTest[Test06Config, Test06Evidence]):
         ]
         return (
             f"fix the server's streaming or token accounting ({'; '.join(filter(None, broken))}; "
-            f"{SAMPLES_FILE} lists the samples), then rerun with --overwrite"
+            f"{SAMPLES_FILE} lists the samples), then rerun"
         )
 
     def summary_lines(self, result: AuditResult[Test06Evidence]) -> list[str]:

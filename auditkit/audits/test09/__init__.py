@@ -335,7 +335,7 @@ class Test09(AuditTest[Test09Config, Test09Evidence]):
         return (
             f"answers are {side} under load than the bounds allow ({VERIFY_FILE} has the "
             "numbers): serve the same model, max_tokens and stop settings at every load, then "
-            "rerun with --overwrite"
+            "rerun"
         )
 
     def summary_lines(self, result: AuditResult[Test09Evidence]) -> list[str]:

@@ -2,8 +2,9 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 
-from auditkit.audits.kit.ratio import statistical_view
+from auditkit.audits.kit.ratio import interval_text, statistical_view
 from auditkit.results import records_frame
 
 
@@ -71,3 +72,19 @@ def test_latency_scenarios_use_percentile_scores() -> None:
     aud["latency_ns"] = aud["completed_ns"] - aud["sent_ns"]
     view = statistical_view(ref, aud, "single-stream", 0.20)
     assert view is not None and view.verdict == "FAIL" and 2.0 < view.ratio < 3.2
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "limits", "text"),
+    [
+        (0.944, 1.0951, (1.1,), "[0.944, 1.095]"),  # 1.0951 to 3 digits would read 1.1
+        (0.9851, 1.0149, (1.1,), "[0.985, 1.01]"),  # far from the limit: 3 digits
+        (1.1004, 1.3, (1.1,), "[1.1004, 1.3]"),  # above the limit stays above it
+        (0.89996, 1.10004, (0.9, 1.1), "[0.89996, 1.10004]"),  # TEST01's two limits
+        (1.1, 1.2, (1.1,), "[1.1, 1.2]"),  # on the limit is shown on it
+    ],
+)
+def test_interval_bounds_are_never_rounded_onto_a_limit(
+    low: float, high: float, limits: tuple[float, ...], text: str
+) -> None:
+    assert interval_text(low, high, *limits) == text
