@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, Field, create_model
 
 from auditkit.audits.base import AuditTest
+from auditkit.audits.prefix_cache import PrefixCache
 from auditkit.audits.test01 import Test01
 from auditkit.audits.test04 import Test04
 from auditkit.audits.test05 import Test05
@@ -35,6 +36,7 @@ REGISTRY: dict[str, AuditTest[Any, Any]] = {
     Test05.key: Test05(),
     Test06.key: Test06(),
     Test09.key: Test09(),
+    PrefixCache.key: PrefixCache(),
 }
 #: the audit `auditkit run` and the notebooks use when none is named
 DEFAULT_TEST = Test04.key
