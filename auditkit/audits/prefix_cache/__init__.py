@@ -220,10 +220,10 @@ class PrefixCache(AuditTest[PrefixCacheConfig, PrefixCacheEvidence]):
         miss = _times(records, MISS, stream)
         same = decide(_times(records, HIT_SAME, stream), miss, **kw)  # type: ignore[arg-type]
         across = decide(_times(records, HIT_CROSS, stream), miss, **kw) if cross else None  # type: ignore[arg-type]
-        pre_tokens = pre.records["prompt_tokens"].dropna()
-        shared_tokens = s.prefix_fraction * (
-            float(pre_tokens.iloc[0]) if len(pre_tokens) else design.prompt_words
-        )
+        # the probes' own prompt tokens as the server counted them (the design's words if not)
+        probe_tokens = records.loc[records["variant"] != MISS, "prompt_tokens"].dropna()
+        tokens = float(probe_tokens.median()) if len(probe_tokens) else design.prompt_words
+        shared_tokens = s.prefix_fraction * tokens
         scrapes = [sc for p in looks for sc in p.scrapes]
         cached, metrics_read = _metadata(records, shared_tokens, scrapes)
         evidence = PrefixCacheEvidence(
