@@ -70,8 +70,10 @@ def decide(
     looks: int,
     last: bool,
     min_effect: float,
+    raw: tuple[list[float], list[float]] | None = None,
 ) -> Timing:
-    """The call at one look (`last`: the budget is spent) from hit and miss times (s)."""
+    """The call at one look (`last`: the budget is spent) from hit and miss times (or times
+    relative to each procedure's victim; `raw`: the times in s, for the medians)."""
     stat, p = ks_greater(hit, miss)
     alpha_look = alpha / looks
     conf_look = 1 - (1 - confidence) / looks
@@ -94,8 +96,8 @@ def decide(
         ratio=math.exp(shift),
         ratio_low=math.exp(low),
         ratio_high=math.exp(high),
-        hit_median_ms=float(np.median(hit)) * 1e3,
-        miss_median_ms=float(np.median(miss)) * 1e3,
+        hit_median_ms=float(np.median(raw[0] if raw else hit)) * 1e3,
+        miss_median_ms=float(np.median(raw[1] if raw else miss)) * 1e3,
         per_arm=len(hit),
         needed_per_arm=needed,
     )

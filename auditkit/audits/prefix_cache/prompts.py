@@ -62,9 +62,11 @@ def look_exchanges(
     gap_s: float,
 ) -> Exchanges:
     """Look `look`'s procedures, shuffled: a hit is a victim prompt then a probe starting with
-    its first `shared_words` (same client, or the other client for `hit_cross`); a miss is one
-    fresh prompt. Probes come from client 1, victims from client 0 (the same client for `hit`:
-    client 1 too). Group numbers run on across looks."""
+    its first `shared_words` (same client, or the other client for `hit_cross`); a miss is a
+    victim prompt then a probe sharing nothing with it (Gu et al. send the miss alone; the
+    victim before it keeps the arms alike in everything but the shared prefix). Probes come
+    from client 1, victims from client 0 (the same client for `hit` and `miss`: client 1).
+    Group numbers run on across looks."""
     n, k = design.prompt_words, design.shared_words
     procs = [arm for arm in design.arms for _ in range(per_arm)]
     random.Random(f"{design.seed}:{design.nonce}:order:{look}").shuffle(procs)
@@ -77,7 +79,9 @@ def look_exchanges(
         group = first + i
         key = f"{design.seed}:{design.nonce}:{group}"
         if arm == MISS:
-            sends = [(MISS, 1, words(f"{key}:miss", n))]
+            # a fresh prompt before the miss too: both arms' probes follow a victim-sized
+            # request by the same client, so only the shared prefix differs between them
+            sends = [(VICTIM, 1, words(f"{key}:victim", n)), (MISS, 1, words(f"{key}:miss", n))]
         else:
             victim = words(f"{key}:victim", n)
             probe = victim[:k] + words(f"{key}:tail", n - k)
