@@ -53,14 +53,14 @@ def _body(adapter: EndpointAdapter, text: str, user: str | None) -> bytes:
     return json.dumps(data).encode()
 
 
-async def scrape(url: str | None) -> str:
+async def scrape(client: httpx.Client, url: str | None) -> str:
     """The Prometheus text at `url` ("" when there is none or it does not answer 200)."""
     if url is None:
         return ""
 
     def get() -> str:
         with contextlib.suppress(httpx.HTTPError):
-            resp = httpx.get(url, timeout=5.0, follow_redirects=False)
+            resp = client.get(url, timeout=5.0)
             if resp.status_code == 200:
                 return resp.text[:MAX_SCRAPE_BYTES]
         return ""
@@ -98,6 +98,9 @@ class ExchangeDriver(PhaseDriver):
     async def run(self, stop: asyncio.Event) -> bool:  # noqa: ARG002 (the driver's signature)
         plan = self.plan
         async with contextlib.AsyncExitStack() as stack:
+            # one keep-alive client for the scrapes (a connection per scrape cost more than
+            # a probe of the tiny test model)
+            http = stack.enter_context(httpx.Client(trust_env=False, follow_redirects=False))
             sessions = [
                 await stack.enter_async_context(
                     self.transport.session(t, pool_size=1, warm=int(t.warm_connections))
@@ -109,11 +112,11 @@ class ExchangeDriver(PhaseDriver):
             for i, query in enumerate(self.queries):
                 group = plan.groups[i]
                 if i == 0 or plan.groups[i - 1] != group:
-                    before = await scrape(plan.metrics_url)
+                    before = await scrape(http, plan.metrics_url)
                 self.session = sessions[plan.clients[i]]
                 await self.request(plan.groups[i], query, self.elapsed_ns())
                 if i + 1 == len(self.queries) or plan.groups[i + 1] != group:
-                    self.scrapes.append((group, before, await scrape(plan.metrics_url)))
+                    self.scrapes.append((group, before, await scrape(http, plan.metrics_url)))
                 if plan.gap_s:
                     await asyncio.sleep(plan.gap_s)
         return False

@@ -36,7 +36,7 @@ def test_prompt_cache_on_fails_off_passes(llama_url: tuple[str, str], tmp_path: 
         {
             "endpoint": {"url": url, "api": "openai-completions"},
             "output_dir": str(tmp_path),
-            "prefix_cache": {"prompt_tokens": 128, "probes_per_arm": 15},
+            "prefix_cache": {"prompt_tokens": 128, "probes_per_arm": 20},
         },
     )
     run = run_audit(cfg, "prefix_cache")
