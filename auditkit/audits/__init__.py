@@ -103,7 +103,8 @@ def load_plugins() -> None:
 
 def get_test(name: str) -> AuditTest[Any, Any]:
     """Look a test up by key or id, case-insensitively (TEST04, test04)."""
-    test = REGISTRY.get(name.lower())
+    # "prefix-cache" on a command line is the registry's "prefix_cache"
+    test = REGISTRY.get(name.lower()) or REGISTRY.get(name.lower().replace("-", "_"))
     if test is not None:
         return test
     for test in REGISTRY.values():

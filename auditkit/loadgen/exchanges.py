@@ -53,9 +53,9 @@ def _body(adapter: EndpointAdapter, text: str, user: str | None) -> bytes:
     return json.dumps(data).encode()
 
 
-async def scrape(client: httpx.Client, url: str | None) -> str:
+async def scrape(client: httpx.Client | None, url: str | None) -> str:
     """The Prometheus text at `url` ("" when there is none or it does not answer 200)."""
-    if url is None:
+    if url is None or client is None:
         return ""
 
     def get() -> str:
@@ -100,7 +100,11 @@ class ExchangeDriver(PhaseDriver):
         async with contextlib.AsyncExitStack() as stack:
             # one keep-alive client for the scrapes (a connection per scrape cost more than
             # a probe of the tiny test model)
-            http = stack.enter_context(httpx.Client(trust_env=False, follow_redirects=False))
+            http = (
+                stack.enter_context(httpx.Client(trust_env=False, follow_redirects=False))
+                if plan.metrics_url is not None
+                else None
+            )
             sessions = [
                 await stack.enter_async_context(
                     self.transport.session(t, pool_size=1, warm=int(t.warm_connections))
