@@ -241,9 +241,9 @@ class PrefixCache(AuditTest[PrefixCacheConfig, PrefixCacheEvidence]):
             planned_looks=_looks(s),
             alpha=s.alpha,
             scope="cross-client" if cross else "same-client",
-            same_client=_arm(same, cached["same_cached"], cached["same_counter"]),
+            same_client=_arm(same, cached["same_cached"], cached["same_counter"], s.timing_only),
             cross_client=(
-                _arm(across, cached["cross_cached"], cached["cross_counter"])
+                _arm(across, cached["cross_cached"], cached["cross_counter"], s.timing_only)
                 if across is not None
                 else None
             ),
@@ -403,15 +403,15 @@ def _metadata(
     return reuse, bool(deltas)
 
 
-def _arm(t: Timing, cached: Reuse, counter: Reuse) -> ArmTiming:
+def _arm(t: Timing, cached: Reuse, counter: Reuse, timing_only: bool) -> ArmTiming:
     hit_c, miss_c, shared = cached
     hit_d, miss_d, _ = counter
     fired = []
     if t.call == "FAIL":
         fired.append("timing")
-    if reuse_shown(hit_c, miss_c, shared):
+    if reuse_shown(hit_c, miss_c, shared) and not timing_only:
         fired.append("cached_tokens")
-    if reuse_shown(hit_d, miss_d, shared):
+    if reuse_shown(hit_d, miss_d, shared) and not timing_only:
         fired.append("prometheus")
     return ArmTiming(
         timing=t.call,

@@ -47,5 +47,9 @@ class PrefixCacheConfig(AuditSettings):
     metrics_url: str | None = Field(
         None, description="the server's Prometheus text; None: <base>/metrics when it answers"
     )
+    timing_only: bool = Field(
+        False,
+        description="decide on timing alone (metadata still reported): timing's own power",
+    )
     nonce: str | None = Field(None, description="the run's secret nonce; None: a random one")
     seed: int = Field(0, ge=0, description="seed of the prompts' words and the arms' order")
