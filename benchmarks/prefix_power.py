@@ -138,13 +138,15 @@ def llama(runs: int) -> None:
                         }
                         res = run_audit(load_config(None, over), "prefix_cache").result
                         counts[res.verdict] += 1
-                        assert res.evidence is not None
+                        if res.evidence is None:
+                            print(f"  {res.verdict}: {res.reason}")
+                            continue
                         used.append(res.evidence.same_client.per_arm)
                         fired.update(res.evidence.same_client.fired)
                 print(
                     f"| {'on' if on else 'off'} | {label} | {counts['FAIL']} | {counts['PASS']} | "
                     f"{counts['INCONCLUSIVE']} | {counts['INVALID']} | "
-                    f"{statistics.median(used):g}, {max(used)} | "
+                    f"{statistics.median(used or [0]):g}, {max(used or [0])} | "
                     f"{', '.join(f'{k} {v}' for k, v in sorted(fired.items())) or 'none'} |"
                 )
                 sys.stdout.flush()

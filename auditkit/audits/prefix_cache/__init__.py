@@ -48,6 +48,9 @@ from auditkit.plan import Exchanges, RunSpec
 from auditkit.results import AuditResult, PhaseResult
 
 PREFLIGHT = "preflight"
+SIZED = "preflight_size"
+#: words of the pre-flight's first prompt, which measures the server's tokens per word
+CALIBRATION_WORDS = 64
 VERIFY_FILE = "verify_prefix_cache.txt"
 USERS = ("auditkit-user-a", "auditkit-user-b")
 
@@ -137,9 +140,11 @@ class PrefixCache(AuditTest[PrefixCacheConfig, PrefixCacheEvidence]):
         )
 
     def plan(self, cfg: AuditConfig, dataset: Dataset) -> list[RunSpec]:  # noqa: ARG002 (hook signature)
-        """The pre-flight: one fresh prompt of the probes' length."""
+        """The pre-flight's first step: a short fresh prompt (the server's tokens per word);
+        its second (a fresh prompt of the probes' length: does the server accept it?) and the
+        looks follow from `extend`."""
         s = self.settings(cfg)
-        text = " ".join(words(f"{s.seed}:{s.nonce}:preflight", s.prompt_tokens))
+        text = " ".join(words(f"{s.seed}:{s.nonce}:preflight", CALIBRATION_WORDS))
         ex = self._exchanges(cfg, [text], PREFLIGHT)
         return [self._spec(PREFLIGHT, ex, s, role="warmup")]
 
@@ -157,7 +162,7 @@ class PrefixCache(AuditTest[PrefixCacheConfig, PrefixCacheEvidence]):
         s = self.settings(cfg)
         pre = next(p for p in phases if p.name == PREFLIGHT)
         reported = pre.records["prompt_tokens"].dropna()
-        per_word = float(reported.iloc[0]) / s.prompt_tokens if len(reported) else 1.0
+        per_word = float(reported.iloc[0]) / CALIBRATION_WORDS if len(reported) else 1.0
         n = max(8, round(s.prompt_tokens / max(per_word, 1e-3)))
         arms = (HIT_SAME, HIT_CROSS, MISS) if _cross(s) else (HIT_SAME, MISS)
         return ProbeDesign(s.nonce or "", s.seed, n, round(s.prefix_fraction * n), arms)
@@ -170,8 +175,14 @@ class PrefixCache(AuditTest[PrefixCacheConfig, PrefixCacheEvidence]):
     ) -> list[RunSpec]:
         s = self.settings(cfg)
         done = sum(1 for p in phases if p.name.startswith("look_"))
-        pre = next((p for p in phases if p.name == PREFLIGHT), None)
-        if pre is None or pre.summary.failed or done >= _looks(s):
+        names = {p.name: p for p in phases}
+        if PREFLIGHT not in names or names[PREFLIGHT].summary.failed:
+            return []
+        if SIZED not in names:
+            n = self._design(cfg, phases).prompt_words
+            text = " ".join(words(f"{s.seed}:{s.nonce}:preflight-size", n))
+            return [self._spec(SIZED, self._exchanges(cfg, [text], SIZED), s, role="warmup")]
+        if names[SIZED].summary.failed or done >= _looks(s):
             return []
         look = done + 1
         per_arm = min(s.look_every, s.probes_per_arm - done * s.look_every)
@@ -191,19 +202,26 @@ class PrefixCache(AuditTest[PrefixCacheConfig, PrefixCacheEvidence]):
     ) -> AuditResult[PrefixCacheEvidence]:
         s = self.settings(cfg)
         base = base_fields(self.id, cfg, phases)
-        pre = next(p for p in phases if p.name == PREFLIGHT)
-        if pre.summary.failed:
-            error = str(pre.records["error"].iloc[0])
-            return invalid(
-                self.result_model,
-                base,
-                f"pre-flight: the endpoint refused a {s.prompt_tokens}-token probe prompt "
-                f"({error}); lower prefix_cache.prompt_tokens to fit its context window",
-            )
+        names = {p.name: p for p in phases}
+        for step in (PREFLIGHT, SIZED):
+            if step in names and names[step].summary.failed:
+                error = str(names[step].records["error"].iloc[0])
+                fix = (
+                    "lower prefix_cache.prompt_tokens to fit its context window"
+                    if step == SIZED
+                    else "check the endpoint answers a short completion"
+                )
+                size = s.prompt_tokens if step == SIZED else CALIBRATION_WORDS
+                return invalid(
+                    self.result_model,
+                    base,
+                    f"pre-flight: the endpoint refused a {size}-token probe prompt ({error}); "
+                    f"{fix}",
+                )
         looks = [p for p in phases if p.name.startswith("look_")]
         if not looks:
             return self.result_model(
-                verdict="INCONCLUSIVE", reason="pre-flight done; no probes sent yet", **base
+                verdict="INCONCLUSIVE", reason="pre-flight not finished; no probes yet", **base
             )
         problem = phase_problem(looks)
         if problem is not None:
