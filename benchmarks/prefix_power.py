@@ -112,7 +112,7 @@ def mock_nulls(n: int) -> None:
     print(f"({took:.0f} s)")
 
 
-def llama(runs: int) -> None:
+def llama(runs: int, timing_only: bool) -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from tests.llama_server import llama_server, make_gguf
 
@@ -124,32 +124,34 @@ def llama(runs: int) -> None:
             "(median, max) | evidence that fired |"
         )
         print("|---|---|---|---|---|---|---|---|")
-        for on in (True, False):
-            for label, extra in (("defaults", {}), ("timing_only", {"timing_only": True})):
-                with llama_server(model, cache_prompt=on) as url:
-                    counts: Counter[str] = Counter()
-                    used: list[int] = []
-                    fired: Counter[str] = Counter()
-                    for r in range(runs):
-                        over = {
-                            "endpoint": {"url": url, "api": "openai-completions"},
-                            "output_dir": str(Path(tmp) / f"o{on}{label}{r}"),
-                            "prefix_cache": extra,
-                        }
-                        res = run_audit(load_config(None, over), "prefix_cache").result
-                        counts[res.verdict] += 1
-                        if res.evidence is None:
-                            print(f"  {res.verdict}: {res.reason}")
-                            continue
-                        used.append(res.evidence.same_client.per_arm)
-                        fired.update(res.evidence.same_client.fired)
-                print(
-                    f"| {'on' if on else 'off'} | {label} | {counts['FAIL']} | {counts['PASS']} | "
-                    f"{counts['INCONCLUSIVE']} | {counts['INVALID']} | "
-                    f"{statistics.median(used or [0]):g}, {max(used or [0])} | "
-                    f"{', '.join(f'{k} {v}' for k, v in sorted(fired.items())) or 'none'} |"
-                )
-                sys.stdout.flush()
+        rows = [(True, "defaults", {}), (False, "defaults", {})]
+        if timing_only:
+            rows.append((True, "timing_only", {"timing_only": True}))
+        for on, label, extra in rows:
+            with llama_server(model, cache_prompt=on) as url:
+                counts: Counter[str] = Counter()
+                used: list[int] = []
+                fired: Counter[str] = Counter()
+                for r in range(runs):
+                    over = {
+                        "endpoint": {"url": url, "api": "openai-completions"},
+                        "output_dir": str(Path(tmp) / f"o{on}{label}{r}"),
+                        "prefix_cache": extra,
+                    }
+                    res = run_audit(load_config(None, over), "prefix_cache").result
+                    counts[res.verdict] += 1
+                    if res.evidence is None:
+                        print(f"  {res.verdict}: {res.reason}")
+                        continue
+                    used.append(res.evidence.same_client.per_arm)
+                    fired.update(res.evidence.same_client.fired)
+            print(
+                f"| {'on' if on else 'off'} | {label} | {counts['FAIL']} | {counts['PASS']} | "
+                f"{counts['INCONCLUSIVE']} | {counts['INVALID']} | "
+                f"{statistics.median(used or [0]):g}, {max(used or [0])} | "
+                f"{', '.join(f'{k} {v}' for k, v in sorted(fired.items())) or 'none'} |"
+            )
+            sys.stdout.flush()
 
 
 def main() -> None:
@@ -159,12 +161,15 @@ def main() -> None:
     parser.add_argument("--sizes", default="15,25,50,100", help="fixed probes per arm (mock)")
     parser.add_argument("--nulls", type=int, default=1000, help="null audits (mock)")
     parser.add_argument("--runs", type=int, default=30, help="audits per row (llama)")
+    parser.add_argument(
+        "--timing-only", action="store_true", help="llama: add a row deciding on timing alone"
+    )
     args = parser.parse_args()
     if args.what == "mock":
         mock_power(args.reps, [int(s) for s in args.sizes.split(",")])
         mock_nulls(args.nulls)
     else:
-        llama(args.runs)
+        llama(args.runs, args.timing_only)
 
 
 if __name__ == "__main__":
