@@ -26,13 +26,25 @@ def test_no_cache_passes_and_writes_its_files(simulated_audit: SimulatedAudit) -
 
 
 @pytest.mark.parametrize(
-    ("scope", "shared"), [("shared", True), ("per-client", False)], ids=["shared", "per-key"]
+    ("scope", "shared"), [("shared", True), ("per-client", False)], ids=["shared", "per-client"]
 )
+@pytest.mark.parametrize("clients", ["two API keys", "two users"])
 def test_cache_fails_and_scope_says_whether_it_is_shared(
-    simulated_audit: SimulatedAudit, scope: str, shared: bool
+    simulated_audit: SimulatedAudit,
+    monkeypatch: pytest.MonkeyPatch,
+    scope: str,
+    shared: bool,
+    clients: str,
 ) -> None:
     mock = {"cache": "kv-prefix", "behaviour": {"kv_scope": scope}}
-    run = simulated_audit("prefix_cache", mock=mock, second_user=True, **SMALL)
+    if clients == "two API keys":
+        monkeypatch.setenv("PC_KEY_A", "key-a")
+        monkeypatch.setenv("PC_KEY_B", "key-b")
+        two = {"second_api_key_env": "PC_KEY_B"}
+        endpoint = {"api_key_env": "PC_KEY_A"}
+    else:
+        two, endpoint = {"second_user": True}, None
+    run = simulated_audit("prefix_cache", mock=mock, endpoint=endpoint, **two, **SMALL)
     ev = run.result.evidence
     assert run.result.verdict == "FAIL" and ev is not None
     assert ev.shared_across_users is shared
