@@ -20,7 +20,7 @@ ModelT = TypeVar("ModelT", bound=BaseModel)
 
 Api = Literal["openai-completions", "openai-chat", "json"]
 Scenario = Literal["offline", "single-stream", "multi-stream", "server"]
-CacheMode = Literal["none", "output", "prefix", "last-prompt"]
+CacheMode = Literal["none", "output", "prefix", "last-prompt", "kv-prefix"]
 
 SECRET_HEADER = re.compile(
     r"(authorization|auth|api[-_]?key|key$|[-_]key\b|token|secret|password|cookie|credential)", re.I
@@ -320,6 +320,20 @@ class BehaviourConfig(_Strict):
         description="every request gets the same text, whatever its prompt and temperature "
         "(a server that ignores its input: not a cache, no speed-up)",
     )
+    kv_scope: Literal["shared", "per-client"] = Field(
+        "shared",
+        description="kv-prefix cache: one cache for every client (API key, else the body's "
+        "`user`), or one per client",
+    )
+    kv_block_tokens: int = Field(
+        16, ge=1, le=4096, description="kv-prefix cache: only whole blocks of this many tokens hit"
+    )
+    kv_capacity_tokens: int = Field(
+        1_000_000, ge=1, description="kv-prefix cache: tokens it holds; least recently used go"
+    )
+    kv_hide_cached: bool = Field(
+        False, description="kv-prefix cache: report cached_tokens 0 while reusing (metadata lies)"
+    )
 
 
 class MisbehaviourConfig(_Strict):
@@ -368,7 +382,8 @@ class MockConfig(_Strict):
     cache: CacheMode = Field(
         "none",
         description="none | output (response cache) | prefix (KV reuse) | last-prompt (KV of "
-        "the previous prompt only, as llama.cpp's slot)",
+        "the previous prompt only, as llama.cpp's slot) | kv-prefix (the longest cached prefix "
+        "in whole blocks, as vLLM's prefix caching: behaviour.kv_*)",
     )
     simulated: bool = Field(
         False,

@@ -84,6 +84,32 @@ class WarmupRule:
         return len(latencies) >= self.min_queries and self.stable(latencies)
 
 
+@dataclass(frozen=True)
+class Exchanges:
+    """A phase of explicit prompts instead of dataset rows: `texts` sent one at a time in this
+    order, each from client `clients[i]` (0: the run's API key; 1: the key in the environment
+    variable `second_key_env`, else the run's key too; `users` tells them apart by `user`),
+    labelled `variants[i]` (the records' variant) and `groups[i]` (its procedure: the records'
+    query_id). Prometheus text at `metrics_url` is read before and after each group; `gap_s`
+    pauses between requests; `max_tokens` overrides the endpoint's."""
+
+    texts: tuple[str, ...]
+    variants: tuple[str, ...]
+    clients: tuple[int, ...]
+    groups: tuple[int, ...]
+    second_key_env: str | None = None
+    metrics_url: str | None = None
+    gap_s: float = 0.0
+    max_tokens: int | None = None
+    #: OpenAI `user` values of clients 0 and 1 (None: no `user` field is sent)
+    users: tuple[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.texts)
+        if not n or any(len(x) != n for x in (self.variants, self.clients, self.groups)):
+            raise ValueError("Exchanges: texts, variants, clients and groups need one entry each")
+
+
 #: what a phase is for in its audit's design (the audits' verdicts select phases by it)
 Role = Literal["warmup", "reference", "audit", "alternate", "accuracy", "performance", "measured"]
 
@@ -129,6 +155,8 @@ class RunSpec:
     role: Role = "measured"
     block: int | None = None
     round: int = 0
+    #: explicit prompts sent instead of the dataset's rows (None: the order's rows)
+    exchanges: Exchanges | None = None
 
     def __post_init__(self) -> None:
         if self.twins < 0:

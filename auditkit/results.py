@@ -190,6 +190,8 @@ class PhaseResult:
     summary: PhaseSummary
     #: responses kept whole (only rows in `spec.log_outputs`), in completion order
     outputs: tuple[LoggedOutput, ...] = ()
+    #: an exchanges phase's Prometheus text around each group: (group, before, after)
+    scrapes: tuple[tuple[int, str, str], ...] = ()
 
     @property
     def name(self) -> str:

@@ -30,6 +30,7 @@ from auditkit.errors import (
 )
 from auditkit.loadgen import HttpTarget, PhaseInterrupted, Transport, resolve_api_key, run_phase
 from auditkit.loadgen.choice import resolve_client
+from auditkit.loadgen.exchanges import run_exchanges
 from auditkit.loadgen.fake import FakeTransport, SimulatedSUT
 from auditkit.loadgen.workers import SPLITTABLE, phase_workers
 from auditkit.plan import RunSpec
@@ -344,16 +345,19 @@ class PhaseRunner:
             self.say(f"from phase {spec.name} on: {workers} load-generator processes")
             self.workers_said = workers
         try:
-            phase = run_phase(
-                spec,
-                self.prepared.dataset,
-                self.adapter,
-                self.http,
-                progress=callback,
-                transport=self.transport,
-                records_dir=self.folder / spec.name,
-                workers=workers,
-            )
+            if spec.exchanges is not None:  # explicit prompts, one at a time, two clients
+                phase = run_exchanges(spec, self.adapter, self.http, transport=self.transport)
+            else:
+                phase = run_phase(
+                    spec,
+                    self.prepared.dataset,
+                    self.adapter,
+                    self.http,
+                    progress=callback,
+                    transport=self.transport,
+                    records_dir=self.folder / spec.name,
+                    workers=workers,
+                )
         except PhaseInterrupted as exc:
             close()
             artifacts.write_phase(self.folder, exc.partial)

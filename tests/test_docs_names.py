@@ -24,7 +24,15 @@ OTHER_TOOLS = ("pytest", "papermill", "grep", "pip", "curl", "wrk", "jupyter", "
 #: another tool's flag (llama.cpp's, mock.md), the catalogue of user mistakes (reliability.md)
 NOT_OURS = {
     "docs/scale.md": {"--ray-address"},
-    "docs/mock.md": {"--prompt-cache"},
+    "docs/mock.md": {"--prompt-cache", "--enable-prefix-caching"},
+    # vLLM's and SGLang's flags: how to turn their prefix caches on and off for the audit
+    "README.md": {
+        "--enable-prefix-caching",
+        "--no-enable-prefix-caching",
+        "--disable-radix-cache",
+        "--enable-prompt-tokens-details",
+    },
+    "docs/prefix_cache.md": {"--enable-prefix-caching", "--disable-radix-cache"},
     "docs/reliability.md": {"sampels", "api_key"},
 }
 FLAG = re.compile(r"(?<![\w-])(--[a-z][a-z0-9-]*)")

@@ -31,6 +31,7 @@ SMALL: dict[str, Any] = {
     "test06": {"samples": 16},
     "test07": {"samples": 40},
     "test09": {"samples": 16},
+    "prefix_cache": {"prompt_tokens": 256},
 }
 
 
@@ -51,13 +52,14 @@ def test_honest_suite_on_a_virtual_clock_passes(tmp_path: Path) -> None:
     cfg = load_config(None, {"mock": {"simulated": True}, "output_dir": str(tmp_path), **SMALL})
     run = run_suite(cfg)
     assert run.verdicts() == dict.fromkeys(
-        ["TEST01", "TEST04", "TEST05", "TEST06", "TEST07", "TEST09"], "PASS"
+        ["TEST01", "TEST04", "TEST05", "TEST06", "TEST07", "TEST09", "PREFIX_CACHE"], "PASS"
     )
     assert run.exit_code == 0
     # only the first audit warms up: the endpoint is warm for the rest
     assert "warmup" in [p.name for p in run.runs[0].phases]
     assert all("warmup" not in [p.name for p in r.phases] for r in run.runs[1:])
-    for name in ("accuracy_in_performance_test", "output_caching_test", "consistency_output_test"):
+    names = ("accuracy_in_performance_test", "output_caching_test", "consistency_output_test")
+    for name in (*names, "prefix_cache_test"):
         assert json.loads((tmp_path / "audit" / f"audit_{name}.json").read_text())["passed"]
     assert {p.name for p in tmp_path.iterdir()} >= {
         "TEST01",
@@ -181,7 +183,16 @@ def test_suite_notebook_and_a_new_audit_through_the_generic_notebook(
 
 
 def test_the_suite_is_every_registered_audit_in_id_order_each_saying_if_it_applies() -> None:
-    assert suite_tests() == ("test01", "test04", "test05", "test06", "test07", "test09")
+    # MLPerf's TESTxx first (the first one warms the endpoint up), then auditkit's own
+    assert suite_tests() == (
+        "test01",
+        "test04",
+        "test05",
+        "test06",
+        "test07",
+        "test09",
+        "prefix_cache",
+    )
     endpoint = {"api": "json", "body_template": {"prompt": "{prompt}"}}
     cfg = load_config(None, {"endpoint": endpoint})
     assert applicable(cfg) == {
@@ -190,6 +201,7 @@ def test_the_suite_is_every_registered_audit_in_id_order_each_saying_if_it_appli
         "test05": None,
         "test06": "reads streamed chunks and usage: needs an OpenAI-compatible api",
         "test07": None,
+        "prefix_cache": "sends max_tokens and reads usage: needs an OpenAI-compatible api",
         "test09": None,
     }
 

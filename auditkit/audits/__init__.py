@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, Field, create_model
 
 from auditkit.audits.base import AuditTest
+from auditkit.audits.prefix_cache import PrefixCache
 from auditkit.audits.test01 import Test01
 from auditkit.audits.test04 import Test04
 from auditkit.audits.test05 import Test05
@@ -37,6 +38,7 @@ REGISTRY: dict[str, AuditTest[Any, Any]] = {
     Test06.key: Test06(),
     Test07.key: Test07(),
     Test09.key: Test09(),
+    PrefixCache.key: PrefixCache(),
 }
 #: the audit `auditkit run` and the notebooks use when none is named
 DEFAULT_TEST = Test04.key
@@ -103,7 +105,8 @@ def load_plugins() -> None:
 
 def get_test(name: str) -> AuditTest[Any, Any]:
     """Look a test up by key or id, case-insensitively (TEST04, test04)."""
-    test = REGISTRY.get(name.lower())
+    # "prefix-cache" on a command line is the registry's "prefix_cache"
+    test = REGISTRY.get(name.lower()) or REGISTRY.get(name.lower().replace("-", "_"))
     if test is not None:
         return test
     for test in REGISTRY.values():

@@ -42,6 +42,9 @@ def _usage(obj: dict[str, Any]) -> tuple[int | None, int | None, int | None]:
         return None, None, None
     details = usage.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else None
+    timings = obj.get("timings")
+    if cached is None and isinstance(timings, dict) and isinstance(timings.get("cache_n"), int):
+        cached = timings["cache_n"]  # llama.cpp's own field, when usage has no details
     return usage.get("prompt_tokens"), usage.get("completion_tokens"), cached
 
 

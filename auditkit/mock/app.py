@@ -88,7 +88,8 @@ class _Handlers:
         state.requests += 1
         number = state.requests
         try:
-            job, fault = self.engine.admit(kind, await request.body())
+            client = request.headers.get("authorization")
+            job, fault = self.engine.admit(kind, await request.body(), client)
         except BadRequest as exc:
             return bad_request_response(exc)
 

@@ -1,6 +1,7 @@
 """What a mock server may serve from cache, and what it remembers: the `cache` modes of
-MockConfig as policies (none, output, prefix, last-prompt), with the output-cache options real
-caches have (`MockConfig.behaviour`: admission, TTL, normalised keys, partial, prepopulated).
+MockConfig as policies (none, output, prefix, last-prompt, kv-prefix), with the output-cache
+options real caches have (`MockConfig.behaviour`: admission, TTL, normalised keys, partial,
+prepopulated).
 
 Pure: no I/O, no asyncio. Time (for TTLs) comes from the caller as `now`, in seconds on the
 server's clock: the served mock's monotonic clock, or a simulated server's virtual one.
@@ -38,9 +39,23 @@ class CachePolicy(Protocol):
         """The job's answer is complete."""
         ...
 
+    def reused_tokens(self, job: Job) -> int:
+        """Prompt tokens whose KV is cached (their prefill is skipped; all of them on a hit)."""
+        ...
+
+    def reports_reuse(self) -> bool:
+        """Whether usage.prompt_tokens_details.cached_tokens tells the reuse (False: it lies)."""
+        ...
+
 
 class NoCache:
     """Every request is computed."""
+
+    def reused_tokens(self, job: Job) -> int:
+        return job.prompt_tokens if self.prefix(job) else 0
+
+    def reports_reuse(self) -> bool:
+        return True
 
     # the Cache protocol's signatures
     def output(self, job: Job, now: float) -> list[str] | None:  # noqa: ARG002
@@ -182,6 +197,61 @@ class LastPromptCache(NoCache):
         self._last = job.prompt_key
 
 
+class BlockPrefixCache(NoCache):
+    """The KV of prompt prefixes in whole blocks, as vLLM's and SGLang's prefix caching: a
+    prompt reuses its longest cached prefix of whole `block` tokens (a 95 % shared prefix
+    reuses 95 % rounded down to a block), and only computes the rest.
+
+    `per_client` keeps one cache per client (`Job.client`: the API key, else the body's `user`;
+    what a provider that isolates its users does), else one for everyone (a cross-user leak).
+    `capacity_tokens` bounds what it holds: the least recently used blocks go first.
+    `hide` reports cached_tokens 0 while reusing (a server whose metadata lies).
+    Tokens are the mock's (whitespace words); a block is keyed by the hash chain of every
+    token up to its end, so a block hits only after the same whole prefix.
+    """
+
+    def __init__(
+        self,
+        *,
+        block: int = 16,
+        capacity_tokens: int = 1_000_000,
+        per_client: bool = False,
+        hide: bool = False,
+    ) -> None:
+        self.block = block
+        self.per_client = per_client
+        self.hide = hide
+        self._blocks: LruCache[Key, bool] = LruCache(max(1, capacity_tokens // block))
+
+    def _chain(self, job: Job) -> list[Key]:
+        scope = job.client if self.per_client else None
+        tokens = job.seed_text.split()
+        keys: list[Key] = []
+        running = hash((scope, job.model))
+        for end in range(self.block, len(tokens) + 1, self.block):
+            running = hash((running, tuple(tokens[end - self.block : end])))
+            keys.append((scope, job.model, end, running))
+        return keys
+
+    def reused_tokens(self, job: Job) -> int:
+        hit = 0
+        for key in self._chain(job):
+            if self._blocks.get(key) is None:
+                break
+            hit += self.block
+        return min(hit, job.prompt_tokens)
+
+    def prefix(self, job: Job) -> bool:
+        return self.reused_tokens(job) >= job.prompt_tokens > 0
+
+    def prefilled(self, job: Job) -> None:
+        for key in self._chain(job):
+            self._blocks.put(key, True)
+
+    def reports_reuse(self) -> bool:
+        return not self.hide
+
+
 def prepopulated_jobs(requests: Iterable[tuple[Kind, Mapping[str, Any]]], model: str) -> list[Job]:
     """Request bodies (kind, body) as the Jobs a cache holds at start; bodies the mock would
     refuse are left out."""
@@ -201,7 +271,8 @@ def cache_policy(
     prepopulated: Iterable[Job] = (),
     started: float = 0.0,
 ) -> CachePolicy:
-    """The policy for MockConfig.cache ("none", "output", "prefix", "last-prompt") with the
+    """The policy for MockConfig.cache ("none", "output", "prefix", "last-prompt", "kv-prefix";
+    its options in `behaviour.kv_*`) with the
     output-cache options of `behaviour`. `prepopulated` jobs are cached from time `started`;
     with mode "none" they make a fixed output cache of just those answers."""
     options = behaviour if behaviour is not None else BehaviourConfig()
@@ -210,6 +281,13 @@ def cache_policy(
         return PrefixCache(held)
     if mode == "last-prompt":
         return LastPromptCache()
+    if mode == "kv-prefix":
+        return BlockPrefixCache(
+            block=options.kv_block_tokens,
+            capacity_tokens=options.kv_capacity_tokens,
+            per_client=options.kv_scope == "per-client",
+            hide=options.kv_hide_cached,
+        )
     if mode == "output" or held:
         return OutputCache(
             admit_after=options.cache_admit_after,

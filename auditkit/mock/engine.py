@@ -10,6 +10,7 @@ Everything here runs on the server's event-loop thread, except `MockState.stats(
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Callable, Hashable
 from dataclasses import dataclass
@@ -198,15 +199,20 @@ class MockEngine:
         it: `connection_setup_ms` on its first, else 0 (None: the connection is unknown)."""
         return self.state.connections.first_use_s(connection)
 
-    def admit(self, kind: Kind, raw: bytes) -> tuple[Job, FaultKind | None]:
+    def admit(
+        self, kind: Kind, raw: bytes, client: str | None = None
+    ) -> tuple[Job, FaultKind | None]:
         """Parse a counted generation request for this server's model (BadRequest: refused,
-        and counted as such) and draw its fault (counted too)."""
+        and counted as such) and draw its fault (counted too). `client` is who sent it (the
+        Authorization header's value), when known."""
         state = self.state
         try:
             job = parse_request(kind, raw, self.cfg.model)
         except BadRequest:
             state.rejected += 1
             raise
+        if client is not None:
+            job = dataclasses.replace(job, client=client)
         fault = state.model.draw_fault(self.cfg.faults, stream=job.stream)
         if fault is not None:
             state.count_fault(fault)
@@ -245,17 +251,20 @@ class MockEngine:
             # a multiple-choice question ends with the letter the mock believes
             words = answers.answer(job.seed_text, words)
         job, words = state.misbehaviour.answer(job, words, state.in_flight, state.computations)
-        prefix_hit = state.cache.prefix(job)
-        if prefix_hit:
+        reused = state.cache.reused_tokens(job)
+        prefix_hit = reused >= job.prompt_tokens > 0
+        if reused:
             state.prefix_hits += 1
-        timing = state.model.timing(job.prompt_tokens, job.output_tokens, prefix_hit=prefix_hit)
+        timing = state.model.timing(
+            job.prompt_tokens, job.output_tokens, prefix_hit=prefix_hit, reused_tokens=reused
+        )
         tail = state.shape.is_tail(state.model.rng)
         if tail:
             state.tail_requests += 1
         timing = state.misbehaviour.timing(job, state.shape.shape(timing, number, tail))
         if adjust is not None:
             timing = adjust(timing)
-        cached_tokens = job.prompt_tokens if prefix_hit else 0
+        cached_tokens = reused if state.cache.reports_reuse() else 0
         lead = fault is None and self.cfg.behaviour.coalesce
         if job.stream:
             return self._stream(job, words, timing, cached_tokens, fault, lead)

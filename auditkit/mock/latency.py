@@ -127,10 +127,19 @@ class LatencyModel:
             return 1.0
         return self.rng.lognormvariate(self._mu, self._sigma)
 
-    def timing(self, prompt_tokens: int, output_tokens: int, *, prefix_hit: bool = False) -> Timing:
-        """Durations for a request; a prefix-cache hit skips prefill, decode is unchanged."""
+    def timing(
+        self,
+        prompt_tokens: int,
+        output_tokens: int,
+        *,
+        prefix_hit: bool = False,
+        reused_tokens: int = 0,
+    ) -> Timing:
+        """Durations for a request; a prefix-cache hit skips prefill (`reused_tokens` of it:
+        that part), decode is unchanged."""
         factor = self.jitter()
-        prefill_us = 0.0 if prefix_hit else prompt_tokens * self.cfg.prefill_us_per_token
+        computed = 0 if prefix_hit else max(0, prompt_tokens - reused_tokens)
+        prefill_us = computed * self.cfg.prefill_us_per_token
         return Timing(
             base_s=self.cfg.base_latency_ms * 1e-3 * factor,
             prefill_s=prefill_us * 1e-6 * factor,

@@ -40,6 +40,8 @@ class Job:
     temperature: float
     stream: bool
     logprobs: bool = False  # list each output token in `logprobs` (OpenAI's option)
+    #: who asked (the API key the server saw, else the body's `user`): a per-client cache's key
+    client: str | None = None
 
 
 def decode_body(raw: bytes) -> Any:
@@ -87,6 +89,7 @@ def parse_job(kind: Kind, body: Any, default_model: str) -> Job:
         logprobs=kind != "generate"
         and body.get("logprobs") is not None
         and body.get("logprobs") is not False,
+        client=body["user"] if isinstance(body.get("user"), str) else None,
     )
 
 

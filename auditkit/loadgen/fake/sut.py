@@ -147,7 +147,10 @@ class SimulatedSUT:
         state.requests += 1
         number = state.requests
         try:
-            job, fault = self.engine.admit(kind, request.body)
+            client = next(
+                (v for k, v in request.headers.items() if k.lower() == "authorization"), None
+            )
+            job, fault = self.engine.admit(kind, request.body, client)
         except BadRequest as exc:
             return _error_response(exc.status, exc.message, "invalid_request_error", exc.code)
         if fault is not None:
