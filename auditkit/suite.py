@@ -282,7 +282,8 @@ def for_mlperf_model(
         block = getattr(cfg, key, None)
         if block is not None:
             update[key] = block.model_copy(update=fixed)
-    return cfg.model_copy(update=update), req.tests, skipped_reasons(model, req, suite_tests())
+    tests = req.tests + req.own
+    return cfg.model_copy(update=update), tests, skipped_reasons(model, req, suite_tests())
 
 
 def suite_result_path(output_dir: str | Path) -> Path:

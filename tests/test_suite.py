@@ -230,7 +230,8 @@ def test_suite_by_model_runs_the_required_audits_with_upstreams_thresholds(tmp_p
     over = {"mock": {"simulated": True}, "output_dir": str(tmp_path), **SMALL}
     run = run_suite(load_config(None, over), mlperf_model="gpt-oss-120b")
     # the mock's answers are 32 tokens long: the checker's gpt-oss bounds fail them
-    assert run.verdicts() == {"TEST07": "PASS", "TEST09": "FAIL"}
+    # ... and, an LLM, auditkit's own prefix-cache audit beside the checker's list
+    assert run.verdicts() == {"TEST07": "PASS", "TEST09": "FAIL", "PREFIX_CACHE": "PASS"}
     t9 = run.runs[1].result
     assert (t9.evidence.min_bound, t9.evidence.max_bound) == (1150.38, 1406.02)
     assert run.runs[0].result.threshold == 60.698
