@@ -288,6 +288,12 @@ class BehaviourConfig(_Strict):
     cache_miss_every: int = Field(
         0, ge=0, description="output cache: every n-th repeat is computed again (partial cache)"
     )
+    cache_key: Literal["exact", "strip_tag", "words"] = Field(
+        "exact",
+        description="output cache: what the key reads of a prompt: exact; strip_tag (a leading "
+        "[...] tag removed, as a server that knows auditkit's salt); words (its set of words, "
+        "tag removed: a semantic cache)",
+    )
     coalesce: bool = Field(False, description="identical requests in flight share one computation")
     prepopulate: str | None = Field(
         None,

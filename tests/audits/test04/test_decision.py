@@ -105,14 +105,16 @@ def test_twins_like_their_originals_are_a_clean_self_check() -> None:
     assert decision.verdict == "PASS"
 
 
-def test_a_salted_run_never_fails_on_its_control() -> None:
-    """Salted originals cannot have been cached before the run: the control is a self-check."""
+def test_a_salted_run_fails_on_its_control_when_the_originals_are_faster() -> None:
+    """A cache that strips or ignores the salt can hold salted originals: the twins' evidence
+    decides, never the assumption that the salt hides the prompts (issue 22)."""
     ref = _phase(
         np.concatenate([_noisy(240, 1, 9), _noisy(16, 10, 10)]), ["main"] * 240 + ["twin"] * 16
     )
     ref.loc[240:, "sample_index"] = range(16)
     decision = _decide(ref, _phase(_noisy(256, 1, 11)), salted=True)
-    assert decision.control is not None and not decision.control.primed
+    assert decision.control is not None and decision.control.primed
+    assert decision.verdict == "FAIL"
 
 
 def test_upstream_invalid_stays_invalid() -> None:
