@@ -302,6 +302,11 @@ class BehaviourConfig(_Strict):
     connection_setup_ms: float = Field(
         0.0, ge=0, description="extra time of the first request on each new connection (ms)"
     )
+    burn_cpu: bool = Field(
+        False,
+        description="a served mock spends each computation spinning on the CPU instead of "
+        "sleeping (non-streamed answers; one at a time): its work takes the client's cores",
+    )
     same_output: bool = Field(
         False,
         description="every request gets the same text, whatever its prompt and temperature "
