@@ -283,6 +283,7 @@ class Test04(AuditTest[Test04Config, Test04Evidence]):
             seed=t4.seed,
             controls=controls,
             audit_index=_repeated_row(all_aud),
+            client_bound_only=_client_bound_only(phases),
         )
         evidence = record_evidence(
             ref,
@@ -409,6 +410,14 @@ class Test04(AuditTest[Test04Config, Test04Evidence]):
         if fp is not None:
             rows.append(("cache kind seen", f"{fp.kind} ({'; '.join(fp.evidence)})"))
         return rows
+
+
+def _client_bound_only(phases: list[PhaseResult]) -> bool:
+    """Every measured phase complete and valid but for a client that was saturated."""
+    ran = measured(phases)
+    bound = any(p.summary.client_bound for p in ran)
+    clean = all(p.summary.complete and not p.summary.failed for p in ran)
+    return bound and clean and not any(p.summary.invalid_reasons for p in ran)
 
 
 def _repeated_row(audit: PhaseResult) -> int | None:

@@ -365,13 +365,36 @@ def decide_with_certainty(
     seed: int = 0,
     controls: pd.DataFrame | None = None,
     audit_index: int | None = None,
+    client_bound_only: bool = False,
 ) -> Decision:
-    """auditkit's verdict at one look (the rule is the module docstring)."""
+    """auditkit's verdict at one look (the rule is the module docstring). `client_bound_only`:
+    upstream's INVALID comes only from a saturated client; a control arm that fires then still
+    FAILs (each pair met the same client, and a saturated client can only hide a speed-up)."""
     level = level_per_look(ALPHA, looks, CHECKS)
     limit = 1 + threshold
     base = {"look": look, "looks": looks, "alpha_per_look": level, "reliable": reliable}
     drift = drift_check(reference)
     if upstream_verdict == "INVALID":
+        if client_bound_only and controls is not None:
+            repeated = control_arm(controls, "repeated", audit_index, level, limit, seed)
+            fresh = control_arm(controls, "dataset", audit_index, level, limit, seed + 1)
+            arm = fresh if fresh.fired else repeated if repeated.fired else None
+            if arm is not None and arm.median_ratio is not None:
+                what = "dataset prompts" if arm is fresh else "the repeated sample"
+                reason = (
+                    f"{what} answered {arm.median_ratio:.3g}× faster than never-seen prompts of "
+                    f"the same cost (interval [{arm.ci_low:.3g}, {arm.ci_high:.3g}] above the "
+                    f"{limit:g} limit, {arm.pairs} pairs), although the client was saturated "
+                    f"(which can only hide a speed-up: {upstream_reason}) (results cached)"
+                )
+                return Decision(
+                    verdict="FAIL",
+                    reason=reason,
+                    drift=drift,
+                    repeated_vs_control=repeated,
+                    dataset_vs_control=fresh,
+                    **base,
+                )
         return Decision(verdict="INVALID", reason=upstream_reason, drift=drift, **base)
     control = control_check(reference, level, limit, salted)
     partial = partial_cache_check(reference, audit, level, limit, seed)
