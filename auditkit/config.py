@@ -307,6 +307,12 @@ class BehaviourConfig(_Strict):
     cache_miss_every: int = Field(
         0, ge=0, description="output cache: every n-th repeat is computed again (partial cache)"
     )
+    cache_key: Literal["exact", "strip_tag", "words"] = Field(
+        "exact",
+        description="output cache: what the key reads of a prompt: exact; strip_tag (a leading "
+        "[...] tag removed, as a server that knows auditkit's salt); words (its set of words, "
+        "tag removed: a semantic cache)",
+    )
     coalesce: bool = Field(False, description="identical requests in flight share one computation")
     prepopulate: str | None = Field(
         None,
@@ -314,6 +320,11 @@ class BehaviourConfig(_Strict):
     )
     connection_setup_ms: float = Field(
         0.0, ge=0, description="extra time of the first request on each new connection (ms)"
+    )
+    burn_cpu: bool = Field(
+        False,
+        description="a served mock spends each computation spinning on the CPU instead of "
+        "sleeping (non-streamed answers; one at a time): its work takes the client's cores",
     )
     same_output: bool = Field(
         False,

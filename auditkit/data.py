@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import itertools
 import json
 import random
@@ -236,7 +237,9 @@ def _as_messages(value: Any, path: Path, row: int) -> tuple[dict[str, Any], ...]
     return tuple(value)
 
 
-OrderKind = Literal["without_replacement", "with_replacement", "single", "block", "salted"]
+OrderKind = Literal[
+    "without_replacement", "with_replacement", "single", "block", "salted", "interleaved"
+]
 
 
 @dataclass(frozen=True)
@@ -278,6 +281,13 @@ class SampleOrder:
         return dataclasses.replace(self, exclude=tuple(sorted({*self.exclude, *rows})))
 
     @classmethod
+    def interleaved(cls, seed: int, index: int) -> SampleOrder:
+        """Fresh rows and row `index` by turns (fresh, index, fresh, index, ...). The fresh rows
+        are the seeded permutation of `without_replacement(seed)` read from its end, so they
+        are the last rows that order would issue (exclude `index` with `excluding`)."""
+        return cls("interleaved", seed=seed, index=index)
+
+    @classmethod
     def repeated_block(cls, index: int, block: int) -> SampleOrder:
         """The rows index, index+1, …, index+block-1 repeated (multi-stream audit phase)."""
         return cls("block", index=index, block=block)
@@ -290,6 +300,8 @@ class SampleOrder:
             return f"single(index={self.index})"
         if self.kind == "block":
             return f"block(index={self.index}, size={self.block})"
+        if self.kind == "interleaved":
+            return f"interleaved(seed={self.seed}, index={self.index}{skip})"
         return f"{self.kind}(seed={self.seed}{skip})"
 
     def indices(self, n: int, dataset_size: int) -> list[int]:
@@ -313,6 +325,13 @@ class SampleOrder:
         elif self.kind == "block":
             for i in itertools.count():
                 yield (self.index + i % self.block) % dataset_size
+        elif self.kind == "interleaved":
+            rows = list(range(dataset_size))
+            random.Random(self.seed).shuffle(rows)
+            fresh = [r for r in reversed(rows) if r not in set(self.exclude)] or [self.index]
+            for i in itertools.count():
+                yield fresh[i % len(fresh)]
+                yield self.index
         else:
             rng = random.Random(self.seed)
             if self.kind in ("with_replacement", "salted"):
@@ -325,6 +344,39 @@ class SampleOrder:
             while len(excluded) < dataset_size:
                 rng.shuffle(rows)
                 yield from [r for r in rows if r not in excluded]
+
+
+#: the words a synthesised control prompt is drawn from: common English words, each one token
+#: in the usual BPE vocabularies (with its leading space), so a prompt of N of them is about N
+#: tokens on a real server and exactly N on the mock (which counts whitespace words)
+CONTROL_WORDS: tuple[str, ...] = tuple(
+    """
+    time year people way day man thing woman life child world school state family student
+    group country problem hand part place case week company system program question work
+    government number night point home water room mother area money story fact month lot right
+    study book eye job word business issue side kind head house service friend father power
+    hour game line end member law car city name president team minute idea kid body
+    information back parent face others level office door health person art war history party
+    result change morning reason research girl guy moment air teacher force education foot boy
+    age policy music market sense nation plan college interest death experience effect class
+    control care field development role effort rate heart drug show leader light voice wife
+    police mind price report decision son view relationship town road arm difference value
+    building action model season society tax director position player record paper space
+    ground form event official matter center couple site project activity star table need
+    court oil situation cost industry figure street image phone data picture practice piece
+    land product doctor wall patient worker news test movie north love support technology step
+    baby computer type attention film tree source window
+    """.split()  # noqa: SIM905 (a word list reads best as text)
+)
+
+
+def synthetic_prompt(key: str, words: int) -> str:
+    """A prompt of `words` words drawn at random (seeded by `key`) from CONTROL_WORDS: a
+    prompt no one can have sent before this run (the key holds the run's nonce), with no tag
+    to strip and no words of a dataset prompt in their order. Pure: the same key, the same
+    prompt."""
+    rng = random.Random(hashlib.sha256(key.encode()).digest())
+    return " ".join(rng.choices(CONTROL_WORDS, k=max(1, words)))
 
 
 def median_cost_index(dataset: Dataset) -> int:

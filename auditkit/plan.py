@@ -111,7 +111,9 @@ class Exchanges:
 
 
 #: what a phase is for in its audit's design (the audits' verdicts select phases by it)
-Role = Literal["warmup", "reference", "audit", "alternate", "accuracy", "performance", "measured"]
+Role = Literal[
+    "warmup", "reference", "audit", "alternate", "accuracy", "performance", "measured", "control"
+]
 
 
 @dataclass(frozen=True)
@@ -146,6 +148,10 @@ class RunSpec:
     salt: str | None = None
     twins: int = 0
     twin_salt: str | None = None
+    #: "salted": a twin is its row with `twin_salt`; "synthetic": a prompt synthesised at run
+    #: time (seeded by `twin_salt` and its position) as long in words as the main query's
+    #: prompt, sharing none of its words' order and no tag (variant "control")
+    twin_kind: Literal["salted", "synthetic"] = "salted"
     warmup: WarmupRule | None = None
     #: dataset rows whose responses the phase keeps whole (`PhaseResult.outputs`: upstream's
     #: accuracy log, for audits that check content); None keeps none
@@ -192,7 +198,8 @@ class RunSpec:
             )
         else:
             count = f"{self.samples} samples"
-        twins = f" + {self.twins} salted twins" if self.twins else ""
+        kind = "synthesised controls" if self.twin_kind == "synthetic" else "salted twins"
+        twins = f" + {self.twins} {kind}" if self.twins else ""
         salt = f", salt {self.salt!r}" if self.salt else ""
         return (
             f"{self.name}: {count}{twins}, order {self.order.describe()}{salt}, "

@@ -73,6 +73,16 @@ ROWS = (
         {"cache": "prefix", "prefill_us_per_token": 50.0}),
     Row("pre-populated cache, --no-salt", "FAIL",
         {"behaviour": {"prepopulate": "DATASET"}}, {"salt": False}),
+    Row("mock's work burns the client's CPU", "PASS", {"behaviour": {"burn_cpu": True}}),
+    # caches that know how auditkit works (docs/validity.md, "Dodges")
+    Row("pre-filled cache keyed without the [...] tag", "FAIL",
+        {"behaviour": {"prepopulate": "DATASET", "cache_key": "strip_tag"}}),
+    Row("pre-filled semantic cache (the prompt's words)", "FAIL",
+        {"behaviour": {"prepopulate": "DATASET", "cache_key": "words"}}),
+    Row("pre-filled + run-time cache keyed without the tag", "FAIL",
+        {"cache": "output", "behaviour": {"prepopulate": "DATASET", "cache_key": "strip_tag"}}),
+    Row("run-time semantic cache (the prompt's words)", "FAIL",
+        {"cache": "output", "behaviour": {"cache_key": "words"}}),
 )  # fmt: skip
 
 
@@ -106,9 +116,9 @@ def one_audit(
     simulated: bool,
     test04: dict[str, Any] | None = None,
     dataset: str | None = None,
-) -> tuple[str, float]:
+) -> tuple[str, float, str | None]:
     """One default audit (with `test04` settings over the row's, on `dataset` when given);
-    returns (verdict, seconds)."""
+    returns (verdict, seconds, the fingerprint's cache kind)."""
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         mock = {**_mock_settings(row, scenario, seed), "simulated": simulated}
@@ -127,17 +137,20 @@ def one_audit(
             with MockProcess(build_config({"mock": mock}).mock) as server:
                 data["endpoint"] = {"url": server.url}
                 run_audit(build_config(data))
-                verdict = run_audit(build_config(data)).result.verdict
+                result = run_audit(build_config(data)).result
         elif row.second_run:
             from auditkit.config import MockConfig
             from auditkit.loadgen.fake import FakeTransport, SimulatedSUT
 
             transport = FakeTransport(SimulatedSUT(MockConfig.model_validate(mock)))
             run_audit(build_config(data), transport=transport)
-            verdict = run_audit(build_config(data), transport=transport).result.verdict
+            result = run_audit(build_config(data), transport=transport).result
         else:
-            verdict = run_audit(build_config(data)).result.verdict
-    return verdict, time.perf_counter() - started
+            result = run_audit(build_config(data)).result
+    evidence = getattr(result, "evidence", None)
+    fingerprint = getattr(evidence, "fingerprint", None)
+    kind = getattr(fingerprint, "kind", None)
+    return result.verdict, time.perf_counter() - started, kind
 
 
 def main() -> int:
@@ -164,19 +177,25 @@ def main() -> int:
     scenarios = args.scenario or ["offline", "single-stream"]
     rows = [r for r in ROWS if not args.only or any(o in r.name for o in args.only)]
     print(
-        "| behaviour | scenario | expected | correct | INCONCLUSIVE | INVALID | wrong | s/audit |"
+        "| behaviour | scenario | expected | correct | INCONCLUSIVE | INVALID | wrong | s/audit "
+        "| FAIL beside kind none |"
     )
-    print("|---|---|---|---|---|---|---|---|")
-    correct_total = audits_total = 0
+    print("|---|---|---|---|---|---|---|---|---|")
+    correct_total = audits_total = contradictions = 0
     for row in rows:
         for scenario in scenarios:
             expected = row.expected_by_scenario.get(scenario, row.expected)
             counts: Counter[str] = Counter()
             seconds: list[float] = []
+            none_beside_fail = 0
             for seed in range(args.runs):
-                verdict, took = one_audit(row, scenario, seed, args.simulated, test04, dataset)
+                verdict, took, kind = one_audit(
+                    row, scenario, seed, args.simulated, test04, dataset
+                )
                 counts[verdict] += 1
                 seconds.append(took)
+                none_beside_fail += verdict == "FAIL" and kind == "none"
+            contradictions += none_beside_fail
             right = counts[expected]
             wrong = args.runs - right - counts["INCONCLUSIVE"] - counts["INVALID"]
             correct_total += right
@@ -184,10 +203,12 @@ def main() -> int:
             print(
                 f"| {row.name} | {scenario} | {expected} | {right / args.runs:.0%} | "
                 f"{counts['INCONCLUSIVE'] / args.runs:.0%} | {counts['INVALID'] / args.runs:.0%} "
-                f"| {wrong / args.runs:.0%} | {statistics.median(seconds):.1f} |",
+                f"| {wrong / args.runs:.0%} | {statistics.median(seconds):.1f} "
+                f"| {none_beside_fail} |",
                 flush=True,
             )
     print(f"correct verdicts: {correct_total}/{audits_total} = {correct_total / audits_total:.1%}")
+    print(f"FAIL beside 'cache kind seen: none': {contradictions}")
     return 0
 
 

@@ -169,7 +169,13 @@ def test_min_duration_extends_a_phase(tmp_path: Path, dataset: str) -> None:
             "dataset": {"path": dataset},
             "endpoint": {"max_tokens": 8},
             "load": {"scenario": "single-stream", "min_duration_s": 0.5},
-            "test04": {"samples": 64, "allow_small": True, "warmup": 0, "control_twins": 0},
+            "test04": {
+                "samples": 64,
+                "allow_small": True,
+                "warmup": 0,
+                "control_twins": 0,
+                "controls": 0,
+            },
         }
     )
     run = run_audit(cfg, transport=FakeTransport(SimulatedSUT(MockConfig(**FAST_MOCK))))

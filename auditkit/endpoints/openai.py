@@ -37,15 +37,21 @@ def _logprob_tokens(choice: dict[str, Any]) -> list[str] | None:
 
 
 def _usage(obj: dict[str, Any]) -> tuple[int | None, int | None, int | None]:
+    """(prompt, completion, cached prompt tokens): OpenAI's `usage`, and llama.cpp's
+    `timings.cache_n` for the cached tokens when `usage` does not say."""
     usage = obj.get("usage")
+    timings = obj.get("timings")
+    cache_n = timings.get("cache_n") if isinstance(timings, dict) else None
+    cache_n = cache_n if isinstance(cache_n, int) else None
     if not isinstance(usage, dict):
-        return None, None, None
+        return None, None, cache_n
     details = usage.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else None
-    timings = obj.get("timings")
-    if cached is None and isinstance(timings, dict) and isinstance(timings.get("cache_n"), int):
-        cached = timings["cache_n"]  # llama.cpp's own field, when usage has no details
-    return usage.get("prompt_tokens"), usage.get("completion_tokens"), cached
+    return (
+        usage.get("prompt_tokens"),
+        usage.get("completion_tokens"),
+        cached if cached is not None else cache_n,
+    )
 
 
 class _OpenAIBase:
@@ -131,8 +137,14 @@ class OpenAIStreamParser:
             raise ResponseError("stream chunk is not a JSON object")
         if "error" in obj:
             raise ResponseError(f"error event in stream: {_error_message(obj)}")
-        if obj.get("usage"):
-            self._usage = _usage(obj)
+        if obj.get("usage") or obj.get("timings"):
+            # llama.cpp may send its timings in a chunk of their own: keep what each says
+            new = _usage(obj)
+            self._usage = (
+                new[0] if new[0] is not None else self._usage[0],
+                new[1] if new[1] is not None else self._usage[1],
+                new[2] if new[2] is not None else self._usage[2],
+            )
         first = False
         for choice in obj.get("choices") or ():
             if not isinstance(choice, dict):

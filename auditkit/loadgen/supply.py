@@ -6,11 +6,11 @@ import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
 
-from auditkit.data import Dataset
+from auditkit.data import Dataset, Sample, synthetic_prompt
 from auditkit.endpoints.base import EndpointAdapter
 from auditkit.plan import RunSpec, WarmupRule
 
-#: one query: (dataset row, variant: "main" | "twin" | "warmup", request body)
+#: one query: (dataset row, variant: "main" | "twin" | "control" | "warmup", request body)
 Query = tuple[int, str, bytes]
 
 
@@ -64,7 +64,10 @@ class SampleSupply:
             # t twins per n mains, each centred in its share of the order: after main i,
             # round(i·t/n) twins are due (exactly t after main n; the rate holds past it)
             while t and twins < (2 * mains * t + n) // (2 * n):
-                yield index, "twin", self._build(index, self._twin_prefix(index))
+                if spec.twin_kind == "synthetic":
+                    yield index, "control", self._control_body(index, twins)
+                else:
+                    yield index, "twin", self._build(index, self._twin_prefix(index))
                 twins += 1
 
     def _main_body(self, index: int) -> bytes:
@@ -72,6 +75,15 @@ class SampleSupply:
         if body is None:
             body = self._bodies[index] = self._build(index, self.spec.salt)
         return body
+
+    def _control_body(self, index: int, position: int) -> bytes:
+        """A never-seen prompt as long in words as row `index`'s prompt with the phase's salt
+        (what the main query sent): its cost, not its words."""
+        assert self.spec.twin_salt is not None
+        sample = self.dataset[index]
+        sent = sample.salted(self.spec.salt) if self.spec.salt is not None else sample
+        prompt = synthetic_prompt(f"{self.spec.twin_salt}/{position}", len(sent.text.split()))
+        return self.adapter.build_body(Sample(index, prompt))
 
     def _twin_prefix(self, index: int) -> str:
         assert self.spec.twin_salt is not None

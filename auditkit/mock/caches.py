@@ -9,7 +9,8 @@ server's clock: the served mock's monotonic clock, or a simulated server's virtu
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -88,6 +89,40 @@ def _same(key: Key) -> Key:
     return key
 
 
+#: a leading `[...]` tag (auditkit's salt is one): a server that read auditkit's source strips it
+_TAG = re.compile(r"^\s*\[[^\]]*\]\s*")
+
+
+def strip_tag_key(key: Key) -> Key:
+    """`key` with a leading `[...]` tag removed from every string (a tag-blind cache)."""
+    return tuple(_map_strings(part, lambda s: _TAG.sub("", s)) for part in key)
+
+
+def words_key(key: Key) -> Key:
+    """`key` with every string reduced to its set of words, tag removed and case folded (a
+    semantic cache: any prompt with the same words hits, whatever their order)."""
+    return tuple(
+        _map_strings(part, lambda s: " ".join(sorted(set(_TAG.sub("", s).casefold().split()))))
+        for part in key
+    )
+
+
+def _map_strings(value: object, f: Callable[[str], str]) -> object:
+    if isinstance(value, str):
+        return f(value)
+    if isinstance(value, tuple):
+        return tuple(_map_strings(part, f) for part in value)
+    return value
+
+
+#: BehaviourConfig.cache_key → the key function
+KEYS: dict[str, Callable[[Key], Key]] = {
+    "exact": _same,
+    "strip_tag": strip_tag_key,
+    "words": words_key,
+}
+
+
 @dataclass(frozen=True, slots=True)
 class _Answer:
     words: list[str]
@@ -100,10 +135,12 @@ class OutputCache(NoCache):
 
     Options (all off by default): `admit_after` n stores an answer once its key has been asked
     n times (nginx `proxy_cache_min_uses`); `ttl_s` expires entries that long after they were
-    stored; `normalize` keys ignore case and repeated whitespace; `miss_every` n computes every
-    n-th request that finds its answer stored again (a partial cache); `prepopulated` jobs are
-    held from `started` on, answered as their greedy computation would be, whatever max_tokens
-    a request asks; `stores` False remembers nothing new (a fixed table of those answers).
+    stored; `normalize` keys ignore case and repeated whitespace; `key` "strip_tag" drops a
+    leading `[...]` tag, "words" keeps a prompt's set of words (see `KEYS`); `miss_every` n
+    computes every n-th request that finds its answer stored again (a partial cache);
+    `prepopulated` jobs are held from `started` on, answered as their greedy computation
+    would be, whatever max_tokens a request asks; `stores` False remembers nothing new (a
+    fixed table of those answers).
     """
 
     def __init__(
@@ -112,6 +149,7 @@ class OutputCache(NoCache):
         admit_after: int = 1,
         ttl_s: float | None = None,
         normalize: bool = False,
+        key: str = "exact",
         miss_every: int = 0,
         prepopulated: Iterable[Job] = (),
         started: float = 0.0,
@@ -122,7 +160,8 @@ class OutputCache(NoCache):
         self.miss_every = miss_every
         self.started = started
         self.stores = stores
-        self._key = normalize_key if normalize else _same
+        keyed = KEYS[key]
+        self._key = (lambda k: normalize_key(keyed(k))) if normalize else keyed
         self._answers: LruCache[Key, _Answer] = LruCache()
         self._asked: LruCache[Key, int] = LruCache()  # per key, for admission
         self._found: LruCache[Key, int] = LruCache()  # per key, for the partial cache
@@ -293,6 +332,7 @@ def cache_policy(
             admit_after=options.cache_admit_after,
             ttl_s=options.cache_ttl_s,
             normalize=options.cache_normalize,
+            key=options.cache_key,
             miss_every=options.cache_miss_every,
             prepopulated=held,
             started=started,

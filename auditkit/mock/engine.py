@@ -174,6 +174,15 @@ class MockState:
         }
 
 
+def _burn(seconds: float) -> None:
+    """Spin on the CPU for `seconds` (`behaviour.burn_cpu`): the server's work competes for the
+    cores the client runs on, as a local server's threads do. It holds the server's loop, so
+    computations run one at a time (a CPU-bound server)."""
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
+
+
 @dataclass(frozen=True, slots=True)
 class Body:
     """A complete answer."""
@@ -342,7 +351,11 @@ class MockEngine:
             async with state.slots:
                 # one sleep, not two: loop timers round up to ~1 ms each, and nobody sees the
                 # prefill/decode boundary of a non-streamed response
-                await asyncio.sleep(timing.prefill_s + timing.decode_s)
+                work = timing.prefill_s + timing.decode_s
+                if self.cfg.behaviour.burn_cpu and state.clock is time.monotonic:
+                    _burn(work)
+                else:
+                    await asyncio.sleep(work)
                 state.cache.prefilled(job)  # its prompt is now in the KV cache
         finally:
             state.in_flight -= 1

@@ -80,3 +80,20 @@ def test_make_adapter_paths() -> None:
     assert make_adapter(EndpointConfig(api="openai-chat"), "m").path == "/v1/chat/completions"
     cfg = EndpointConfig(api="json", body_template={"p": "{prompt}"})
     assert make_adapter(cfg, "m").path == "/generate"
+
+
+def test_llama_cpp_cache_n_is_read_as_cached_tokens() -> None:
+    """llama.cpp reports prompt reuse in `timings.cache_n` (OpenAI in usage's details, which
+    wins when both are there); a stream may carry the timings in a chunk of their own."""
+    a = CompletionsAdapter("m", 16, 0.0, False)
+    resp = {"choices": [{"text": "hi"}], "usage": {"prompt_tokens": 9}, "timings": {"cache_n": 7}}
+    assert a.parse_body(json.dumps(resp).encode()).cached_tokens == 7
+    both = {**resp, "usage": {"prompt_tokens": 9, "prompt_tokens_details": {"cached_tokens": 5}}}
+    assert a.parse_body(json.dumps(both).encode()).cached_tokens == 5
+    p = ChatAdapter("m", 16, 0.0, True).stream_parser()
+    p.feed(json.dumps({"choices": [{"delta": {"content": "Hi"}}]}))
+    p.feed(json.dumps({"choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 1}}))
+    p.feed(json.dumps({"choices": [], "timings": {"cache_n": 2}}))
+    p.feed("[DONE]")
+    parsed = p.finish()
+    assert (parsed.prompt_tokens, parsed.cached_tokens) == (3, 2)

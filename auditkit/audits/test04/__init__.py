@@ -12,7 +12,7 @@ verify_performance.txt (`logs`), and the plug-in below.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 from auditkit import early_stopping, mlperf_logs, run_rules
 from auditkit.audits.base import AuditTest
@@ -106,9 +106,10 @@ class Test04(AuditTest[Test04Config, Test04Evidence]):
         load = LoadPattern.from_config(cfg.load, t4.seed)
         warmup = warmup_phase(cfg, t4.warmup, t4.seed)
         design = effective_design(t4, cfg)
+        controls = _control_phase(t4, cfg, dataset, load, round_=0, done=0)
         if design == "alternating":
             slots = _alternating(t4, cfg, load, used=0, round_=0)
-            return [*warmup, *_specs(t4, cfg, dataset, load, slots, exclude=True)]
+            return [*warmup, *_specs(t4, cfg, dataset, load, slots, exclude=True), *controls]
         samples = (t4.samples, t4.effective_audit_samples)
         duration = cfg.load.min_duration_s
         if design == "sequential":
@@ -119,7 +120,7 @@ class Test04(AuditTest[Test04Config, Test04Evidence]):
             # caches (llama.cpp's, for one) only reuse the immediately preceding prompt
             unit = load.samples_per_query
             slots = designs.counterbalanced(REFERENCE, AUDIT, samples, unit, duration, t4.twins())
-        return [*warmup, *_specs(t4, cfg, dataset, load, slots, exclude=False)]
+        return [*warmup, *_specs(t4, cfg, dataset, load, slots, exclude=False), *controls]
 
     def extend(
         self, cfg: AuditConfig, dataset: Dataset, phases: list[PhaseResult]
@@ -148,14 +149,18 @@ class Test04(AuditTest[Test04Config, Test04Evidence]):
         # further rows of the same seeded order: the pooled reference stays distinct samples
         used = designs.issued(REFERENCE, ran)
         audit_rows = _audit_rows(_audit_order(t4, cfg, dataset), load, dataset)
-        if used + r_n > len(dataset) - len(audit_rows):
+        # the control phases' fresh rows come from the far end of the same order: never reused
+        done_controls = sum(p.spec.samples for p in ran if p.spec.role == CONTROL)
+        controls = _control_phase(t4, cfg, dataset, load, round_=r, done=done_controls)
+        tail = done_controls // 2 + sum(c.samples for c in controls) // 2
+        if used + r_n > len(dataset) - len(audit_rows) - tail:
             return []
         if effective_design(t4, cfg) == "alternating":
             slots = _alternating(t4, cfg, load, used=used, round_=r)
-            return _specs(t4, cfg, dataset, load, slots, exclude=True)
+            return [*_specs(t4, cfg, dataset, load, slots, exclude=True), *controls]
         # the blocks alternate so drift over the extension cancels too
         slots = designs.extra_round(REFERENCE, AUDIT, r, (r_n, a_n), (used, 0))
-        return _specs(t4, cfg, dataset, load, slots, exclude=True)
+        return [*_specs(t4, cfg, dataset, load, slots, exclude=True), *controls]
 
     def validate(self, cfg: AuditConfig, dataset: Dataset) -> None:
         """Reject configs whose audit would be meaningless, before any request is sent."""
@@ -235,6 +240,9 @@ class Test04(AuditTest[Test04Config, Test04Evidence]):
         planned = designs.planned(phases)
         ref, aud = designs.pool(REFERENCE, planned), designs.pool(AUDIT, planned)
         all_ref, all_aud = designs.pool(REFERENCE, phases), designs.pool(AUDIT, phases)
+        # the control phases laid end to end on one clock (pairs never straddle two of them)
+        has_controls = bool(designs.of_role(CONTROL, phases))
+        controls = designs.pool(CONTROL, phases).records if has_controls else None
         notes = [
             "sample_index addresses dataset rows (LoadGen's addresses the shuffled loaded set)."
         ]
@@ -263,7 +271,6 @@ class Test04(AuditTest[Test04Config, Test04Evidence]):
             config=cfg.redacted(),
         )
         assert upstream.evidence is not None and upstream.threshold is not None
-        evidence = record_evidence(ref, aud, upstream.evidence.latency, cfg.endpoint.temperature)
         decision = decide_with_certainty(
             all_ref.records,
             all_aud.records,
@@ -276,6 +283,16 @@ class Test04(AuditTest[Test04Config, Test04Evidence]):
             salted=t4.salt,
             reliable=_enough_queries(t4, cfg.load.scenario, query_size(cfg.load)),
             seed=t4.seed,
+            controls=controls,
+            audit_index=_repeated_row(all_aud),
+            client_bound_only=_client_bound_only(phases),
+        )
+        evidence = record_evidence(
+            ref,
+            aud,
+            upstream.evidence.latency,
+            cfg.endpoint.temperature,
+            cache_seen=decision.verdict == "FAIL",
         )
         evidence = evidence.model_copy(
             update={
@@ -403,6 +420,20 @@ class Test04(AuditTest[Test04Config, Test04Evidence]):
         if fp is not None:
             rows.append(("cache kind seen", f"{fp.kind}: {'; '.join(fp.evidence)}"))
         return rows
+
+
+def _client_bound_only(phases: list[PhaseResult]) -> bool:
+    """Every measured phase complete and valid but for a client that was saturated."""
+    ran = measured(phases)
+    bound = any(p.summary.client_bound for p in ran)
+    clean = all(p.summary.complete and not p.summary.failed for p in ran)
+    return bound and clean and not any(p.summary.invalid_reasons for p in ran)
+
+
+def _repeated_row(audit: PhaseResult) -> int | None:
+    """The dataset row the audit phase repeated (its most frequent row)."""
+    rows = audit.records["sample_index"]
+    return int(rows.mode().iloc[0]) if len(rows) else None
 
 
 def _upstream_line(result: AuditResult[Any]) -> str:
@@ -550,6 +581,44 @@ def _specs(
         twin = {"twin_salt": twin_salt} if slot.twins else {}
         out.append(designs.spec(slot, order, load, salt=salt, **twin))
     return out
+
+
+#: the role of the never-seen, cost-matched control phases (never read by upstream's rule)
+CONTROL: Final = "control"
+
+
+def _control_phase(
+    t4: Test04Config,
+    cfg: AuditConfig,
+    dataset: Dataset,
+    load: LoadPattern,
+    *,
+    round_: int,
+    done: int,
+) -> list[RunSpec]:
+    """The control phase of a round (none in multi-stream or with --controls 0): the repeated
+    sample and fresh dataset rows by turns, each followed by a prompt synthesised at run time
+    as long as it (`SampleOrder.interleaved`, synthetic twins). The repeated sample carries
+    the run's salt (it is the audit phase's prompt byte for byte); so do the fresh rows. It
+    runs after the planned phases, so upstream's phases are exactly those of a run without it;
+    an extra round's control phase is half the planned one, continuing its fresh rows."""
+    pairs = t4.control_pairs()
+    if not pairs or cfg.load.scenario == "multi-stream":
+        return []
+    if round_:
+        pairs = max(1, pairs // 2)
+    index = resolve_sample_index(t4, dataset)
+    salt = run_prefix(t4)
+    nonce = t4.run_salt or new_salt()
+    order = SampleOrder.interleaved(t4.seed, index).excluding([index]).skip(done)
+    name = CONTROL if not round_ else f"{CONTROL}_x{round_}"
+    return [
+        RunSpec(
+            name, order, 2 * pairs, load, salt=salt, twins=2 * pairs,
+            twin_salt=f"control {nonce} {round_}", twin_kind="synthetic", role=CONTROL,
+            round=round_,
+        )
+    ]  # fmt: skip
 
 
 def min_queries(scenario: str) -> int | None:

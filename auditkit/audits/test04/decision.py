@@ -1,21 +1,29 @@
 """auditkit's TEST04 decision: upstream's score, judged with its certainty. Pure.
 
-level   α/(K·3): K = 1 + the extra rounds allowed, 3 checks that can FAIL a look (Bonferroni:
+level   α/(K·5): K = 1 + the extra rounds allowed, 5 checks that can FAIL a look (Bonferroni:
         the chance of any false call over all looks and checks stays <= α = 0.05)
-FAIL    primed cache (only without the salt): each salted twin is paired with its original
-          (issued just before it); the originals are faster in a one-sided sign test at the
-          level, with a median pair ratio > 1 + threshold;
+FAIL    never-seen controls (the control phase: prompts synthesised at run time, each as long
+          as the measured prompt issued just before it, the same max_tokens): the interval of
+          the median pair ratio (control / measured time) lies above 1 + threshold for the
+          repeated sample (a cache of repeats) or for fresh dataset rows (a cache filled
+          before the run, whether or not it reads the salt);
+        or primed cache: each salted twin is paired with its original (issued just before
+          it); the originals are faster in a one-sided sign test at the level, with a median
+          pair ratio > 1 + threshold (salted or not: a cache may ignore the salt);
         or the interval of the score ratio (two-sided, level 1 − 2·level; a block bootstrap
           of the very estimator upstream scores with) lies above 1 + threshold;
         or a partial cache: the interval of the repeated sample's median speed-up over fresh
           samples (block bootstrap, 16 contiguous blocks; over block pairs when the phases
           ran as alternating pairs) lies above 1 + threshold
-PASS    the score interval lies below 1 + threshold and no check fires
+PASS    no check fires, and the score interval lies below 1 + threshold or both control arms'
+          intervals do (they compare prompts of equal cost: no length bias)
 INCONCLUSIVE  otherwise: the look did not settle it (with the queries that would)
 INVALID whenever upstream's rule says INVALID (a phase that is not a valid result)
 """
 
 from __future__ import annotations
+
+import itertools
 
 import numpy as np
 import pandas as pd
@@ -37,8 +45,13 @@ ALPHA = 0.05
 COLD_START_RATIO = 1.5
 #: a reference trend this large over the phase (relative) is reported as drift
 DRIFT_CHANGE = 0.10
-#: checks that can FAIL a look (control, score interval, partial cache): α is split over them
-CHECKS = 3
+#: checks that can FAIL a look (twins, score interval, partial cache, and the never-seen
+#: controls' two arms): α is split over them, each of which can fire whatever the salt
+CHECKS = 5
+#: pairs in an arm below this: the arm cannot decide (no interval)
+MIN_PAIRS = 16
+#: output-token counts of an arm's two sides this far apart (relative): judged per output token
+OUTPUT_TOLERANCE = 0.10
 #: blocks of the partial-cache bootstrap: long enough to hold a queueing episode together
 PARTIAL_BLOCKS = 16
 
@@ -54,6 +67,27 @@ class ControlCheck(Evidence):
     #: the originals carried the run's salt too (then this is a self-check)
     salted_run: bool
     primed: bool = False
+
+
+class ControlArm(Evidence):
+    """Measured prompts against never-seen prompts of the same cost, synthesised at run time and
+    each issued right after its partner (so both met the same server state): the median over
+    pairs of (control time / measured time), with a block-bootstrap interval. > 1: the measured
+    prompts were faster than equally costly prompts no cache can have held."""
+
+    #: "repeated": the repeated audit sample; "dataset": fresh dataset rows (a cache filled
+    #: before the run)
+    arm: str
+    pairs: int = 0
+    median_ratio: float | None = None
+    ci_low: float | None = None
+    ci_high: float | None = None
+    #: "service time" or "service time per output token" (output lengths differed)
+    measure: str = "service time"
+    #: median prompt tokens the server reported for each side (None: not reported)
+    measured_prompt_tokens: float | None = None
+    control_prompt_tokens: float | None = None
+    fired: bool = False
 
 
 class PartialCacheCheck(Evidence):
@@ -91,6 +125,8 @@ class Decision(Evidence):
     interval: StatisticalView | None = None
     partial_cache: PartialCacheCheck | None = None
     control: ControlCheck | None = None
+    repeated_vs_control: ControlArm | None = None
+    dataset_vs_control: ControlArm | None = None
     drift: DriftCheck | None = None
     queries_needed: int | None = None
     reliable: bool = True
@@ -107,8 +143,8 @@ def control_check(
 ) -> ControlCheck:
     """Were the dataset's prompts answered faster than never-seen twins of them? Each twin is
     paired with its original (issued just before it, so both met the same server queue): a
-    sign test on the pairs and their median time ratio. Only a run without the salt can FAIL
-    on it: salted originals cannot have been cached before the run."""
+    sign test on the pairs and their median time ratio. Salted or not, it FAILs when the
+    originals are faster (a cache keyed without the salt held them)."""
     ok = reference[reference["status"] == "ok"]
     twins = _variant(ok, "twin")
     originals = _variant(ok, "main")
@@ -119,7 +155,9 @@ def control_check(
     slower = int((pairs > 1.0).sum())
     p_value = float(binomtest(slower, len(pairs), 0.5, alternative="greater").pvalue)
     ratio = float(np.median(pairs))
-    primed = not salted and p_value < level and ratio > limit
+    # salted originals cannot have been cached byte for byte, but a cache that strips or
+    # ignores the salt can hold them: the evidence decides, never an assumption
+    primed = p_value < level and ratio > limit
     return check.model_copy(update={"median_ratio": ratio, "p_value": p_value, "primed": primed})
 
 
@@ -136,6 +174,92 @@ def _pairs(originals: pd.DataFrame, twins: pd.DataFrame) -> np.ndarray:
         if by_row.get(row, 0) > 0
     ]
     return np.array(ratios, dtype=float)
+
+
+def control_arm(
+    controls: pd.DataFrame, arm: str, audit_index: int | None, level: float, limit: float,
+    seed: int = 0,
+) -> ControlArm:  # fmt: skip
+    """One arm of the never-seen controls: each control paired with the measured query issued
+    just before it ("repeated": those of row `audit_index`; "dataset": the others). Fires when
+    the whole interval (two-sided, level 1 − 2·level; a bootstrap of contiguous blocks of pairs,
+    as queries that queue together stay together) lies above `limit`."""
+    out = ControlArm(arm=arm)
+    if controls.empty or audit_index is None:
+        return out
+    frame = controls.sort_values("sent_ns", kind="stable")
+    frame = frame[frame["variant"].isin(["main", "control"])]
+    rows = list(
+        zip(
+            frame["variant"], frame["sample_index"], frame["status"], frame["sent_ns"],
+            frame["completed_ns"], frame["output_tokens"], frame["prompt_tokens"], strict=True,
+        )
+    )  # fmt: skip
+    measured: list[tuple[float, float, float]] = []  # (service, output tokens, prompt tokens)
+    control: list[tuple[float, float, float]] = []
+    for before, after in itertools.pairwise(rows):
+        if before[0] != "main" or after[0] != "control" or before[1] != after[1]:
+            continue
+        if (before[1] == audit_index) != (arm == "repeated"):
+            continue
+        if before[2] != "ok" or after[2] != "ok":
+            continue
+        measured.append((float(before[4] - before[3]), _num(before[5]), _num(before[6])))
+        control.append((float(after[4] - after[3]), _num(after[5]), _num(after[6])))
+    if len(measured) < MIN_PAIRS:
+        return out.model_copy(update={"pairs": len(measured)})
+    m, c = np.array(measured), np.array(control)
+    measure = "service time"
+    m_out, c_out = _nan_median(m[:, 1]), _nan_median(c[:, 1])
+    m_time, c_time = m[:, 0], c[:, 0]
+    if m_out > 0 and c_out > 0 and abs(m_out - c_out) / max(m_out, c_out) > OUTPUT_TOLERANCE:
+        # the forced output length did not hold: compare time per output token
+        measure = "service time per output token"
+        m_time = m_time / np.where(m[:, 1] > 0, m[:, 1], np.nan)
+        c_time = c_time / np.where(c[:, 1] > 0, c[:, 1], np.nan)
+    ratios = c_time / np.maximum(m_time, 1.0)
+    ratios = ratios[np.isfinite(ratios)]
+    if len(ratios) < MIN_PAIRS:
+        return out.model_copy(update={"pairs": len(ratios)})
+    reps = _equal_block_medians(ratios, np.random.default_rng(seed))
+    low, high = (float(x) for x in np.quantile(reps, [level, 1 - level]))
+    prompt_m, prompt_c = _nan_median(m[:, 2]), _nan_median(c[:, 2])
+    return out.model_copy(
+        update={
+            "pairs": len(ratios),
+            "median_ratio": float(np.median(ratios)),
+            "ci_low": low,
+            "ci_high": high,
+            "measure": measure,
+            "measured_prompt_tokens": float(prompt_m) if np.isfinite(prompt_m) else None,
+            "control_prompt_tokens": float(prompt_c) if np.isfinite(prompt_c) else None,
+            "fired": low > limit,
+        }
+    )
+
+
+def _equal_block_medians(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Bootstrap replicates of the median over contiguous blocks of equal size (the few values
+    beyond a whole block are left out), vectorised: PARTIAL_BLOCKS blocks, at least 2 a block."""
+    count = min(PARTIAL_BLOCKS, len(values) // 2)
+    size = len(values) // count
+    blocks = values[: count * size].reshape(count, size)
+    picks = rng.integers(0, count, size=(BOOTSTRAP_ROUNDS, count))
+    return np.median(blocks[picks].reshape(BOOTSTRAP_ROUNDS, count * size), axis=1)
+
+
+def _nan_median(values: np.ndarray) -> float:
+    """The median of the finite values (NaN when there are none)."""
+    finite = values[np.isfinite(values)]
+    return float(np.median(finite)) if len(finite) else float("nan")
+
+
+def _num(value: object) -> float:
+    try:
+        out = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return float("nan")
+    return out
 
 
 def partial_cache_check(
@@ -240,27 +364,89 @@ def decide_with_certainty(
     salted: bool,
     reliable: bool = True,
     seed: int = 0,
+    controls: pd.DataFrame | None = None,
+    audit_index: int | None = None,
+    client_bound_only: bool = False,
 ) -> Decision:
-    """auditkit's verdict at one look (the rule is the module docstring)."""
+    """auditkit's verdict at one look (the rule is the module docstring). `client_bound_only`:
+    upstream's INVALID comes only from a saturated client; a control arm that fires then still
+    FAILs (each pair met the same client, and a saturated client can only hide a speed-up)."""
     level = level_per_look(ALPHA, looks, CHECKS)
     limit = 1 + threshold
     base = {"look": look, "looks": looks, "alpha_per_look": level, "reliable": reliable}
     drift = drift_check(reference)
     if upstream_verdict == "INVALID":
+        if client_bound_only and controls is not None:
+            repeated = control_arm(controls, "repeated", audit_index, level, limit, seed)
+            fresh = control_arm(controls, "dataset", audit_index, level, limit, seed + 1)
+            arm = fresh if fresh.fired else repeated if repeated.fired else None
+            if arm is not None and arm.median_ratio is not None:
+                what = "dataset prompts" if arm is fresh else "the repeated sample"
+                reason = (
+                    f"{what} answered {arm.median_ratio:.3g}× faster than never-seen prompts of "
+                    f"the same cost (interval [{arm.ci_low:.3g}, {arm.ci_high:.3g}] above the "
+                    f"{limit:g} limit, {arm.pairs} pairs), although the client was saturated "
+                    f"(which can only hide a speed-up: {upstream_reason}) (results cached)"
+                )
+                return Decision(
+                    verdict="FAIL",
+                    reason=reason,
+                    drift=drift,
+                    repeated_vs_control=repeated,
+                    dataset_vs_control=fresh,
+                    **base,
+                )
         return Decision(verdict="INVALID", reason=upstream_reason, drift=drift, **base)
     control = control_check(reference, level, limit, salted)
     partial = partial_cache_check(reference, audit, level, limit, seed)
     view = statistical_view(
         reference, audit, scenario, threshold, seed=seed, confidence=1 - 2 * level
     )
-    checks = {"interval": view, "partial_cache": partial, "control": control, "drift": drift}
+    frame = controls if controls is not None else reference.iloc[0:0]
+    repeated = control_arm(frame, "repeated", audit_index, level, limit, seed)
+    fresh = control_arm(frame, "dataset", audit_index, level, limit, seed + 1)
+    checks = {
+        "interval": view,
+        "partial_cache": partial,
+        "control": control,
+        "repeated_vs_control": repeated,
+        "dataset_vs_control": fresh,
+        "drift": drift,
+    }
     if control.primed:
         reason = (
             f"the dataset's prompts were answered {control.median_ratio:.3g}× faster than "
-            f"never-seen salted twins of them (p = {control.p_value:.2g}): a cache held them "
+            f"salted twins of them (p = {control.p_value:.2g}): a cache held them "
             "before this run (results cached)"
         )
         return Decision(verdict="FAIL", reason=reason, **checks, **base)
+    if fresh.fired:
+        reason = (
+            f"dataset prompts were answered {fresh.median_ratio:.3g}× faster than never-seen "
+            f"prompts of the same cost synthesised at run time (interval [{fresh.ci_low:.3g}, "
+            f"{fresh.ci_high:.3g}] above the {limit:g} limit, {fresh.pairs} pairs): a cache held "
+            "the dataset before this run, whatever the salt (results cached)"
+        )
+        return Decision(verdict="FAIL", reason=reason, **checks, **base)
+    if repeated.fired:
+        reason = (
+            f"the repeated sample was answered {repeated.median_ratio:.3g}× faster than "
+            f"never-seen prompts of the same cost synthesised at run time (interval "
+            f"[{repeated.ci_low:.3g}, {repeated.ci_high:.3g}] above the {limit:g} limit, "
+            f"{repeated.pairs} pairs): repeated samples are served from a cache (results cached)"
+        )
+        return Decision(verdict="FAIL", reason=reason, **checks, **base)
+    # the control phase never repeats the sample back to back, as the audit blocks do: a
+    # cache that only reuses the previous prompt hides there, so the audit blocks' own repeats
+    # must be no faster than fresh samples in the middle of the distribution too
+    controls_clear = (
+        partial.ci_high is not None
+        and partial.ci_high < limit
+        and repeated.ci_high is not None
+        and fresh.ci_high is not None
+        and repeated.ci_high < limit
+        and fresh.ci_high < limit
+    )
     if view is None:
         return Decision(
             verdict="INCONCLUSIVE",
@@ -284,10 +470,19 @@ def decide_with_certainty(
             "that serves most repeats (partial cache)"
         )
         return Decision(verdict="FAIL", reason=reason, **checks, **base)
-    if view.ci_high < limit:
+    if view.ci_high < limit or controls_clear:
+        assert repeated.median_ratio is not None or view.ci_high < limit
+        score = f"the audit/reference score ratio is {view.ratio:.3g}, interval {interval} " + (
+            f"below the {limit:g} limit" if view.ci_high < limit else "not above the limit"
+        )
+        matched = (
+            f", the repeated sample and dataset prompts no faster than never-seen prompts of "
+            f"the same cost (intervals up to {repeated.ci_high:.3g} and {fresh.ci_high:.3g})"
+            if controls_clear
+            else ""
+        )
         reason = (
-            f"the audit/reference score ratio is {view.ratio:.3g}, interval {interval} below the "
-            f"{limit:g} limit, and the repeated sample is not served faster in the middle of "
+            f"{score}{matched}, and the repeated sample is not served faster in the middle of "
             "its distribution: no caching detected"
         )
         if not reliable:

@@ -165,12 +165,19 @@ def per_token_scores(phase: PhaseResult) -> PerTokenScores:
 
 
 def record_evidence(
-    reference: PhaseResult, audit: PhaseResult, latency: LatencyComparison, temperature: float
+    reference: PhaseResult,
+    audit: PhaseResult,
+    latency: LatencyComparison,
+    temperature: float,
+    cache_seen: bool = False,
 ) -> Test04Evidence:
-    """The full evidence of a run with records (a LoadGen-summary check has `latency` only)."""
+    """The full evidence of a run with records (a LoadGen-summary check has `latency` only);
+    `cache_seen`: the verdict is FAIL (the fingerprint then never says "none")."""
     return Test04Evidence(
         latency=latency,
-        fingerprint=fingerprint(reference.records, audit.records, temperature=temperature),
+        fingerprint=fingerprint(
+            reference.records, audit.records, temperature=temperature, cache_seen=cache_seen
+        ),
         representative=representativeness(reference.records, audit.records),
         reference_per_token=per_token_scores(reference),
         audit_per_token=per_token_scores(audit),

@@ -164,9 +164,16 @@ def replay_shares(frame: pd.DataFrame) -> tuple[float | None, float | None]:
 
 
 def fingerprint(
-    reference: pd.DataFrame, audit: pd.DataFrame, *, temperature: float = 0.0
+    reference: pd.DataFrame,
+    audit: pd.DataFrame,
+    *,
+    temperature: float = 0.0,
+    cache_seen: bool = False,
 ) -> Fingerprint:
-    """Classify the caching seen in the audit phase relative to the reference phase."""
+    """Classify the caching seen in the audit phase relative to the reference phase.
+    `cache_seen`: the verdict FAILed (a check saw a cache): the kind is then never "none"; it
+    is named from the split, the outputs or the server's metadata, or "unknown" with what
+    would tell."""
     every_ref, aud = _ok(reference), _ok(audit)
     if every_ref.empty or aud.empty:
         return Fingerprint(kind="unknown", evidence=("no completed queries to compare",))
@@ -249,7 +256,7 @@ def fingerprint(
         notes.append(f"server reported cached prompt tokens on {cached_fraction:.0%} of queries")
 
     kind = _kind(
-        faster,
+        faster or cache_seen,
         service,
         streamed,
         queued,
@@ -262,7 +269,17 @@ def fingerprint(
         replayed,
         cached_fraction,
     )
-    notes.append(_why(kind, faster, streamed, queued))
+    if cache_seen and kind == "none":
+        # the verdict's checks saw a cache that this split cannot name: say so, never "none"
+        kind = "unknown"
+    if cache_seen and cached_fraction and kind == "unknown":
+        kind = "prefix cache"  # the server itself reports reused prompt tokens
+    notes.append(_why(kind, faster or cache_seen, streamed, queued))
+    if cache_seen and kind == "unknown":
+        notes.append(
+            "the verdict saw a cache; which kind this run cannot tell: "
+            + _what_would_tell(streamed, temperature)
+        )
     return Fingerprint(
         kind=kind,
         evidence=tuple(notes),
@@ -321,6 +338,17 @@ def _kind(
     if cached_fraction:
         return "prefix cache"
     return "unknown"
+
+
+def _what_would_tell(streamed: bool, temperature: float) -> str:
+    """The settings that would let a rerun name the cache."""
+    ways = []
+    if not streamed:
+        ways.append("streaming (--stream: first-token vs decode time splits prefill from decode)")
+    if temperature <= 0:
+        ways.append("T>0 (--temperature 1: identical outputs mean replayed answers)")
+    ways.append("server metadata (usage cached_tokens, timings.cache_n)")
+    return "; ".join(ways)
 
 
 def _why(kind: CacheKind, faster: bool, streamed: bool, queued: bool) -> str:

@@ -60,6 +60,13 @@ class Test04Config(AuditSettings):
         description="salted twins of reference samples interleaved in the reference phase "
         "(the primed-cache control); auto: an eighth of samples, 8 to 32",
     )
+    controls: int | Literal["auto"] = Field(
+        "auto",
+        description="never-seen, cost-matched controls: pairs of (repeated sample, a prompt "
+        "synthesised at run time as long) and as many of (fresh dataset row, a synthesised "
+        "prompt as long), interleaved in a control phase after the planned phases; auto: a "
+        "quarter of samples, at least 32; 0: none (not in multi-stream)",
+    )
     allow_small: bool = Field(
         False,
         description="allow fewer queries than the early-stopping estimate needs to be more "
@@ -79,7 +86,7 @@ class Test04Config(AuditSettings):
     )
     seed: int = Field(0, ge=0, description="seed of the reference phase's sample order")
 
-    @field_validator("sample_index", "warmup", "control_twins")
+    @field_validator("sample_index", "warmup", "control_twins", "controls")
     @classmethod
     def _not_negative(cls, value: int | str) -> int | str:
         if isinstance(value, int) and value < 0:
@@ -98,6 +105,12 @@ class Test04Config(AuditSettings):
         if self.control_twins == "auto":
             return min(32, max(8, self.samples // 8))
         return int(self.control_twins)
+
+    def control_pairs(self) -> int:
+        """Pairs of each kind in the planned control phase (repeated sample and fresh row)."""
+        if self.controls == "auto":
+            return max(32, self.samples // 4)
+        return int(self.controls)
 
     @property
     def effective_audit_samples(self) -> int:

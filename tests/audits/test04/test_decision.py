@@ -105,14 +105,16 @@ def test_twins_like_their_originals_are_a_clean_self_check() -> None:
     assert decision.verdict == "PASS"
 
 
-def test_a_salted_run_never_fails_on_its_control() -> None:
-    """Salted originals cannot have been cached before the run: the control is a self-check."""
+def test_a_salted_run_fails_on_its_control_when_the_originals_are_faster() -> None:
+    """A cache that strips or ignores the salt can hold salted originals: the twins' evidence
+    decides, never the assumption that the salt hides the prompts (issue 22)."""
     ref = _phase(
         np.concatenate([_noisy(240, 1, 9), _noisy(16, 10, 10)]), ["main"] * 240 + ["twin"] * 16
     )
     ref.loc[240:, "sample_index"] = range(16)
     decision = _decide(ref, _phase(_noisy(256, 1, 11)), salted=True)
-    assert decision.control is not None and not decision.control.primed
+    assert decision.control is not None and decision.control.primed
+    assert decision.verdict == "FAIL"
 
 
 def test_upstream_invalid_stays_invalid() -> None:
@@ -132,3 +134,52 @@ def test_drift_and_cold_start_are_reported() -> None:
     assert check.change is not None and check.change < -0.1
     assert any("drifted" in n for n in check.notes)
     assert any("cold start" in n for n in check.notes)
+
+
+def _controls(measured_ms: np.ndarray, control_ms: np.ndarray, audit_index: int) -> pd.DataFrame:
+    """A control phase: the repeated row and fresh rows by turns, each followed by its control
+    (measured_ms[i] then control_ms[i]); even pairs are the repeated row's."""
+    times = np.ravel(np.column_stack([measured_ms, control_ms]))
+    frame = _phase(times, ["main", "control"] * len(measured_ms))
+    rows = [audit_index if i % 2 == 0 else 100 + i for i in range(len(measured_ms))]
+    frame["sample_index"] = np.repeat(rows, 2)
+    frame["output_tokens"] = 32
+    frame["prompt_tokens"] = 50
+    return frame
+
+
+def test_never_seen_controls_fail_a_cache_the_score_ratio_cannot_see() -> None:
+    """Every measured prompt served from a cache (reference, audit and twins alike): the ratio
+    is 1, only prompts synthesised at run time are computed."""
+    fast = _phase(_noisy(256, 1, 30))
+    controls = _controls(_noisy(128, 1, 31), _noisy(128, 10, 32), audit_index=3)
+    decision = _decide(fast, _phase(_noisy(256, 1, 33)), controls=controls, audit_index=3)
+    assert decision.verdict == "FAIL", decision.reason  # type: ignore[attr-defined]
+    assert decision.dataset_vs_control.fired  # type: ignore[attr-defined]
+    assert decision.repeated_vs_control.fired  # type: ignore[attr-defined]
+
+
+def test_honest_controls_centre_on_one_and_back_a_pass() -> None:
+    controls = _controls(_noisy(128, 10, 34), _noisy(128, 10, 35), audit_index=3)
+    ref, aud = _phase(_noisy(256, 10, 36)), _phase(_noisy(256, 10, 37))
+    decision = _decide(ref, aud, controls=controls, audit_index=3)
+    assert decision.verdict == "PASS", decision.reason  # type: ignore[attr-defined]
+    arm = decision.repeated_vs_control  # type: ignore[attr-defined]
+    assert arm.ci_low < 1.0 < arm.ci_high < 1.2
+
+
+@pytest.mark.parametrize("bound_only", [True, False])
+def test_a_saturated_client_keeps_a_control_fail_and_nothing_else(bound_only: bool) -> None:
+    """A client-bound INVALID becomes FAIL when a control arm fires (the client can only hide
+    a speed-up, and both sides of each pair met it); any other INVALID stays."""
+    controls = _controls(_noisy(128, 1, 38), _noisy(128, 10, 39), audit_index=3)
+    decision = _decide(
+        _phase(_noisy(256, 1, 40)),
+        _phase(_noisy(256, 1, 41)),
+        upstream_verdict="INVALID",
+        upstream_reason="INVALID: reference: client event loop ran late",
+        controls=controls,
+        audit_index=3,
+        client_bound_only=bound_only,
+    )
+    assert decision.verdict == ("FAIL" if bound_only else "INVALID")  # type: ignore[attr-defined]

@@ -1,6 +1,7 @@
 """TEST04 planning, validation and the pure verdict (numbers alone, no endpoint)."""
 
 import dataclasses
+from typing import Any
 
 import pytest
 
@@ -62,7 +63,7 @@ def test_plan_warmup_then_reference_distinct_then_audit_single() -> None:
         ),
         _dataset(100),
     )
-    warm, ref, aud = Test04().plan(cfg, _dataset(100))
+    warm, ref, aud = _measured_plan(cfg, _dataset(100))
     assert warm.name == WARMUP and warm.order.kind == "salted" and warm.warmup is not None
     assert warm.warmup.min_queries == 64  # 2 × the default 32 in flight
     assert (ref.name, ref.samples, ref.order.kind) == (REFERENCE, 64, "without_replacement")
@@ -75,7 +76,7 @@ def test_plan_warmup_then_reference_distinct_then_audit_single() -> None:
 def test_no_salt_and_no_warmup() -> None:
     t4 = {"samples": 64, "salt": False, "warmup": 0, "design": "sequential"}
     cfg = build_config({"test04": t4})
-    ref, aud = Test04().plan(Test04().resolve(cfg, _dataset(100)), _dataset(100))
+    ref, aud = _measured_plan(Test04().resolve(cfg, _dataset(100)), _dataset(100))
     assert ref.salt is None and aud.salt is None and ref.twins == 8
 
 
@@ -118,7 +119,7 @@ def test_validate_rejects_before_running(overrides: dict, needle: str) -> None:
 def test_median_sample_index_resolves_to_a_typical_row() -> None:
     cfg = build_config({"test04": {"sample_index": "median", "samples": 8}})
     ds = load_dataset(DatasetConfig())
-    *_, aud = Test04().plan(cfg, ds)
+    *_, aud = _measured_plan(cfg, ds)
     assert 0 <= aud.order.index < len(ds)
 
 
@@ -181,3 +182,8 @@ def test_incomplete_phase_is_invalid_never_pass_or_fail() -> None:
 def test_zero_reference_score_is_invalid_not_a_crash() -> None:
     result = Test04().verify([_phase(REFERENCE, 0.0), _phase(AUDIT, 5.0)], build_config({}))
     assert result.upstream_verdict == "INVALID" and "score is 0" in result.reason
+
+
+def _measured_plan(cfg: Any, dataset: Any) -> list[Any]:
+    """The plan without its control phase (planned after the phases upstream reads)."""
+    return [s for s in Test04().plan(cfg, dataset) if s.role != "control"]
