@@ -9,7 +9,6 @@ from auditkit.audits.test04.fingerprint import fingerprint
 from auditkit.results import PhaseResult
 from tests.audits.conftest import SimulatedAudit
 
-
 #: one reference and one audit phase: the fingerprint reads pooled records, whichever design
 #: made them (the default's 16 blocks and an extra round cost ~3× the CPU)
 DESIGN = "sequential"
