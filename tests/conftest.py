@@ -51,8 +51,8 @@ def test04_notebook_with_html(tmp_path_factory: pytest.TempPathFactory) -> Noteb
             cwd.mkdir(exist_ok=True)
             proc = subprocess.run(
                 [sys.executable, "-m", "auditkit.cli", "notebook", "test04", "-p",
-                 "mock_simulated", "true", "-p", "design", "sequential", "--html",
-                 "--output-dir", "o"],
+                 "mock_simulated", "true", "-p", "design", "sequential", "-p", "samples", "128",
+                 "--html", "--output-dir", "o"],
                 cwd=cwd, capture_output=True, text=True, timeout=240,
                 env={**os.environ, "PYTHONWARNINGS": "ignore"},
             )  # fmt: skip

@@ -63,9 +63,12 @@ def _run(site: Path, cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-def test_run_from_another_folder_uses_the_installed_package(
+def test_notebook_from_another_folder_uses_the_installed_package(
     installed: Path, tmp_path: Path
 ) -> None:
+    """One child `auditkit notebook` run (its kernel runs the audit): the installed copy is the
+    one imported, and the shipped notebook and dataset come from it. (`auditkit run` from
+    another folder, on this checkout: test_cli's test_verdict_exit_codes.)"""
     probe = subprocess.run(
         [sys.executable, "-c", "import auditkit; print(auditkit.__file__)"],
         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(installed)},
@@ -74,22 +77,14 @@ def test_run_from_another_folder_uses_the_installed_package(
     assert probe.stdout.startswith(str(installed))
     # two phases, no warm-up: that a run happens, at the least cost
     proc = _run(
-        installed, tmp_path, "run", "test04", "--samples", "32", "--warmup", "0",
-        "--design", "sequential", "--rounds", "0", "--quiet",
+        installed, tmp_path, "notebook", "test04", "-p", "samples", "32", "-p", "warmup", "0",
+        "-p", "design", "sequential", "-p", "rounds", "0", "--output-dir", str(tmp_path / "out"),
     )  # fmt: skip
     # the verdict itself is tested elsewhere, on a virtual clock: here, that a run happened
     assert proc.returncode in (0, 1, 5), proc.stderr  # a verdict, whichever
     assert proc.stdout.startswith("TEST04 ")
-    config = (tmp_path / "auditkit-out" / "TEST04" / "config.yaml").read_text()
-    assert "dataset" in config
-
-
-def test_notebook_from_another_folder(installed: Path, tmp_path: Path) -> None:
-    proc = _run(
-        installed, tmp_path, "notebook", "test04", "-p", "samples", "32", "-p", "warmup", "0",
-        "-p", "design", "sequential", "-p", "rounds", "0", "--output-dir", str(tmp_path / "out"),
-    )  # fmt: skip
-    assert proc.returncode in (0, 1, 5), proc.stderr  # a verdict, whichever
     result = json.loads((tmp_path / "out" / "TEST04" / "audit_result.json").read_text())
     assert result["verdict"] in ("PASS", "FAIL", "INCONCLUSIVE")
     assert (tmp_path / "out" / "test04.ipynb").is_file()
+    config = (tmp_path / "out" / "TEST04" / "config.yaml").read_text()
+    assert "dataset" in config

@@ -107,12 +107,12 @@ FLAGS = [
     "0.5", "--test06-samples", "24", "--test09-samples", "24", "--quiet",
 ]  # fmt: skip
 
+#: honest, and one misbehaviour per audit over real HTTP (TEST06's other two modes,
+#: fake_first_token and repeat_stop, FAIL on the virtual clock: tests/audits/test_test06.py)
 MODES = [
     (None, None),
     ({"change_under_load": True}, "TEST01"),
     ({"inflate_tokens": 2}, "TEST06"),
-    ({"fake_first_token": True}, "TEST06"),
-    ({"repeat_stop": 2}, "TEST06"),
     ({"truncate_under_load": 0.5}, "TEST09"),
 ]
 
@@ -152,34 +152,30 @@ def test_end_to_end_against_the_mock_process(
 
 
 @pytest.mark.slow
-def test_suite_notebook_and_a_new_audit_through_the_generic_notebook(
+def test_suite_notebook_exits_with_the_combined_code(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    settings = json.dumps({"mock_simulated": True, "test06_samples": 12, "test09_samples": 12})
+    # one kernel run: both audits run, TEST09 meets its misbehaviour and FAILs (truncated
+    # answers may fail TEST06's length check too), and the notebook exits with the suite's
+    # combined code, like `auditkit run suite` (an honest suite's exit 0 is
+    # test_end_to_end_against_the_mock_process[None-None]'s)
+    settings = json.dumps({"mock_simulated": True, "mock_truncate_under_load": 0.5,
+                           "test06_samples": 12, "test09_samples": 12})  # fmt: skip
     code = main(
         ["notebook", "suite", "-p", "tests", "test06,test09", "-p", "settings", settings,
          "-p", "output_dir", str(tmp_path), "--output-dir", str(tmp_path)]
     )  # fmt: skip
-    assert code == 0, capsys.readouterr().err
-    for test in ("TEST06", "TEST09"):
-        assert json.loads((tmp_path / test / "audit_result.json").read_text())["verdict"] == "PASS"
-    # the notebook exits with the suite's combined code, like `auditkit run suite`
-    settings = json.dumps({"mock_simulated": True, "mock_truncate_under_load": 0.5,
-                           "test09_samples": 12, "overwrite": True})  # fmt: skip
-    code = main(
-        ["notebook", "suite", "-p", "tests", "test09", "-p", "settings", settings,
-         "--output-dir", str(tmp_path)]
-    )  # fmt: skip
     assert code == 1, capsys.readouterr().err
     assert "suite FAIL" in capsys.readouterr().out
+    verdicts = {
+        test: json.loads((tmp_path / test / "audit_result.json").read_text())["verdict"]
+        for test in ("TEST06", "TEST09")
+    }
+    assert verdicts["TEST09"] == "FAIL" and verdicts["TEST06"] in ("PASS", "FAIL"), verdicts
     assert read_suite_result(tmp_path) == (1, "FAIL")
-    # each audit also runs alone through the generic audit notebook (no notebook of its own)
-    code = main(
-        ["notebook", "test09", "-p", "mock_simulated", "true", "-p", "samples", "12",
-         "--output-dir", str(tmp_path / "alone")]
-    )  # fmt: skip
-    assert code == 0, capsys.readouterr().err
-    assert (tmp_path / "alone" / "TEST09" / "verify_output_len.txt").is_file()
+    # reruns keep the earlier run under previous/: tests/test_artifacts_runs.py
+    # an audit alone through the generic audit notebook (audit.ipynb): the in-test plug-in's
+    # test_plugin_runs_through_the_notebook_runner, and nbval's run of audit.ipynb
 
 
 def test_the_suite_is_every_registered_audit_in_id_order_each_saying_if_it_applies() -> None:

@@ -53,13 +53,19 @@ def test_cli_audit_writes_no_key(tmp_path: Path, tiny: Served) -> None:
     assert phase["request_headers"]["X-Trace"] == "visible"
 
 
-@pytest.mark.slow
-def test_echoed_key_in_error_bodies_is_redacted(tmp_path: Path, tiny: Served) -> None:
+def test_echoed_key_in_error_bodies_is_redacted(
+    tmp_path: Path,
+    tiny: Served,
+    monkeypatch: pytest.MonkeyPatch,
+    run_inproc: Callable[[list[str]], CliResult],
+) -> None:
+    # in this process: what is printed and written is the point (a child process's output is
+    # test_cli_audit_writes_no_key's)
+    monkeypatch.setenv(KEY_ENV, KEY)
     out = tmp_path / "out"
-    result = run_subprocess(
+    result = run_inproc(
         ["run", "test04", "--url", tiny.url("echo-error"), "--api-key-env", KEY_ENV,
          "--samples", "8", "--warmup", "0", "--output-dir", str(out)],
-        env={KEY_ENV: KEY},
     )  # fmt: skip
     assert result.code == 4, result.stderr
     assert_no_key(out, result.stdout, result.stderr)
@@ -69,14 +75,19 @@ def test_echoed_key_in_error_bodies_is_redacted(tmp_path: Path, tiny: Served) ->
 
 
 @pytest.mark.slow
-def test_notebook_audit_writes_no_key(tmp_path: Path, tiny: Served) -> None:
+def test_notebook_audit_writes_no_key(
+    tmp_path: Path,
+    tiny: Served,
+    monkeypatch: pytest.MonkeyPatch,
+    run_inproc: Callable[[list[str]], CliResult],
+) -> None:
+    # the runner in this process, the kernel (which reads the key) in its own, as always
+    monkeypatch.setenv(KEY_ENV, KEY)
     out = tmp_path / "nb"
-    result = run_subprocess(
+    result = run_inproc(
         ["notebook", "test04", "-p", "url", tiny.url("echo"), "-p", "api_key_env", KEY_ENV,
-         "-p", "samples", "8", "-p", "max_concurrency", "8", "-p", "rounds", "0", "--html",
-         "--output-dir", str(out)],
-        env={KEY_ENV: KEY},
-        timeout=300,
+         "-p", "samples", "8", "-p", "max_concurrency", "8", "-p", "rounds", "0",
+         "-p", "warmup", "0", "-p", "design", "sequential", "--html", "--output-dir", str(out)],
     )  # fmt: skip
     assert result.code in (0, 1, 5), result.stdout + result.stderr
     assert (out / "test04.ipynb").is_file() and (out / "test04.html").is_file()

@@ -9,6 +9,10 @@ from auditkit.audits.test04.fingerprint import fingerprint
 from auditkit.results import PhaseResult
 from tests.audits.conftest import SimulatedAudit
 
+#: one reference and one audit phase: the fingerprint reads pooled records, whichever design
+#: made them (the default's 16 blocks and an extra round cost ~3× the CPU)
+DESIGN = "sequential"
+
 
 def pooled(phases: list[PhaseResult]) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Reference and audit records, counterbalanced blocks laid end to end (as the verdict's
@@ -28,6 +32,7 @@ def test_fingerprint_names_the_cache(
         endpoint={"api": "openai-chat", "stream": True, "temperature": 1.0},
         load={"scenario": "single-stream"},
         samples=128,
+        design=DESIGN,
     )
     ref, aud = pooled(run.phases)
     fp = fingerprint(ref, aud, temperature=1.0)
@@ -48,6 +53,7 @@ def _offline(
         endpoint={"api": "openai-chat", "stream": True, "temperature": temperature},
         load={"scenario": "offline"},
         samples=128,
+        design=DESIGN,
     )
     ref, aud = pooled(run.phases)
     # as the verdict's evidence has it: a FAIL is never fingerprinted "none"
