@@ -178,7 +178,7 @@ def test_run_prints_a_per_phase_table_and_a_next_step(
     for column in ("failed", "p50 ms", "p90 ms", "p99 ms", "TTFT p50 ms", "tokens/s"):
         assert column in header
     rows = [line.split() for line in lines[lines.index(header) + 1 :]]
-    assert [r[0] for r in rows] == ["reference", "audit"]
+    assert [r[0] for r in rows] == ["reference", "audit", "control"]
     assert all("/" in r[1] for r in rows)
     assert any(line.strip().startswith("next: ") for line in lines)
 
@@ -352,6 +352,7 @@ def test_default_output_is_the_verdict_first_and_verbose_adds_the_phase_log(
     code = main([*flags, "--verbose", "--output-dir", str(tmp_path / "b")])
     out, err = capsys.readouterr()
     logged = [line for line in err.splitlines() if line.startswith("phase ")]
-    assert len(logged) == 2 * 16, err  # each of the 16 blocks starts and ends in the log
+    # each of the 16 blocks and the never-seen control phase starts and ends in the log
+    assert len(logged) == 2 * 17, err
     assert max(len(line) for line in err.splitlines()) <= 100, err
     assert "None" not in err and "no score of its own: early stopping needs" in err, err

@@ -67,10 +67,17 @@ def test_relative_paths_are_taken_from_the_working_directory(
 
 def test_every_phase_folder_loads_in_run_order(counterbalanced: Path) -> None:
     saved = load_run(counterbalanced)
-    assert list(saved.records) == ["warmup", "reference_1", "audit_1", "audit_2", "reference_2"]
+    assert list(saved.records) == [
+        "warmup",
+        "reference_1",
+        "audit_1",
+        "audit_2",
+        "reference_2",
+        "control",
+    ]
     assert list(saved.summaries) == list(saved.records)
     table = display.summary_table(saved.summaries)
-    assert len(table) == 5 and not table.empty
+    assert len(table) == 6 and not table.empty
 
 
 def test_plots_of_a_counterbalanced_run_draw_without_warnings(counterbalanced: Path) -> None:

@@ -9,9 +9,11 @@ from typing import Any
 
 from auditkit.errors import AuditkitError
 
-# a remote resource the browser would fetch: src/href attributes and ES-module imports
+# a remote resource the browser would fetch: src/href attributes, ES-module imports and the
+# template's loader settings (`mathjaxUrl = "..."`: case-sensitive, so a notebook parameter
+# printed as text in the report, `url = "http://host"`, is not one)
 REMOTE_PATTERN = re.compile(
-    r"""(?:(?:src|href)\s*=\s*|import\(\s*|Url\s*=\s*)["']https?://""", re.I
+    r"""(?:(?:src|href)\s*=\s*|import\(\s*|(?-i:Url)\s*=\s*)["']https?://""", re.I
 )
 SCRIPT_BLOCK = re.compile(r"<script\b[^>]*>.*?</script>", re.I | re.S)
 

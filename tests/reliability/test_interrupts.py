@@ -55,7 +55,8 @@ def test_signal_keeps_records_and_writes_no_verdict(
     config = tmp_path / "slow.yaml"
     config.write_text(yaml.safe_dump({**SLOW, "output_dir": str(tmp_path / "out")}))
     proc = subprocess.Popen(
-        [*AUDITKIT, "run", "test04", "--config", str(config)],
+        # --verbose: the phase-by-phase lines tell the test when a phase runs
+        [*AUDITKIT, "run", "test04", "--verbose", "--config", str(config)],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
