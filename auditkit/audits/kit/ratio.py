@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import mannwhitneyu
 
+from auditkit.audits.kit.resample import Ranks, pooled_order_statistic
 from auditkit.early_stopping import overlatency_count
 from auditkit.metrics import ES_PERCENTILE
 from auditkit.results import Evidence
@@ -115,9 +116,7 @@ def _bootstrap_scores(
     q = ES_PERCENTILE[scenario]
     latencies = [b["latency_ns"].to_numpy(dtype=float) for b in blocks]
     point = 1e9 / early_stopping_value(np.concatenate(latencies), q)
-    reps = np.empty(BOOTSTRAP_ROUNDS)
-    for i, row in enumerate(picks):
-        reps[i] = 1e9 / early_stopping_value(np.concatenate([latencies[j] for j in row]), q)
+    reps = 1e9 / pooled_order_statistic(latencies, picks, early_stopping_ranks(q))
     return point, reps
 
 
@@ -165,12 +164,22 @@ def _paired_scores(
     aud_lat = [audit.loc[audit["block"] == b, "latency_ns"].to_numpy(float) for b in blocks]
     ref_point = 1e9 / early_stopping_value(np.concatenate(ref_lat), q)
     aud_point = 1e9 / early_stopping_value(np.concatenate(aud_lat), q)
-    ratios = np.empty(BOOTSTRAP_ROUNDS)
-    for i, row in enumerate(picks):
-        ref = early_stopping_value(np.concatenate([ref_lat[j] for j in row]), q)
-        aud = early_stopping_value(np.concatenate([aud_lat[j] for j in row]), q)
-        ratios[i] = ref / aud
+    ranks = early_stopping_ranks(q)
+    ratios = pooled_order_statistic(ref_lat, picks, ranks) / pooled_order_statistic(
+        aud_lat, picks, ranks
+    )
     return float(ref_point), float(aud_point), ratios
+
+
+def early_stopping_ranks(percentile: float) -> Ranks:
+    """`pooled_order_statistic` ranks of LoadGen's early-stopping estimate: sorted[n - t*]."""
+
+    def ranks(n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        sizes, where = np.unique(n, return_inverse=True)
+        rank = np.array([m - (overlatency_count(int(m), percentile) or 1) for m in sizes])
+        return rank[where], rank[where]
+
+    return ranks
 
 
 def early_stopping_value(latencies: np.ndarray, percentile: float) -> float:

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binomtest, mannwhitneyu, spearmanr
 
+from auditkit.audits.kit.resample import median_ranks, pooled_order_statistic
 from auditkit.audits.kit.ratio import (
     BOOTSTRAP_ROUNDS,
     StatisticalView,
@@ -312,7 +313,7 @@ def _block_medians(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def _medians(parts: list[np.ndarray], picks: np.ndarray) -> np.ndarray:
     """One median per row of `picks`: of the parts that row names, pooled."""
-    return np.array([np.median(np.concatenate([parts[j] for j in row])) for row in picks])
+    return pooled_order_statistic(parts, picks, median_ranks)
 
 
 def drift_check(reference: pd.DataFrame) -> DriftCheck:
