@@ -29,7 +29,6 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binomtest, mannwhitneyu, spearmanr
 
-from auditkit.audits.kit.resample import median_ranks, pooled_order_statistic
 from auditkit.audits.kit.ratio import (
     BOOTSTRAP_ROUNDS,
     StatisticalView,
@@ -39,6 +38,7 @@ from auditkit.audits.kit.ratio import (
     paired_blocks,
     statistical_view,
 )
+from auditkit.audits.kit.resample import median_ranks, pooled_order_statistic
 from auditkit.results import Evidence, Verdict
 
 ALPHA = 0.05
