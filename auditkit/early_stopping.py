@@ -10,14 +10,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from scipy.special import betainc
-
 CONFIDENCE = 0.99
 
 
 @lru_cache(maxsize=65536)
 def min_passing_count(t: int, percentile: float) -> int:
     """h(t): the fewest latencies at or under the percentile that tolerate t overlatencies."""
+    # lazy: scipy.special costs most of a second to import, in every process that merely
+    # imports the package (the result is cached, so this runs once per (t, percentile))
+    from scipy.special import betainc
+
     alpha = 1.0 - CONFIDENCE
     lo, hi = 1, 64
     while betainc(hi, t + 1, percentile) >= alpha:

@@ -29,7 +29,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from scipy.stats import mannwhitneyu
 
 from auditkit.audits.kit.resample import Ranks, pooled_order_statistic
 from auditkit.early_stopping import overlatency_count
@@ -286,6 +285,10 @@ def _service_time_test(ref: pd.DataFrame, aud: pd.DataFrame) -> tuple[float | No
     aud_s = (aud["completed_ns"] - aud["sent_ns"]).to_numpy(dtype=float)
     if len(ref_s) < 2 or len(aud_s) < 2:
         return None, None
+    # lazy: importing scipy.stats costs about a CPU-second, paid by every `auditkit` process
+    # and notebook kernel whether or not it decides anything
+    from scipy.stats import mannwhitneyu
+
     result = mannwhitneyu(aud_s, ref_s, alternative="less")
     median_ratio = float(np.median(ref_s) / np.median(aud_s)) if np.median(aud_s) > 0 else None
     return float(result.pvalue), median_ratio

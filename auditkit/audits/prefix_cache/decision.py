@@ -20,7 +20,6 @@ from statistics import NormalDist
 from typing import Literal
 
 import numpy as np
-from scipy import stats
 
 Call = Literal["FAIL", "PASS", "INCONCLUSIVE"]
 
@@ -45,6 +44,8 @@ class Timing:
 def ks_greater(hit: list[float], miss: list[float]) -> tuple[float, float]:
     """scipy's one-sided two-sample KS (`alternative="greater"`: hit times stochastically
     smaller), exact when it can be: (statistic, p)."""
+    from scipy import stats  # lazy (see audits/kit/ratio.py)
+
     res = stats.ks_2samp(hit, miss, alternative="greater", method="auto")
     return float(res.statistic), float(res.pvalue)
 

@@ -27,7 +27,6 @@ import itertools
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binomtest, mannwhitneyu, spearmanr
 
 from auditkit.audits.kit.ratio import (
     BOOTSTRAP_ROUNDS,
@@ -154,6 +153,8 @@ def control_check(
     if len(pairs) < 4:
         return check
     slower = int((pairs > 1.0).sum())
+    from scipy.stats import binomtest  # lazy: scipy.stats costs ~1 s to import (see kit/ratio.py)
+
     p_value = float(binomtest(slower, len(pairs), 0.5, alternative="greater").pvalue)
     ratio = float(np.median(pairs))
     # salted originals cannot have been cached byte for byte, but a cache that strips or
@@ -277,6 +278,8 @@ def partial_cache_check(
     if np.median(repeated) <= 0:
         return PartialCacheCheck()
     speedup = float(np.median(fresh) / np.median(repeated))
+    from scipy.stats import mannwhitneyu  # lazy (see kit/ratio.py)
+
     p_value = float(mannwhitneyu(repeated, fresh, alternative="less").pvalue)
     rng = np.random.default_rng(seed)
     pairs = paired_blocks(fresh_frame, repeated_frame)
@@ -324,6 +327,8 @@ def drift_check(reference: pd.DataFrame) -> DriftCheck:
         # too few, or all alike (a simulated server without jitter): nothing to trend
         return DriftCheck()
     position = np.arange(n, dtype=float)
+    from scipy.stats import spearmanr  # lazy (see kit/ratio.py)
+
     rho, p_value = spearmanr(position, values)
     slope, intercept = np.polyfit(position, values, 1)
     start = intercept
