@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -59,3 +60,18 @@ def test04_notebook_with_html(tmp_path_factory: pytest.TempPathFactory) -> Noteb
             done.write_text(json.dumps([proc.args, proc.returncode, proc.stdout, proc.stderr]))
     args, code, out, err = json.loads(done.read_text())
     return NotebookRun(subprocess.CompletedProcess(args, code, out, err), cwd, cwd / "o")
+
+
+@pytest.fixture(autouse=True)
+def _ctrl_c_handler_restored() -> Iterator[None]:
+    """A test that leaves its own SIGINT handler behind changes what Ctrl-C does in every later
+    test of its worker (asyncio.Runner only installs its handler over Python's default one)."""
+    yield
+    handler = signal.getsignal(signal.SIGINT)
+    if handler is not signal.default_int_handler:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        pytest.fail(f"the test left SIGINT handled by {handler!r}")
+    # a blocked SIGINT is inherited by every child process the worker starts later
+    if signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, []):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+        pytest.fail("the test left SIGINT blocked")

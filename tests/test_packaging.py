@@ -75,10 +75,11 @@ def test_notebook_from_another_folder_uses_the_installed_package(
         capture_output=True, text=True, check=True,
     )  # fmt: skip
     assert probe.stdout.startswith(str(installed))
-    # two phases, no warm-up: that a run happens, at the least cost
+    # two phases on the virtual clock, no warm-up: that a run happens, at the least cost
     proc = _run(
-        installed, tmp_path, "notebook", "test04", "-p", "samples", "32", "-p", "warmup", "0",
-        "-p", "design", "sequential", "-p", "rounds", "0", "--output-dir", str(tmp_path / "out"),
+        installed, tmp_path, "notebook", "test04", "-p", "mock_simulated", "true",
+        "-p", "samples", "32", "-p", "warmup", "0", "-p", "design", "sequential",
+        "-p", "rounds", "0", "--output-dir", str(tmp_path / "out"),
     )  # fmt: skip
     # the verdict itself is tested elsewhere, on a virtual clock: here, that a run happened
     assert proc.returncode in (0, 1, 5), proc.stderr  # a verdict, whichever
