@@ -17,6 +17,14 @@ import pytest
 from auditkit.config import MockConfig
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """A shell's background job (`make test &`, some CI runners) starts with SIGINT ignored and
+    every child inherits that: the tests of what Ctrl-C does need Python's own handler."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+
+
 @pytest.fixture(scope="session")
 def mock_url() -> Iterator[str]:
     """A no-cache mock SUT for functional tests (not timing: those start their own, in its own
