@@ -134,7 +134,6 @@ def _node_args() -> dict[str, Any]:
     # loaded 2-core machine the agent's start can take longer and the node aborts
     return {
         "num_cpus": 1,
-        "node_ip_address": "127.0.0.1",
         "metrics_agent_port": _free_port(),
         "metrics_export_port": _free_port(),
         "dashboard_agent_listen_port": _free_port(),
