@@ -79,8 +79,10 @@ def test_placement_and_leases() -> None:
 
 def _rows(worker: int, ids: range) -> Any:
     rows = [
-        ("p", q, q % 7, 0, q * 10 + 1, q * 10 + 2, None, q * 10 + 5, q * 10 + 4, None, "ok")
-        + (200, None, 3, 4, None, "ab" * 32, "base")
+        (
+            *("p", q, q % 7, 0, q * 10 + 1, q * 10 + 2, None, q * 10 + 5, q * 10 + 4, None),
+            *("ok", 200, None, 3, 4, None, "ab" * 32, "base"),
+        )
         for q in ids
     ]
     assert len(rows[0]) == len(RECORD_COLUMNS)
@@ -213,4 +215,5 @@ def test_a_phase_over_two_ray_nodes_scores_as_one_host(
     artifacts.write_phase(tmp_path, spread)
     _, back = artifacts.load_phase(tmp_path / "reference")
     assert back.hosts == s.hosts
-    print(f"phase over 2 Ray nodes: {spread_s:.2f} s; scores {s.score:.1f} vs {one.summary.score:.1f}")
+    hosts = [(h.clock_offset_ns, h.clock_uncertainty_ns) for h in s.hosts]
+    print(f"over Ray {spread_s:.2f} s; score {s.score:.1f} vs {one.summary.score:.1f}; {hosts}")
