@@ -31,6 +31,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
@@ -158,6 +159,10 @@ class _Coordinator:
     (one per worker, on its host's clock) and the stop."""
 
     def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """A new phase (the coordinator, like the workers, serves every phase of a session)."""
         self.head = 0
         self.ready_workers = 0
         self.starts: dict[int, int] | None = None
@@ -317,6 +322,50 @@ class _PhaseWorker:
 # --- the driver -------------------------------------------------------------------------------
 
 
+@dataclass
+class _Pool:
+    """The session's actors, kept between phases: an actor's process imports Ray and auditkit
+    when it starts (seconds on a busy host), once per session rather than once per phase."""
+
+    job: str = ""
+    coordinator: Any = None
+    workers: dict[str, list[Any]] = field(default_factory=dict)  # node id -> its actors
+
+
+_POOL = _Pool()
+
+
+def _pooled(ray: ModuleType, nodes: Sequence[tuple[str, str]], placement: Sequence[int]) -> Any:
+    """The coordinator and one actor per worker on its placed node (new ones as needed)."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    job = ray.get_runtime_context().get_job_id()
+    if _POOL.job != job:  # a new Ray session: the old handles are gone
+        _POOL.job, _POOL.coordinator, _POOL.workers = job, None, {}
+    if _POOL.coordinator is None:
+        _POOL.coordinator = ray.remote(num_cpus=0)(_Coordinator).remote()
+    actor_cls = ray.remote(num_cpus=0, max_restarts=0)(_PhaseWorker)
+    actors: list[Any] = []
+    for node in placement:
+        node_id = nodes[node][0]
+        pool = _POOL.workers.setdefault(node_id, [])
+        taken = sum(1 for n in placement[: len(actors)] if nodes[n][0] == node_id)
+        if taken == len(pool):
+            strategy = NodeAffinitySchedulingStrategy(node_id, soft=False)
+            pool.append(actor_cls.options(scheduling_strategy=strategy).remote())
+        actors.append(pool[taken])
+    ray.get(_POOL.coordinator.reset.remote())
+    return _POOL.coordinator, actors
+
+
+def _drop_pool(ray: ModuleType) -> None:
+    """After a failed phase: end every pooled actor (the next phase starts fresh ones)."""
+    for actor in [_POOL.coordinator, *(a for pool in _POOL.workers.values() for a in pool)]:
+        if actor is not None:
+            ray.kill(actor, no_restart=True)
+    _POOL.coordinator, _POOL.workers = None, {}
+
+
 def _nodes(ray: ModuleType) -> list[tuple[str, str]]:
     """(node id, address) of every live node."""
     return sorted(
@@ -339,23 +388,14 @@ def run_phase_ray(
     """Run one phase over the Ray cluster at `address`: max(`workers`, nodes) actors, at
     least one per node. Returns the result and whether it was stopped (Ctrl-C)."""
     ray = connect(address)
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
     nodes = _nodes(ray)
     if not nodes:
         raise SetupError(f"the Ray cluster at {address!r} has no live node")
     placement = place(workers, len(nodes))
     n = len(placement)
-    actor_cls = ray.remote(num_cpus=0, max_restarts=0)(_PhaseWorker)
-    actors = [
-        actor_cls.options(
-            scheduling_strategy=NodeAffinitySchedulingStrategy(nodes[node][0], soft=False),
-            name=None,
-        ).remote()
-        for node in placement
-    ]
-    coordinator = ray.remote(num_cpus=0)(_Coordinator).remote()
+    coordinator, actors = _pooled(ray, nodes, placement)
     own_dir = None
+    failed = True
     if records_dir is None:
         own_dir = tempfile.TemporaryDirectory(prefix="auditkit-ray-")
         records_dir = Path(own_dir.name)
@@ -432,10 +472,11 @@ def run_phase_ray(
         )
         if progress is not None:
             progress(len(records), spec.planned_queries)
+        failed = interrupted
         return PhaseResult(spec, records, summary), interrupted
     finally:
-        for actor in (*actors, coordinator):
-            ray.kill(actor, no_restart=True)
+        if failed:
+            _drop_pool(ray)
         if own_dir is not None:
             own_dir.cleanup()
 
