@@ -68,6 +68,8 @@ from auditkit.records_io import PartWriter, read_parts, remove_parts, to_frame
 from auditkit.results import HostShare, PhaseResult
 
 INSTALL_HINT = "pip install 'auditkit[ray]'"
+#: at most this many clock ping-pongs per host while the offset is not yet known well enough
+MAX_ROUNDS = 64
 #: offline positions an actor leases at once: few coordinator calls, little left unsent
 MAX_LEASE = 1024
 #: the phase starts this long after the go (the go must reach every host first)
@@ -139,12 +141,17 @@ def stitch_parts(phase_dir: str | Path, tables: Mapping[int, pa.Table]) -> int:
     return rows
 
 
-def measure_offset(ray: ModuleType, actor: Any, rounds: int = ROUNDS) -> ClockOffset:
-    """A host's clock offset from `rounds` ping-pongs with one of its actors (after one
-    unmeasured call that warms the path)."""
+def measure_offset(
+    ray: ModuleType, actor: Any, enough_ns: int, rounds: int = ROUNDS, most: int = MAX_ROUNDS
+) -> ClockOffset:
+    """A host's clock offset from ping-pongs with one of its actors (after one unmeasured
+    call that warms the path): `rounds`, then more, up to `most`, while the best sample's
+    uncertainty is above `enough_ns` (a busy host answers some calls late, not all)."""
     ray.get(actor.clock.remote())
-    samples = []
-    for _ in range(rounds):
+    samples: list[ClockSample] = []
+    while len(samples) < rounds or (
+        len(samples) < most and estimate_offset(samples).uncertainty_ns > enough_ns
+    ):
         sent = time.perf_counter_ns()
         host = ray.get(actor.clock.remote())
         samples.append(ClockSample(sent, int(host), time.perf_counter_ns()))
@@ -408,7 +415,8 @@ def run_phase_ray(
             raise SetupError(f"Ray workers did not start on every node: {exc}") from None
         offsets: dict[int, ClockOffset] = {}
         for node in range(len(nodes)):
-            offsets[node] = measure_offset(ray, actors[placement.index(node)])
+            enough = int(max_clock_offset_ms * 1e6 / 2)  # well inside the bound
+            offsets[node] = measure_offset(ray, actors[placement.index(node)], enough)
         labels = {node: f"{nodes[node][1]} ({nodes[node][0][:8]})" for node in offsets}
         check_offsets({labels[k]: v for k, v in offsets.items()}, max_clock_offset_ms)
         job = ray.put(_Job(spec, dataset, adapter, target, "", 0, n))

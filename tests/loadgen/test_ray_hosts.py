@@ -23,7 +23,13 @@ from auditkit.endpoints.openai import CompletionsAdapter
 from auditkit.errors import EXIT_SETUP, SetupError
 from auditkit.loadgen import HttpTarget, run_phase
 from auditkit.loadgen.clock_offsets import ClockSample, check_offsets, estimate_offset
-from auditkit.loadgen.ray_hosts import import_ray, lease_size, place, stitch_parts
+from auditkit.loadgen.ray_hosts import (
+    import_ray,
+    lease_size,
+    measure_offset,
+    place,
+    stitch_parts,
+)
 from auditkit.mock import MockProcess
 from auditkit.plan import LoadPattern, RunSpec
 from auditkit.records_io import read_parts, rows_to_batch, to_frame
@@ -65,6 +71,36 @@ def test_an_offset_known_worse_than_the_bound_is_refused() -> None:
     assert "host b" in text and "1.500 ms" in text and "--max-clock-offset-ms" in text
     assert "\n" not in text
     check_offsets({"b": far}, 2.0)
+
+
+class _SlowThenQuick:
+    """A stand-in actor (and `ray`) whose clock answers late `slow` times, then at once."""
+
+    def __init__(self, slow: int) -> None:
+        self.slow = slow
+        self.calls = 0
+        self.clock = self
+
+    def remote(self) -> int:
+        self.calls += 1
+        if self.calls <= self.slow + 1:  # the first call only warms the path
+            time.sleep(0.004)
+        return time.perf_counter_ns()
+
+    def get(self, value: int) -> int:
+        return value
+
+
+def test_offset_pings_go_on_until_one_answer_is_quick_enough() -> None:
+    host = _SlowThenQuick(slow=10)
+    off = measure_offset(host, host, enough_ns=MS // 2, rounds=8, most=20)  # type: ignore[arg-type]
+    assert off.rounds == 11 and off.uncertainty_ns <= MS // 2
+    assert abs(off.offset_ns) <= off.uncertainty_ns  # one clock: the true offset is 0
+    busy = _SlowThenQuick(slow=100)
+    off = measure_offset(busy, busy, enough_ns=MS // 2, rounds=8, most=12)  # type: ignore[arg-type]
+    assert off.rounds == 12 and off.uncertainty_ns > MS  # gives up; check_offsets refuses
+    with pytest.raises(SetupError):
+        check_offsets({"busy": off}, 1.0)
 
 
 def test_placement_and_leases() -> None:
