@@ -246,6 +246,19 @@ class LoadConfig(_Strict):
         "the client guard says the rate needs, capped by the cores)",
     )
 
+    ray_address: str | None = Field(
+        None,
+        description="spread offline/server phases over a Ray cluster's hosts: its address, auto "
+        "(the running cluster) or local (one started here); needs auditkit[ray]",
+    )
+    max_clock_offset_ms: float = Field(
+        1.0,
+        gt=0,
+        le=1000,
+        description="with ray_address: refuse a phase when a host's clock offset to the driver "
+        "is known less well than this",
+    )
+
     @field_validator("workers")
     @classmethod
     def _check_workers(cls, value: int | str) -> int | str:

@@ -107,6 +107,25 @@ class LatencyStats(BaseModel):
     p999_ns: int | None = None
 
 
+class HostShare(BaseModel):
+    """One client host of a phase spread over several (`--ray-address`): its workers and its
+    clock's offset to the driver's, measured before the phase (docs/scale.md)."""
+
+    model_config = FROZEN
+
+    #: the host's address as the cluster knows it, and its node id
+    host: str
+    node_id: str
+    #: the `worker` ids of the records this host sent
+    workers: tuple[int, ...]
+    records: int = 0
+    #: host clock − driver clock (ns); its timestamps were mapped onto the driver's with it
+    clock_offset_ns: int
+    #: round trip of the sample the offset came from, and the offset's error bound (RTT/2)
+    clock_rtt_ns: int
+    clock_uncertainty_ns: int
+
+
 class PhaseSummary(BaseModel):
     """What one phase did and scored (written as phase.json)."""
 
@@ -158,6 +177,8 @@ class PhaseSummary(BaseModel):
     #: before any byte of them reached it (never failed queries; their latency includes it)
     reconnects: int = 0
     started_at: str = ""
+    #: the client hosts of a phase spread over several (`--ray-address`); empty on one host
+    hosts: tuple[HostShare, ...] = ()
 
 
 @dataclass(frozen=True)

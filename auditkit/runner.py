@@ -32,6 +32,7 @@ from auditkit.loadgen import HttpTarget, PhaseInterrupted, Transport, resolve_ap
 from auditkit.loadgen.choice import resolve_client
 from auditkit.loadgen.exchanges import run_exchanges
 from auditkit.loadgen.fake import FakeTransport, SimulatedSUT
+from auditkit.loadgen.ray_hosts import connect as connect_ray
 from auditkit.loadgen.workers import SPLITTABLE, phase_workers
 from auditkit.plan import RunSpec
 from auditkit.preflight import check_output_dir, discover_model
@@ -301,6 +302,9 @@ class PhaseRunner:
         self.workers_said = 1
         #: phases finished so far, every round (an interruption says they are kept)
         self.finished: list[str] = []
+        if prepared.cfg.load.ray_address is not None and transport is None:
+            # before any phase: a missing extra or an unreachable cluster is a setup error now
+            connect_ray(prepared.cfg.load.ray_address)
         for spec in prepared.specs:
             self.ceiling(spec)
 
@@ -357,6 +361,8 @@ class PhaseRunner:
                     transport=self.transport,
                     records_dir=self.folder / spec.name,
                     workers=workers,
+                    ray_address=client.ray_address,
+                    max_clock_offset_ms=client.max_clock_offset_ms,
                 )
         except PhaseInterrupted as exc:
             close()
@@ -381,6 +387,15 @@ class PhaseRunner:
             phase = dataclasses.replace(phase, summary=summary)
         artifacts.write_phase(self.folder, phase)
         s = phase.summary
+        if s.hosts:
+            self.say(
+                f"phase {spec.name} over {len(s.hosts)} Ray hosts: "
+                + ", ".join(
+                    f"{h.host} {len(h.workers)} workers {h.records} records clock "
+                    f"{h.clock_offset_ns / 1e6:+.3f}±{h.clock_uncertainty_ns / 1e6:.3f} ms"
+                    for h in s.hosts
+                )
+            )
         self.say(
             f"phase {spec.name}: {s.completed}/{s.requested} ok, {s.failed} failed, {_score(s)}"
         )

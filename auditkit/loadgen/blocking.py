@@ -17,6 +17,7 @@ from auditkit.loadgen.driver import (
     quiet_gc,
     run_phase_async,
 )
+from auditkit.loadgen.ray_hosts import run_phase_ray, spreads
 from auditkit.loadgen.target import HttpTarget
 from auditkit.loadgen.transport import Transport
 from auditkit.loadgen.workers import plan_workers, run_phase_workers
@@ -34,6 +35,8 @@ def run_phase(
     transport: Transport | None = None,
     records_dir: Path | None = None,
     workers: int = 1,
+    ray_address: str | None = None,
+    max_clock_offset_ms: float = 1.0,
 ) -> PhaseResult:
     """Run one phase to completion (works inside Jupyter too).
 
@@ -42,8 +45,18 @@ def run_phase(
     stops the phase: in-flight requests are recorded as cancelled and PhaseInterrupted carries
     the partial result. `records_dir` (the phase's folder) receives the records as part
     files while the phase runs; `workers` > 1 spreads an offline or server phase over that many
-    processes (`auto_workers`, `plan_workers` in loadgen/workers.py).
+    processes (`auto_workers`, `plan_workers` in loadgen/workers.py); `ray_address` spreads it
+    over the hosts of a Ray cluster instead (loadgen/ray_hosts.py).
     """
+
+    if transport is None and ray_address is not None and spreads(spec):
+        result, stopped = run_phase_ray(
+            spec, dataset, adapter, target, workers, address=ray_address,
+            max_clock_offset_ms=max_clock_offset_ms, records_dir=records_dir, progress=progress,
+        )  # fmt: skip
+        if stopped or result.summary.interrupted:
+            raise PhaseInterrupted(result)
+        return result
 
     if transport is None and plan_workers(spec, workers) > 1:
         result, stopped = run_phase_workers(

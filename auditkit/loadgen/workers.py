@@ -178,6 +178,11 @@ class _WorkerDriver(PhaseDriver):
         super()._record(attempt)
         self.shared.done[self.job.worker] = len(self.recorder)
 
+    async def issue(self) -> None:
+        """This worker's share of the phase's queries (a Ray worker leases offline's)."""
+        pattern = _offline_shared if self.load.scenario == "offline" else _server_dealt
+        await pattern(self)
+
     async def run(self, stop: asyncio.Event) -> bool:  # noqa: ARG002 (the driver's signature)
         loop = asyncio.get_running_loop()
         pool = max(self.share, 1)
@@ -188,9 +193,7 @@ class _WorkerDriver(PhaseDriver):
             self.t0 = self.shared.t0.value
             if (wait := (self.t0 - self.now_ns()) / 1e9) > 0:
                 await asyncio.sleep(wait)
-            scenario = self.load.scenario
-            pattern = _offline_shared if scenario == "offline" else _server_dealt
-            main = asyncio.ensure_future(pattern(self))
+            main = asyncio.ensure_future(self.issue())
             stopper = asyncio.ensure_future(_watch(self.shared.stop))
             lag = asyncio.ensure_future(self._monitor_lag())
             try:
