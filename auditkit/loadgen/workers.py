@@ -46,7 +46,7 @@ from auditkit.loadgen.schedulers import offline, server
 from auditkit.loadgen.supply import Query
 from auditkit.loadgen.target import HttpTarget
 from auditkit.metrics import summarize
-from auditkit.plan import RunSpec
+from auditkit.plan import LoadPattern, RunSpec
 from auditkit.records_io import PartWriter, read_parts, remove_parts, to_frame
 from auditkit.results import PhaseResult
 
@@ -81,6 +81,33 @@ def plan_workers(spec: RunSpec, requested: int) -> int:
     return max(1, min(requested, spec.load.max_concurrency, spec.planned_queries))
 
 
+#: `workers: auto` plans an offline phase for up to this many times the fastest rate seen so
+#: far: a short warm-up runs below its steady rate, and a later phase may be answered faster
+#: (a warmer server, a cache); one process too many costs ~50 ms, one too few the phase
+HEADROOM = 2.0
+
+
+def usable_cores() -> int:
+    """The CPUs this process may run on (its affinity; cpu_count where there is none)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def expected_rate(load: LoadPattern, seen: float | None) -> float | None:
+    """The rate (requests/s) `workers: auto` plans a phase for, before it runs: a server
+    phase's target_qps; an offline phase's target_qps when one is given (LoadGen's offline
+    expected QPS), else HEADROOM × `seen`, the fastest rate a phase reached so far against
+    this endpoint (the warm-up's first); None when there is nothing to go by."""
+    if load.scenario == "server":
+        return load.target_qps
+    if load.scenario != "offline":
+        return None
+    planned = HEADROOM * seen if seen else None
+    return max(r for r in (load.target_qps, planned, 0.0) if r is not None) or None
+
+
 def auto_workers(
     scenario: str,
     *,
@@ -89,30 +116,27 @@ def auto_workers(
     expected_rate: float | None,
     cores: int | None = None,
 ) -> int:
-    """`workers: auto`: as many processes as the client-saturation guard says the phase
-    needs, capped by the cores. A process is good for `fraction × ceiling` requests/s (beyond
-    that the guard calls the phase client-bound); the expected rate is the server scenario's
-    target_qps, or for offline the fastest rate an earlier phase of the run reached (none
-    yet: 1)."""
+    """`workers: auto`: as many processes as the client-saturation guard says the expected
+    rate needs, capped by the cores. A process is good for `fraction × ceiling` requests/s
+    (beyond that the guard calls the phase client-bound)."""
     if scenario not in SPLITTABLE or not ceiling or not expected_rate:
         return 1
     needed = math.ceil(expected_rate / (fraction * ceiling))
-    return max(1, min(needed, cores or os.cpu_count() or 1))
+    return max(1, min(needed, cores or usable_cores()))
 
 
 def phase_workers(
-    load: LoadConfig, spec: RunSpec, ceiling: float | None, observed_rate: float | None
+    load: LoadConfig, spec: RunSpec, ceiling: float | None, seen_rate: float | None
 ) -> int:
-    """The processes a phase of this run gets: `load.workers` (N or auto, see `auto_workers`;
-    `observed_rate` is the fastest rate an earlier phase of the run reached; the phase's own
-    load pattern for everything else), then `plan_workers`' limits."""
+    """The processes a phase of this run gets: `load.workers` (N, or auto: `auto_workers` at
+    the `expected_rate` of the phase's own load pattern, `seen_rate` being the fastest rate
+    a phase reached so far), then `plan_workers`' limits."""
     if load.workers == "auto":
-        expected = spec.load.target_qps if spec.load.scenario == "server" else observed_rate
         requested = auto_workers(
             spec.load.scenario,
             ceiling=ceiling,
             fraction=load.client_bound_fraction,
-            expected_rate=expected,
+            expected_rate=expected_rate(spec.load, seen_rate),
         )
     else:
         requested = load.workers
