@@ -139,8 +139,13 @@ def client_bound_fix(needed: int, cores: int | None = None) -> str:
         )
     return (
         f"freeing it takes at least {needed} load-generator processes, more than this machine's "
-        f"{cores} cores: run the client on a machine with more cores, or a lower --max-concurrency"
+        f"{_cores(cores)}: run the client on a machine with more cores, or a lower "
+        "--max-concurrency"
     )
+
+
+def _cores(n: int) -> str:
+    return f"{n} core{'' if n == 1 else 's'}"
 
 
 def client_bound_reason(
@@ -151,22 +156,30 @@ def client_bound_reason(
     workers: int = 1,
     client: str | None = None,
     cores: int | None = None,
+    load_average: float | None = None,
 ) -> str | None:
     """Why this phase measured the client, or None when the SUT bounded it. `ceiling` is one
     process's; the phase ran in `workers` processes of HTTP client `client` (h1, aiohttp),
     which are N ceilings (an estimate: docs/scale.md). The reason ends with how many processes
-    would free the phase."""
+    would free the phase; a late event loop on a machine whose `load_average` (1 min) was above
+    its cores says other processes took the CPU (more processes would not help)."""
     lag = summary.loop_lag_p99_ns
     rate = summary.samples_per_second
     ran = f"{workers} {client or 'client'} process{'' if workers == 1 else 'es'}"
     if lag is not None and lag > MAX_LOOP_LAG_NS:
+        cores = cores or usable_cores()
+        late = f"client event loop ran {lag / 1e6:.0f} ms late (p99) in {ran}"
+        if load_average is not None and load_average > cores:
+            return (
+                f"{late}, on a machine whose load average was {load_average:.1f} on "
+                f"{_cores(cores)}: the client waited for a CPU (more client processes would not "
+                "help); rerun when the machine is quieter, or with the client on a machine of its "
+                "own"
+            )
         needed = workers + 1
         if ceiling and summary.scenario in ("offline", "server"):
             needed = max(needed, workers_to_free(rate, ceiling, fraction))
-        return (
-            f"client event loop ran {lag / 1e6:.0f} ms late (p99) in {ran}: the client was "
-            f"saturated (or starved of CPU by other processes); {client_bound_fix(needed, cores)}"
-        )
+        return f"{late}: the client was saturated; {client_bound_fix(needed, cores)}"
     if ceiling and summary.scenario in ("offline", "server"):
         total = ceiling * workers
         if rate >= fraction * total:

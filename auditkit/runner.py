@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -397,6 +398,7 @@ class PhaseRunner:
                 client.client_bound_fraction,
                 workers=workers,
                 client=http_client,
+                load_average=os.getloadavg()[0],
             )
             update |= {
                 "client_ceiling_qps": ceiling * workers if ceiling else None,
