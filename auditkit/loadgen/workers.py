@@ -26,6 +26,7 @@ import math
 import multiprocessing as mp
 import os
 import signal
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -292,7 +293,7 @@ def run_phase_workers(
     # never fork a process that runs threads (the aio loop): a fork server, started clean once
     # per session with the load generator imported, forks each worker in milliseconds
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload([__name__])
+    ctx.set_forkserver_preload(_preload())
     own_dir = None
     if records_dir is None:
         own_dir = tempfile.TemporaryDirectory(prefix="auditkit-workers-")
@@ -385,6 +386,18 @@ def run_phase_workers(
                 proc.kill()
         if own_dir is not None:
             own_dir.cleanup()
+
+
+def _preload() -> list[str]:
+    """What the fork server imports once, so that a worker starts in milliseconds, not
+    seconds: this module and every auditkit module the parent has loaded. Every worker
+    re-runs the parent's `__main__` (the `auditkit` script, pytest's, a notebook kernel's)
+    before it starts; with its imports already loaded that costs ms, without them all of
+    auditkit (pandas, scipy, uvicorn: ~4 s per worker on a busy 2-core machine). (Preloading
+    "__main__" itself does nothing on Python 3.11: the fork server looks for a key that the
+    preparation data does not have.)"""
+    loaded = sorted(m for m in sys.modules if m.startswith("auditkit."))
+    return [*loaded, __name__]
 
 
 def _drain(results: Any, reports: dict[int, tuple[Any, ...]]) -> None:
