@@ -355,7 +355,7 @@ class PhaseRunner:
             why = (
                 f" (expected up to {expected:.0f}/s, one {http_client} process good for "
                 f"{client.client_bound_fraction * ceiling:.0f}/s before the client guard)"
-                if client.workers == "auto" and expected and ceiling
+                if client.workers == "auto" and workers > 1 and expected and ceiling
                 else ""
             )
             self.say(f"from phase {spec.name} on: {workers} load-generator processes{why}")

@@ -11,8 +11,10 @@ phase runs in N spawned processes, each with its own event loop, connection pool
   `max_concurrency` in flight in all (split over the workers);
 - server: one seeded Poisson schedule, computed identically by every worker and dealt round
   robin (worker w sends arrivals w, w + N, ...), each at its scheduled time;
-- single-stream, multi-stream, warm-up phases and phases that log outputs run in one process
-  (`plan_workers` says so): one query in flight, or a decision that needs every completion.
+- single-stream, multi-stream and warm-up phases run in one process (`plan_workers` says
+  so): one query in flight, or a decision that needs every completion as it happens;
+- phases that log outputs (TEST01, TEST06, TEST07, TEST09) spread like the others: each worker
+  sends its logged responses back with its report, merged in completion order.
 
 Each worker streams its records to part files of the phase folder with its worker id; the
 phase's records are their union (`worker` column), and the summary, scoring and early
@@ -35,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import pandas as pd
 import uvloop
 
 from auditkit.config import LoadConfig
@@ -49,7 +52,7 @@ from auditkit.loadgen.target import HttpTarget
 from auditkit.metrics import summarize
 from auditkit.plan import LoadPattern, RunSpec
 from auditkit.records_io import PartWriter, read_parts, remove_parts, to_frame
-from auditkit.results import PhaseResult
+from auditkit.results import LoggedOutput, PhaseResult
 
 Workers = int | Literal["auto"]
 #: scenarios whose queries can be spread over processes without changing their semantics
@@ -72,10 +75,10 @@ def shared_clock_ok() -> bool:
 def plan_workers(spec: RunSpec, requested: int) -> int:
     """The workers a phase actually gets: `requested` for offline and server phases, 1 where
     spreading would change the scenario (one in flight, all-at-once blocks) or a decision
-    needs every completion in one place (warm-up rules, logged outputs)."""
+    needs every completion as it happens (the warm-up's stability rule)."""
     if requested <= 1 or spec.load.scenario not in SPLITTABLE:
         return 1
-    if spec.warmup is not None or getattr(spec, "log_outputs", None) is not None:
+    if spec.warmup is not None:
         return 1
     if not shared_clock_ok():
         return 1
@@ -269,10 +272,11 @@ def _worker_main(job: _Job, shared: _Shared, results: Any) -> None:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             stopped = runner.run(driver.run(asyncio.Event()))
         driver.recorder.close()
-        results.put((job.worker, None, stopped, driver.lags, driver.reconnects))
+        report = (job.worker, None, stopped, driver.lags, driver.reconnects, driver.outputs)
+        results.put(report)
     except BaseException as exc:  # reported to the parent, which raises it
         shared.ready.release()  # never leave the parent waiting for a start that failed
-        results.put((job.worker, f"{type(exc).__name__}: {exc}", True, [], 0))
+        results.put((job.worker, f"{type(exc).__name__}: {exc}", True, [], 0, []))
 
 
 # --- the parent ----------------------------------------------------------------------------
@@ -375,7 +379,8 @@ def run_phase_workers(
         )
         if progress is not None:
             progress(len(records), spec.planned_queries)
-        return PhaseResult(spec, records, summary), interrupted
+        outputs = _in_completion_order([o for r in reports.values() for o in r[5]], records)
+        return PhaseResult(spec, records, summary, outputs), interrupted
     finally:
         shared.stop.set()
         shared.go.set()
@@ -386,6 +391,16 @@ def run_phase_workers(
                 proc.kill()
         if own_dir is not None:
             own_dir.cleanup()
+
+
+def _in_completion_order(
+    outputs: list[LoggedOutput], records: pd.DataFrame
+) -> tuple[LoggedOutput, ...]:
+    """The workers' logged responses merged in completion order, as one process keeps them."""
+    if not outputs:
+        return ()
+    done = dict(zip(records["query_id"].tolist(), records["completed_ns"].tolist(), strict=True))
+    return tuple(sorted(outputs, key=lambda o: (done.get(o.query_id, 0), o.query_id)))
 
 
 def _preload() -> list[str]:
