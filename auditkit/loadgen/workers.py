@@ -87,7 +87,7 @@ def plan_workers(spec: RunSpec, requested: int) -> int:
 
 #: `workers: auto` plans an offline phase for up to this many times the fastest rate seen so
 #: far: a short warm-up runs below its steady rate, and a later phase may be answered faster
-#: (a warmer server, a cache); one process too many costs ~50 ms, one too few the phase
+#: (a warmer server, a cache); one process too many costs ~0.1-0.3 s, one too few the phase
 HEADROOM = 2.0
 
 
