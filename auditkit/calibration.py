@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import threading
 from dataclasses import dataclass
 
 from auditkit.data import Dataset, Sample, SampleOrder
 from auditkit.endpoints.openai import CompletionsAdapter
 from auditkit.loadgen import HttpTarget, run_phase
+from auditkit.loadgen.workers import usable_cores
 from auditkit.plan import LoadPattern, RunSpec
 from auditkit.results import PhaseSummary
 
@@ -120,33 +122,77 @@ def client_ceiling(
     return _cache[key]
 
 
-def client_bound_reason(
-    summary: PhaseSummary, ceiling: float | None, fraction: float
-) -> str | None:
-    """Why this phase measured the client, or None when the SUT bounded it."""
-    lag = summary.loop_lag_p99_ns
-    if lag is not None and lag > MAX_LOOP_LAG_NS:
+def workers_to_free(rate: float, ceiling: float, fraction: float) -> int:
+    """The fewest load-generator processes whose guard limits (`fraction` × the one-process
+    `ceiling` each) sum above `rate`: what a phase held at `rate` by the client needs at the
+    least (once freed, the SUT may run faster still)."""
+    return math.floor(rate / (fraction * ceiling)) + 1
+
+
+def client_bound_fix(needed: int, cores: int | None = None) -> str:
+    """What to do about a client-bound phase that `needed` processes would free."""
+    cores = cores or usable_cores()
+    if needed <= cores:
         return (
-            f"client event loop ran {lag / 1e6:.0f} ms late (p99): the client was saturated; "
-            f"{CLIENT_BOUND_FIX}"
+            f"at least {needed} load-generator processes would free it: rerun with "
+            f"--workers {needed}, or a lower --max-concurrency"
         )
+    return (
+        f"freeing it takes at least {needed} load-generator processes, more than this machine's "
+        f"{_cores(cores)}: run the client on a machine with more cores, or a lower "
+        "--max-concurrency"
+    )
+
+
+def _cores(n: int) -> str:
+    return f"{n} core{'' if n == 1 else 's'}"
+
+
+def client_bound_reason(
+    summary: PhaseSummary,
+    ceiling: float | None,
+    fraction: float,
+    *,
+    workers: int = 1,
+    client: str | None = None,
+    cores: int | None = None,
+    load_average: float | None = None,
+) -> str | None:
+    """Why this phase measured the client, or None when the SUT bounded it. `ceiling` is one
+    process's; the phase ran in `workers` processes of HTTP client `client` (h1, aiohttp),
+    which are N ceilings (an estimate: docs/scale.md). The reason ends with how many processes
+    would free the phase; a late event loop on a machine whose `load_average` (1 min) was above
+    its cores says other processes took the CPU (more processes would not help)."""
+    lag = summary.loop_lag_p99_ns
+    rate = summary.samples_per_second
+    ran = f"{workers} {client or 'client'} process{'' if workers == 1 else 'es'}"
+    if lag is not None and lag > MAX_LOOP_LAG_NS:
+        cores = cores or usable_cores()
+        late = f"client event loop ran {lag / 1e6:.0f} ms late (p99) in {ran}"
+        if load_average is not None and load_average > cores:
+            return (
+                f"{late}, on a machine whose load average was {load_average:.1f} on "
+                f"{_cores(cores)}: the client waited for a CPU (more client processes would not "
+                "help); rerun when the machine is quieter, or with the client on a machine of its "
+                "own"
+            )
+        needed = workers + 1
+        if ceiling and summary.scenario in ("offline", "server"):
+            needed = max(needed, workers_to_free(rate, ceiling, fraction))
+        return f"{late}: the client was saturated; {client_bound_fix(needed, cores)}"
     if ceiling and summary.scenario in ("offline", "server"):
-        rate = summary.samples_per_second
-        if rate >= fraction * ceiling:
+        total = ceiling * workers
+        if rate >= fraction * total:
             # the ceiling is an estimate from a short null-endpoint run: a phase can beat it
             where = (
                 "above the client's measured ceiling"
-                if rate >= ceiling
-                else f"{rate / ceiling:.0%} of the client's measured ceiling"
+                if rate >= total
+                else f"{rate / total:.0%} of the client's measured ceiling"
             )
+            needed = workers_to_free(rate, ceiling, fraction)
             return (
-                f"phase rate {rate:.0f}/s is {where} ({ceiling:.0f}/s against a null endpoint, "
-                f"an estimate): the client, not the SUT, may have set the pace; {CLIENT_BOUND_FIX}"
+                f"phase rate {rate:.0f}/s is {where} ({ceiling:.0f}/s per process against a "
+                f"null endpoint, an estimate; {ran}): the client, not the SUT, may have set the "
+                f"pace; {client_bound_fix(needed, cores)}"
             )
     return None
-
-
-#: what to do about a client-bound phase (the suite's table and the verdict's reason say it)
-CLIENT_BOUND_FIX = (
-    "rerun with more load-generator processes (--workers) or a lower --max-concurrency"
-)

@@ -162,13 +162,25 @@ def summary_table(src: SummariesLike) -> pd.DataFrame:
                 "score": s.score,
                 "score name": s.score_name,
                 "complete": s.complete,
+                # the load generator beside its verdict on itself (client_bound)
+                "client": _client_cell(s),
+                "client-bound": s.client_bound is not None,
             }
         )
     frame = pd.DataFrame(rows).set_index("phase") if rows else pd.DataFrame()
+    if "client" in frame and frame["client"].isna().all():  # in memory: no client ran
+        frame = frame.drop(columns=["client", "client-bound"])
     for column in ("p50 TTFT (ms)", "tokens/s", "score"):
         if column in frame and frame[column].isna().all():
             frame = frame.drop(columns=column)
     return frame.round(3)
+
+
+def _client_cell(s: PhaseSummary) -> str | None:
+    """Which HTTP client ran the phase, in how many processes ("h1 × 2"); None in memory."""
+    if s.http_client is None:
+        return None
+    return s.http_client if s.workers == 1 else f"{s.http_client} × {s.workers}"
 
 
 PHASE_COLUMNS = ("phase", "ok/requested", "failed", "p50 ms", "p90 ms", "p99 ms", "TTFT p50 ms",

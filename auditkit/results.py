@@ -168,6 +168,10 @@ class PhaseSummary(BaseModel):
     loop_lag_p99_ns: int | None = None
     client_ceiling_qps: float | None = None
     client_bound: str | None = None
+    #: the HTTP client that ran the phase (h1, aiohttp; None: an in-memory transport) and in
+    #: how many processes (additive fields: older phase.json read as None and 1)
+    http_client: str | None = None
+    workers: int = 1
     distinct_samples: int = 0
     distinct_outputs: int = 0
     request_headers: dict[str, str] = Field(default_factory=dict)

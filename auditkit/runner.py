@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -33,7 +34,7 @@ from auditkit.loadgen.choice import resolve_client
 from auditkit.loadgen.exchanges import run_exchanges
 from auditkit.loadgen.fake import FakeTransport, SimulatedSUT
 from auditkit.loadgen.ray_hosts import connect as connect_ray
-from auditkit.loadgen.workers import SPLITTABLE, phase_workers
+from auditkit.loadgen.workers import SPLITTABLE, expected_rate, phase_workers
 from auditkit.plan import RunSpec
 from auditkit.preflight import check_output_dir, discover_model
 from auditkit.results import AuditResult, PhaseResult, PhaseSummary
@@ -272,6 +273,11 @@ def _remove_empty(dirs: list[Path]) -> None:
             d.rmdir()
 
 
+#: the fastest rate (requests/s) a phase of this process reached, by endpoint base URL: a
+#: suite's later audits size their first phases by what the earlier ones saw
+_FASTEST: dict[str, float] = {}
+
+
 class PhaseRunner:
     """Runs phases in order, writing each one's records as soon as it ends. A phase that did
     not complete stops the run (the next phase could not make it valid)."""
@@ -296,8 +302,9 @@ class PhaseRunner:
         self.guard = prepared.cfg.load.client_guard and transport is None
         #: the client's ceiling by (concurrency, client delay), calibrated when a phase needs it
         self.ceilings: dict[tuple[int, float], float] = {}
-        #: the fastest rate a phase of this run reached (workers: auto sizes offline by it)
-        self.fastest: float | None = None
+        #: the fastest rate a phase reached against this endpoint, in this run or an earlier
+        #: audit of the same process (a suite's): workers: auto sizes offline phases by it
+        self.fastest: float | None = _FASTEST.get(http.base_url)
         #: the worker count last logged (said again only when it changes)
         self.workers_said = 1
         #: phases finished so far, every round (an interruption says they are kept)
@@ -345,8 +352,17 @@ class PhaseRunner:
         client = self.prepared.cfg.load
         ceiling = self.ceiling(spec)
         workers = 1 if self.transport else phase_workers(client, spec, ceiling, self.fastest)
+        # which client ran (phase.json, the guard's reason); None: an in-memory transport
+        http_client = None if self.transport else resolve_client(self.http)
         if workers != self.workers_said:
-            self.say(f"from phase {spec.name} on: {workers} load-generator processes")
+            expected = expected_rate(spec.load, self.fastest)
+            why = (
+                f" (expected up to {expected:.0f}/s, one {http_client} process good for "
+                f"{client.client_bound_fraction * ceiling:.0f}/s before the client guard)"
+                if client.workers == "auto" and workers > 1 and expected and ceiling
+                else ""
+            )
+            self.say(f"from phase {spec.name} on: {workers} load-generator processes{why}")
             self.workers_said = workers
         try:
             if spec.exchanges is not None:  # explicit prompts, one at a time, two clients
@@ -377,14 +393,24 @@ class PhaseRunner:
         close()
         rate = phase.summary.samples_per_second
         self.fastest = max(self.fastest or 0.0, rate)
+        if self.transport is None:
+            _FASTEST[self.http.base_url] = self.fastest
+        update: dict[str, Any] = {"http_client": http_client, "workers": workers}
         if self.guard:
             # N processes: N single-process ceilings (an estimate; docs/scale.md)
-            ceiling = ceiling * workers if ceiling else None
-            reason = client_bound_reason(phase.summary, ceiling, client.client_bound_fraction)
-            summary = phase.summary.model_copy(
-                update={"client_ceiling_qps": ceiling, "client_bound": reason}
+            reason = client_bound_reason(
+                phase.summary,
+                ceiling,
+                client.client_bound_fraction,
+                workers=workers,
+                client=http_client,
+                load_average=os.getloadavg()[0],
             )
-            phase = dataclasses.replace(phase, summary=summary)
+            update |= {
+                "client_ceiling_qps": ceiling * workers if ceiling else None,
+                "client_bound": reason,
+            }
+        phase = dataclasses.replace(phase, summary=phase.summary.model_copy(update=update))
         artifacts.write_phase(self.folder, phase)
         s = phase.summary
         if s.hosts:

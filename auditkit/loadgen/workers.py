@@ -11,8 +11,10 @@ phase runs in N spawned processes, each with its own event loop, connection pool
   `max_concurrency` in flight in all (split over the workers);
 - server: one seeded Poisson schedule, computed identically by every worker and dealt round
   robin (worker w sends arrivals w, w + N, ...), each at its scheduled time;
-- single-stream, multi-stream, warm-up phases and phases that log outputs run in one process
-  (`plan_workers` says so): one query in flight, or a decision that needs every completion.
+- single-stream, multi-stream and warm-up phases run in one process (`plan_workers` says
+  so): one query in flight, or a decision that needs every completion as it happens;
+- phases that log outputs (TEST01, TEST06, TEST07, TEST09) spread like the others: each worker
+  sends its logged responses back with its report, merged in completion order.
 
 Each worker streams its records to part files of the phase folder with its worker id; the
 phase's records are their union (`worker` column), and the summary, scoring and early
@@ -26,6 +28,7 @@ import math
 import multiprocessing as mp
 import os
 import signal
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -34,6 +37,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import pandas as pd
 import uvloop
 
 from auditkit.config import LoadConfig
@@ -46,9 +50,9 @@ from auditkit.loadgen.schedulers import offline, server
 from auditkit.loadgen.supply import Query
 from auditkit.loadgen.target import HttpTarget
 from auditkit.metrics import summarize
-from auditkit.plan import RunSpec
+from auditkit.plan import LoadPattern, RunSpec
 from auditkit.records_io import PartWriter, read_parts, remove_parts, to_frame
-from auditkit.results import PhaseResult
+from auditkit.results import LoggedOutput, PhaseResult
 
 Workers = int | Literal["auto"]
 #: scenarios whose queries can be spread over processes without changing their semantics
@@ -71,14 +75,41 @@ def shared_clock_ok() -> bool:
 def plan_workers(spec: RunSpec, requested: int) -> int:
     """The workers a phase actually gets: `requested` for offline and server phases, 1 where
     spreading would change the scenario (one in flight, all-at-once blocks) or a decision
-    needs every completion in one place (warm-up rules, logged outputs)."""
+    needs every completion as it happens (the warm-up's stability rule)."""
     if requested <= 1 or spec.load.scenario not in SPLITTABLE:
         return 1
-    if spec.warmup is not None or getattr(spec, "log_outputs", None) is not None:
+    if spec.warmup is not None:
         return 1
     if not shared_clock_ok():
         return 1
     return max(1, min(requested, spec.load.max_concurrency, spec.planned_queries))
+
+
+#: `workers: auto` plans an offline phase for up to this many times the fastest rate seen so
+#: far: a short warm-up runs below its steady rate, and a later phase may be answered faster
+#: (a warmer server, a cache); one process too many costs ~0.1-0.3 s, one too few the phase
+HEADROOM = 2.0
+
+
+def usable_cores() -> int:
+    """The CPUs this process may run on (its affinity; cpu_count where there is none)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def expected_rate(load: LoadPattern, seen: float | None) -> float | None:
+    """The rate (requests/s) `workers: auto` plans a phase for, before it runs: a server
+    phase's target_qps; an offline phase's target_qps when one is given (LoadGen's offline
+    expected QPS), else HEADROOM × `seen`, the fastest rate a phase reached so far against
+    this endpoint (the warm-up's first); None when there is nothing to go by."""
+    if load.scenario == "server":
+        return load.target_qps
+    if load.scenario != "offline":
+        return None
+    planned = HEADROOM * seen if seen else None
+    return max(r for r in (load.target_qps, planned, 0.0) if r is not None) or None
 
 
 def auto_workers(
@@ -89,30 +120,27 @@ def auto_workers(
     expected_rate: float | None,
     cores: int | None = None,
 ) -> int:
-    """`workers: auto`: as many processes as the client-saturation guard says the phase
-    needs, capped by the cores. A process is good for `fraction × ceiling` requests/s (beyond
-    that the guard calls the phase client-bound); the expected rate is the server scenario's
-    target_qps, or for offline the fastest rate an earlier phase of the run reached (none
-    yet: 1)."""
+    """`workers: auto`: as many processes as the client-saturation guard says the expected
+    rate needs, capped by the cores. A process is good for `fraction × ceiling` requests/s
+    (beyond that the guard calls the phase client-bound)."""
     if scenario not in SPLITTABLE or not ceiling or not expected_rate:
         return 1
     needed = math.ceil(expected_rate / (fraction * ceiling))
-    return max(1, min(needed, cores or os.cpu_count() or 1))
+    return max(1, min(needed, cores or usable_cores()))
 
 
 def phase_workers(
-    load: LoadConfig, spec: RunSpec, ceiling: float | None, observed_rate: float | None
+    load: LoadConfig, spec: RunSpec, ceiling: float | None, seen_rate: float | None
 ) -> int:
-    """The processes a phase of this run gets: `load.workers` (N or auto, see `auto_workers`;
-    `observed_rate` is the fastest rate an earlier phase of the run reached; the phase's own
-    load pattern for everything else), then `plan_workers`' limits."""
+    """The processes a phase of this run gets: `load.workers` (N, or auto: `auto_workers` at
+    the `expected_rate` of the phase's own load pattern, `seen_rate` being the fastest rate
+    a phase reached so far), then `plan_workers`' limits."""
     if load.workers == "auto":
-        expected = spec.load.target_qps if spec.load.scenario == "server" else observed_rate
         requested = auto_workers(
             spec.load.scenario,
             ceiling=ceiling,
             fraction=load.client_bound_fraction,
-            expected_rate=expected,
+            expected_rate=expected_rate(spec.load, seen_rate),
         )
     else:
         requested = load.workers
@@ -247,10 +275,11 @@ def _worker_main(job: _Job, shared: _Shared, results: Any) -> None:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             stopped = runner.run(driver.run(asyncio.Event()))
         driver.recorder.close()
-        results.put((job.worker, None, stopped, driver.lags, driver.reconnects))
+        report = (job.worker, None, stopped, driver.lags, driver.reconnects, driver.outputs)
+        results.put(report)
     except BaseException as exc:  # reported to the parent, which raises it
         shared.ready.release()  # never leave the parent waiting for a start that failed
-        results.put((job.worker, f"{type(exc).__name__}: {exc}", True, [], 0))
+        results.put((job.worker, f"{type(exc).__name__}: {exc}", True, [], 0, []))
 
 
 # --- the parent ----------------------------------------------------------------------------
@@ -271,7 +300,7 @@ def run_phase_workers(
     # never fork a process that runs threads (the aio loop): a fork server, started clean once
     # per session with the load generator imported, forks each worker in milliseconds
     ctx = mp.get_context("forkserver")
-    ctx.set_forkserver_preload([__name__])
+    ctx.set_forkserver_preload(_preload())
     own_dir = None
     if records_dir is None:
         own_dir = tempfile.TemporaryDirectory(prefix="auditkit-workers-")
@@ -353,7 +382,8 @@ def run_phase_workers(
         )
         if progress is not None:
             progress(len(records), spec.planned_queries)
-        return PhaseResult(spec, records, summary), interrupted
+        outputs = _in_completion_order([o for r in reports.values() for o in r[5]], records)
+        return PhaseResult(spec, records, summary, outputs), interrupted
     finally:
         shared.stop.set()
         shared.go.set()
@@ -364,6 +394,28 @@ def run_phase_workers(
                 proc.kill()
         if own_dir is not None:
             own_dir.cleanup()
+
+
+def _in_completion_order(
+    outputs: list[LoggedOutput], records: pd.DataFrame
+) -> tuple[LoggedOutput, ...]:
+    """The workers' logged responses merged in completion order, as one process keeps them."""
+    if not outputs:
+        return ()
+    done = dict(zip(records["query_id"].tolist(), records["completed_ns"].tolist(), strict=True))
+    return tuple(sorted(outputs, key=lambda o: (done.get(o.query_id, 0), o.query_id)))
+
+
+def _preload() -> list[str]:
+    """What the fork server imports once, so that a worker starts in milliseconds, not
+    seconds: this module and every auditkit module the parent has loaded. Every worker
+    re-runs the parent's `__main__` (the `auditkit` script, pytest's, a notebook kernel's)
+    before it starts; with its imports already loaded that costs ms, without them all of
+    auditkit (pandas, scipy, uvicorn: ~4 s per worker on a busy 2-core machine). (Preloading
+    "__main__" itself does nothing on Python 3.11: the fork server looks for a key that the
+    preparation data does not have.)"""
+    loaded = sorted(m for m in sys.modules if m.startswith("auditkit."))
+    return [*loaded, __name__]
 
 
 def _drain(results: Any, reports: dict[int, tuple[Any, ...]]) -> None:

@@ -52,9 +52,21 @@ def test_a_clean_exit_whose_report_never_comes_is_dead() -> None:
 
 @pytest.mark.slow
 def test_three_workers_finish_an_offline_phase(dataset: Dataset) -> None:
-    spec = RunSpec("p", SampleOrder.with_replacement(0), 300, LoadPattern("offline", 24))
+    """...and a phase that logs outputs (TEST01/06/07/09's) gets every worker's, in
+    completion order, as from one process."""
+    logged = frozenset(range(0, len(dataset), 2))
+    load = LoadPattern("offline", 24)
+    spec = RunSpec("p", SampleOrder.with_replacement(0), 300, load, log_outputs=logged)
     adapter = CompletionsAdapter("mock-llm", 2, 0.0, False)
     with MockProcess(MockConfig(slots=64, decode_us_per_token=0.0, base_latency_ms=0.0)) as mock:
         result = run_phase(spec, dataset, adapter, HttpTarget(mock.url), workers=3)
-    assert result.summary.complete and len(result.records) == 300
-    assert sorted(result.records["worker"].unique()) == [0, 1, 2]
+    records = result.records
+    assert result.summary.complete and len(records) == 300
+    assert sorted(records["worker"].unique()) == [0, 1, 2]
+    expected = records[records["sample_index"].isin(logged)].sort_values("completed_ns")
+    assert len(expected) > 0
+    assert sorted(o.query_id for o in result.outputs) == sorted(expected["query_id"])
+    done = dict(zip(records["query_id"], records["completed_ns"], strict=True))
+    times = [done[o.query_id] for o in result.outputs]
+    assert times == sorted(times)  # completion order across the workers
+    assert all(o.text for o in result.outputs)

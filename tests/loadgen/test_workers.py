@@ -17,10 +17,18 @@ from auditkit.config import LoadConfig, MockConfig
 from auditkit.data import Dataset, SampleOrder
 from auditkit.endpoints.openai import CompletionsAdapter
 from auditkit.loadgen import HttpTarget, run_phase
-from auditkit.loadgen.workers import auto_workers, phase_workers, plan_workers, shared_clock_ok
+from auditkit.loadgen.workers import (
+    auto_workers,
+    phase_workers,
+    plan_workers,
+    shared_clock_ok,
+    usable_cores,
+)
 from auditkit.mock import MockProcess
 from auditkit.plan import LoadPattern, RunSpec, WarmupRule
 from auditkit.runner import run_audit
+
+PHASES = ("warmup", "reference", "audit")
 
 
 def _audit(tmp_path: Path, cache: str, workers: int) -> Any:
@@ -110,3 +118,31 @@ def test_worker_rules() -> None:
     server = RunSpec("p", SampleOrder.with_replacement(0), 10**6, LoadPattern("server", 64))
     assert phase_workers(load, server, None, None) == 1  # no guard, no ceiling: one process
     assert phase_workers(LoadConfig(workers=3), offline, None, None) == 3
+
+
+@pytest.mark.slow
+@pytest.mark.timing
+def test_auto_starts_workers_before_the_first_measured_phase(tmp_path: Path) -> None:
+    """`workers: auto` with a client held to ~200 requests/s per process (5 ms of blocking
+    per request): the offline warm-up (one process) shows a rate that two processes carry
+    with headroom, so the reference phase already runs in two, decided before it started."""
+    if usable_cores() < 2:
+        pytest.skip("needs two cores")
+    lines: list[str] = []
+    cfg = build_config(
+        {
+            "output_dir": str(tmp_path),
+            "load": {"workers": "auto", "client_delay_ms": 5.0, "max_concurrency": 8},
+            "test04": {"samples": 64, "rounds": 0, "design": "sequential"},
+            "mock": {"cache": "output"},
+        }
+    )
+    run = run_audit(cfg, log=lines.append)
+    # decided before the reference phase ran: it ran whole in two processes
+    assert any("from phase reference on: 2 load-generator processes" in x for x in lines), lines
+    warmup, reference, audit = (artifacts.load_phase(run.folder / n)[1] for n in PHASES)
+    assert (warmup.workers, reference.workers, audit.workers) == (1, 2, 2)
+    assert reference.http_client == audit.http_client == "h1"
+    assert reference.client_ceiling_qps is not None
+    if audit.client_bound is not None:  # the guard still judges; its reason names the client
+        assert "2 h1 processes" in audit.client_bound

@@ -220,6 +220,8 @@ def pool_blocks(name: str, blocks: list[PhaseResult]) -> PhaseResult:
             "loop_lag_p99_ns": max(lags) if lags else None,
             "client_bound": bound[0] if bound else None,
             "client_ceiling_qps": blocks[0].summary.client_ceiling_qps,
+            "http_client": blocks[0].summary.http_client,
+            "workers": max(b.summary.workers for b in blocks),
             "request_headers": blocks[0].summary.request_headers,
         }
     )
