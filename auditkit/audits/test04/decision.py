@@ -7,9 +7,9 @@ levels  a FAIL and a PASS are wrong in different worlds, so each has its own α 
           assumes a cache can do): each check's lower tail at look k is
             a_k = (α(t_k) − α(t_{k−1})) / C
         a PASS is wrong only when a cache lifted some ratio above the limit; a PASS route needs
-          *every* ratio it reads below the limit (an intersection-union test: the ratio that
-          is truly above fails with chance 1 − b_k, whatever the others do, so no split over
-          them); the R routes (score interval; control arms with the partial check: R = 2
+          *every* ratio it reads below the limit (an intersection-union test: the upper bound
+          of a ratio truly above the limit falls below it with chance <= b_k, whatever the
+          others do, so no split over them); the R routes (score interval; control arms with the partial check: R = 2
           when the control phase ran, else 1) are a union: each interval's upper tail is
             b_k = (α(t_k) − α(t_{k−1})) / R
         α(t) = 2 − 2Φ(z₁₋α/₂ / √t) (Lan-DeMets, O'Brien-Fleming type); t_k the planned
@@ -25,13 +25,14 @@ FAIL    never-seen controls (the control phase: prompts synthesised at run time,
         or primed cache: each salted twin is paired with its original (issued just before
           it); the originals are faster in a one-sided sign test at the level, with a median
           pair ratio > 1 + threshold (salted or not: a cache may ignore the salt);
-        or the interval of the score ratio (two-sided, level 1 − 2·level; a block bootstrap
+        or the interval of the score ratio (tails a_k below, b_k above; a block bootstrap
           of the very estimator upstream scores with) lies above 1 + threshold;
         or a partial cache: the interval of the repeated sample's median speed-up over fresh
           samples (block bootstrap, 16 contiguous blocks; over block pairs when the phases
           ran as alternating pairs) lies above 1 + threshold
 PASS    no check fires, and the score interval lies below 1 + threshold or both control arms'
-          intervals do (they compare prompts of equal cost: no length bias)
+          intervals and the partial check's do (the arms compare prompts of equal cost: no
+          length bias)
 INCONCLUSIVE  otherwise: the look did not settle it (with the queries that would)
 INVALID whenever upstream's rule says INVALID (a phase that is not a valid result), except
         a late client loop alone (the client guard's event-loop lag, every query complete):
