@@ -9,8 +9,9 @@ levels  a FAIL and a PASS are wrong in different worlds, so each has its own α 
         a PASS is wrong only when a cache lifted some ratio above the limit; a PASS route needs
           *every* ratio it reads below the limit (an intersection-union test: the upper bound
           of a ratio truly above the limit falls below it with chance <= b_k, whatever the
-          others do, so no split over them); the R routes (score interval; control arms with the partial check: R = 2
-          when the control phase ran, else 1) are a union: each interval's upper tail is
+          others do, so no split over them); the R routes (score interval; control arms with
+          the partial check: R = 2 when the control phase ran, else 1) are a union: each
+          interval's upper tail is
             b_k = (α(t_k) − α(t_{k−1})) / R
         α(t) = 2 − 2Φ(z₁₋α/₂ / √t) (Lan-DeMets, O'Brien-Fleming type); t_k the planned
           information at look k: (1 + (k−1)/2) / (1 + (K−1)/2), each extra round adding half a
@@ -37,10 +38,11 @@ INCONCLUSIVE  otherwise: the look did not settle it (with the queries that would
 INVALID whenever upstream's rule says INVALID (a phase that is not a valid result), except
         a late client loop alone (the client guard's event-loop lag, every query complete):
           it makes the look INVALID only when it could have decided the verdict: the lagged
-          blocks fell on one arm more than the other (their counts differ by more than one
-          when the phases alternate, by any when they do not), or the look's verdict without
-          the lagged block pairs differs from its verdict with them. Otherwise the verdict
-          stands, its interval widened to span both, and the lag is reported (ClientLag)
+          blocks fell on one arm more than the other (alternating blocks: a two-sided sign
+          test over them, p < 0.05; one phase each: either but not both), or the look's
+          verdict without the lagged block pairs differs from its verdict with them.
+          Otherwise the verdict stands, its interval widened to span both, and the lag is
+          reported (ClientLag)
 """
 
 from __future__ import annotations
@@ -72,6 +74,8 @@ ALPHA = 0.05
 COLD_START_RATIO = 1.5
 #: a reference trend this large over the phase (relative) is reported as drift
 DRIFT_CHANGE = 0.10
+#: lagged blocks this unevenly spread over the arms (sign test) fell on one arm more
+LAG_BALANCE_P = 0.05
 #: the share of a phase each extra round adds (the information a look has gained)
 ROUND_SHARE = 0.5
 #: pairs in an arm below this: the arm cannot decide (no interval)
@@ -609,7 +613,7 @@ def lag_rule(
         + (f" and {len(lag.control_blocks)} control block(s)" if lag.control_blocks else "")
     )
     full = judge(reference, audit, controls=controls)
-    if abs(ref_n - aud_n) > (1 if paired else 0):
+    if _one_sided(ref_n, aud_n, paired):
         # the lag slows the arm it falls on: more of it on one arm reads as a speed-up (or
         # hides one), which no interval accounts for
         out = lag.model_copy(update={"decided": True})
@@ -626,8 +630,8 @@ def lag_rule(
         if len(set(clean_ref["block"]) & set(clean_aud["block"])) >= MIN_BLOCK_PAIRS:
             without = judge(clean_ref, clean_aud, controls=clean_controls)
     if without is None:
-        # no lag-free pairs enough to judge by: the lag fell on both arms alike (above), and
-        # the pair bootstrap carries its spread
+        # too few lag-free pairs to judge by: the lag fell on both arms as chance would spread
+        # it (above), and the pair bootstrap carries its spread
         out = lag.model_copy(update={"decided": False})
         reason = f"{full.reason}; {where}, on both arms alike: it widens the interval"
         return full.model_copy(update={"reason": reason, "client_lag": out})
@@ -654,6 +658,18 @@ def lag_rule(
     else:
         update["reason"] = f"{full.reason}; {where}: without those block pairs the same verdict"
     return full.model_copy(update=update)
+
+
+def _one_sided(reference: int, audit: int, paired: bool) -> bool:
+    """Did the lag fall on one arm more than the other? Alternating blocks: more unevenly than
+    chance would spread it (a two-sided sign test over the lagged blocks, p < LAG_BALANCE_P; a
+    busy spell lands on whichever block is running). One phase each: whenever they differ."""
+    if not paired:
+        return reference != audit
+    if reference == audit:
+        return False
+    p_value = binomtest(reference, reference + audit, 0.5).pvalue
+    return bool(p_value < LAG_BALANCE_P)
 
 
 def headline(decision: Decision, upstream_verdict: Verdict, upstream_reason: str) -> str:

@@ -235,11 +235,22 @@ def test_a_late_loop_in_a_few_pairs_that_decides_nothing_keeps_the_verdict() -> 
 
 def test_a_late_loop_on_one_arm_more_than_the_other_is_invalid() -> None:
     ref, aud = _blocks(_noisy(256, 10, 54), 32), _blocks(_noisy(256, 10, 55), 32)
-    lag = ClientLag(reference_blocks=(1, 3, 6), audit_blocks=(), worst_ms=120.0)
+    # 6 of 8 reference blocks and no audit block: more uneven than chance (p = 0.03)
+    lag = ClientLag(reference_blocks=(1, 2, 3, 5, 6, 8), audit_blocks=(), worst_ms=120.0)
     decision = _lagged(ref, aud, lag)
     assert decision.verdict == "INVALID"  # type: ignore[attr-defined]
     assert "one arm more than the other" in decision.reason  # type: ignore[attr-defined]
     assert decision.client_lag.decided  # type: ignore[attr-defined]
+
+
+def test_a_late_loop_spread_over_both_arms_by_chance_keeps_the_verdict() -> None:
+    """Busy spells land on whichever block runs: 5 reference and 3 audit blocks late, too few
+    lag-free pairs left to judge by; the spread is chance's, so the verdict stands."""
+    ref, aud = _blocks(_noisy(256, 10, 62), 32), _blocks(_noisy(256, 10, 63), 32)
+    lag = ClientLag(reference_blocks=(1, 2, 4, 6, 7), audit_blocks=(3, 5, 8), worst_ms=90.0)
+    decision = _lagged(ref, aud, lag)
+    assert decision.verdict == "PASS", decision.reason  # type: ignore[attr-defined]
+    assert not decision.client_lag.decided  # type: ignore[attr-defined]
 
 
 def test_a_late_loop_that_could_decide_the_verdict_is_invalid() -> None:
