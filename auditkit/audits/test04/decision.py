@@ -474,22 +474,30 @@ def decide_with_certainty(
                     dataset_vs_control=fresh,
                     **base,
                 )
-        if lag is not None:
-            judge = functools.partial(
-                decide_with_certainty,
-                scenario=scenario,
-                threshold=threshold,
-                upstream_verdict="PASS",  # judged as a valid look; the lag rule decides below
-                upstream_reason=upstream_reason,
-                look=look,
-                looks=looks,
-                salted=salted,
-                reliable=reliable,
-                seed=seed,
-                audit_index=audit_index,
-            )
-            return lag_rule(reference, audit, controls, lag, judge, upstream_reason)
-        return Decision(verdict="INVALID", reason=upstream_reason, drift=drift, **base)
+        if lag is None:
+            return Decision(verdict="INVALID", reason=upstream_reason, drift=drift, **base)
+    if lag is not None:
+        # the planned phases or an extra round's blocks ran with a late client loop, and
+        # nothing else is wrong with them: the lag rule decides
+        judge = functools.partial(
+            decide_with_certainty,
+            scenario=scenario,
+            threshold=threshold,
+            upstream_verdict="PASS",  # judged as a valid look; the lag rule decides below
+            upstream_reason=upstream_reason,
+            look=look,
+            looks=looks,
+            salted=salted,
+            reliable=reliable,
+            seed=seed,
+            audit_index=audit_index,
+        )
+        why = (
+            upstream_reason
+            if upstream_verdict == "INVALID"
+            else "INVALID: an extra round's client was saturated"
+        )
+        return lag_rule(reference, audit, controls, lag, judge, why)
     control = control_check(reference, level, limit, salted)
     partial = partial_cache_check(reference, audit, tails, limit, seed)
     view = statistical_view(reference, audit, scenario, threshold, seed=seed, tails=tails)

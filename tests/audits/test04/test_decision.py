@@ -199,14 +199,11 @@ def _blocks(service_ms: np.ndarray, per_block: int) -> pd.DataFrame:
 
 
 def _lagged(ref: pd.DataFrame, aud: pd.DataFrame, lag: ClientLag, **kw: object) -> object:
-    return _decide(
-        ref,
-        aud,
-        upstream_verdict="INVALID",
-        upstream_reason="INVALID: reference: client event loop ran 256 ms late (p99)",
-        lag=lag,
-        **kw,
-    )
+    args: dict[str, object] = {
+        "upstream_verdict": "INVALID",
+        "upstream_reason": "INVALID: reference: client event loop ran 256 ms late (p99)",
+    }
+    return _decide(ref, aud, lag=lag, **(args | kw))
 
 
 def test_a_late_client_loop_on_both_arms_alike_widens_and_is_reported() -> None:
@@ -251,6 +248,17 @@ def test_a_late_loop_spread_over_both_arms_by_chance_keeps_the_verdict() -> None
     decision = _lagged(ref, aud, lag)
     assert decision.verdict == "PASS", decision.reason  # type: ignore[attr-defined]
     assert not decision.client_lag.decided  # type: ignore[attr-defined]
+
+
+def test_a_late_loop_in_an_extra_round_only_goes_to_the_lag_rule_too() -> None:
+    """Upstream's planned phases were valid; an extra round's blocks ran late: the same rule."""
+    ref, aud = _blocks(_noisy(256, 10, 64), 32), _blocks(_noisy(256, 10, 65), 32)
+    lag = ClientLag(reference_blocks=(1, 2, 3, 5, 6, 8), audit_blocks=(), worst_ms=70.0)
+    decision = _lagged(ref, aud, lag, upstream_verdict="PASS")
+    assert decision.verdict == "INVALID"  # type: ignore[attr-defined]
+    assert "extra round" in decision.reason  # type: ignore[attr-defined]
+    lag = ClientLag(reference_blocks=(7,), audit_blocks=(8,), worst_ms=70.0)
+    assert _lagged(ref, aud, lag, upstream_verdict="PASS").verdict == "PASS"  # type: ignore[attr-defined]
 
 
 def test_a_late_loop_that_could_decide_the_verdict_is_invalid() -> None:
