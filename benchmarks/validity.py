@@ -5,6 +5,7 @@ each behaviour of real servers, each audit against a freshly started mock.
     python benchmarks/validity.py --simulated     # the same mock on a virtual clock (fast)
     python benchmarks/validity.py --runs 30 --scenario single-stream --only partial-cache
     python benchmarks/validity.py --simulated --scenario offline --only "heavy tail" --samples 2048
+    python benchmarks/validity.py --simulated --only "heavy tail" --runs 500 --first-seed 1000
 
 Correct means: no cache of the measured prompts → PASS; any cache of them → FAIL. Prints one
 markdown row per behaviour × scenario (docs/validity.md holds a run's table) and, last, the
@@ -163,6 +164,9 @@ def main() -> int:
         "--samples", type=int, help="test04.samples (a larger dataset is made when needed)"
     )
     parser.add_argument("--max-queries", type=int, help="test04.max_queries")
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="the first mock seed (to split a long count)"
+    )
     args = parser.parse_args()
     test04: dict[str, Any] = {}
     if args.samples:
@@ -188,7 +192,7 @@ def main() -> int:
             counts: Counter[str] = Counter()
             seconds: list[float] = []
             none_beside_fail = 0
-            for seed in range(args.runs):
+            for seed in range(args.first_seed, args.first_seed + args.runs):
                 verdict, took, kind = one_audit(
                     row, scenario, seed, args.simulated, test04, dataset
                 )

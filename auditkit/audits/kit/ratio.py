@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from typing import Literal
 
 import numpy as np
@@ -211,8 +212,11 @@ def statistical_view(
     *,
     seed: int = 0,
     confidence: float = CONFIDENCE,
+    tails: tuple[float, float] | None = None,
 ) -> StatisticalView | None:
-    """CI on audit/reference score ratio by block bootstrap; None when too few queries."""
+    """CI on audit/reference score ratio by block bootstrap; None when too few queries.
+    `tails` (lower, upper): the interval's two error levels when they differ (a FAIL and a PASS
+    guard against different errors); otherwise `confidence`, split evenly."""
     ref = reference[reference["status"] == "ok"]
     aud = audit[audit["status"] == "ok"]
     # multi-stream is scored on query latency: resample queries, not their samples
@@ -235,8 +239,8 @@ def statistical_view(
         aud_point, aud_reps = _bootstrap_scores(units_aud, scenario, n_aud, rng)
         ratios = aud_reps / ref_reps
         method = f"block bootstrap ({BOOTSTRAP_ROUNDS} rounds) of the {scenario} score ratio"
-    alpha = 1 - confidence
-    low, high = (float(x) for x in np.quantile(ratios, [alpha / 2, 1 - alpha / 2]))
+    lower, upper = tails if tails is not None else ((1 - confidence) / 2, (1 - confidence) / 2)
+    low, high = (float(x) for x in np.quantile(ratios, [lower, 1 - upper]))
     ratio = aud_point / ref_point
     limit = 1 + threshold
     verdict: StatVerdict = "PASS" if high < limit else "FAIL" if low > limit else "INCONCLUSIVE"
@@ -249,7 +253,7 @@ def statistical_view(
         ratio=ratio,
         ci_low=low,
         ci_high=high,
-        confidence=confidence,
+        confidence=1 - lower - upper,
         limit=limit,
         blocks=(n_ref, n_aud),
         queries_to_settle=settle,
@@ -273,10 +277,28 @@ def queries_to_settle(
     return max(1, math.ceil(queries * (factor - 1)))
 
 
-def level_per_look(alpha: float, looks: int, checks: int = 1) -> float:
-    """Each look's and each check's share of `alpha` (Bonferroni: the chance of any false call
-    over all looks and checks stays <= alpha)."""
-    return alpha / (looks * checks)
+def spent(alpha: float, fraction: float) -> float:
+    """The share of `alpha` spent by information fraction `fraction` (0..1]: Lan-DeMets'
+    O'Brien-Fleming-type function α(t) = 2 − 2Φ(z₁₋α/₂ / √t), one-sided form (α(1) = α). Early
+    looks spend almost nothing, so the last look keeps most of `alpha`."""
+    if fraction >= 1:
+        return alpha
+    from scipy.stats import norm  # lazy (see mann_whitney below)
+
+    z = float(norm.ppf(1 - alpha / 2))
+    return float(2 * norm.sf(z / math.sqrt(fraction)))
+
+
+def level_at_look(alpha: float, fractions: Sequence[float], look: int, checks: int = 1) -> float:
+    """Each of `checks` checks' share of `alpha` at look `look` (1-based) of the planned
+    information `fractions` (increasing, the last 1): the spending increment α(t_k) − α(t_{k−1}),
+    split evenly (Bonferroni) over the checks. The increments add up to `alpha`, so the chance of
+    any call of this kind over all looks and checks stays <= alpha (a union bound: it needs no
+    assumption about how looks correlate)."""
+    if not 1 <= look <= len(fractions):
+        raise ValueError(f"look {look} is not one of the {len(fractions)} planned")
+    before = spent(alpha, fractions[look - 2]) if look > 1 else 0.0
+    return (spent(alpha, fractions[look - 1]) - before) / checks
 
 
 def _service_time_test(ref: pd.DataFrame, aud: pd.DataFrame) -> tuple[float | None, float | None]:

@@ -21,6 +21,7 @@ from auditkit.audits.kit.phases import WARMUP as WARMUP
 from auditkit.audits.kit.phases import measured, query_size, warmup_phase
 from auditkit.audits.kit.ratio import interval_text
 from auditkit.audits.test04.decision import (
+    ClientLag,
     ControlCheck,
     Decision,
     decide_with_certainty,
@@ -41,6 +42,7 @@ from auditkit.audits.test04.scoring import (
     decide,
 )
 from auditkit.audits.test04.settings import Test04Config
+from auditkit.calibration import MAX_LOOP_LAG_NS, client_bound_reason
 from auditkit.config import AuditConfig
 from auditkit.data import Dataset, SampleOrder, median_cost_index
 from auditkit.errors import InputError
@@ -286,6 +288,7 @@ class Test04(AuditTest[Test04Config, Test04Evidence]):
             controls=controls,
             audit_index=_repeated_row(all_aud),
             client_bound_only=_client_bound_only(phases),
+            lag=_client_lag(phases, ref.summary, aud.summary, cfg.load.client_bound_fraction),
         )
         evidence = record_evidence(
             ref,
@@ -301,7 +304,8 @@ class Test04(AuditTest[Test04Config, Test04Evidence]):
                 "warmup": warmup_info(phases),
             }
         )
-        problems = _extension_problems(phases)
+        lagged = decision.client_lag is not None
+        problems = _extension_problems(phases, cfg.load.client_bound_fraction if lagged else None)
         if problems and decision.verdict != "INVALID":
             decision = decision.model_copy(
                 update={"verdict": "INVALID", "reason": "INVALID: " + "; ".join(problems)}
@@ -428,6 +432,41 @@ def _client_bound_only(phases: list[PhaseResult]) -> bool:
     bound = any(p.summary.client_bound for p in ran)
     clean = all(p.summary.complete and not p.summary.failed for p in ran)
     return bound and clean and not any(p.summary.invalid_reasons for p in ran)
+
+
+def _lag_only(summary: PhaseSummary, fraction: float) -> bool:
+    """Client-bound by a late event loop and nothing else (not near the client's ceiling)."""
+    lag = summary.loop_lag_p99_ns
+    if not summary.client_bound or lag is None or lag <= MAX_LOOP_LAG_NS:
+        return False
+    calm = summary.model_copy(update={"loop_lag_p99_ns": None})
+    return client_bound_reason(calm, summary.client_ceiling_qps, fraction) is None
+
+
+def _client_lag(
+    phases: list[PhaseResult], reference: PhaseSummary, audit: PhaseSummary, fraction: float
+) -> ClientLag | None:
+    """Where the client's event loop ran late, when that alone made the run client-bound (every
+    query complete, the pooled phases otherwise valid): the decision's lag rule then applies."""
+    ran = measured(phases)
+    bound = [p.summary for p in ran if p.summary.client_bound]
+    if not bound or not all(_lag_only(s, fraction) for s in bound):
+        return None
+    if not all(p.summary.complete and not p.summary.failed for p in ran):
+        return None
+    if reference.invalid_reasons or audit.invalid_reasons:
+        return None
+
+    def late(role: str) -> tuple[int, ...]:
+        blocks = designs.of_role(role, phases)  # type: ignore[arg-type]
+        return tuple(i for i, p in enumerate(blocks, 1) if p.summary.client_bound)
+
+    return ClientLag(
+        reference_blocks=late(REFERENCE),
+        audit_blocks=late(AUDIT),
+        control_blocks=late(CONTROL),
+        worst_ms=max(s.loop_lag_p99_ns or 0 for s in bound) / 1e6,
+    )
 
 
 def _repeated_row(audit: PhaseResult) -> int | None:
@@ -659,9 +698,10 @@ def _nth_slowest(rank: int) -> str:
     return f"the {rank}{suffix} slowest query"
 
 
-def _extension_problems(phases: list[PhaseResult]) -> list[str]:
+def _extension_problems(phases: list[PhaseResult], lag_ruled: float | None = None) -> list[str]:
     """Why the extra rounds cannot back a PASS or FAIL: a block that failed or was incomplete,
-    or was bound by the client (the same rules as the planned phases)."""
+    or was bound by the client (the same rules as the planned phases; a block only late in its
+    event loop is left to the lag rule when `lag_ruled`, the guard's fraction, is given)."""
     out: list[str] = []
     for phase in phases:
         if phase.spec.round == 0:
@@ -671,6 +711,6 @@ def _extension_problems(phases: list[PhaseResult]) -> list[str]:
         # need not (it is pooled with the planned phase)
         if not s.complete:
             out.append(f"{phase.name}: {s.completed} of {s.requested} completed, {s.failed} failed")
-        if s.client_bound:
+        if s.client_bound and not (lag_ruled is not None and _lag_only(s, lag_ruled)):
             out.append(f"{phase.name}: {s.client_bound}")
     return out

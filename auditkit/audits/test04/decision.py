@@ -1,7 +1,23 @@
 """auditkit's TEST04 decision: upstream's score, judged with its certainty. Pure.
 
-level   α/(K·5): K = 1 + the extra rounds allowed, 5 checks that can FAIL a look (Bonferroni:
-        the chance of any false call over all looks and checks stays <= α = 0.05)
+levels  a FAIL and a PASS are wrong in different worlds, so each has its own α = 0.05:
+        a FAIL is wrong only on a server without a cache, where *any* of the C FAIL checks
+          that have data in this run may fire by chance (C = 5 by default: score interval,
+          partial cache, twins and the two control arms; none is set aside by what the design
+          assumes a cache can do): each check's lower tail at look k is
+            a_k = (α(t_k) − α(t_{k−1})) / C
+        a PASS is wrong only when a cache lifted some ratio above the limit; a PASS route needs
+          *every* ratio it reads below the limit (an intersection-union test: the upper bound
+          of a ratio truly above the limit falls below it with chance <= b_k, whatever the
+          others do, so no split over them); the R routes (score interval; control arms with
+          the partial check: R = 2 when the control phase ran, else 1) are a union: each
+          interval's upper tail is
+            b_k = (α(t_k) − α(t_{k−1})) / R
+        α(t) = 2 − 2Φ(z₁₋α/₂ / √t) (Lan-DeMets, O'Brien-Fleming type); t_k the planned
+          information at look k: (1 + (k−1)/2) / (1 + (K−1)/2), each extra round adding half a
+          phase, K = 1 + the rounds allowed. The increments add up to α over the K looks, so
+          P(any false FAIL) <= α and P(a false PASS) <= α (union bounds), and the last look
+          keeps most of α
 FAIL    never-seen controls (the control phase: prompts synthesised at run time, each as long
           as the measured prompt issued just before it, the same max_tokens): the interval of
           the median pair ratio (control / measured time) lies above 1 + threshold for the
@@ -10,20 +26,30 @@ FAIL    never-seen controls (the control phase: prompts synthesised at run time,
         or primed cache: each salted twin is paired with its original (issued just before
           it); the originals are faster in a one-sided sign test at the level, with a median
           pair ratio > 1 + threshold (salted or not: a cache may ignore the salt);
-        or the interval of the score ratio (two-sided, level 1 − 2·level; a block bootstrap
+        or the interval of the score ratio (tails a_k below, b_k above; a block bootstrap
           of the very estimator upstream scores with) lies above 1 + threshold;
         or a partial cache: the interval of the repeated sample's median speed-up over fresh
           samples (block bootstrap, 16 contiguous blocks; over block pairs when the phases
           ran as alternating pairs) lies above 1 + threshold
 PASS    no check fires, and the score interval lies below 1 + threshold or both control arms'
-          intervals do (they compare prompts of equal cost: no length bias)
+          intervals and the partial check's do (the arms compare prompts of equal cost: no
+          length bias)
 INCONCLUSIVE  otherwise: the look did not settle it (with the queries that would)
-INVALID whenever upstream's rule says INVALID (a phase that is not a valid result)
+INVALID whenever upstream's rule says INVALID (a phase that is not a valid result), except
+        a late client loop alone (the client guard's event-loop lag, every query complete):
+          it makes the look INVALID only when it could have decided the verdict: the lagged
+          blocks fell on one arm more than the other (alternating blocks: a two-sided sign
+          test over them, p < 0.05; one phase each: either but not both), or the look's
+          verdict without the lagged block pairs differs from its verdict with them.
+          Otherwise the verdict stands, its interval widened to span both, and the lag is
+          reported (ClientLag)
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -32,10 +58,13 @@ from auditkit.audits.kit.ratio import (
     BOOTSTRAP_ROUNDS,
     StatisticalView,
     interval_text,
-    level_per_look,
+    level_at_look,
     pair_picks,
     paired_blocks,
     statistical_view,
+)
+from auditkit.audits.kit.ratio import (
+    MIN_PAIRS as MIN_BLOCK_PAIRS,
 )
 from auditkit.audits.kit.resample import median_ranks, pooled_order_statistic
 from auditkit.results import Evidence, Verdict
@@ -45,9 +74,10 @@ ALPHA = 0.05
 COLD_START_RATIO = 1.5
 #: a reference trend this large over the phase (relative) is reported as drift
 DRIFT_CHANGE = 0.10
-#: checks that can FAIL a look (twins, score interval, partial cache, and the never-seen
-#: controls' two arms): α is split over them, each of which can fire whatever the salt
-CHECKS = 5
+#: lagged blocks this unevenly spread over the arms (sign test) fell on one arm more
+LAG_BALANCE_P = 0.05
+#: the share of a phase each extra round adds (the information a look has gained)
+ROUND_SHARE = 0.5
 #: pairs in an arm below this: the arm cannot decide (no interval)
 MIN_PAIRS = 16
 #: output-token counts of an arm's two sides this far apart (relative): judged per output token
@@ -114,6 +144,23 @@ class DriftCheck(Evidence):
     notes: tuple[str, ...] = ()
 
 
+class ClientLag(Evidence):
+    """Blocks whose client event loop ran late (the client guard's lag; nothing else made them
+    client-bound): where the lag fell, and whether it could have decided the verdict."""
+
+    #: block numbers (1-based, the pooled phases' `block`) of each role that ran late
+    reference_blocks: tuple[int, ...] = ()
+    audit_blocks: tuple[int, ...] = ()
+    control_blocks: tuple[int, ...] = ()
+    #: the worst block's event-loop lag (p99), ms
+    worst_ms: float = 0.0
+    #: the verdict, and the score interval, on the block pairs without any lag (None: too few)
+    verdict_without: Verdict | None = None
+    ci_without: tuple[float, float] | None = None
+    #: the lag could have decided the verdict (the look is then INVALID)
+    decided: bool = False
+
+
 class Decision(Evidence):
     """auditkit's verdict and every check behind it."""
 
@@ -121,13 +168,19 @@ class Decision(Evidence):
     reason: str
     look: int
     looks: int
+    #: each FAIL check's level at this look (the lower tail of its interval)
     alpha_per_look: float
+    #: each PASS route's level at this look (the upper tail of every interval it reads)
+    pass_level: float | None = None
+    #: FAIL checks with data in this run (the false-FAIL α is split over them)
+    fail_checks: int | None = None
     interval: StatisticalView | None = None
     partial_cache: PartialCacheCheck | None = None
     control: ControlCheck | None = None
     repeated_vs_control: ControlArm | None = None
     dataset_vs_control: ControlArm | None = None
     drift: DriftCheck | None = None
+    client_lag: ClientLag | None = None
     queries_needed: int | None = None
     reliable: bool = True
 
@@ -179,13 +232,13 @@ def _pairs(originals: pd.DataFrame, twins: pd.DataFrame) -> np.ndarray:
 
 
 def control_arm(
-    controls: pd.DataFrame, arm: str, audit_index: int | None, level: float, limit: float,
-    seed: int = 0,
+    controls: pd.DataFrame, arm: str, audit_index: int | None, tails: tuple[float, float],
+    limit: float, seed: int = 0,
 ) -> ControlArm:  # fmt: skip
     """One arm of the never-seen controls: each control paired with the measured query issued
     just before it ("repeated": those of row `audit_index`; "dataset": the others). Fires when
-    the whole interval (two-sided, level 1 − 2·level; a bootstrap of contiguous blocks of pairs,
-    as queries that queue together stay together) lies above `limit`."""
+    the whole interval (tails (lower, upper); a bootstrap of contiguous blocks of pairs, as
+    queries that queue together stay together) lies above `limit`."""
     out = ControlArm(arm=arm)
     if controls.empty or audit_index is None:
         return out
@@ -224,7 +277,7 @@ def control_arm(
     if len(ratios) < MIN_PAIRS:
         return out.model_copy(update={"pairs": len(ratios)})
     reps = _equal_block_medians(ratios, np.random.default_rng(seed))
-    low, high = (float(x) for x in np.quantile(reps, [level, 1 - level]))
+    low, high = (float(x) for x in np.quantile(reps, [tails[0], 1 - tails[1]]))
     prompt_m, prompt_c = _nan_median(m[:, 2]), _nan_median(c[:, 2])
     return out.model_copy(
         update={
@@ -265,11 +318,15 @@ def _num(value: object) -> float:
 
 
 def partial_cache_check(
-    reference: pd.DataFrame, audit: pd.DataFrame, level: float, limit: float, seed: int = 0
+    reference: pd.DataFrame,
+    audit: pd.DataFrame,
+    tails: tuple[float, float],
+    limit: float,
+    seed: int = 0,
 ) -> PartialCacheCheck:
     """Is the repeated sample served faster than fresh ones in the middle of the distribution
     (where a cache that misses now and then still shows, and one outlier does not)? Fires when
-    the whole interval of the median speed-up (two-sided, level 1 − 2·level) is above `limit`."""
+    the whole interval of the median speed-up (tails (lower, upper)) is above `limit`."""
     fresh_frame = _ok_sorted(_variant(reference, "main"))
     repeated_frame = _ok_sorted(audit)
     fresh, repeated = _service(fresh_frame), _service(repeated_frame)
@@ -294,7 +351,7 @@ def partial_cache_check(
         fresh_reps = _block_medians(fresh, rng)
         repeated_reps = _block_medians(repeated, rng)
     ratios = fresh_reps / np.maximum(repeated_reps, 1.0)
-    low, high = (float(x) for x in np.quantile(ratios, [level, 1 - level]))
+    low, high = (float(x) for x in np.quantile(ratios, [tails[0], 1 - tails[1]]))
     return PartialCacheCheck(
         median_speedup=speedup, ci_low=low, ci_high=high, p_value=p_value, fired=low > limit
     )
@@ -357,6 +414,13 @@ def drift_check(reference: pd.DataFrame) -> DriftCheck:
     )
 
 
+def information_fractions(looks: int) -> tuple[float, ...]:
+    """The planned information at each look: the planned phases count 1, each extra round
+    ROUND_SHARE more (fixed before the run, as a spending function needs)."""
+    total = 1 + ROUND_SHARE * (looks - 1)
+    return tuple((1 + ROUND_SHARE * k) / total for k in range(looks))
+
+
 def decide_with_certainty(
     reference: pd.DataFrame,
     audit: pd.DataFrame,
@@ -373,18 +437,32 @@ def decide_with_certainty(
     controls: pd.DataFrame | None = None,
     audit_index: int | None = None,
     client_bound_only: bool = False,
+    lag: ClientLag | None = None,
 ) -> Decision:
     """auditkit's verdict at one look (the rule is the module docstring). `client_bound_only`:
     upstream's INVALID comes only from a saturated client; a control arm that fires then still
-    FAILs (each pair met the same client, and a saturated client can only hide a speed-up)."""
-    level = level_per_look(ALPHA, looks, CHECKS)
+    FAILs (each pair met the same client, and a saturated client can only hide a speed-up).
+    `lag`: that saturation was only a late event loop, in these blocks (the lag rule)."""
+    has_controls = controls is not None and not controls.empty
+    fail_checks = 2 + int(not _variant(reference, "twin").empty) + 2 * int(has_controls)
+    fractions = information_fractions(looks)
+    level = level_at_look(ALPHA, fractions, look, fail_checks)
+    pass_level = level_at_look(ALPHA, fractions, look, 2 if has_controls else 1)
+    tails = (level, pass_level)
     limit = 1 + threshold
-    base = {"look": look, "looks": looks, "alpha_per_look": level, "reliable": reliable}
+    base = {
+        "look": look,
+        "looks": looks,
+        "alpha_per_look": level,
+        "pass_level": pass_level,
+        "fail_checks": fail_checks,
+        "reliable": reliable,
+    }
     drift = drift_check(reference)
     if upstream_verdict == "INVALID":
         if client_bound_only and controls is not None:
-            repeated = control_arm(controls, "repeated", audit_index, level, limit, seed)
-            fresh = control_arm(controls, "dataset", audit_index, level, limit, seed + 1)
+            repeated = control_arm(controls, "repeated", audit_index, tails, limit, seed)
+            fresh = control_arm(controls, "dataset", audit_index, tails, limit, seed + 1)
             arm = fresh if fresh.fired else repeated if repeated.fired else None
             if arm is not None and arm.median_ratio is not None:
                 what = "dataset prompts" if arm is fresh else "the repeated sample"
@@ -402,15 +480,36 @@ def decide_with_certainty(
                     dataset_vs_control=fresh,
                     **base,
                 )
-        return Decision(verdict="INVALID", reason=upstream_reason, drift=drift, **base)
+        if lag is None:
+            return Decision(verdict="INVALID", reason=upstream_reason, drift=drift, **base)
+    if lag is not None:
+        # the planned phases or an extra round's blocks ran with a late client loop, and
+        # nothing else is wrong with them: the lag rule decides
+        judge = functools.partial(
+            decide_with_certainty,
+            scenario=scenario,
+            threshold=threshold,
+            upstream_verdict="PASS",  # judged as a valid look; the lag rule decides below
+            upstream_reason=upstream_reason,
+            look=look,
+            looks=looks,
+            salted=salted,
+            reliable=reliable,
+            seed=seed,
+            audit_index=audit_index,
+        )
+        why = (
+            upstream_reason
+            if upstream_verdict == "INVALID"
+            else "INVALID: an extra round's client was saturated"
+        )
+        return lag_rule(reference, audit, controls, lag, judge, why)
     control = control_check(reference, level, limit, salted)
-    partial = partial_cache_check(reference, audit, level, limit, seed)
-    view = statistical_view(
-        reference, audit, scenario, threshold, seed=seed, confidence=1 - 2 * level
-    )
+    partial = partial_cache_check(reference, audit, tails, limit, seed)
+    view = statistical_view(reference, audit, scenario, threshold, seed=seed, tails=tails)
     frame = controls if controls is not None else reference.iloc[0:0]
-    repeated = control_arm(frame, "repeated", audit_index, level, limit, seed)
-    fresh = control_arm(frame, "dataset", audit_index, level, limit, seed + 1)
+    repeated = control_arm(frame, "repeated", audit_index, tails, limit, seed)
+    fresh = control_arm(frame, "dataset", audit_index, tails, limit, seed + 1)
     checks = {
         "interval": view,
         "partial_cache": partial,
@@ -501,6 +600,92 @@ def decide_with_certainty(
         f"straddles the {limit:g} limit at look {look} of {looks}{more}"
     )
     return Decision(verdict="INCONCLUSIVE", reason=reason, queries_needed=needed, **checks, **base)
+
+
+class _Judge(Protocol):
+    def __call__(
+        self, reference: pd.DataFrame, audit: pd.DataFrame, *, controls: pd.DataFrame | None
+    ) -> Decision: ...
+
+
+def lag_rule(
+    reference: pd.DataFrame,
+    audit: pd.DataFrame,
+    controls: pd.DataFrame | None,
+    lag: ClientLag,
+    judge: _Judge,
+    upstream_reason: str,
+) -> Decision:
+    """A look whose only fault is a late client loop (module docstring): INVALID when the lag
+    could have decided the verdict, else the verdict with its interval widened and the lag
+    reported. `judge` decides a look on (reference, audit, controls) as if it were valid."""
+    paired = "block" in reference.columns and "block" in audit.columns
+    ref_n, aud_n = len(lag.reference_blocks), len(lag.audit_blocks)
+    where = (
+        f"the client's event loop ran late (up to {lag.worst_ms:.0f} ms, p99) in {ref_n} "
+        f"reference and {aud_n} audit block{'s' if aud_n != 1 else ''}"
+        + (f" and {len(lag.control_blocks)} control block(s)" if lag.control_blocks else "")
+    )
+    full = judge(reference, audit, controls=controls)
+    if _one_sided(ref_n, aud_n, paired):
+        # the lag slows the arm it falls on: more of it on one arm reads as a speed-up (or
+        # hides one), which no interval accounts for
+        out = lag.model_copy(update={"decided": True})
+        reason = f"{upstream_reason} ({where}: it fell on one arm more than the other)"
+        return full.model_copy(update={"verdict": "INVALID", "reason": reason, "client_lag": out})
+    without = None
+    if paired:
+        drop = set(lag.reference_blocks) | set(lag.audit_blocks)
+        clean_ref = reference[~reference["block"].isin(drop)]
+        clean_aud = audit[~audit["block"].isin(drop)]
+        clean_controls = controls
+        if controls is not None and "block" in controls.columns and lag.control_blocks:
+            clean_controls = controls[~controls["block"].isin(set(lag.control_blocks))]
+        if len(set(clean_ref["block"]) & set(clean_aud["block"])) >= MIN_BLOCK_PAIRS:
+            without = judge(clean_ref, clean_aud, controls=clean_controls)
+    if without is None:
+        # too few lag-free pairs to judge by: the lag fell on both arms as chance would spread
+        # it (above), and the pair bootstrap carries its spread
+        out = lag.model_copy(update={"decided": False})
+        reason = f"{full.reason}; {where}, on both arms alike: it widens the interval"
+        return full.model_copy(update={"reason": reason, "client_lag": out})
+    view, clean_view = full.interval, without.interval
+    ci = (clean_view.ci_low, clean_view.ci_high) if clean_view is not None else None
+    out = lag.model_copy(update={"verdict_without": without.verdict, "ci_without": ci})
+    if without.verdict != full.verdict:
+        out = out.model_copy(update={"decided": True})
+        reason = (
+            f"{upstream_reason} ({where}: without those block pairs the look would be "
+            f"{without.verdict}, with them {full.verdict}: the lag could have decided it)"
+        )
+        return full.model_copy(update={"verdict": "INVALID", "reason": reason, "client_lag": out})
+    update: dict[str, object] = {"client_lag": out}
+    if view is not None and clean_view is not None:
+        # both readings agree: the interval spans them both
+        low, high = min(view.ci_low, clean_view.ci_low), max(view.ci_high, clean_view.ci_high)
+        update["interval"] = view.model_copy(update={"ci_low": low, "ci_high": high})
+        both = interval_text(low, high, view.limit)
+        update["reason"] = (
+            f"{full.reason}; {where}: without those block pairs the verdict is the same, so "
+            f"the lag widens the score interval to {both}"
+        )
+    else:
+        update["reason"] = f"{full.reason}; {where}: without those block pairs the same verdict"
+    return full.model_copy(update=update)
+
+
+def _one_sided(reference: int, audit: int, paired: bool) -> bool:
+    """Did the lag fall on one arm more than the other? Alternating blocks: more unevenly than
+    chance would spread it (a two-sided sign test over the lagged blocks, p < LAG_BALANCE_P; a
+    busy spell lands on whichever block is running). One phase each: whenever they differ."""
+    if not paired:
+        return reference != audit
+    if reference == audit:
+        return False
+    from scipy.stats import binomtest  # lazy (see kit/ratio.py)
+
+    p_value = binomtest(reference, reference + audit, 0.5).pvalue
+    return bool(p_value < LAG_BALANCE_P)
 
 
 def headline(decision: Decision, upstream_verdict: Verdict, upstream_reason: str) -> str:

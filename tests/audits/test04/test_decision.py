@@ -7,7 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from auditkit.audits.test04.decision import decide_with_certainty, drift_check
+from auditkit.audits.kit.ratio import level_at_look
+from auditkit.audits.test04.decision import (
+    ClientLag,
+    decide_with_certainty,
+    drift_check,
+    information_fractions,
+)
 
 MS = 1_000_000
 
@@ -183,3 +189,109 @@ def test_a_saturated_client_keeps_a_control_fail_and_nothing_else(bound_only: bo
         client_bound_only=bound_only,
     )
     assert decision.verdict == ("FAIL" if bound_only else "INVALID")  # type: ignore[attr-defined]
+
+
+def _blocks(service_ms: np.ndarray, per_block: int) -> pd.DataFrame:
+    """Pooled alternating blocks: block i holds queries i·per_block .. (i+1)·per_block − 1."""
+    frame = _phase(service_ms)
+    frame["block"] = np.arange(len(service_ms)) // per_block + 1
+    return frame
+
+
+def _lagged(ref: pd.DataFrame, aud: pd.DataFrame, lag: ClientLag, **kw: object) -> object:
+    args: dict[str, object] = {
+        "upstream_verdict": "INVALID",
+        "upstream_reason": "INVALID: reference: client event loop ran 256 ms late (p99)",
+    }
+    return _decide(ref, aud, lag=lag, **(args | kw))
+
+
+def test_a_late_client_loop_on_both_arms_alike_widens_and_is_reported() -> None:
+    """A local server taking the client's cores: every block of both arms ran late. The lag
+    cannot favour either arm, so the honest server PASSes and the lag is in the evidence."""
+    ref, aud = _blocks(_noisy(256, 10, 50), 32), _blocks(_noisy(256, 10, 51), 32)
+    every = tuple(range(1, 9))
+    lag = ClientLag(reference_blocks=every, audit_blocks=every, worst_ms=256.0)
+    decision = _lagged(ref, aud, lag)
+    assert decision.verdict == "PASS", decision.reason  # type: ignore[attr-defined]
+    assert decision.client_lag is not None and not decision.client_lag.decided  # type: ignore[attr-defined]
+    assert "both arms alike" in decision.reason  # type: ignore[attr-defined]
+
+
+def test_a_late_loop_in_a_few_pairs_that_decides_nothing_keeps_the_verdict() -> None:
+    ref, aud = _blocks(_noisy(256, 10, 52), 32), _blocks(_noisy(256, 10, 53), 32)
+    lag = ClientLag(reference_blocks=(2,), audit_blocks=(5,), worst_ms=80.0)
+    decision = _lagged(ref, aud, lag)
+    assert decision.verdict == "PASS", decision.reason  # type: ignore[attr-defined]
+    evidence = decision.client_lag  # type: ignore[attr-defined]
+    assert evidence.verdict_without == "PASS" and evidence.ci_without is not None
+    view = decision.interval  # type: ignore[attr-defined]
+    # the reported interval spans the readings with and without the lagged pairs
+    assert view.ci_low <= evidence.ci_without[0] and view.ci_high >= evidence.ci_without[1]
+
+
+def test_a_late_loop_on_one_arm_more_than_the_other_is_invalid() -> None:
+    ref, aud = _blocks(_noisy(256, 10, 54), 32), _blocks(_noisy(256, 10, 55), 32)
+    # 6 of 8 reference blocks and no audit block: more uneven than chance (p = 0.03)
+    lag = ClientLag(reference_blocks=(1, 2, 3, 5, 6, 8), audit_blocks=(), worst_ms=120.0)
+    decision = _lagged(ref, aud, lag)
+    assert decision.verdict == "INVALID"  # type: ignore[attr-defined]
+    assert "one arm more than the other" in decision.reason  # type: ignore[attr-defined]
+    assert decision.client_lag.decided  # type: ignore[attr-defined]
+
+
+def test_a_late_loop_spread_over_both_arms_by_chance_keeps_the_verdict() -> None:
+    """Busy spells land on whichever block runs: 5 reference and 3 audit blocks late, too few
+    lag-free pairs left to judge by; the spread is chance's, so the verdict stands."""
+    ref, aud = _blocks(_noisy(256, 10, 62), 32), _blocks(_noisy(256, 10, 63), 32)
+    lag = ClientLag(reference_blocks=(1, 2, 4, 6, 7), audit_blocks=(3, 5, 8), worst_ms=90.0)
+    decision = _lagged(ref, aud, lag)
+    assert decision.verdict == "PASS", decision.reason  # type: ignore[attr-defined]
+    assert not decision.client_lag.decided  # type: ignore[attr-defined]
+
+
+def test_a_late_loop_in_an_extra_round_only_goes_to_the_lag_rule_too() -> None:
+    """Upstream's planned phases were valid; an extra round's blocks ran late: the same rule."""
+    ref, aud = _blocks(_noisy(256, 10, 64), 32), _blocks(_noisy(256, 10, 65), 32)
+    lag = ClientLag(reference_blocks=(1, 2, 3, 5, 6, 8), audit_blocks=(), worst_ms=70.0)
+    decision = _lagged(ref, aud, lag, upstream_verdict="PASS")
+    assert decision.verdict == "INVALID"  # type: ignore[attr-defined]
+    assert "extra round" in decision.reason  # type: ignore[attr-defined]
+    lag = ClientLag(reference_blocks=(7,), audit_blocks=(8,), worst_ms=70.0)
+    assert _lagged(ref, aud, lag, upstream_verdict="PASS").verdict == "PASS"  # type: ignore[attr-defined]
+
+
+def test_a_late_loop_that_could_decide_the_verdict_is_invalid() -> None:
+    """The lagged pairs alone carry the spread that keeps the look from settling: without
+    them the look would PASS, with them it does not. The lag decided it: INVALID."""
+    ref_ms, aud_ms = _noisy(256, 10, 56, cv=0.02), _noisy(256, 10, 57, cv=0.02)
+    ref_ms[:32] *= 3.0  # pair 1: the reference block ran late
+    aud_ms[32:64] *= 3.0  # pair 2: the audit block ran late
+    ref, aud = _blocks(ref_ms, 32), _blocks(aud_ms, 32)
+    lag = ClientLag(reference_blocks=(1,), audit_blocks=(2,), worst_ms=300.0)
+    decision = _lagged(ref, aud, lag)
+    evidence = decision.client_lag  # type: ignore[attr-defined]
+    assert evidence.verdict_without == "PASS"
+    assert decision.verdict == "INVALID", decision.reason  # type: ignore[attr-defined]
+    assert "could have decided" in decision.reason  # type: ignore[attr-defined]
+
+
+def test_alpha_is_spent_over_the_looks_and_split_over_checks_for_fail_only() -> None:
+    """O'Brien-Fleming-type spending: the levels add up to α over the looks, the last look
+    keeps the most; a FAIL check's level is the look's share over the checks with data, a
+    PASS route's over the routes (an intersection-union test needs no split over its ratios)."""
+    fractions = information_fractions(4)
+    assert fractions == pytest.approx((0.4, 0.6, 0.8, 1.0))
+    levels = [level_at_look(0.05, fractions, k) for k in range(1, 5)]
+    assert sum(levels) == pytest.approx(0.05)
+    assert levels == sorted(levels) and levels[-1] > 0.05 / 4
+    controls = _controls(_noisy(128, 10, 58), _noisy(128, 10, 59), audit_index=3)
+    decision = _decide(
+        _phase(_noisy(256, 10, 60)), _phase(_noisy(256, 10, 61)), controls=controls,
+        audit_index=3, look=4,
+    )  # fmt: skip
+    assert decision.fail_checks == 4  # type: ignore[attr-defined]  # no twins in this run
+    assert decision.alpha_per_look == pytest.approx(levels[-1] / 4)  # type: ignore[attr-defined]
+    assert decision.pass_level == pytest.approx(levels[-1] / 2)  # type: ignore[attr-defined]
+    view = decision.interval  # type: ignore[attr-defined]
+    assert view.confidence == pytest.approx(1 - levels[-1] / 4 - levels[-1] / 2)
