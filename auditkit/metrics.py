@@ -26,7 +26,7 @@ SCORE_NAMES = {
 ES_PERCENTILE = {"single-stream": 0.90, "multi-stream": 0.99, "server": 0.99}
 
 
-def percentile(sorted_values: Sequence[int], p: float) -> int:
+def percentile(sorted_values: Sequence[int] | np.ndarray, p: float) -> int:
     """LoadGen's plain percentile: sorted[int(N × p)] (clamped to the last element)."""
     n = len(sorted_values)
     return int(sorted_values[min(int(n * p), n - 1)])

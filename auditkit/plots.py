@@ -51,7 +51,8 @@ def phase_frames(phases: PhasesLike) -> dict[str, pd.DataFrame]:
         return {n: phases[phases["phase"].astype(str) == n] for n in names}
     if isinstance(phases, Mapping):
         return {str(k): v for k, v in phases.items()}
-    return {p.name: p.records for p in phases}
+    # only the columns the figures draw, read from the phase's files when it left them there
+    return {p.name: p.columns(*PLOT_COLUMNS) for p in phases}
 
 
 def phase_role(name: str) -> str:

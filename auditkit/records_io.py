@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from auditkit.results import RECORD_COLUMNS, LoggedOutput
+from auditkit.results import RECORD_COLUMNS, LoggedOutput, RecordSource
 
 RECORDS = "records.parquet"
 PARTS = "records.parts"
@@ -203,6 +203,10 @@ class PhaseRecords:
     @property
     def num_rows(self) -> int:
         return self.rows
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return (*RECORD_COLUMNS, *((WORKER,) if self.keep_worker else ()))
 
     def files(self) -> tuple[list[Path], bool]:
         """(the files that hold the records, whether they are already sorted)."""
@@ -445,7 +449,7 @@ def read_records(phase_dir: str | Path, columns: Sequence[str] | None = None) ->
     return frame_from_files(sorted((folder / PARTS).glob("part-*.parquet")))
 
 
-def write_records(phase_dir: str | Path, records: pd.DataFrame | PhaseRecords) -> Path:
+def write_records(phase_dir: str | Path, records: pd.DataFrame | RecordSource) -> Path:
     """records.parquet of a finished (or interrupted) phase, written atomically; then the
     phase's part files, now redundant, are removed. Records left in their part files are
     written from them a slice at a time (`write_sorted`), never as one table."""
@@ -463,8 +467,8 @@ def write_records(phase_dir: str | Path, records: pd.DataFrame | PhaseRecords) -
         else:
             replace_synced(target, lambda fh: write_sorted(fh, source))
     else:
-        frame = records
-        replace_synced(target, lambda fh: frame.to_parquet(fh, index=False))
+        whole = records if isinstance(records, pd.DataFrame) else records.frame()
+        replace_synced(target, lambda fh: whole.to_parquet(fh, index=False))
     remove_parts(folder)
     return target
 

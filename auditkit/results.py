@@ -185,6 +185,9 @@ class RecordSource(Protocol):
     @property
     def num_rows(self) -> int: ...
 
+    @property
+    def column_names(self) -> tuple[str, ...]: ...
+
     def frame(self) -> pd.DataFrame:
         """The whole record table, as `records_frame` builds it (sorted by query, send time)."""
         ...
@@ -235,6 +238,13 @@ class PhaseResult:
         if isinstance(self.source, pd.DataFrame):
             return len(self.source)
         return self.source.num_rows
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """The record table's columns (RECORD_COLUMNS, and e.g. `block` in pooled blocks)."""
+        if isinstance(self.source, pd.DataFrame):
+            return tuple(str(c) for c in self.source.columns)
+        return self.source.column_names
 
     def columns(self, *names: str) -> pd.DataFrame:
         """Only the columns `names` of the record table (same rows, order and dtypes as
