@@ -35,7 +35,11 @@ def percentile(sorted_values: Sequence[int] | np.ndarray, p: float) -> int:
 def latency_stats(values: Sequence[int] | np.ndarray) -> LatencyStats:
     """Min/mean/max and LoadGen-style percentiles of integer-ns latencies."""
     # one int64 array (8 bytes a value), not a list of Python ints (~36)
-    ordered = np.sort(np.asarray(values, dtype=np.int64))
+    return sorted_latency_stats(np.sort(np.asarray(values, dtype=np.int64)))
+
+
+def sorted_latency_stats(ordered: np.ndarray) -> LatencyStats:
+    """`latency_stats` of values already sorted (int64)."""
     if not len(ordered):
         return LatencyStats(count=0)
     return LatencyStats(
@@ -130,13 +134,17 @@ class _Tally:
     first_error: tuple[Any, str] | None = None
     last_done: int = 0
     last_scheduled: int = 0
+    #: completed queries' latencies, written into `latency_buffer` when its size is known
     latencies: list[np.ndarray] = field(default_factory=list)
+    latency_buffer: np.ndarray | None = None
     ttfts: list[np.ndarray] = field(default_factory=list)
     out_tokens: int = 0
     pairs: set[tuple[Any, ...]] = field(default_factory=set)
     outputs: set[str] = field(default_factory=set)
-    query_ids: list[np.ndarray] = field(default_factory=list)
+    #: which query ids were seen (one byte per id: ids count up from 0)
+    seen: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     ok_queries: list[pd.DataFrame] = field(default_factory=list)
+    odd_ids: set[int] = field(default_factory=set)
 
     def add(self, chunk: pd.DataFrame) -> None:
         """One chunk, whose rows come after every row added before in the files."""
@@ -153,13 +161,27 @@ class _Tally:
         if failing.any():
             self._failures(chunk[failing], np.flatnonzero(failing) + offset)
         self.last_scheduled = max(self.last_scheduled, int(chunk["scheduled_ns"].max()))
-        self.query_ids.append(chunk["query_id"].to_numpy(dtype=np.int64))
+        ids = chunk["query_id"].to_numpy(dtype=np.int64)
+        top = int(ids.max()) + 1 if len(ids) else 0
+        if int(ids.min()) < 0 or top > 4 * (self.rows + 1_000_000):
+            # ids this bitmap cannot hold: count them as pandas did
+            self.odd_ids.update(int(i) for i in ids)
+        else:
+            if top > len(self.seen):
+                grown = np.zeros(max(top, 2 * len(self.seen)), bool)
+                grown[: len(self.seen)] = self.seen
+                self.seen = grown
+            self.seen[ids] = True
         keys = [c for c in ("sample_index", "variant") if c in chunk.columns]
         self.pairs.update(chunk[keys].drop_duplicates().itertuples(index=False, name=None))
         if not len(ok):
             return
         self.last_done = max(self.last_done, int(ok["completed_ns"].max()))
-        self.latencies.append(ok["latency_ns"].to_numpy(dtype=np.int64))
+        values = ok["latency_ns"].to_numpy(dtype=np.int64)
+        if self.latency_buffer is not None:  # no list of chunks beside one concatenated copy
+            self.latency_buffer[self.completed - len(ok) : self.completed] = values
+        else:
+            self.latencies.append(values)
         ttft = ok["ttft_ns"].dropna()
         if len(ttft):
             self.ttfts.append(ttft.to_numpy(dtype=np.int64))
@@ -199,10 +221,16 @@ class _Tally:
 
     def queries(self) -> int:
         """Distinct query ids."""
-        if not self.query_ids:
-            return 0
-        ids = np.sort(np.concatenate(self.query_ids))
-        return int(1 + np.count_nonzero(ids[1:] != ids[:-1])) if len(ids) else 0
+        odd = {i for i in self.odd_ids if not (0 <= i < len(self.seen) and self.seen[i])}
+        return int(np.count_nonzero(self.seen)) + len(odd)
+
+    def latency_values(self) -> np.ndarray:
+        """Every completed query's latency (int64), in no particular order."""
+        if self.latency_buffer is not None:
+            return self.latency_buffer[: self.completed]
+        if len(self.latencies) == 1:
+            return self.latencies[0]
+        return np.concatenate(self.latencies) if self.latencies else np.array([], np.int64)
 
 
 _NO_QUERIES = pd.DataFrame(
@@ -216,6 +244,7 @@ def _tally(records: pd.DataFrame | RecordSource, multi_stream: bool) -> _Tally:
         tally.add(records)
         return tally
     tally = _Tally(multi_stream, ordered=False)
+    tally.latency_buffer = np.empty(records.num_rows, np.int64)
     for chunk in records.chunks(SUMMARY_COLUMNS):
         tally.add(chunk)
     return tally
@@ -252,8 +281,10 @@ def summarize(
     last_scheduled = tally.last_scheduled
     duration_ns = last_done
     samples_per_second = completed / (duration_ns / 1e9) if duration_ns > 0 else 0.0
-    latencies = np.concatenate(tally.latencies) if tally.latencies else np.array([], np.int64)
-    lat = latency_stats(latencies)
+    # sorted once, in place (every use below is order-free): no second copy of N latencies
+    latencies = tally.latency_values().copy() if tally.ordered else tally.latency_values()
+    latencies.sort()
+    lat = sorted_latency_stats(latencies)
     ttft = latency_stats(np.concatenate(tally.ttfts)) if tally.ttfts else None
     out_tokens = tally.out_tokens
     tokens_per_second = out_tokens / (duration_ns / 1e9) if duration_ns > 0 and out_tokens else None

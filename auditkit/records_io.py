@@ -270,41 +270,77 @@ def _read_column(paths: Sequence[Path], name: str) -> pa.ChunkedArray:
 
 
 def write_sorted(target: Any, source: PhaseRecords) -> None:
-    """records.parquet from a phase's part files, in the record table's order, a slice of
-    WRITE_ROWS rows at a time (each slice gathered from the parts that hold its rows, a few
-    parts kept parsed): the same columns, dtypes and pandas metadata as `DataFrame.to_parquet`
-    of the whole frame, in row groups of WRITE_ROWS rows."""
+    """records.parquet from a phase's part files, in the record table's order, without
+    holding the table: parts are read in order and merged, and a row is written once no later
+    part can hold a row before it (each part's smallest query id, from its footer, says so).
+    Memory is the rows completed out of order, a few parts' worth in a phase that keeps its
+    queries moving. The same columns, dtypes and pandas metadata as `DataFrame.to_parquet` of
+    the whole frame; row groups of about WRITE_ROWS rows."""
     files, _ = source.files()
-    order = source.order(files).to_numpy()
-    starts = np.cumsum([0, *(pq.read_metadata(p).num_rows for p in files)])
-    cache: dict[int, pa.Table] = {}
+    lowest = [_min_query_id(p) for p in files]
+    # the smallest query id in any part after part k (None: no rows after it)
+    later: list[int | None] = [None] * len(files)
+    for k in range(len(files) - 2, -1, -1):
+        after = [v for v in (lowest[k + 1], later[k + 1]) if v is not None]
+        later[k] = min(after) if after else None
+    keys = [("query_id", "ascending"), ("sent_ns", "ascending"), (_POSITION, "ascending")]
+    held: pa.Table | None = None
+    ready: list[pa.Table] = []
+    ready_rows = 0
+    offset = 0
     writer: pq.ParquetWriter | None = None
-    try:
-        for lo in range(0, len(order), WRITE_ROWS):
-            wanted = order[lo : lo + WRITE_ROWS]
-            file_of = np.searchsorted(starts, wanted, side="right") - 1
-            grouped = np.argsort(file_of, kind="stable")
-            pieces = []
-            for f in np.unique(file_of):
-                if f not in cache:
-                    if len(cache) >= 8:
-                        cache.pop(next(iter(cache)))
-                    cache[f] = pq.read_table(files[f])
-                pieces.append(cache[f].take(wanted[file_of == f] - starts[f]))
-            table = pa.concat_tables(pieces, promote_options="default")
-            table = table.take(np.argsort(grouped, kind="stable"))
-            frame = to_frame(table, keep_worker=source.keep_worker)
-            out = pa.Table.from_pandas(frame, preserve_index=False)
-            if writer is None:
-                writer = pq.ParquetWriter(target, out.schema)
-            writer.write_table(out)
-            del table, frame, out, pieces
-    finally:
-        if writer is None and len(order) == 0:
-            frame = to_frame(empty_table(), keep_worker=source.keep_worker)
-            frame.to_parquet(target, index=False)
-        elif writer is not None:
-            writer.close()
+
+    def flush() -> None:
+        nonlocal writer, ready, ready_rows
+        if not ready:
+            return
+        table = pa.concat_tables(ready, promote_options="default").drop_columns([_POSITION])
+        ready, ready_rows = [], 0
+        frame = to_frame(table, keep_worker=source.keep_worker)
+        out = pa.Table.from_pandas(frame, preserve_index=False)
+        if writer is None:
+            writer = pq.ParquetWriter(target, out.schema)
+        writer.write_table(out)
+
+    for k, path in enumerate(files):
+        part = pq.read_table(path)
+        part = part.append_column(_POSITION, pa.array(np.arange(offset, offset + part.num_rows)))
+        offset += part.num_rows
+        held = part if held is None else pa.concat_tables([held, part], promote_options="default")
+        if later[k] is None:
+            done, held = held, None
+        else:
+            early = pc.less(held["query_id"], later[k])
+            done, held = held.filter(early), held.filter(pc.invert(early))
+        if done.num_rows:
+            ready.append(done.sort_by(keys))
+            ready_rows += done.num_rows
+        if ready_rows >= WRITE_ROWS:
+            flush()
+    flush()
+    if writer is None:
+        to_frame(empty_table(), keep_worker=source.keep_worker).to_parquet(target, index=False)
+    else:
+        writer.close()
+
+
+_POSITION = "__position"
+
+
+def _min_query_id(path: Path) -> int | None:
+    """The smallest query id in a Parquet file, from its row groups' statistics (None when a
+    row group has none: then nothing is written before that part is read)."""
+    meta = pq.read_metadata(path)
+    if meta.num_rows == 0:
+        return None
+    column = meta.schema.to_arrow_schema().get_field_index("query_id")
+    lows = []
+    for g in range(meta.num_row_groups):
+        stats = meta.row_group(g).column(column).statistics
+        if stats is None or not stats.has_min_max:
+            return -(2**63)
+        lows.append(int(stats.min))
+    return min(lows)
 
 
 def empty_table() -> pa.Table:

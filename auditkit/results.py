@@ -246,6 +246,14 @@ class PhaseResult:
             return tuple(str(c) for c in self.source.columns)
         return self.source.column_names
 
+    def chunks(self, *names: str) -> Iterator[pd.DataFrame]:
+        """`names` a bounded chunk of rows at a time, in no particular order (for aggregates):
+        the memory of one chunk, whatever the phase's size."""
+        if isinstance(self.source, pd.DataFrame) or "records" in self.__dict__:
+            yield self.records[list(names)]
+        else:
+            yield from self.source.chunks(tuple(names))
+
     def columns(self, *names: str) -> pd.DataFrame:
         """Only the columns `names` of the record table (same rows, order and dtypes as
         `records`), read from the files when the table is not in memory."""

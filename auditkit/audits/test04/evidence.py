@@ -4,6 +4,8 @@ and per-token scores. Frozen models with named fields; pure functions of the rec
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -154,18 +156,25 @@ def representativeness(reference: pd.DataFrame, audit: pd.DataFrame) -> Represen
 
 def per_token_scores(phase: PhaseResult) -> PerTokenScores:
     """Output tokens per second and median time per output token (LLM endpoints)."""
-    records = phase.columns("status", "output_tokens", "completed_ns", "sent_ns")
-    ok = records[records["status"] == "ok"]
-    tokens = ok["output_tokens"].dropna()
+    # a chunk of rows at a time: one float per completed query is all that is kept
+    counted = total = 0
+    per_token: list[np.ndarray] = []
+    for records in phase.chunks("status", "output_tokens", "completed_ns", "sent_ns"):
+        ok = records[records["status"] == "ok"]
+        tokens = ok["output_tokens"].dropna()
+        counted += len(tokens)
+        total += int(tokens.sum())
+        ratio = (ok["completed_ns"] - ok["sent_ns"]) / ok["output_tokens"].where(
+            ok["output_tokens"] > 0
+        )
+        per_token.append(ratio.dropna().to_numpy(dtype=np.float64))
     s = phase.summary
-    if tokens.empty or not s.duration_ns:
+    if not counted or not s.duration_ns:
         return PerTokenScores()
-    per_token = (ok["completed_ns"] - ok["sent_ns"]) / ok["output_tokens"].where(
-        ok["output_tokens"] > 0
-    )
+    values = np.concatenate(per_token)
     return PerTokenScores(
-        tokens_per_second=float(tokens.sum()) / (s.duration_ns / 1e9),
-        ms_per_output_token=float(per_token.dropna().median()) / 1e6,
+        tokens_per_second=float(total) / (s.duration_ns / 1e9),
+        ms_per_output_token=(float(np.median(values)) if len(values) else math.nan) / 1e6,
     )
 
 
