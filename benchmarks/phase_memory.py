@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gc
+import json
 import resource
 import tempfile
 import time
@@ -35,6 +36,8 @@ from auditkit.data import Dataset, Sample, SampleOrder
 from auditkit.endpoints.openai import CompletionsAdapter
 from auditkit.loadgen import HttpTarget, run_phase
 from auditkit.loadgen.fake import FakeTransport, SimulatedSUT
+from auditkit.loadgen.fake.sut import JSON_HEADERS
+from auditkit.loadgen.fake.transport import FakeRequest, FakeResponse
 from auditkit.plan import LoadPattern, RunSpec
 
 
@@ -49,11 +52,45 @@ def peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e3
 
 
+class NullSUT:
+    """An in-memory endpoint as cheap as can be: each completion a prebuilt answer (one of
+    512, by prompt) after a fixed virtual service time; the simulated mock costs ~0.5 ms of
+    CPU a query, which makes 3M queries a long wait on a shared machine."""
+
+    def __init__(self, service_s: float = 0.0002) -> None:
+        self.service_s = service_s
+        self.answers = [
+            FakeResponse(
+                200, JSON_HEADERS, completion_body(f"answer number {i} " * 4), delay_s=service_s
+            )
+            for i in range(512)
+        ]
+        self.models = FakeResponse(200, JSON_HEADERS, b'{"object":"list","data":[]}')
+
+    def __call__(self, request: FakeRequest) -> FakeResponse:
+        if request.method == "GET":
+            return self.models
+        return self.answers[hash(request.body) % len(self.answers)]
+
+
+def completion_body(text: str) -> bytes:
+    """An OpenAI completions answer of `text` (4 tokens)."""
+    return json.dumps(
+        {
+            "id": "cmpl-0", "object": "text_completion", "created": 0, "model": "mock-llm",
+            "choices": [{"index": 0, "text": text, "finish_reason": "length"}],
+            "usage": {"prompt_tokens": 8, "completion_tokens": 4, "total_tokens": 12},
+        }
+    ).encode()  # fmt: skip
+
+
 @contextlib.contextmanager
-def endpoint(simulated: bool, mock: MockConfig) -> Iterator[tuple[str, FakeTransport | None]]:
-    """(base URL, transport): the in-memory one, or the mock in its own process."""
-    if simulated:
-        yield "http://in-memory.invalid", FakeTransport(SimulatedSUT(mock))
+def endpoint(sut: str, mock: MockConfig) -> Iterator[tuple[str, FakeTransport | None]]:
+    """(base URL, transport): an in-memory one (`null` or the simulated `mock`), or (`http`)
+    the mock in its own process."""
+    if sut != "http":
+        handler = NullSUT() if sut == "null" else SimulatedSUT(mock)
+        yield "http://in-memory.invalid", FakeTransport(handler, keep_requests=False)
         return
     from auditkit.mock import MockProcess
 
@@ -65,6 +102,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=1_000_000)
     parser.add_argument("--simulated", action="store_true", help="virtual clock, no HTTP")
+    parser.add_argument(
+        "--sut",
+        choices=("null", "mock"),
+        default="null",
+        help="with --simulated: a prebuilt answer per prompt (null), or the simulated mock",
+    )
     parser.add_argument("--concurrency", type=int, default=64)
     args = parser.parse_args()
     dataset = Dataset(
@@ -81,7 +124,8 @@ def main() -> None:
         steps.append((name, now - since, peak_mb()))
         return now
 
-    with endpoint(args.simulated, mock) as (url, transport), tempfile.TemporaryDirectory() as tmp:
+    sut = args.sut if args.simulated else "http"
+    with endpoint(sut, mock) as (url, transport), tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         gc.collect()
         before = rss_mb()
@@ -105,7 +149,8 @@ def main() -> None:
         peak = peak_mb()
     s = summary
     print(
-        f"{args.queries:,} queries, {'virtual clock' if args.simulated else 'HTTP to the mock'}: "
+        f"{args.queries:,} queries, "
+        f"{f'virtual clock ({sut} SUT)' if args.simulated else 'HTTP to the mock'}: "
         f"{s.completed:,} ok, {s.samples_per_second:,.0f} samples/s, p99 "
         f"{(s.latency.p99_ns or 0) / 1e6:.2f} ms"
     )
