@@ -78,8 +78,13 @@ def plot_columns(phase: PhaseResult) -> pd.DataFrame:
         at += n
     data: dict[str, Any] = {"status": pd.Categorical.from_codes(codes, pd.Index(list(names)))}
     for c, values in times.items():
-        empty = not np.isfinite(values).any()
-        data[c] = pd.arrays.SparseArray(values) if empty else values
+        first = values[:1]
+        # one value throughout (no TTFT when not streamed, offline's schedule of 0): sparse
+        same = len(first) > 0 and (
+            bool(np.isnan(values).all())
+            or bool(not np.isnan(first[0]) and (values == first[0]).all())
+        )
+        data[c] = pd.arrays.SparseArray(values, fill_value=first[0]) if same else values
     return pd.DataFrame(data, copy=False)
 
 
@@ -221,8 +226,9 @@ def _steps(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _span_s(rec: pd.DataFrame) -> float:
     """A phase's length (s): its last completion or send time."""
-    ends = pd.concat([rec["completed_ns"], rec["sent_ns"]]).dropna()
-    return float(ends.max()) / 1e9 if len(ends) else 0.0
+    # the larger of two maxima: no concatenated copy of both columns of a large phase
+    ends = [float(m) for m in (rec["completed_ns"].max(), rec["sent_ns"].max()) if pd.notna(m)]
+    return max(ends) / 1e9 if ends else 0.0
 
 
 def phase_offsets(frames: Mapping[str, pd.DataFrame]) -> dict[str, float]:

@@ -45,8 +45,9 @@ WHOLE_READ_ROWS = 100_000
 #: a phase with more rows than this keeps its records in its files (`PhaseRecords`, read by
 #: column) instead of one DataFrame (~340 MB per 1M rows); smaller ones stay a DataFrame
 LAZY_ROWS = WHOLE_READ_ROWS
-#: rows per row group when records.parquet is written from the part files (a bounded slice)
-WRITE_ROWS = 65_536
+#: rows per row group when records.parquet is written from the part files: a slice passes
+#: through Arrow, pandas and Arrow again (~3 copies), so it is kept to a part's size
+WRITE_ROWS = 16_384
 #: rows per chunk `PhaseRecords.chunks` hands out
 CHUNK_ROWS = 65_536
 
