@@ -59,7 +59,9 @@ def plot_columns(phase: PhaseResult) -> pd.DataFrame:
     them out as they are; one left in its files is read a chunk at a time into compact
     columns (status a category, times float64 ns, a column with no value at all sparse), one
     array per column filled in place: ~41 bytes a row, where the record table's dtypes cost
-    about twice that and a concatenation of chunks would double it again."""
+    about twice that and a concatenation of chunks would double it again. Rows come in the
+    files' order: the table's once records.parquet is written (the runner writes a phase
+    before any figure), completion order while only its part files exist."""
     if isinstance(phase.source, pd.DataFrame) or "records" in phase.__dict__:
         return phase.columns(*PLOT_COLUMNS)
     rows = phase.num_rows

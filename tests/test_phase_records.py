@@ -155,3 +155,24 @@ def test_an_audit_through_part_files_writes_the_recorded_files(
     monkeypatch.setattr(PhaseRecords, "chunks", counted)
     golden.test_same_verdict_and_files_as_recorded("test04_offline_output", tmp_path)
     assert len(summarised) >= 2  # every phase was summarised from its part files
+
+
+def test_figures_from_part_files_draw_what_the_dataframe_draws(tmp_path: Path) -> None:
+    """The figures read a phase left in its files (written, as the runner does before any
+    figure) as compact columns: the same lines and points as from its DataFrame."""
+    from auditkit import plots
+
+    source = write_parts(tmp_path / "p", synthetic_rows(400))
+    records_io.write_records(tmp_path / "p", source)
+    spec = RunSpec("audit", SampleOrder.with_replacement(0), 400, LoadPattern("offline"))
+    summary = PhaseSummary.model_construct()
+    lazy = PhaseResult(spec, source, summary)
+    whole = PhaseResult(spec, source.frame(), summary)
+    for build in (plots.latency_over_time, plots.latency_ecdf, plots.throughput_over_time):
+        drawn = []
+        for phase in (lazy, whole):
+            ax = build([phase]).axes[0]
+            lines = [line.get_xydata().tolist() for line in ax.lines]
+            points = [c.get_offsets().tolist() for c in ax.collections]
+            drawn.append((lines, points, ax.get_xlim(), ax.get_legend_handles_labels()[1]))
+        assert drawn[0] == drawn[1], build.__name__
