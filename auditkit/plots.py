@@ -65,29 +65,47 @@ def plot_columns(phase: PhaseResult) -> pd.DataFrame:
     if isinstance(phase.source, pd.DataFrame) or "records" in phase.__dict__:
         return phase.columns(*PLOT_COLUMNS)
     rows = phase.num_rows
-    times = {c: np.full(rows, np.nan) for c in PLOT_COLUMNS[1:]}
+    # a column stays one value (not allocated) until a row differs: no TTFT when not streamed,
+    # offline's schedule of 0
+    times: dict[str, np.ndarray | None] = dict.fromkeys(PLOT_COLUMNS[1:])
+    constant: dict[str, float] = {}
     codes = np.zeros(rows, np.int8)
     names: dict[str, int] = {}
     at = 0
     for chunk in phase.chunks(*PLOT_COLUMNS):
         n = len(chunk)
-        for c, values in times.items():
-            values[at : at + n] = chunk[c].astype("float64").to_numpy()
+        for c in times:
+            values = chunk[c].astype("float64").to_numpy()
+            dense = times[c]
+            if dense is None:
+                if not n:
+                    continue
+                first = constant.setdefault(c, float(values[0]))
+                if _all_equal(values, first):
+                    continue
+                dense = times[c] = np.empty(rows)
+                dense[:at] = first
+            dense[at : at + n] = values
         status = chunk["status"].astype("string").fillna("")
         for value in status.unique():
             names.setdefault(str(value), len(names))
         codes[at : at + n] = status.map(names).to_numpy(dtype=np.int8)
         at += n
     data: dict[str, Any] = {"status": pd.Categorical.from_codes(codes, pd.Index(list(names)))}
-    for c, values in times.items():
-        first = values[:1]
-        # one value throughout (no TTFT when not streamed, offline's schedule of 0): sparse
-        same = len(first) > 0 and (
-            bool(np.isnan(values).all())
-            or bool(not np.isnan(first[0]) and (values == first[0]).all())
-        )
-        data[c] = pd.arrays.SparseArray(values, fill_value=first[0]) if same else values
+    for c, dense in times.items():
+        if dense is not None:
+            data[c] = dense
+        else:  # one value throughout: sparse
+            value = constant.get(c, np.nan)
+            data[c] = pd.arrays.SparseArray(np.full(rows, value), fill_value=value)
     return pd.DataFrame(data, copy=False)
+
+
+def _all_equal(values: np.ndarray, value: float) -> bool:
+    """Every element is `value` (NaN equals NaN here)."""
+    if np.isnan(value):
+        return bool(np.isnan(values).all())
+    return bool((values == value).all())
 
 
 def phase_role(name: str) -> str:
@@ -215,7 +233,19 @@ def _keep(y: np.ndarray) -> tuple[np.ndarray, int]:
     k = -(-len(y) // MAX_POINTS)
     if k <= 1:
         return np.ones(len(y), bool), 1
-    return (np.arange(len(y)) % k == 0) | (y >= np.nanpercentile(y, 99.9)), k
+    keep = y >= np.nanpercentile(y, 99.9)
+    keep[::k] = True  # every k-th (no index array of the phase's length)
+    return keep, k
+
+
+def _ecdf_steps(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`_steps(*ecdf(values))` without the cumulative fractions of every value."""
+    xs = np.sort(values)
+    n = len(xs)
+    if n <= MAX_POINTS:
+        return xs, np.arange(1, n + 1) / max(n, 1)
+    idx = np.unique(np.linspace(0, n - 1, MAX_POINTS).astype(np.int64))
+    return xs[idx], (idx + 1) / n
 
 
 def _steps(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -326,12 +356,12 @@ def latency_ecdf(phases: PhasesLike, ax: Axes | None = None) -> Figure:
             lat = _ns(_ok(frames[name])["latency_ns"], 1e6)
             pooled.append(lat)
             if len(names) > 1 and len(lat):
-                xs, ys = _steps(*ecdf(lat))
+                xs, ys = _ecdf_steps(lat)
                 ax.step(xs, ys, where="post", color=colour, linewidth=0.7, alpha=0.35)
-        lat = np.concatenate(pooled) if pooled else np.array([])
+        lat = pooled[0] if len(pooled) == 1 else np.concatenate(pooled) if pooled else np.array([])
         if len(lat) == 0:
             continue
-        xs, ys = _steps(*ecdf(lat))
+        xs, ys = _ecdf_steps(lat)
         # audit dashed over reference solid: two equal distributions still show both lines
         style = "--" if role == "audit" else "-"
         ax.step(xs, ys, where="post", color=colour, linewidth=2.2, linestyle=style)

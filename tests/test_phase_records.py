@@ -176,3 +176,20 @@ def test_figures_from_part_files_draw_what_the_dataframe_draws(tmp_path: Path) -
             points = [c.get_offsets().tolist() for c in ax.collections]
             drawn.append((lines, points, ax.get_xlim(), ax.get_legend_handles_labels()[1]))
         assert drawn[0] == drawn[1], build.__name__
+
+
+def test_thinning_and_ecdf_steps_pick_the_points_they_always_picked() -> None:
+    """The figures' helpers at scale, without arrays of the phase's length: the same points
+    as the formulas they replace (every k-th and the slowest 0.1 %; ECDF at even ranks)."""
+    import numpy as np
+
+    from auditkit import plots
+
+    y = np.random.default_rng(5).lognormal(size=65_000)
+    y[7] = np.nan
+    keep, k = plots._keep(y)
+    assert k == 4
+    assert (keep == ((np.arange(len(y)) % k == 0) | (y >= np.nanpercentile(y, 99.9)))).all()
+    xs, ys = plots._ecdf_steps(y[~np.isnan(y)])
+    old_xs, old_ys = plots._steps(*plots.ecdf(y[~np.isnan(y)]))
+    assert (xs == old_xs).all() and (ys == old_ys).all()
