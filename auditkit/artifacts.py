@@ -72,7 +72,7 @@ def write_phase(folder: Path, phase: PhaseResult) -> Path:
     """<TEST>/<phase>/ records.parquet, phase.json and LoadGen log files."""
     phase_dir = folder / phase.name
     # atomically, then the part files the phase streamed while it ran are removed
-    records_io.write_records(phase_dir, phase.records)
+    records_io.write_records(phase_dir, phase.source)
     records_io.write_outputs(phase_dir, phase.outputs)
     summary = {"schema_version": SCHEMA_VERSION, **phase.summary.model_dump(mode="json")}
     atomic_write_json(phase_dir / PHASE, summary)

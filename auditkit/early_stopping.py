@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
+
 CONFIDENCE = 0.99
 
 
@@ -69,25 +71,30 @@ class EarlyStoppingEstimate:
         return self.latency_ns is not None
 
 
-def estimate(latencies_ns: Sequence[int], percentile: float) -> EarlyStoppingEstimate:
+def _sorted(latencies_ns: Sequence[int] | np.ndarray) -> np.ndarray:
+    # an int64 array, not a list of Python ints: 8 bytes a query at millions of queries
+    return np.sort(np.asarray(latencies_ns, dtype=np.int64))
+
+
+def estimate(latencies_ns: Sequence[int] | np.ndarray, percentile: float) -> EarlyStoppingEstimate:
     """LoadGen's early-stopping estimate: sorted[N - t*] (0-based)."""
-    ordered = sorted(int(x) for x in latencies_ns)
+    ordered = _sorted(latencies_ns)
     n = len(ordered)
     t = overlatency_count(n, percentile)
-    value = ordered[n - t] if t is not None else None
+    value = int(ordered[n - t]) if t is not None else None
     return EarlyStoppingEstimate(percentile, n, t, value)
 
 
 def server_latency_valid(
-    latencies_ns: Sequence[int], target_ns: int, percentile: float = 0.99
+    latencies_ns: Sequence[int] | np.ndarray, target_ns: int, percentile: float = 0.99
 ) -> tuple[bool, int]:
     """Server validity: t = latencies strictly above target; valid iff N >= h(t) + t and the
     plain percentile is within target. Returns (valid, t)."""
-    ordered = sorted(int(x) for x in latencies_ns)
+    ordered = _sorted(latencies_ns)
     n = len(ordered)
     if n == 0:
         return False, 0
-    t = sum(1 for x in ordered if x > target_ns)
+    t = int(np.count_nonzero(ordered > target_ns))
     enough = n >= min_passing_count(t, percentile) + t
-    within = ordered[min(int(n * percentile), n - 1)] <= target_ns
+    within = bool(ordered[min(int(n * percentile), n - 1)] <= target_ns)
     return enough and within, t

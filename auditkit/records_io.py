@@ -24,7 +24,7 @@ import functools
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +34,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from auditkit.results import RECORD_COLUMNS, LoggedOutput
+from auditkit.results import RECORD_COLUMNS, LoggedOutput, RecordSource
 
 RECORDS = "records.parquet"
 PARTS = "records.parts"
@@ -42,6 +42,14 @@ PARTS = "records.parts"
 MAX_PENDING = 3
 #: up to this many rows a table is read whole (a few MB); above, one column at a time
 WHOLE_READ_ROWS = 100_000
+#: a phase with more rows than this keeps its records in its files (`PhaseRecords`, read by
+#: column) instead of one DataFrame (~340 MB per 1M rows); smaller ones stay a DataFrame
+LAZY_ROWS = WHOLE_READ_ROWS
+#: rows per row group when records.parquet is written from the part files: a slice passes
+#: through Arrow, pandas and Arrow again (~3 copies), so it is kept to a part's size
+WRITE_ROWS = 16_384
+#: rows per chunk `PhaseRecords.chunks` hands out
+CHUNK_ROWS = 65_536
 
 #: beside RECORD_COLUMNS in every part file: which load-generator process sent the query
 WORKER = "worker"
@@ -177,6 +185,163 @@ def _series(name: str, column: pa.ChunkedArray) -> pd.Series[Any]:
 
 _STRING = {pa.string(): pd.StringDtype(), pa.large_string(): pd.StringDtype()}
 _INT64 = {t: pd.Int64Dtype() for t in (pa.int16(), pa.int32(), pa.int64())}
+
+
+@dataclasses.dataclass(frozen=True)
+class PhaseRecords:
+    """A phase's records left in its folder (`auditkit.results.RecordSource`): the part files
+    while they exist, then records.parquet (written from them, sorted; the parts are removed
+    only after it is in place). Reads only the columns asked for; O(rows) memory only for
+    `frame()`, which builds the whole table as `frame_from_files` does."""
+
+    folder: Path
+    #: the phase's part files in order (all workers')
+    parts: tuple[Path, ...]
+    rows: int
+    #: keep the `worker` column (a phase run by several load-generator processes)
+    keep_worker: bool = False
+
+    @property
+    def num_rows(self) -> int:
+        return self.rows
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return (*RECORD_COLUMNS, *((WORKER,) if self.keep_worker else ()))
+
+    def files(self) -> tuple[list[Path], bool]:
+        """(the files that hold the records, whether they are already sorted)."""
+        if self.parts and all(p.exists() for p in self.parts):
+            return list(self.parts), False
+        if (self.folder / RECORDS).exists():
+            return [self.folder / RECORDS], True
+        raise FileNotFoundError(f"the records of {self.folder} are gone (no parts, no {RECORDS})")
+
+    def frame(self) -> pd.DataFrame:
+        files, done = self.files()
+        return frame_from_files(files, keep_worker=self.keep_worker, sort=not done)
+
+    def order(self, files: Sequence[Path]) -> pa.Array:
+        """The row order of the record table (by query, then send time; stable) over `files`
+        read one after the other: two int64 columns, the only whole columns this reads."""
+        keys = pa.table({k: _read_column(files, k) for k in ("query_id", "sent_ns")})
+        return pc.sort_indices(keys, [("query_id", "ascending"), ("sent_ns", "ascending")])
+
+    def columns(self, names: tuple[str, ...]) -> pd.DataFrame:
+        files, done = self.files()
+        order = None if done else self.order(files)
+        data: dict[str, pd.Series[Any]] = {}
+        for name in names:
+            column = _read_column(files, name)
+            if order is not None:
+                column = column.take(order)
+            data[name] = _series(name, column)
+            del column
+        return pd.DataFrame(data, copy=False)
+
+    def chunks(self, names: tuple[str, ...]) -> Iterator[pd.DataFrame]:
+        files, _ = self.files()
+        for path in files:
+            handle = pq.ParquetFile(path)
+            present = [n for n in names if n in handle.schema_arrow.names]
+            for batch in handle.iter_batches(batch_size=CHUNK_ROWS, columns=present):
+                yield pd.DataFrame({n: _series(n, _filled(batch, n)) for n in names}, copy=False)
+
+
+def _filled(table: pa.Table | pa.RecordBatch, name: str) -> pa.ChunkedArray:
+    """Column `name` of `table`, or its default when the file predates it (variant, worker)."""
+    if name in table.schema.names:
+        column = table.column(name)
+        return column if isinstance(column, pa.ChunkedArray) else pa.chunked_array([column])
+    if name == "variant":
+        return pa.chunked_array([pa.array(["main"] * table.num_rows, pa.string())])
+    if name == WORKER:
+        return pa.chunked_array([pa.array(np.zeros(table.num_rows, np.int16))])
+    raise KeyError(name)
+
+
+def _read_column(paths: Sequence[Path], name: str) -> pa.ChunkedArray:
+    """One column over `paths`, read file by file (only that column)."""
+    chunks: list[pa.Array] = []
+    for path in paths:
+        present = name in pq.read_schema(path).names
+        table = pq.read_table(path, columns=[name] if present else [])
+        chunks += _filled(table, name).chunks
+    return pa.chunked_array(chunks, type=chunks[0].type if chunks else _TYPES.get(name))
+
+
+def write_sorted(target: Any, source: PhaseRecords) -> None:
+    """records.parquet from a phase's part files, in the record table's order, without
+    holding the table: parts are read in order and merged, and a row is written once no later
+    part can hold a row before it (each part's smallest query id, from its footer, says so).
+    Memory is the rows completed out of order, a few parts' worth in a phase that keeps its
+    queries moving. The same columns, dtypes and pandas metadata as `DataFrame.to_parquet` of
+    the whole frame; row groups of about WRITE_ROWS rows."""
+    files, _ = source.files()
+    lowest = [_min_query_id(p) for p in files]
+    # the smallest query id in any part after part k (None: no rows after it)
+    later: list[int | None] = [None] * len(files)
+    for k in range(len(files) - 2, -1, -1):
+        after = [v for v in (lowest[k + 1], later[k + 1]) if v is not None]
+        later[k] = min(after) if after else None
+    keys = [("query_id", "ascending"), ("sent_ns", "ascending"), (_POSITION, "ascending")]
+    held: pa.Table | None = None
+    ready: list[pa.Table] = []
+    ready_rows = 0
+    offset = 0
+    writer: pq.ParquetWriter | None = None
+
+    def flush() -> None:
+        nonlocal writer, ready, ready_rows
+        if not ready:
+            return
+        table = pa.concat_tables(ready, promote_options="default").drop_columns([_POSITION])
+        ready, ready_rows = [], 0
+        frame = to_frame(table, keep_worker=source.keep_worker)
+        out = pa.Table.from_pandas(frame, preserve_index=False)
+        if writer is None:
+            writer = pq.ParquetWriter(target, out.schema)
+        writer.write_table(out)
+
+    for k, path in enumerate(files):
+        part = pq.read_table(path)
+        part = part.append_column(_POSITION, pa.array(np.arange(offset, offset + part.num_rows)))
+        offset += part.num_rows
+        held = part if held is None else pa.concat_tables([held, part], promote_options="default")
+        if later[k] is None:
+            done, held = held, None
+        else:
+            early = pc.less(held["query_id"], later[k])
+            done, held = held.filter(early), held.filter(pc.invert(early))
+        if done.num_rows:
+            ready.append(done.sort_by(keys))
+            ready_rows += done.num_rows
+        if ready_rows >= WRITE_ROWS:
+            flush()
+    flush()
+    if writer is None:
+        to_frame(empty_table(), keep_worker=source.keep_worker).to_parquet(target, index=False)
+    else:
+        writer.close()
+
+
+_POSITION = "__position"
+
+
+def _min_query_id(path: Path) -> int | None:
+    """The smallest query id in a Parquet file, from its row groups' statistics (None when a
+    row group has none: then nothing is written before that part is read)."""
+    meta = pq.read_metadata(path)
+    if meta.num_rows == 0:
+        return None
+    column = meta.schema.to_arrow_schema().get_field_index("query_id")
+    lows = []
+    for g in range(meta.num_row_groups):
+        stats = meta.row_group(g).column(column).statistics
+        if stats is None or not stats.has_min_max:
+            return -(2**63)
+        lows.append(int(stats.min))
+    return min(lows)
 
 
 def empty_table() -> pa.Table:
@@ -321,13 +486,26 @@ def read_records(phase_dir: str | Path, columns: Sequence[str] | None = None) ->
     return frame_from_files(sorted((folder / PARTS).glob("part-*.parquet")))
 
 
-def write_records(phase_dir: str | Path, records: pd.DataFrame) -> Path:
+def write_records(phase_dir: str | Path, records: pd.DataFrame | RecordSource) -> Path:
     """records.parquet of a finished (or interrupted) phase, written atomically; then the
-    phase's part files, now redundant, are removed."""
+    phase's part files, now redundant, are removed. Records left in their part files are
+    written from them a slice at a time (`write_sorted`), never as one table."""
     folder = Path(phase_dir)
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / RECORDS
-    replace_synced(target, lambda fh: records.to_parquet(fh, index=False))
+    if isinstance(records, PhaseRecords):
+        source = records
+        if source.files()[1] and source.folder.resolve() == folder.resolve():
+            remove_parts(folder)  # already written from these parts
+            return target
+        if source.rows <= WHOLE_READ_ROWS:  # small: the frame, exactly as before
+            frame = source.frame()
+            replace_synced(target, lambda fh: frame.to_parquet(fh, index=False))
+        else:
+            replace_synced(target, lambda fh: write_sorted(fh, source))
+    else:
+        whole = records if isinstance(records, pd.DataFrame) else records.frame()
+        replace_synced(target, lambda fh: whole.to_parquet(fh, index=False))
     remove_parts(folder)
     return target
 

@@ -7,10 +7,11 @@ result is a new object (`model_copy(update=...)`), never an edit in place.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
@@ -202,16 +203,43 @@ class LoggedOutput:
     logprob_texts: tuple[str, ...] | None = None
 
 
+class RecordSource(Protocol):
+    """A phase's records kept out of memory (its Parquet files): read by column, or streamed in
+    batches. `auditkit.records_io.PhaseRecords` is the one implementation."""
+
+    @property
+    def num_rows(self) -> int: ...
+
+    @property
+    def column_names(self) -> tuple[str, ...]: ...
+
+    def frame(self) -> pd.DataFrame:
+        """The whole record table, as `records_frame` builds it (sorted by query, send time)."""
+        ...
+
+    def columns(self, names: tuple[str, ...]) -> pd.DataFrame:
+        """Only `names`, in the record table's row order and dtypes."""
+        ...
+
+    def chunks(self, names: tuple[str, ...]) -> Iterator[pd.DataFrame]:
+        """`names` a bounded chunk of rows at a time, with the table's dtypes, in file order
+        (not sorted): for aggregates, which do not depend on the order."""
+        ...
+
+
 @dataclass(frozen=True)
 class PhaseResult:
     """A phase's records (one row per request) and its summary.
 
-    Frozen: a changed summary is a new PhaseResult (`dataclasses.replace`)."""
+    `source` is the record table itself (a DataFrame) or a `RecordSource` reading the phase's
+    files: consumers ask `columns(...)` for the few columns they need; `records` builds the
+    whole table (once, on first use). Frozen: a changed summary is a new PhaseResult
+    (`dataclasses.replace`)."""
 
     spec: RunSpec
     #: not in repr: asyncio formats a finished task's result on every signal-handler swap,
     #: and a DataFrame's text cost ~6 ms per phase
-    records: pd.DataFrame = field(repr=False)
+    source: pd.DataFrame | RecordSource = field(repr=False)
     summary: PhaseSummary
     #: responses kept whole (only rows in `spec.log_outputs`), in completion order
     outputs: tuple[LoggedOutput, ...] = ()
@@ -221,6 +249,44 @@ class PhaseResult:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @cached_property
+    def records(self) -> pd.DataFrame:
+        """The whole record table (built from the files on first use, then kept): O(rows) in
+        memory, so code that runs on every phase asks `columns` instead."""
+        if isinstance(self.source, pd.DataFrame):
+            return self.source
+        return self.source.frame()
+
+    @property
+    def num_rows(self) -> int:
+        if isinstance(self.source, pd.DataFrame):
+            return len(self.source)
+        return self.source.num_rows
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        """The record table's columns (RECORD_COLUMNS, and e.g. `block` in pooled blocks)."""
+        if isinstance(self.source, pd.DataFrame):
+            return tuple(str(c) for c in self.source.columns)
+        return self.source.column_names
+
+    def chunks(self, *names: str) -> Iterator[pd.DataFrame]:
+        """`names` a bounded chunk of rows at a time, in no particular order (for aggregates):
+        the memory of one chunk, whatever the phase's size."""
+        if isinstance(self.source, pd.DataFrame) or "records" in self.__dict__:
+            yield self.records[list(names)]
+        else:
+            yield from self.source.chunks(tuple(names))
+
+    def columns(self, *names: str) -> pd.DataFrame:
+        """Only the columns `names` of the record table (same rows, order and dtypes as
+        `records`), read from the files when the table is not in memory."""
+        if isinstance(self.source, pd.DataFrame):
+            return self.source[list(names)]
+        if "records" in self.__dict__:  # already built: no second read
+            return self.records[list(names)]
+        return self.source.columns(tuple(names))
 
 
 class Evidence(BaseModel):

@@ -233,7 +233,7 @@ class PhaseDriver:
 
     def result(self, interrupted: bool, started_at: str) -> PhaseResult:
         """The records and the phase summary."""
-        records = self.recorder.frame()
+        records = self.recorder.source()
         lags = sorted(self.lags)
         lag_p99 = lags[min(int(len(lags) * 0.99), len(lags) - 1)] if lags else None
         summary = summarize(

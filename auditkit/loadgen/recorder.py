@@ -10,9 +10,17 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from auditkit import records_io
 from auditkit.config import redact_text
 from auditkit.endpoints.base import ParsedResponse
-from auditkit.records_io import SCHEMA, PartWriter, frame_from_files, rows_to_batch, to_frame
+from auditkit.records_io import (
+    SCHEMA,
+    PartWriter,
+    PhaseRecords,
+    frame_from_files,
+    rows_to_batch,
+    to_frame,
+)
 from auditkit.results import RECORD_COLUMNS, records_frame
 
 #: rows per columnar batch (and part file), at most
@@ -203,6 +211,16 @@ class Recorder:
             return list(self._rows)
         sealed = self.table().select(list(RECORD_COLUMNS))
         return [*zip(*(c.to_pylist() for c in sealed.columns), strict=True)]
+
+    def source(self) -> pd.DataFrame | PhaseRecords:
+        """The phase's record table at its end: left in the part files when it is large (read
+        by column: `PhaseResult.columns`), else the DataFrame (`frame`)."""
+        if self.sink is not None:
+            self.close()
+            if self.sink.rows > records_io.LAZY_ROWS:
+                folder = self.sink.parts_dir.parent
+                return PhaseRecords(folder, tuple(self.sink.paths), self.sink.rows)
+        return self.frame()
 
     def frame(self) -> pd.DataFrame:
         """The record table, sorted by query and send time (with a sink: the phase's end, so

@@ -38,8 +38,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import pandas as pd
+import pyarrow.parquet as pq
 import uvloop
 
+from auditkit import records_io
 from auditkit.config import LoadConfig
 from auditkit.data import Dataset
 from auditkit.endpoints.base import EndpointAdapter
@@ -51,7 +53,7 @@ from auditkit.loadgen.supply import Query
 from auditkit.loadgen.target import HttpTarget
 from auditkit.metrics import summarize
 from auditkit.plan import LoadPattern, RunSpec
-from auditkit.records_io import PartWriter, read_parts, remove_parts, to_frame
+from auditkit.records_io import PartWriter, PhaseRecords, read_parts, remove_parts, to_frame
 from auditkit.results import LoggedOutput, PhaseResult
 
 Workers = int | Literal["auto"]
@@ -363,9 +365,15 @@ def run_phase_workers(
             raise WorkerError(errors[0])
         for proc in procs:
             proc.join(timeout=10)
-        table = read_parts(records_dir)
-        records = to_frame(table, keep_worker=True, sort=True)
-        del table
+        parts = tuple(sorted((records_dir / records_io.PARTS).glob("part-*.parquet")))
+        rows = sum(pq.read_metadata(p).num_rows for p in parts)
+        records: pd.DataFrame | PhaseRecords
+        if rows > records_io.LAZY_ROWS and own_dir is None:  # left in the parts, by column
+            records = PhaseRecords(records_dir, parts, rows, keep_worker=True)
+        else:
+            table = read_parts(records_dir)
+            records = to_frame(table, keep_worker=True, sort=True)
+            del table
         lags = sorted(lag for r in reports.values() for lag in r[3])
         lag_p99 = lags[min(int(len(lags) * 0.99), len(lags) - 1)] if lags else None
         summary = summarize(
@@ -381,7 +389,7 @@ def run_phase_workers(
             update={"request_settings": target.settings(), "reconnects": reconnects}
         )
         if progress is not None:
-            progress(len(records), spec.planned_queries)
+            progress(rows, spec.planned_queries)
         outputs = _in_completion_order([o for r in reports.values() for o in r[5]], records)
         return PhaseResult(spec, records, summary, outputs), interrupted
     finally:
@@ -397,12 +405,17 @@ def run_phase_workers(
 
 
 def _in_completion_order(
-    outputs: list[LoggedOutput], records: pd.DataFrame
+    outputs: list[LoggedOutput], records: pd.DataFrame | PhaseRecords
 ) -> tuple[LoggedOutput, ...]:
     """The workers' logged responses merged in completion order, as one process keeps them."""
     if not outputs:
         return ()
-    done = dict(zip(records["query_id"].tolist(), records["completed_ns"].tolist(), strict=True))
+    times = (
+        records.columns(("query_id", "completed_ns"))
+        if isinstance(records, PhaseRecords)
+        else records
+    )
+    done = dict(zip(times["query_id"].tolist(), times["completed_ns"].tolist(), strict=True))
     return tuple(sorted(outputs, key=lambda o: (done.get(o.query_id, 0), o.query_id)))
 
 

@@ -43,7 +43,7 @@ def _constant_latency(phase: PhaseResult, latency_ns: int) -> PhaseResult:
     for column in ("first_byte_ns", "completed_ns"):
         records[column] = start + latency_ns
     records["latency_ns"] = latency_ns
-    return replace(phase, records=records, summary=summarize(records, phase.spec))
+    return replace(phase, source=records, summary=summarize(records, phase.spec))
 
 
 def _verify_with(tmp_path: Path, reference_ns: int, audit_ns: int, **test01: Any) -> Any:

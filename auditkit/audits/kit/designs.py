@@ -164,7 +164,9 @@ def rounds_done(phases: list[PhaseResult]) -> int:
 def issued(role: Role, phases: list[PhaseResult]) -> int:
     """Rows the blocks of one role issued so far (main queries, twins not counted): where an
     extra round continues its order (min_duration can carry a phase past its samples)."""
-    return sum(int((p.records["variant"] == "main").sum()) for p in of_role(role, phases))
+    return sum(
+        int((p.columns("variant")["variant"] == "main").sum()) for p in of_role(role, phases)
+    )
 
 
 def pool(role: Role, phases: list[PhaseResult]) -> PhaseResult:

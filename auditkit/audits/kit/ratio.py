@@ -34,7 +34,7 @@ import pandas as pd
 from auditkit.audits.kit.resample import Ranks, pooled_order_statistic
 from auditkit.early_stopping import overlatency_count
 from auditkit.metrics import ES_PERCENTILE
-from auditkit.results import Evidence
+from auditkit.results import Evidence, PhaseResult
 
 StatVerdict = Literal["PASS", "FAIL", "INCONCLUSIVE"]
 CONFIDENCE = 0.95
@@ -188,6 +188,16 @@ def early_stopping_value(latencies: np.ndarray, percentile: float) -> float:
     n = len(latencies)
     t = overlatency_count(n, percentile) or 1
     return float(np.partition(latencies, n - t)[n - t])
+
+
+#: the record columns `statistical_view` reads (and `block` when the phase has it)
+VIEW_COLUMNS = ("status", "query_id", "scheduled_ns", "sent_ns", "completed_ns", "latency_ns")
+
+
+def view_columns(phase: PhaseResult) -> pd.DataFrame:
+    """The columns of `phase`'s records that `statistical_view` reads, and no others."""
+    block = ("block",) if "block" in phase.column_names else ()
+    return phase.columns(*VIEW_COLUMNS, *block)
 
 
 def per_query(records: pd.DataFrame) -> pd.DataFrame:

@@ -161,7 +161,7 @@ class PrefixCache(AuditTest[PrefixCacheConfig, PrefixCacheEvidence]):
     def _design(self, cfg: AuditConfig, phases: list[PhaseResult]) -> ProbeDesign:
         s = self.settings(cfg)
         pre = next(p for p in phases if p.name == PREFLIGHT)
-        reported = pre.records["prompt_tokens"].dropna()
+        reported = pre.columns("prompt_tokens")["prompt_tokens"].dropna()
         per_word = float(reported.iloc[0]) / CALIBRATION_WORDS if len(reported) else 1.0
         n = max(8, round(s.prompt_tokens / max(per_word, 1e-3)))
         arms = (HIT_SAME, HIT_CROSS, MISS) if _cross(s) else (HIT_SAME, MISS)
@@ -205,7 +205,7 @@ class PrefixCache(AuditTest[PrefixCacheConfig, PrefixCacheEvidence]):
         names = {p.name: p for p in phases}
         for step in (PREFLIGHT, SIZED):
             if step in names and names[step].summary.failed:
-                error = str(names[step].records["error"].iloc[0])
+                error = str(names[step].columns("error")["error"].iloc[0])
                 fix = (
                     "lower prefix_cache.prompt_tokens to fit its context window"
                     if step == SIZED

@@ -92,7 +92,7 @@ from auditkit.audits.kit.phases import (
     require_temperature_zero,
     warmup_phase,
 )
-from auditkit.audits.kit.ratio import interval_text, statistical_view
+from auditkit.audits.kit.ratio import interval_text, statistical_view, view_columns
 from auditkit.audits.kit.results import base_fields, invalid
 from auditkit.audits.test01 import logs
 from auditkit.config import AuditConfig
@@ -420,7 +420,7 @@ class Test01(AuditTest[Test01Config, Test01Evidence]):
         performance_pass = upstream.within(ref_q, test_q, t)
         point = "PASS" if up_acc.passed and up_perf.passed else "FAIL"
         view = statistical_view(
-            named[PERFORMANCE].records, named[AUDIT].records, scenario, t, seed=t1.seed
+            view_columns(named[PERFORMANCE]), view_columns(named[AUDIT]), scenario, t, seed=t1.seed
         )
         interval = (view.ci_low, view.ci_high) if view is not None else None
         if interval is not None and scenario in upstream.LATENCY_SCENARIOS:

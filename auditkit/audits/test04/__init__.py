@@ -25,6 +25,7 @@ from auditkit.audits.test04.decision import (
     ControlCheck,
     Decision,
     decide_with_certainty,
+    decision_columns,
     headline,
 )
 from auditkit.audits.test04.evidence import (
@@ -244,7 +245,7 @@ class Test04(AuditTest[Test04Config, Test04Evidence]):
         all_ref, all_aud = designs.pool(REFERENCE, phases), designs.pool(AUDIT, phases)
         # the control phases laid end to end on one clock (pairs never straddle two of them)
         has_controls = bool(designs.of_role(CONTROL, phases))
-        controls = designs.pool(CONTROL, phases).records if has_controls else None
+        controls = decision_columns(designs.pool(CONTROL, phases)) if has_controls else None
         notes = [
             "sample_index addresses dataset rows (LoadGen's addresses the shuffled loaded set)."
         ]
@@ -274,8 +275,8 @@ class Test04(AuditTest[Test04Config, Test04Evidence]):
         )
         assert upstream.evidence is not None and upstream.threshold is not None
         decision = decide_with_certainty(
-            all_ref.records,
-            all_aud.records,
+            decision_columns(all_ref),
+            decision_columns(all_aud),
             scenario=cfg.load.scenario,
             threshold=upstream.threshold,
             upstream_verdict=upstream.verdict,
@@ -471,7 +472,7 @@ def _client_lag(
 
 def _repeated_row(audit: PhaseResult) -> int | None:
     """The dataset row the audit phase repeated (its most frequent row)."""
-    rows = audit.records["sample_index"]
+    rows = audit.columns("sample_index")["sample_index"]
     return int(rows.mode().iloc[0]) if len(rows) else None
 
 

@@ -67,7 +67,7 @@ from auditkit.audits.kit.ratio import (
     MIN_PAIRS as MIN_BLOCK_PAIRS,
 )
 from auditkit.audits.kit.resample import median_ranks, pooled_order_statistic
-from auditkit.results import Evidence, Verdict
+from auditkit.results import Evidence, PhaseResult, Verdict
 
 ALPHA = 0.05
 #: the first queries of a phase this many times slower than the rest: a cold start
@@ -183,6 +183,27 @@ class Decision(Evidence):
     client_lag: ClientLag | None = None
     queries_needed: int | None = None
     reliable: bool = True
+
+
+#: the record columns the decision reads (and `block` when the records are pooled blocks)
+DECISION_COLUMNS = (
+    "status",
+    "variant",
+    "sample_index",
+    "query_id",
+    "scheduled_ns",
+    "sent_ns",
+    "completed_ns",
+    "latency_ns",
+    "prompt_tokens",
+    "output_tokens",
+)
+
+
+def decision_columns(phase: PhaseResult) -> pd.DataFrame:
+    """The columns of `phase`'s records the decision reads, and no others."""
+    block = ("block",) if "block" in phase.column_names else ()
+    return phase.columns(*DECISION_COLUMNS, *block)
 
 
 def _variant(frame: pd.DataFrame, name: str) -> pd.DataFrame:

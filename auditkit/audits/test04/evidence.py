@@ -4,11 +4,13 @@ and per-token scores. Frozen models with named fields; pure functions of the rec
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
 from auditkit.audits.test04.decision import Decision
-from auditkit.audits.test04.fingerprint import Fingerprint, fingerprint
+from auditkit.audits.test04.fingerprint import FINGERPRINT_COLUMNS, Fingerprint, fingerprint
 from auditkit.plan import WarmupRule
 from auditkit.results import Evidence, PhaseResult, PhaseSummary
 
@@ -122,6 +124,10 @@ def latency_comparison(ref: PhaseSummary, aud: PhaseSummary, threshold: float) -
     )
 
 
+#: the record columns `representativeness` reads
+TOKEN_COLUMNS = ("status", "prompt_tokens", "output_tokens")
+
+
 def representativeness(reference: pd.DataFrame, audit: pd.DataFrame) -> Representativeness:
     """Where the audit sample's input/output tokens sit in the reference distribution."""
     ref = reference[reference["status"] == "ok"]
@@ -150,17 +156,25 @@ def representativeness(reference: pd.DataFrame, audit: pd.DataFrame) -> Represen
 
 def per_token_scores(phase: PhaseResult) -> PerTokenScores:
     """Output tokens per second and median time per output token (LLM endpoints)."""
-    ok = phase.records[phase.records["status"] == "ok"]
-    tokens = ok["output_tokens"].dropna()
+    # a chunk of rows at a time: one float per completed query is all that is kept
+    counted = total = 0
+    per_token: list[np.ndarray] = []
+    for records in phase.chunks("status", "output_tokens", "completed_ns", "sent_ns"):
+        ok = records[records["status"] == "ok"]
+        tokens = ok["output_tokens"].dropna()
+        counted += len(tokens)
+        total += int(tokens.sum())
+        ratio = (ok["completed_ns"] - ok["sent_ns"]) / ok["output_tokens"].where(
+            ok["output_tokens"] > 0
+        )
+        per_token.append(ratio.dropna().to_numpy(dtype=np.float64))
     s = phase.summary
-    if tokens.empty or not s.duration_ns:
+    if not counted or not s.duration_ns:
         return PerTokenScores()
-    per_token = (ok["completed_ns"] - ok["sent_ns"]) / ok["output_tokens"].where(
-        ok["output_tokens"] > 0
-    )
+    values = np.concatenate(per_token)
     return PerTokenScores(
-        tokens_per_second=float(tokens.sum()) / (s.duration_ns / 1e9),
-        ms_per_output_token=float(per_token.dropna().median()) / 1e6,
+        tokens_per_second=float(total) / (s.duration_ns / 1e9),
+        ms_per_output_token=(float(np.median(values)) if len(values) else math.nan) / 1e6,
     )
 
 
@@ -176,9 +190,14 @@ def record_evidence(
     return Test04Evidence(
         latency=latency,
         fingerprint=fingerprint(
-            reference.records, audit.records, temperature=temperature, cache_seen=cache_seen
+            reference.columns(*FINGERPRINT_COLUMNS),
+            audit.columns(*FINGERPRINT_COLUMNS),
+            temperature=temperature,
+            cache_seen=cache_seen,
         ),
-        representative=representativeness(reference.records, audit.records),
+        representative=representativeness(
+            reference.columns(*TOKEN_COLUMNS), audit.columns(*TOKEN_COLUMNS)
+        ),
         reference_per_token=per_token_scores(reference),
         audit_per_token=per_token_scores(audit),
     )
@@ -191,7 +210,8 @@ def warmup_info(phases: list[PhaseResult]) -> WarmupInfo:
     if warm is None:
         return WarmupInfo()
     rule = warm.spec.warmup or WarmupRule(min_queries=16, max_queries=256, max_duration_s=60.0)
-    ok = warm.records[warm.records["status"] == "ok"].sort_values("completed_ns")
+    records = warm.columns("status", "completed_ns", "sent_ns")
+    ok = records[records["status"] == "ok"].sort_values("completed_ns")
     # service time, not latency: offline schedules every query at 0, so latency only grows
     values = (ok["completed_ns"] - ok["sent_ns"]).to_numpy(dtype=np.int64)
     stable = None

@@ -30,6 +30,19 @@ from auditkit.results import Evidence
 CacheKind = Literal["none", "response cache", "prefix cache", "request coalescing", "unknown"]
 #: audit median latency at most this × the reference's: a speed-up worth naming (TEST04's own
 #: threshold is 10 %)
+#: the record columns `fingerprint` reads (a phase hands out only these)
+FINGERPRINT_COLUMNS = (
+    "status",
+    "variant",
+    "sample_index",
+    "sent_ns",
+    "first_token_ns",
+    "completed_ns",
+    "prompt_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "output_sha256",
+)
 SPEEDUP = 0.9
 #: audit/reference first-token time below this (single-stream only) is a prefill skipped
 TTFT_DROP = 0.75

@@ -53,7 +53,12 @@ from auditkit.audits.kit.phases import (
     query_size,
     warmup_phase,
 )
-from auditkit.audits.kit.ratio import StatisticalView, interval_text, statistical_view
+from auditkit.audits.kit.ratio import (
+    StatisticalView,
+    interval_text,
+    statistical_view,
+    view_columns,
+)
 from auditkit.audits.kit.results import base_fields, invalid
 from auditkit.config import AuditConfig
 from auditkit.data import Dataset, SampleOrder
@@ -222,7 +227,11 @@ class Test05(AuditTest[Test05Config, Test05Evidence]):
         # the interval of reference/alternate (the "audit" side is the reference here: FAIL
         # when the official order is meaningfully faster)
         view = statistical_view(
-            named[ALTERNATE].records, named[REFERENCE].records, scenario, limit - 1, seed=t5.seed
+            view_columns(named[ALTERNATE]),
+            view_columns(named[REFERENCE]),
+            scenario,
+            limit - 1,
+            seed=t5.seed,
         )
         ratio = ref / alt
         if view is None:

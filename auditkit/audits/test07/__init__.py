@@ -257,7 +257,7 @@ class Test07(AuditTest[Test07Config, Test07Evidence]):
             for o in perf.outputs
             if o.variant == "main"
         ]
-        issued = [int(r) for r in perf.records["sample_index"]]
+        issued = [int(r) for r in perf.columns("sample_index")["sample_index"]]
         return self._decide(t7, answers, logged, issued, base)
 
     def _decide(

@@ -167,7 +167,8 @@ class _FakeExchange:
                 session.transport.clock.now_ns(),
                 self._connection,
             )
-            session.transport.requests.append(request)
+            if session.transport.keep_requests:
+                session.transport.requests.append(request)
             answer = session.transport.handler(request)
             response = await answer if inspect.isawaitable(answer) else answer
             if response.delay_s > 0:
@@ -240,8 +241,10 @@ class FakeTransport:
     clock: Clock = VirtualClock()
     loop_factory = VirtualTimeLoop
 
-    def __init__(self, handler: Handler) -> None:
+    def __init__(self, handler: Handler, *, keep_requests: bool = True) -> None:
         self.handler = handler
+        #: False: `requests` stays empty (a memory benchmark must not count the fake's log)
+        self.keep_requests = keep_requests
         self.requests: list[FakeRequest] = []
         self.in_flight = 0
         self.peak_in_flight = 0

@@ -180,7 +180,7 @@ def test_pooling_an_empty_block_keeps_query_ids_whole(simulated_audit: Simulated
     run = simulated_audit("test04", load={"scenario": "single-stream"}, samples=256, rounds=0)
     blocks = [p for p in run.phases if p.spec.role == "reference"]
     # every query of the second block failed: nothing of it reached the records
-    blocks[1] = dataclasses.replace(blocks[1], records=blocks[1].records.iloc[0:0])
+    blocks[1] = dataclasses.replace(blocks[1], source=blocks[1].records.iloc[0:0])
     pooled = pool_blocks("reference", blocks).records
     assert pooled["query_id"].notna().all()
     assert pooled["query_id"].is_unique
