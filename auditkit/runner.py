@@ -34,7 +34,7 @@ from auditkit.loadgen.choice import resolve_client
 from auditkit.loadgen.exchanges import run_exchanges
 from auditkit.loadgen.fake import FakeTransport, SimulatedSUT
 from auditkit.loadgen.ray_hosts import connect as connect_ray
-from auditkit.loadgen.workers import SPLITTABLE, expected_rate, phase_workers
+from auditkit.loadgen.workers import SPLITTABLE, attainable_rate, expected_rate, phase_workers
 from auditkit.plan import RunSpec
 from auditkit.preflight import check_output_dir, discover_model
 from auditkit.results import AuditResult, PhaseResult, PhaseSummary
@@ -392,6 +392,11 @@ class PhaseRunner:
             ) from None
         close()
         rate = phase.summary.samples_per_second
+        if self.transport is None:  # what a later phase could reach, for `workers: auto`
+            times = phase.columns("status", "sent_ns", "completed_ns")
+            ok = times[times["status"] == "ok"]
+            service = (ok["completed_ns"] - ok["sent_ns"]).to_numpy(dtype=float)
+            rate = max(rate, attainable_rate(spec.load.max_concurrency, service) or 0.0)
         self.fastest = max(self.fastest or 0.0, rate)
         if self.transport is None:
             _FASTEST[self.http.base_url] = self.fastest

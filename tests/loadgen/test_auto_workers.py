@@ -4,13 +4,20 @@ tests/loadgen/test_workers.py::test_auto_starts_workers_before_the_first_measure
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from auditkit.calibration import client_bound_reason, workers_to_free
 from auditkit.config import LoadConfig
 from auditkit.data import SampleOrder
 from auditkit.display import summary_table
-from auditkit.loadgen.workers import HEADROOM, auto_workers, expected_rate, phase_workers
+from auditkit.loadgen.workers import (
+    HEADROOM,
+    attainable_rate,
+    auto_workers,
+    expected_rate,
+    phase_workers,
+)
 from auditkit.plan import LoadPattern, RunSpec, WarmupRule
 from auditkit.results import LatencyStats, PhaseSummary
 
@@ -118,3 +125,16 @@ def _cores() -> int:
     from auditkit.loadgen.workers import usable_cores
 
     return usable_cores()
+
+
+def test_the_attainable_rate_is_concurrency_over_the_median_service_time() -> None:
+    # a warm-up against a cache: 32 in flight answered in ~2 ms each can reach ~16,000/s
+    # whatever rate the warm-up's own few rounds showed
+    service = np.array([1.9e6, 2.0e6, 2.1e6, 0.0])  # ns; 0: a query that never completed
+    assert attainable_rate(32, service) == pytest.approx(16_000)
+    assert attainable_rate(32, np.array([])) is None
+    # and auto plans for it: two processes where one's ceiling would bound the phase
+    expected = expected_rate(LoadPattern("offline", max_concurrency=32), 16_000)
+    assert (
+        auto_workers("offline", ceiling=5_000, fraction=0.8, expected_rate=expected, cores=2) == 2
+    )
