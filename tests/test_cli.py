@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pandas as pd
 import pytest
 
 from auditkit.cli import build_parser, main
@@ -203,7 +204,6 @@ def test_mistyped_command_and_notebook_get_a_suggestion(
 
 
 @pytest.mark.slow
-@pytest.mark.timing  # a real-HTTP audit's verdict
 def test_mock_require_key_env_and_the_no_key_message(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -236,7 +236,13 @@ def test_mock_require_key_env_and_the_no_key_message(
              *QUICK_RUN, "--output-dir", str(tmp_path / "keyed")]
         )  # fmt: skip
         keyed = capsys.readouterr()
-        assert code in (0, 5), keyed.err
+        # a verdict (which one is the timing tests' business: a busy machine may make it
+        # INVALID), and every query answered
+        assert code in (0, 1, 4, 5), keyed.err
+        assert (tmp_path / "keyed" / "TEST04" / "audit_result.json").is_file()
+        for phase in ("reference", "audit"):
+            records = pd.read_parquet(tmp_path / "keyed" / "TEST04" / phase / "records.parquet")
+            assert (records["status"] == "ok").all(), records["error"].unique()
         assert "sekrit-123" not in keyed.out + keyed.err
         code = main(
             ["run", "test04", "--url", url, "--api-key-env", "AK_WRONG", *QUICK_RUN,
