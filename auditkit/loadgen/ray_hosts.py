@@ -61,8 +61,8 @@ from auditkit.loadgen.workers import (
     _Shared,
     _WorkerDriver,
     plan_workers,
+    summarize_reports,
 )
-from auditkit.metrics import summarize
 from auditkit.plan import RunSpec
 from auditkit.records_io import PartWriter, read_parts, remove_parts, to_frame
 from auditkit.results import HostShare, PhaseResult
@@ -460,24 +460,9 @@ def run_phase_ray(
         stitch_parts(records_dir, tables)
         records = to_frame(read_parts(records_dir), keep_worker=True, sort=True)
         reports = [r for _, r in results.values()]
-        lags = sorted(lag for r in reports for lag in r[3])
-        lag_p99 = lags[min(int(len(lags) * 0.99), len(lags) - 1)] if lags else None
-        summary = summarize(
-            records,
-            spec,
-            interrupted=interrupted,
-            loop_lag_p99_ns=lag_p99,
-            request_headers=target.redacted_headers(),
-            started_at=started_at,
-        )
+        summary = summarize_reports(records, spec, reports, target, interrupted, started_at)
         hosts = host_shares(nodes, landed, placement, offsets, tables)
-        summary = summary.model_copy(
-            update={
-                "request_settings": target.settings(),
-                "reconnects": sum(int(r[4]) for r in reports),
-                "hosts": hosts,
-            }
-        )
+        summary = summary.model_copy(update={"hosts": hosts})
         if progress is not None:
             progress(len(records), spec.planned_queries)
         failed = interrupted

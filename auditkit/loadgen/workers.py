@@ -55,7 +55,7 @@ from auditkit.loadgen.target import HttpTarget
 from auditkit.metrics import summarize
 from auditkit.plan import LoadPattern, RunSpec
 from auditkit.records_io import PartWriter, PhaseRecords, read_parts, remove_parts, to_frame
-from auditkit.results import LoggedOutput, PhaseResult
+from auditkit.results import LoggedOutput, PhaseResult, PhaseSummary
 
 Workers = int | Literal["auto"]
 #: scenarios whose queries can be spread over processes without changing their semantics
@@ -386,19 +386,8 @@ def run_phase_workers(
             table = read_parts(records_dir)
             records = to_frame(table, keep_worker=True, sort=True)
             del table
-        lags = sorted(lag for r in reports.values() for lag in r[3])
-        lag_p99 = lags[min(int(len(lags) * 0.99), len(lags) - 1)] if lags else None
-        summary = summarize(
-            records,
-            spec,
-            interrupted=interrupted,
-            loop_lag_p99_ns=lag_p99,
-            request_headers=target.redacted_headers(),
-            started_at=started_at,
-        )
-        reconnects = sum(int(r[4]) for r in reports.values())
-        summary = summary.model_copy(
-            update={"request_settings": target.settings(), "reconnects": reconnects}
+        summary = summarize_reports(
+            records, spec, list(reports.values()), target, interrupted, started_at
         )
         if progress is not None:
             progress(rows, spec.planned_queries)
@@ -414,6 +403,33 @@ def run_phase_workers(
                 proc.kill()
         if own_dir is not None:
             own_dir.cleanup()
+
+
+def summarize_reports(
+    records: pd.DataFrame | PhaseRecords,
+    spec: RunSpec,
+    reports: list[tuple[Any, ...]],
+    target: HttpTarget,
+    interrupted: bool,
+    started_at: str,
+) -> PhaseSummary:
+    """The phase's summary from its records and its workers' reports (worker, error, stopped,
+    event-loop lags, reconnects, ...): the lag p99 over every worker's samples, reconnects
+    summed. Shared by the one-host processes and the Ray actors."""
+    lags = sorted(lag for r in reports for lag in r[3])
+    lag_p99 = lags[min(int(len(lags) * 0.99), len(lags) - 1)] if lags else None
+    summary = summarize(
+        records,
+        spec,
+        interrupted=interrupted,
+        loop_lag_p99_ns=lag_p99,
+        request_headers=target.redacted_headers(),
+        started_at=started_at,
+    )
+    reconnects = sum(int(r[4]) for r in reports)
+    return summary.model_copy(
+        update={"request_settings": target.settings(), "reconnects": reconnects}
+    )
 
 
 def _in_completion_order(
