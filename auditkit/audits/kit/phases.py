@@ -50,7 +50,8 @@ def measured(phases: list[PhaseResult]) -> list[PhaseResult]:
 def phase_problem(phases: list[PhaseResult], untimed: tuple[Role, ...] = ()) -> str | None:
     """Why these phases cannot give PASS/FAIL (None: they can): incomplete, any failed
     query, or bound by the client rather than the SUT (not checked for
-    phases of an `untimed` role: one-at-a-time phases whose answers count, not their timing)."""
+    phases of an `untimed` role: phases whose answers count, not their timing; a late client
+    changes no answer)."""
     for p in measured(phases):
         s = p.summary
         if not s.complete:

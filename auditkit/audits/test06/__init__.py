@@ -297,7 +297,8 @@ class Test06(AuditTest[Test06Config, Test06Evidence]):
     def verify(self, phases: list[PhaseResult], cfg: AuditConfig) -> AuditResult[Test06Evidence]:
         t6 = self.settings(cfg)
         base = base_fields(self.id, cfg, phases)
-        problem = phase_problem(phases, untimed=("accuracy",))
+        # the verdict reads answers, not times: a late client loop changes no answer
+        problem = phase_problem(phases, untimed=("accuracy", "performance"))
         if problem is not None:
             return invalid(self.result_model, base, problem)
         named = {p.spec.role: p for p in phases}

@@ -190,7 +190,8 @@ class Test09(AuditTest[Test09Config, Test09Evidence]):
     def verify(self, phases: list[PhaseResult], cfg: AuditConfig) -> AuditResult[Test09Evidence]:
         t9 = self.settings(cfg)
         base = base_fields(self.id, cfg, phases)
-        problem = phase_problem(phases, untimed=(ACCURACY,))
+        # the verdict reads output lengths, not times: a late client loop changes no answer
+        problem = phase_problem(phases, untimed=(ACCURACY, PERFORMANCE))
         if problem is not None:
             return invalid(self.result_model, base, problem)
         perf = next(p for p in phases if p.spec.role == PERFORMANCE)
