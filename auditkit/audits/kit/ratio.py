@@ -1,4 +1,4 @@
-"""A ratio decision: how sure is a comparison of two phases' scores? (pure: numpy/scipy only)
+"""A ratio decision: how sure is a comparison of two phases' scores? (pure: numpy)
 
 Upstream's rules compare two point scores. Here the score ratio (test/reference: TEST04's
 audit phase, TEST05's and TEST01's other phase) gets a confidence interval by a *block*
@@ -31,6 +31,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from auditkit.audits.kit.rank_tests import mann_whitney_less, normal_isf, normal_sf
 from auditkit.audits.kit.resample import Ranks, pooled_order_statistic
 from auditkit.early_stopping import overlatency_count
 from auditkit.metrics import ES_PERCENTILE
@@ -293,10 +294,7 @@ def spent(alpha: float, fraction: float) -> float:
     looks spend almost nothing, so the last look keeps most of `alpha`."""
     if fraction >= 1:
         return alpha
-    from scipy.stats import norm  # lazy (see mann_whitney below)
-
-    z = float(norm.ppf(1 - alpha / 2))
-    return float(2 * norm.sf(z / math.sqrt(fraction)))
+    return 2 * normal_sf(normal_isf(alpha / 2) / math.sqrt(fraction))
 
 
 def level_at_look(alpha: float, fractions: Sequence[float], look: int, checks: int = 1) -> float:
@@ -317,10 +315,6 @@ def _service_time_test(ref: pd.DataFrame, aud: pd.DataFrame) -> tuple[float | No
     aud_s = (aud["completed_ns"] - aud["sent_ns"]).to_numpy(dtype=float)
     if len(ref_s) < 2 or len(aud_s) < 2:
         return None, None
-    # lazy: importing scipy.stats costs about a CPU-second, paid by every `auditkit` process
-    # and notebook kernel whether or not it decides anything
-    from scipy.stats import mannwhitneyu
-
-    result = mannwhitneyu(aud_s, ref_s, alternative="less")
+    p_value = mann_whitney_less(aud_s, ref_s)
     median_ratio = float(np.median(ref_s) / np.median(aud_s)) if np.median(aud_s) > 0 else None
-    return float(result.pvalue), median_ratio
+    return p_value, median_ratio

@@ -54,6 +54,7 @@ from typing import Protocol
 import numpy as np
 import pandas as pd
 
+from auditkit.audits.kit.rank_tests import mann_whitney_less, sign_test, spearman
 from auditkit.audits.kit.ratio import (
     BOOTSTRAP_ROUNDS,
     StatisticalView,
@@ -227,9 +228,7 @@ def control_check(
     if len(pairs) < 4:
         return check
     slower = int((pairs > 1.0).sum())
-    from scipy.stats import binomtest  # lazy: scipy.stats costs ~1 s to import (see kit/ratio.py)
-
-    p_value = float(binomtest(slower, len(pairs), 0.5, alternative="greater").pvalue)
+    p_value = sign_test(slower, len(pairs), "greater")
     ratio = float(np.median(pairs))
     # salted originals cannot have been cached byte for byte, but a cache that strips or
     # ignores the salt can hold them: the evidence decides, never an assumption
@@ -356,9 +355,7 @@ def partial_cache_check(
     if np.median(repeated) <= 0:
         return PartialCacheCheck()
     speedup = float(np.median(fresh) / np.median(repeated))
-    from scipy.stats import mannwhitneyu  # lazy (see kit/ratio.py)
-
-    p_value = float(mannwhitneyu(repeated, fresh, alternative="less").pvalue)
+    p_value = mann_whitney_less(repeated, fresh)
     rng = np.random.default_rng(seed)
     pairs = paired_blocks(fresh_frame, repeated_frame)
     if pairs is not None:
@@ -405,9 +402,7 @@ def drift_check(reference: pd.DataFrame) -> DriftCheck:
         # too few, or all alike (a simulated server without jitter): nothing to trend
         return DriftCheck()
     position = np.arange(n, dtype=float)
-    from scipy.stats import spearmanr  # lazy (see kit/ratio.py)
-
-    rho, p_value = spearmanr(position, values)
+    rho, p_value = spearman(position, values)
     slope, intercept = np.polyfit(position, values, 1)
     start = intercept
     end = intercept + slope * (n - 1)
@@ -703,10 +698,7 @@ def _one_sided(reference: int, audit: int, paired: bool) -> bool:
         return reference != audit
     if reference == audit:
         return False
-    from scipy.stats import binomtest  # lazy (see kit/ratio.py)
-
-    p_value = binomtest(reference, reference + audit, 0.5).pvalue
-    return bool(p_value < LAG_BALANCE_P)
+    return sign_test(reference, reference + audit, "two-sided") < LAG_BALANCE_P
 
 
 def headline(decision: Decision, upstream_verdict: Verdict, upstream_reason: str) -> str:
