@@ -12,7 +12,6 @@ Timing is the transport's clock in the coroutine that does the I/O, relative to 
 latency counts from the *scheduled* time, so client-side queueing is included.
 """
 
-from auditkit.loadgen.aiohttp_transport import AiohttpTransport as AiohttpTransport
 from auditkit.loadgen.blocking import run_phase as run_phase
 from auditkit.loadgen.driver import PhaseInterrupted as PhaseInterrupted
 from auditkit.loadgen.driver import run_phase_async as run_phase_async
@@ -22,3 +21,13 @@ from auditkit.loadgen.target import HttpTarget as HttpTarget
 from auditkit.loadgen.target import resolve_api_key as resolve_api_key
 from auditkit.loadgen.transport import Transport as Transport
 from auditkit.loadgen.transport import classify_error as classify_error
+
+
+def __getattr__(name: str) -> object:
+    # AiohttpTransport on first use: importing aiohttp costs every process a fraction of a
+    # CPU-second, and the default transport for http:// is h1
+    if name == "AiohttpTransport":
+        from auditkit.loadgen.aiohttp_transport import AiohttpTransport
+
+        return AiohttpTransport
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Literal
 from urllib.parse import urlsplit
 
-from auditkit.loadgen.aiohttp_transport import AiohttpTransport
 from auditkit.loadgen.h1_transport import H1Transport
 from auditkit.loadgen.target import HttpTarget
 from auditkit.loadgen.transport import Transport
@@ -29,4 +28,8 @@ def resolve_client(target: HttpTarget) -> Client:
 
 def default_transport(target: HttpTarget) -> Transport:
     """A fresh transport of the client `resolve_client` picks."""
-    return H1Transport() if resolve_client(target) == "h1" else AiohttpTransport()
+    if resolve_client(target) == "h1":
+        return H1Transport()
+    from auditkit.loadgen.aiohttp_transport import AiohttpTransport  # lazy: see loadgen/__init__
+
+    return AiohttpTransport()

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import sys
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
-
-import aiohttp
 
 from auditkit.endpoints.base import ResponseError
 from auditkit.loadgen.clock import Clock
@@ -112,22 +111,37 @@ def classify_error(exc: BaseException, timeout_s: float | None = None) -> tuple[
     text = " ".join(str(exc).split())[:ERROR_SNIPPET] or type(exc).__name__
     if isinstance(exc, ResponseError):
         return "protocol_error", text
+    # aiohttp is imported only by a process that runs its transport (its import costs a
+    # fraction of a CPU-second that h1 runs need not pay); without it, no exception is its
+    aiohttp = sys.modules.get("aiohttp")
+    if aiohttp is None:
+        return _classify_builtin(exc, text, timeout_s)
     if isinstance(exc, aiohttp.ClientConnectorCertificateError | aiohttp.ClientSSLError):
         return "connect_error", f"TLS error: {text}"
-    if isinstance(exc, aiohttp.ClientConnectorError | ConnectionRefusedError | ConnectFailed):
-        # aiohttp wraps a refused connect in ClientConnectorError; other transports (the fake)
-        # raise the builtin
+    if isinstance(exc, aiohttp.ClientConnectorError):
         return "connect_error", text
-    if isinstance(exc, aiohttp.ConnectionTimeoutError | ConnectTimedOut):
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        # a subclass of TimeoutError: test it first, it is a connect failure, not a slow answer
+        return "connect_error", f"connect timed out ({text})"
+    if isinstance(exc, aiohttp.ServerDisconnectedError):
+        return "protocol_error", "server closed the connection without a complete response"
+    if isinstance(exc, aiohttp.ClientOSError) and exc.errno == errno.ECONNRESET:
+        return "protocol_error", f"connection reset by the server ({text})"
+    return _classify_builtin(exc, text, timeout_s)
+
+
+def _classify_builtin(exc: BaseException, text: str, timeout_s: float | None) -> tuple[str, str]:
+    """classify_error for the builtin and auditkit's own exceptions (h1, the fake)."""
+    if isinstance(exc, ConnectionRefusedError | ConnectFailed):
+        return "connect_error", text
+    if isinstance(exc, ConnectTimedOut):
         # a subclass of TimeoutError: test it first, it is a connect failure, not a slow answer
         return "connect_error", f"connect timed out ({text})"
     if isinstance(exc, TimeoutError):
         limit = f" within {timeout_s:g} s (endpoint.timeout_s)" if timeout_s else ""
         return "timeout", f"no complete response{limit} ({type(exc).__name__})"
-    if isinstance(exc, aiohttp.ServerDisconnectedError | ServerDisconnected):
+    if isinstance(exc, ServerDisconnected):
         return "protocol_error", "server closed the connection without a complete response"
-    if isinstance(exc, ConnectionResetError) or (
-        isinstance(exc, aiohttp.ClientOSError) and exc.errno == errno.ECONNRESET
-    ):
+    if isinstance(exc, ConnectionResetError):
         return "protocol_error", f"connection reset by the server ({text})"
     return "protocol_error", f"{type(exc).__name__}: {text}"

@@ -5,6 +5,8 @@ fake, in virtual time; h1's own edge cases are in test_h1_transport.py."""
 
 import asyncio
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -170,3 +172,17 @@ def test_auto_takes_h1_for_http_and_aiohttp_for_https() -> None:
     assert isinstance(default_transport(HttpTarget("https://127.0.0.1:1")), AiohttpTransport)
     chosen = HttpTarget("http://127.0.0.1:1", http_client="aiohttp")
     assert isinstance(default_transport(chosen), AiohttpTransport)
+
+
+def test_an_h1_process_never_imports_aiohttp() -> None:
+    """aiohttp costs a fraction of a CPU-second to import: only a process that runs it pays,
+    and h1 still sends aiohttp's User-Agent."""
+    code = (
+        "import sys\n"
+        "import auditkit.cli, auditkit.runner\n"
+        "from auditkit.loadgen.h1_transport import USER_AGENT\n"
+        "assert 'aiohttp' not in sys.modules, 'aiohttp was imported'\n"
+        "from aiohttp.http import SERVER_SOFTWARE\n"
+        "assert USER_AGENT == SERVER_SOFTWARE, (USER_AGENT, SERVER_SOFTWARE)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
