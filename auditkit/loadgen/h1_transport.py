@@ -409,7 +409,7 @@ class _SockTransport:
     the socket's send buffer is full), so a request leaves in the call that writes it."""
 
     __slots__ = (
-        "_buf",
+        "_bufs",
         "_closing",
         "_fd",
         "_pending",
@@ -434,7 +434,7 @@ class _SockTransport:
         self.protocol = protocol
         self._rx = rx
         self._fd = sock.fileno()
-        self._buf = buf  # the session's read buffer: every read is parsed before the next
+        self._bufs = (buf,)  # the session's read buffer: every read is parsed before the next
         self._view = memoryview(buf)
         self._pending: list[bytes] = []  # unsent request bytes (a full send buffer)
         self._closing = False
@@ -449,7 +449,7 @@ class _SockTransport:
 
     def _read_ready(self) -> None:
         try:
-            n, anc, _, _ = self.sock.recvmsg_into((self._buf,), _ANC_SIZE)
+            n, anc, _, _ = self.sock.recvmsg_into(self._bufs, _ANC_SIZE)
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
@@ -471,24 +471,36 @@ class _SockTransport:
         protocol.data_received(self._view[:n])  # type: ignore[arg-type]  # parsed, not kept
 
     def write(self, data: bytes) -> None:
-        self.writelines((data,))
+        if self._pending or self._closing:
+            self.writelines((data,))
+            return
+        try:
+            sent = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            self._lose(exc)
+            return
+        if sent < len(data):
+            self._pending.append(data[sent:])
+            self.loop.add_writer(self._fd, self._write_ready)
 
     def writelines(self, parts: tuple[bytes, ...] | list[bytes]) -> None:
+        """Several pieces (a large body after its head) in one `sendmsg`, no copy."""
         if self._closing:
             return
         if self._pending:
             self._pending.extend(parts)
             return
         try:
-            sent = self.sock.sendmsg(parts) if len(parts) > 1 else self.sock.send(parts[0])
+            sent = self.sock.sendmsg(parts)
         except (BlockingIOError, InterruptedError):
             sent = 0
         except OSError as exc:
             self._lose(exc)
             return
-        rest = b"".join(parts)[sent:] if sent < sum(map(len, parts)) else b""
-        if rest:
-            self._pending.append(rest)
+        if sent < sum(map(len, parts)):
+            self._pending.append(b"".join(parts)[sent:])
             self.loop.add_writer(self._fd, self._write_ready)
 
     def _write_ready(self) -> None:
