@@ -74,20 +74,20 @@ _CACHED_REQUESTS = 1 << 16
 _NO_BODY_STATUS = (204, 304)
 
 #: Linux's SO_TIMESTAMPNS, which is also the control message's type SCM_TIMESTAMPNS (Python's
-#: socket module names neither). 35 on the architectures below (asm-generic and x86); a few others
-#: (sparc, parisc) number it differently and take the loop's clock.
+#: socket module names neither). 35 on the 64-bit architectures below (asm-generic and x86); a few
+#: others (sparc, parisc) number it differently, and 32-bit ones carry a 32-bit time_t: those take
+#: the loop's clock.
 _SO_TIMESTAMPNS = 35
 KERNEL_TIMESTAMPS = sys.platform == "linux" and platform.machine() in (
     "x86_64",
     "aarch64",
     "arm64",
-    "i686",
-    "armv7l",
     "riscv64",
     "ppc64le",
     "s390x",
 )
 _TIMESPEC = struct.Struct("@qq")  # struct timespec (64-bit time_t), what the message carries
+_TIMESPEC_SIZE = _TIMESPEC.size
 #: Bytes read per recvmsg (uvloop reads 256 KiB too), and room for one timespec message.
 _READ_SIZE = 256 * 1024
 _ANC_SIZE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
@@ -461,8 +461,8 @@ class _SockTransport:
             return
         protocol = self.protocol
         rx = self._rx
-        if anc:  # only SO_TIMESTAMPNS is enabled: the one message is its timespec
-            sec, nsec = _TIMESPEC.unpack_from(anc[0][2])
+        if anc and len(raw := anc[0][2]) == _TIMESPEC_SIZE:  # SO_TIMESTAMPNS's timespec
+            sec, nsec = _TIMESPEC.unpack(raw)
             protocol.rx_ns = sec * 1_000_000_000 + nsec - rx.offset
             rx.stamped += 1
         else:
