@@ -181,6 +181,11 @@ class PhaseSummary(BaseModel):
     #: requests sent again on a fresh connection because the server had closed the pooled one
     #: before any byte of them reached it (never failed queries; their latency includes it)
     reconnects: int = 0
+    #: where the receive times (first byte, first token, completion) came from: "kernel" (h1's
+    #: socket receive stamps), "loop" (the clock read when the event loop got to the answer),
+    #: "kernel+loop" (some reads carried no stamp); None: an in-memory transport or an older
+    #: phase.json
+    timestamp_source: str | None = None
     started_at: str = ""
     #: the client hosts of a phase spread over several (`--ray-address`); empty on one host
     hosts: tuple[HostShare, ...] = ()

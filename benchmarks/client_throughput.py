@@ -15,7 +15,9 @@ measured against (the ratio auditkit/wrk is printed). nginx gets `--nginx-worker
 On a small machine nginx and the client share the cores: read the rates with that in mind.
 
 The last line is `ratio = <auditkit / raw aiohttp> (wrk <rate> req/s)`: medians of the same
-run; the goal is >= 2.0 (exit 0 when met).
+run; the goal is >= 2.0 (exit 0 when met). `--compare` also runs, in the same rounds, h1 on the
+loop's clock (`H1Transport(kernel_timestamps=False)`: uvloop reads the sockets) beside the
+default (kernel receive stamps, its own recvmsg reader on Linux): what the stamps cost.
 Setup: nginx is taken from PATH, /usr/sbin/nginx, or installed with apt-get (needs root).
 """
 
@@ -42,6 +44,7 @@ from auditkit.data import Dataset, Sample, SampleOrder
 from auditkit.endpoints.openai import CompletionsAdapter
 from auditkit.loadgen import HttpTarget, run_phase
 from auditkit.loadgen.driver import quiet_gc
+from auditkit.loadgen.h1_transport import H1Transport
 from auditkit.plan import LoadPattern, RunSpec
 
 COMPLETION = {
@@ -108,14 +111,20 @@ http {{
 
 
 def auditkit_rate(
-    url: str, n: int, concurrency: int, workers: int = 1, http_client: str = "auto"
+    url: str,
+    n: int,
+    concurrency: int,
+    workers: int = 1,
+    http_client: str = "auto",
+    kernel: bool | None = None,
 ) -> float:
     adapter = CompletionsAdapter("null", 16, 0.0, False)
     dataset = Dataset("bench", tuple(Sample(i, f"prompt number {i}") for i in range(64)))
     load = LoadPattern("offline", max_concurrency=concurrency)
     spec = RunSpec("bench", SampleOrder.with_replacement(0), n, load)
     target = HttpTarget(url, http_client=http_client)
-    result = run_phase(spec, dataset, adapter, target, workers=workers)
+    transport = None if kernel is None else H1Transport(kernel_timestamps=kernel)
+    result = run_phase(spec, dataset, adapter, target, workers=workers, transport=transport)
     assert result.summary.completed == n, result.summary.invalid_reasons
     return result.summary.samples_per_second
 
@@ -198,6 +207,7 @@ def main() -> int:
     parser.add_argument("--nginx-workers", type=int, default=1)
     parser.add_argument("--wrk-threads", type=int, default=1)
     parser.add_argument("--all", action="store_true", help="also raw aiohttp on asyncio, httpx")
+    parser.add_argument("--compare", action="store_true", help="also h1 on the loop's clock")
     args = parser.parse_args()
     has_wrk = shutil.which("wrk") is not None
     with tempfile.TemporaryDirectory(prefix="auditkit-nginx-") as tmp:
@@ -211,13 +221,24 @@ def main() -> int:
                 auditkit_rate(url, 2000, args.concurrency, args.workers)
             ours, raw, raw_asyncio, via_httpx, via_aiohttp = [], [], [], [], []
             multi: list[float] = []
+            loop_clock: list[float] = []
             wrk: list[float] = []
             for i in range(args.rounds):
+                if args.compare and i % 2:  # before the default every other round: no order bias
+                    loop_clock.append(
+                        auditkit_rate(url, args.requests, args.concurrency, kernel=False)
+                    )
                 ours.append(auditkit_rate(url, args.requests, args.concurrency))
                 raw.append(raw_rate(url, args.requests, args.concurrency, True))
                 via_aiohttp.append(
                     auditkit_rate(url, args.requests, args.concurrency, http_client="aiohttp")
                 )
+                if args.compare and not i % 2:
+                    loop_clock.append(
+                        auditkit_rate(url, args.requests, args.concurrency, kernel=False)
+                    )
+                if args.compare:
+                    print(f"round {i + 1}: auditkit (h1, loop's clock) {loop_clock[-1]:.0f} req/s")
                 if args.workers > 1:
                     multi.append(auditkit_rate(url, args.requests, args.concurrency, args.workers))
                     print(
@@ -257,6 +278,9 @@ def main() -> int:
             f"median: raw aiohttp (asyncio) {statistics.median(raw_asyncio):.0f} req/s, "
             f"httpx {statistics.median(via_httpx):.0f} req/s"
         )
+    if loop_clock:
+        k = statistics.median(loop_clock)
+        print(f"median: auditkit (h1, loop's clock) {k:.0f} req/s (default / it: {a / k:.3f})")
     if multi:
         m = statistics.median(multi)
         print(f"median: auditkit x{args.workers} processes {m:.0f} req/s ({m / a:.2f} x one)")

@@ -133,6 +133,9 @@ class AiohttpResponse(aiohttp.ClientResponse):
     protocol's body iterators. A subclass rather than a wrapper: no extra object or coroutine
     per request on the hot path."""
 
+    #: aiohttp reads through uvloop's transport: no receive stamps (the driver reads its clock)
+    received_ns: int | None = None
+
     def chunks(self) -> AsyncIterator[bytes]:
         return self.content.iter_any()
 

@@ -92,6 +92,8 @@ class PhaseDriver:
         #: requests that went out on a fresh connection because the server had closed theirs
         #: before any of the request was written (set when the phase ends; not failures)
         self.reconnects = 0
+        #: where receive times came from (phase.json; None: a transport that does not say)
+        self.timestamp_source: str | None = None
 
     # --- Issuer ----------------------------------------------------------------------------
 
@@ -107,9 +109,14 @@ class PhaseDriver:
         now, t0 = self.now_ns, self.t0
         index, variant, body = query
         attempt = Attempt(query_id, index, scheduled_ns, now() - t0, variant)
+        # a transport that knows when bytes arrived (h1's kernel stamps: `received_ns`) gives
+        # first byte, first token and completion as those times; else the clock is read here,
+        # when the coroutine gets to them (the last answer of a burst then reads late)
+        arrived: int | None = None
         try:
             async with self.session.post(self.url, body) as resp:
-                attempt.first_byte_ns = now() - t0
+                stamp = resp.received_ns
+                attempt.first_byte_ns = (now() if stamp is None else stamp) - t0
                 attempt.http_status = status = resp.status
                 if not 200 <= status < 300:
                     attempt.status = "http_error"
@@ -117,8 +124,10 @@ class PhaseDriver:
                 elif self.adapter.stream:
                     parsed, first_token = await self._read_stream(resp)
                     attempt.parsed, attempt.first_token_ns = parsed, first_token
+                    arrived = resp.received_ns
                 else:
                     attempt.parsed = self.adapter.parse_body(await self._read_body(resp))
+                    arrived = resp.received_ns
         except asyncio.CancelledError:
             attempt.status, attempt.error = "cancelled", "cancelled before completion"
             attempt.first_token_ns = attempt.http_status = attempt.parsed = None
@@ -126,7 +135,7 @@ class PhaseDriver:
             raise
         except Exception as exc:
             attempt.status, attempt.error = classify_error(exc, self.target.timeout_s)
-        self._record(attempt)
+        self._record(attempt, arrived)
 
     # --- one response ----------------------------------------------------------------------
 
@@ -160,7 +169,8 @@ class PhaseDriver:
                 event = decoder.decode(line)
                 first = event is not None and event.data and parser.feed(event.data)
                 if first and first_token is None:
-                    first_token = self.now_ns() - self.t0
+                    stamp = resp.received_ns  # when this line's last piece arrived
+                    first_token = (self.now_ns() if stamp is None else stamp) - self.t0
         event = decoder.flush()  # a final event without its blank line
         if event is not None and event.data:
             parser.feed(event.data)
@@ -168,8 +178,9 @@ class PhaseDriver:
 
     # --- records and progress ----------------------------------------------------------------
 
-    def _record(self, attempt: Attempt) -> None:
-        completed = self.now_ns() - self.t0
+    def _record(self, attempt: Attempt, arrived: int | None = None) -> None:
+        """Record `attempt`, completed when its last byte `arrived` (None: now)."""
+        completed = (self.now_ns() if arrived is None else arrived) - self.t0
         self.recorder.record(attempt, completed)
         log = self.log
         if log is not None and attempt.parsed is not None and attempt.sample_index in log:
@@ -227,6 +238,7 @@ class PhaseDriver:
                 await asyncio.gather(*tasks, return_exceptions=True)
                 # a transport that replaces stale connections counts them (the fake has none)
                 self.reconnects = getattr(session, "reconnects", 0)
+                self.timestamp_source = getattr(session, "timestamp_source", None)
             if not stopped and (error := main.exception()) is not None:
                 raise error
         return stopped
@@ -245,7 +257,11 @@ class PhaseDriver:
             started_at=started_at,
         )
         summary = summary.model_copy(
-            update={"request_settings": self.target.settings(), "reconnects": self.reconnects}
+            update={
+                "request_settings": self.target.settings(),
+                "reconnects": self.reconnects,
+                "timestamp_source": self.timestamp_source,
+            }
         )
         return PhaseResult(self.spec, records, summary, tuple(self.outputs))
 

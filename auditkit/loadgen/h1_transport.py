@@ -16,6 +16,17 @@ aiohttp sends (its User-Agent unless one is configured, `Accept: */*`, `Accept-E
 deflate`), so switching the client does not change what the server sees, and it decodes gzip or
 deflate bodies as aiohttp does.
 
+Receive times (docs/performance.md, "Timing fidelity"): on Linux each connection is read by
+`_SockTransport`, `recvmsg` on the socket with SO_TIMESTAMPNS, so every read carries the time the
+kernel received its last packet; a response's first byte, first token and completion are then
+the times their bytes arrived, not the times the event loop got round to them (the last answer of
+a burst used to read late by the time the loop spent on the ones before it). The kernel stamps
+with CLOCK_REALTIME; they are moved onto the transport's clock (perf_counter) with an offset
+measured when the session opens and again every second. Elsewhere (or with
+`H1Transport(kernel_timestamps=False)`) uvloop's own transport reads the socket and the driver
+reads its clock when the coroutine resumes, as before; `H1Session.timestamp_source` (phase.json)
+says which.
+
 Stale keep-alive connections (docs/reliability.md): a pooled connection is checked with one
 `poll(2)` before a request is written to it (readable while idle = the server's FIN, RST or an
 unsolicited answer); a dead one is replaced and counted in `reconnects`, never failed.
@@ -25,8 +36,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import platform
 import select
+import socket
+import struct
 import sys
+import time
 import zlib
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
@@ -62,6 +77,27 @@ _NO_BODY_STATUS = (204, 304)
 #: whichever transport runs; spelled out here because importing aiohttp costs every h1 run a
 #: fraction of a CPU-second
 USER_AGENT = f"Python/{sys.version_info[0]}.{sys.version_info[1]} aiohttp/{version('aiohttp')}"
+
+#: Linux's SO_TIMESTAMPNS, which is also the control message's type SCM_TIMESTAMPNS (Python's
+#: socket module names neither). 35 on the 64-bit architectures below (asm-generic and x86); a few
+#: others (sparc, parisc) number it differently, and 32-bit ones carry a 32-bit time_t: those take
+#: the loop's clock.
+_SO_TIMESTAMPNS = 35
+KERNEL_TIMESTAMPS = sys.platform == "linux" and platform.machine() in (
+    "x86_64",
+    "aarch64",
+    "arm64",
+    "riscv64",
+    "ppc64le",
+    "s390x",
+)
+_TIMESPEC = struct.Struct("@qq")  # struct timespec (64-bit time_t), what the message carries
+_TIMESPEC_SIZE = _TIMESPEC.size
+#: Bytes read per recvmsg (uvloop reads 256 KiB too), and room for one timespec message.
+_READ_SIZE = 256 * 1024
+_ANC_SIZE = socket.CMSG_SPACE(_TIMESPEC.size) if hasattr(socket, "CMSG_SPACE") else 0
+#: How often the realtime-to-perf_counter offset is measured again (a stepped clock moves it).
+_OFFSET_PERIOD_S = 1.0
 
 
 class _Headers(Mapping[str, str]):
@@ -102,12 +138,15 @@ class _Connection(asyncio.Protocol):
         "_waiter",
         "active",
         "body",
+        "body_rx",
         "buffered",
         "close_delimited",
         "closed",
         "decoder",
         "done",
+        "done_ns",
         "headers_done",
+        "headers_ns",
         "informational",
         "keep_alive",
         "loop",
@@ -115,6 +154,7 @@ class _Connection(asyncio.Protocol):
         "parser",
         "paused",
         "raw_headers",
+        "rx_ns",
         "status",
         "transport",
     )
@@ -130,12 +170,16 @@ class _Connection(asyncio.Protocol):
         self.active = False
         self.paused = False
         self.on_lost: Callable[[_Connection], None] | None = None
+        #: the kernel's receive time of the bytes being parsed (set by `_SockTransport` before
+        #: each `data_received`, on the transport's clock); None: not known, read the clock
+        self.rx_ns: int | None = None
         self._reset()
 
     def _reset(self) -> None:
         self.status = 0
         self.raw_headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
+        self.body_rx: list[int | None] = []  # each body piece's receive time
         self.buffered = 0
         self.headers_done = False
         self.done = False
@@ -144,6 +188,8 @@ class _Connection(asyncio.Protocol):
         self.close_delimited = False
         self.decoder: Any = None
         self._length: int | None = None
+        self.headers_ns: int | None = None  # receive times of the headers' end, the answer's
+        self.done_ns: int | None = None
 
     # --- asyncio.Protocol ------------------------------------------------------------------
 
@@ -183,6 +229,7 @@ class _Connection(asyncio.Protocol):
         if self.active and not self.done:
             if self.close_delimited and exc is None:
                 self.done = True  # the body ends where the connection does (no length given)
+                self.done_ns = self.rx_ns  # its last bytes arrived with the last read
             elif self._exc is None:
                 self._exc = exc if exc is not None else ServerDisconnected()
         self._wake()
@@ -214,6 +261,7 @@ class _Connection(asyncio.Protocol):
                 self.decoder = _decoder(value)
         self._length = length
         self.close_delimited = length is None and not chunked and status not in _NO_BODY_STATUS
+        self.headers_ns = self.rx_ns
         self.headers_done = True
         self._wake()
 
@@ -225,6 +273,7 @@ class _Connection(asyncio.Protocol):
                 self._fail(ResponseError(f"undecodable compressed body ({exc})"))
                 return
         self.body.append(body)
+        self.body_rx.append(self.rx_ns)
         self.buffered += len(body)
         if self.buffered > _HIGH_WATER and not self.paused and self.transport is not None:
             self.paused = True
@@ -236,6 +285,7 @@ class _Connection(asyncio.Protocol):
             self.informational = False
             return
         self.keep_alive = self.parser.should_keep_alive()
+        self.done_ns = self.rx_ns
         self.done = True
         self._wake()
 
@@ -279,12 +329,22 @@ class _Connection(asyncio.Protocol):
         """The body bytes received so far (and resume reading if they had paused it)."""
         body = self.body
         data = body[0] if len(body) == 1 else b"".join(body)
+        self._taken()
+        return data
+
+    def take_parts(self) -> tuple[list[bytes], list[int | None]]:
+        """The body pieces received so far and each one's receive time."""
+        parts, stamps = self.body, self.body_rx
+        self._taken()
+        return parts, stamps
+
+    def _taken(self) -> None:
         self.body = []
+        self.body_rx = []
         self.buffered = 0
         if self.paused and self.transport is not None and not self.closed:
             self.paused = False
             self.transport.resume_reading()
-        return data
 
     def dead(self) -> bool:
         """Whether an idle pooled connection cannot carry a request: closed, or the server's
@@ -309,13 +369,194 @@ def _decoder(value: bytes) -> Any:
     raise ResponseError(f"unsupported Content-Encoding {encoding.decode('latin-1')!r}")
 
 
+def realtime_offset() -> tuple[int, int]:
+    """(CLOCK_REALTIME minus perf_counter, in ns; the uncertainty, ns): the realtime read
+    bracketed by two perf_counter reads, the tightest of five brackets, its midpoint taken."""
+    best_offset, best_gap = 0, -1
+    for _ in range(5):
+        before = time.perf_counter_ns()
+        real = time.time_ns()
+        after = time.perf_counter_ns()
+        if best_gap < 0 or after - before < best_gap:
+            best_offset, best_gap = real - (before + after) // 2, after - before
+    return best_offset, best_gap // 2 + 1
+
+
+class _RxClock:
+    """Kernel receive stamps (CLOCK_REALTIME) onto perf_counter: the offset between the two,
+    measured when a session opens and every `_OFFSET_PERIOD_S` after (both clocks are slewed
+    alike by NTP; only a step of the wall clock moves it, and then for at most a period)."""
+
+    __slots__ = ("_timer", "loop", "offset", "stamped", "uncertainty_ns", "unstamped")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.offset, self.uncertainty_ns = realtime_offset()
+        self.stamped = 0  # reads that carried a kernel stamp, and reads that did not
+        self.unstamped = 0
+        self._timer: asyncio.TimerHandle | None = loop.call_later(_OFFSET_PERIOD_S, self._again)
+
+    def _again(self) -> None:
+        self.offset, self.uncertainty_ns = realtime_offset()
+        self._timer = self.loop.call_later(_OFFSET_PERIOD_S, self._again)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+class _SockTransport:
+    """The part of an asyncio transport `_Connection` uses, over a connected non-blocking
+    socket: each read is one `recvmsg` whose control message carries the kernel's receive time
+    of the latest packet read (SO_TIMESTAMPNS), set on the protocol as `rx_ns` before its
+    `data_received`. Writes go straight to `send` (buffered with a writer callback only when
+    the socket's send buffer is full), so a request leaves in the call that writes it."""
+
+    __slots__ = (
+        "_bufs",
+        "_closing",
+        "_fd",
+        "_pending",
+        "_reading",
+        "_rx",
+        "_view",
+        "loop",
+        "protocol",
+        "sock",
+    )
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        sock: socket.socket,
+        protocol: _Connection,
+        rx: _RxClock,
+        buf: bytearray,
+    ) -> None:
+        self.loop = loop
+        self.sock = sock
+        self.protocol = protocol
+        self._rx = rx
+        self._fd = sock.fileno()
+        self._bufs = (buf,)  # the session's read buffer: every read is parsed before the next
+        self._view = memoryview(buf)
+        self._pending: list[bytes] = []  # unsent request bytes (a full send buffer)
+        self._closing = False
+        self._reading = True
+        loop.add_reader(self._fd, self._read_ready)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return self.sock if name == "socket" else default
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def _read_ready(self) -> None:
+        try:
+            n, anc, _, _ = self.sock.recvmsg_into(self._bufs, _ANC_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._lose(exc)
+            return
+        if not n:  # the server's FIN
+            self.protocol.eof_received()
+            self._lose(None)
+            return
+        protocol = self.protocol
+        rx = self._rx
+        if anc and len(raw := anc[0][2]) == _TIMESPEC_SIZE:  # SO_TIMESTAMPNS's timespec
+            sec, nsec = _TIMESPEC.unpack(raw)
+            protocol.rx_ns = sec * 1_000_000_000 + nsec - rx.offset
+            rx.stamped += 1
+        else:
+            protocol.rx_ns = None
+            rx.unstamped += 1
+        protocol.data_received(self._view[:n])  # type: ignore[arg-type]  # parsed, not kept
+
+    def write(self, data: bytes) -> None:
+        if self._pending or self._closing:
+            self.writelines((data,))
+            return
+        try:
+            sent = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            self._lose(exc)
+            return
+        if sent < len(data):
+            self._pending.append(data[sent:])
+            self.loop.add_writer(self._fd, self._write_ready)
+
+    def writelines(self, parts: tuple[bytes, ...] | list[bytes]) -> None:
+        """Several pieces (a large body after its head) in one `sendmsg`, no copy."""
+        if self._closing:
+            return
+        if self._pending:
+            self._pending.extend(parts)
+            return
+        try:
+            sent = self.sock.sendmsg(parts)
+        except (BlockingIOError, InterruptedError):
+            sent = 0
+        except OSError as exc:
+            self._lose(exc)
+            return
+        if sent < sum(map(len, parts)):
+            self._pending.append(b"".join(parts)[sent:])
+            self.loop.add_writer(self._fd, self._write_ready)
+
+    def _write_ready(self) -> None:
+        data = b"".join(self._pending)
+        try:
+            sent = self.sock.send(data)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self._lose(exc)
+            return
+        self._pending = [data[sent:]] if sent < len(data) else []
+        if not self._pending:
+            self.loop.remove_writer(self._fd)
+
+    def pause_reading(self) -> None:
+        if self._reading and not self._closing:
+            self._reading = False
+            self.loop.remove_reader(self._fd)
+
+    def resume_reading(self) -> None:
+        if not self._reading and not self._closing:
+            self._reading = True
+            self.loop.add_reader(self._fd, self._read_ready)
+
+    def close(self) -> None:
+        self._lose(None)
+
+    def abort(self) -> None:
+        self._lose(None)
+
+    def _lose(self, exc: Exception | None) -> None:
+        """Close the socket; the protocol hears of it on the next loop turn, as from asyncio."""
+        if self._closing:
+            return
+        self._closing = True
+        self.loop.remove_reader(self._fd)
+        if self._pending:
+            self.loop.remove_writer(self._fd)
+            self._pending = []
+        self.sock.close()
+        self.loop.call_soon(self.protocol.connection_lost, exc)
+
+
 class H1Exchange:
     """One request: the async context manager `Session.post` returns and, once entered, the
     `Response`. Entering takes a connection, writes the request and waits for the headers;
     leaving pools the connection again (or closes it when the answer was not read to its
     end). One object, no extra task: the hot path allocates nothing else per request."""
 
-    __slots__ = ("_conn", "_expired", "_request", "_session", "_timer", "_waiter")
+    __slots__ = ("_conn", "_expired", "_request", "_rx", "_session", "_timer", "_waiter")
 
     def __init__(self, session: H1Session, request: bytes | tuple[bytes, bytes]) -> None:
         self._session = session
@@ -324,6 +565,7 @@ class H1Exchange:
         self._timer: asyncio.TimerHandle | None = None
         self._waiter: asyncio.Future[_Connection | None] | None = None
         self._expired = False
+        self._rx: int | None = None
 
     async def __aenter__(self) -> H1Exchange:
         session = self._session
@@ -339,6 +581,7 @@ class H1Exchange:
             conn.start(self._request)
             while not conn.headers_done:
                 await conn.wait()
+            self._rx = conn.headers_ns
         except BaseException:
             self._finish(False)
             raise
@@ -392,10 +635,16 @@ class H1Exchange:
         assert self._conn is not None
         return self._conn._length
 
+    @property
+    def received_ns(self) -> int | None:
+        """When the bytes handed out last arrived (kernel stamp), or None (loop's clock)."""
+        return self._rx
+
     async def read(self) -> bytes:
         conn = self._conn
         assert conn is not None
         if conn.done:  # the usual case: the whole answer came with its headers
+            self._rx = conn.done_ns
             return conn.take()
         parts: list[bytes] = []
         while not conn.done:
@@ -403,6 +652,7 @@ class H1Exchange:
                 parts.append(conn.take())
             await conn.wait()
         parts.append(conn.take())
+        self._rx = conn.done_ns
         return b"".join(parts)
 
     async def chunks(self) -> AsyncIterator[bytes]:
@@ -410,8 +660,10 @@ class H1Exchange:
         assert conn is not None
         while True:
             if conn.body:
+                self._rx = conn.body_rx[-1]
                 yield conn.take()
             elif conn.done:
+                self._rx = conn.done_ns
                 return
             else:
                 await conn.wait()
@@ -422,16 +674,22 @@ class H1Exchange:
         pending = b""
         while True:
             if conn.body:
-                data = pending + conn.take() if pending else conn.take()
-                start = 0
-                while (end := data.find(b"\n", start)) >= 0:
-                    yield data[start : end + 1]
-                    start = end + 1
-                pending = data[start:]
+                # piece by piece: a line is stamped with the arrival of the piece that ends it
+                parts, stamps = conn.take_parts()
+                for data, stamp in zip(parts, stamps, strict=True):
+                    if pending:
+                        data = pending + data
+                    start = 0
+                    while (end := data.find(b"\n", start)) >= 0:
+                        self._rx = stamp
+                        yield data[start : end + 1]
+                        start = end + 1
+                    pending = data[start:]
             elif conn.done:
                 break
             else:
                 await conn.wait()
+        self._rx = conn.done_ns
         if pending:
             yield pending
 
@@ -439,7 +697,9 @@ class H1Exchange:
 class H1Session:
     """One phase's pool: up to `pool_size` keep-alive connections to the target's host."""
 
-    def __init__(self, target: HttpTarget, pool_size: int) -> None:
+    def __init__(
+        self, target: HttpTarget, pool_size: int, kernel_timestamps: bool = KERNEL_TIMESTAMPS
+    ) -> None:
         parts = urlsplit(target.base_url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"H1Transport speaks plain http:// only (got {target.base_url})")
@@ -465,6 +725,19 @@ class H1Session:
         self.waiters: deque[asyncio.Future[_Connection | None]] = deque()
         self.reconnects = 0
         self.all: set[_Connection] = set()
+        # kernel receive stamps: the clock that converts them, one read buffer for every socket
+        self.rx: _RxClock | None = _RxClock(self.loop) if kernel_timestamps else None
+        self._read_buf = bytearray(_READ_SIZE) if kernel_timestamps else bytearray()
+
+    @property
+    def timestamp_source(self) -> str:
+        """Where this session's receive times came from (phase.json `timestamp_source`):
+        "kernel" (SO_TIMESTAMPNS on every read), "loop" (the clock read when the coroutine
+        resumed), or "kernel+loop" when some reads carried no stamp and took the loop's."""
+        rx = self.rx
+        if rx is None or not rx.stamped:
+            return "loop"
+        return "kernel" if not rx.unstamped else "kernel+loop"
 
     # --- requests --------------------------------------------------------------------------
 
@@ -538,7 +811,10 @@ class H1Session:
             connect_by = loop.time() + self.connect_timeout_s
             async with asyncio.timeout_at(min(deadline, connect_by)):
                 try:
-                    await loop.create_connection(lambda: conn, self.host, self.port)
+                    if self.rx is None:
+                        await loop.create_connection(lambda: conn, self.host, self.port)
+                    else:
+                        await self._open_socket(conn, self.rx)
                 except ConnectionRefusedError:
                     raise
                 except OSError as exc:
@@ -558,6 +834,36 @@ class H1Session:
         conn.on_lost = self._lost
         self.all.add(conn)
         return conn
+
+    async def _open_socket(self, conn: _Connection, rx: _RxClock) -> None:
+        """Connect a socket of our own (as `create_connection` would: each address in turn,
+        TCP_NODELAY) with SO_TIMESTAMPNS on, and give it to `conn` over `_SockTransport`."""
+        loop = self.loop
+        infos = await loop.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM)
+        errors: list[OSError] = []
+        for family, kind, proto, _, address in infos:
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.setblocking(False)
+                if family in (socket.AF_INET, socket.AF_INET6):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+                await loop.sock_connect(sock, address)
+            except OSError as exc:
+                sock.close()
+                errors.append(exc)
+                continue
+            except BaseException:
+                sock.close()
+                raise
+            transport = _SockTransport(loop, sock, conn, rx, self._read_buf)
+            conn.connection_made(cast(asyncio.BaseTransport, transport))
+            return
+        if not errors:
+            raise OSError(f"no address for {self.host}")
+        if all(isinstance(e, ConnectionRefusedError) for e in errors):
+            raise errors[0]
+        raise OSError(errors[0].errno, "; ".join(str(e) for e in errors))
 
     def release(self, conn: _Connection, reusable: bool) -> None:
         if not reusable or conn.closed:
@@ -612,6 +918,8 @@ class H1Session:
             conn.close()
         self.all.clear()
         self.idle.clear()
+        if self.rx is not None:
+            self.rx.close()
 
 
 def _canonical(name: str, existing: Mapping[str, str]) -> str:
@@ -628,11 +936,20 @@ class H1Transport:
     #: tests substitute a subclass that decides when the server closes pooled connections
     session_class: type[H1Session] = H1Session
 
+    def __init__(self, kernel_timestamps: bool | None = None) -> None:
+        """`kernel_timestamps`: None = where the platform has them (Linux); False = the loop's
+        clock (uvloop reads the sockets), as before they existed, for comparison."""
+        self.kernel_timestamps = (
+            KERNEL_TIMESTAMPS
+            if kernel_timestamps is None
+            else (kernel_timestamps and KERNEL_TIMESTAMPS)
+        )
+
     @contextlib.asynccontextmanager
     async def session(
         self, target: HttpTarget, *, pool_size: int, warm: int
     ) -> AsyncIterator[H1Session]:
-        session = self.session_class(target, pool_size)
+        session = self.session_class(target, pool_size, self.kernel_timestamps)
         try:
             await session.warm(target.base_url + WARMUP_PATH, min(warm, session.pool_size))
             yield session

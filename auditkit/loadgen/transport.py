@@ -54,6 +54,13 @@ class Response(Protocol):
         """The declared body length, or None (chunked, streamed, or closed-delimited)."""
         ...
 
+    @property
+    def received_ns(self) -> int | None:
+        """When the bytes handed out last (the headers once entered, then each chunk or line,
+        the whole answer after `read`) arrived, on the transport's clock, as the kernel stamped
+        them; None when the transport cannot tell (the caller reads its clock instead)."""
+        ...
+
     async def read(self) -> bytes:
         """The whole body (callers check `content_length` against their limit first)."""
         ...

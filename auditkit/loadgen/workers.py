@@ -216,8 +216,8 @@ class _WorkerDriver(PhaseDriver):
             if self._produced > position:
                 return query
 
-    def _record(self, attempt: Any) -> None:
-        super()._record(attempt)
+    def _record(self, attempt: Any, arrived: int | None = None) -> None:
+        super()._record(attempt, arrived)
         self.shared.done[self.job.worker] = len(self.recorder)
 
     async def issue(self) -> None:
@@ -246,6 +246,7 @@ class _WorkerDriver(PhaseDriver):
                     task.cancel()
                 await asyncio.gather(main, stopper, lag, return_exceptions=True)
                 self.reconnects = getattr(s, "reconnects", 0)
+                self.timestamp_source = getattr(s, "timestamp_source", None)
             if not stopped and (error := main.exception()) is not None:
                 raise error
         return stopped
@@ -289,7 +290,15 @@ def _worker_main(job: _Job, shared: _Shared, results: Any) -> None:
         with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
             stopped = runner.run(driver.run(asyncio.Event()))
         driver.recorder.close()
-        report = (job.worker, None, stopped, driver.lags, driver.reconnects, driver.outputs)
+        report = (
+            job.worker,
+            None,
+            stopped,
+            driver.lags,
+            driver.reconnects,
+            driver.outputs,
+            driver.timestamp_source,
+        )
         results.put(report)
     except BaseException as exc:  # reported to the parent, which raises it
         shared.ready.release()  # never leave the parent waiting for a start that failed
@@ -427,8 +436,15 @@ def summarize_reports(
         started_at=started_at,
     )
     reconnects = sum(int(r[4]) for r in reports)
+    # the workers' receive-time sources (a process report's 7th field; Ray's do not say)
+    parts = {p for r in reports if len(r) > 6 and r[6] for p in r[6].split("+")}
+    source = "+".join(p for p in ("kernel", "loop") if p in parts) or None
     return summary.model_copy(
-        update={"request_settings": target.settings(), "reconnects": reconnects}
+        update={
+            "request_settings": target.settings(),
+            "reconnects": reconnects,
+            "timestamp_source": source,
+        }
     )
 
 

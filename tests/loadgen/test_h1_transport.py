@@ -6,6 +6,7 @@ transports)."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import gzip
 import json
@@ -19,9 +20,15 @@ import pytest
 
 from auditkit.data import Dataset, SampleOrder
 from auditkit.endpoints.openai import ChatAdapter, CompletionsAdapter
-from auditkit.loadgen import HttpTarget, run_phase
-from auditkit.loadgen.h1_transport import H1Session
+from auditkit.loadgen import HttpTarget, h1_transport, run_phase
+from auditkit.loadgen.h1_transport import (
+    KERNEL_TIMESTAMPS,
+    H1Session,
+    H1Transport,
+    realtime_offset,
+)
 from auditkit.plan import LoadPattern, RunSpec
+from auditkit.results import PhaseResult
 
 COMPLETION = json.dumps(
     {"choices": [{"index": 0, "text": " hello", "finish_reason": "length"}], "usage": {}}
@@ -247,3 +254,79 @@ def test_a_header_with_a_line_break_is_bad_input() -> None:
 
     with pytest.raises(ValidationError, match="line break"):
         EndpointConfig(headers={"X-Trace": "a\r\nX-Injected: 1"})
+
+
+# --- receive times: kernel stamps (SO_TIMESTAMPNS) and the loop's clock ----------------------
+
+kernel_only = pytest.mark.skipif(not KERNEL_TIMESTAMPS, reason="kernel receive stamps: Linux")
+
+
+def _phase(server: ScriptedServer, dataset: Dataset, transport: H1Transport) -> PhaseResult:
+    load = LoadPattern("offline", max_concurrency=2)
+    spec = RunSpec("p", SampleOrder.with_replacement(0), 6, load)
+    adapter = CompletionsAdapter("m", 4, 0.0, False)
+    return run_phase(spec, dataset, adapter, HttpTarget(server.url), transport=transport)
+
+
+@pytest.mark.timing
+@kernel_only
+def test_an_answer_the_loop_reads_late_is_timed_when_it_arrived() -> None:
+    """The loop is blocked while the answer arrives: the kernel's stamp says when it came; on
+    the loop's clock the transport cannot tell (the driver then reads its clock, late)."""
+
+    async def exchange(kernel: bool) -> tuple[int, int | None, int]:
+        transport = H1Transport(kernel_timestamps=kernel)
+        async with transport.session(HttpTarget(server.url), pool_size=1, warm=1) as session:
+            asyncio.get_running_loop().call_soon(time.sleep, 0.3)  # runs once the request is out
+            sent = time.perf_counter_ns()
+            async with session.post(server.url + "/v1/completions", b"{}") as resp:
+                await resp.read()
+                return sent, resp.received_ns, time.perf_counter_ns()
+
+    with serving(lambda line, n: [answer(COMPLETION)]) as server:
+        sent, arrived, read = asyncio.run(exchange(True))
+        assert arrived is not None and read - sent >= 300_000_000
+        assert 0 < arrived - sent < 150_000_000  # answered at once, while the loop slept
+        assert asyncio.run(exchange(False))[1] is None
+
+
+@kernel_only
+def test_phase_json_says_which_clock_timed_the_answers(dataset: Dataset) -> None:
+    with serving(lambda line, n: [answer(COMPLETION)]) as server:
+        kernel = _phase(server, dataset, H1Transport())
+        loop = _phase(server, dataset, H1Transport(kernel_timestamps=False))
+    assert kernel.summary.timestamp_source == "kernel"
+    assert loop.summary.timestamp_source == "loop"
+    for phase in (kernel, loop):
+        r = phase.records
+        assert (r["status"] == "ok").all()
+        assert (r["sent_ns"] < r["first_byte_ns"]).all()
+        assert (r["first_byte_ns"] <= r["completed_ns"]).all()
+
+
+def test_without_kernel_stamps_the_loop_clock_times_the_answers(
+    dataset: Dataset, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fallbacks: a platform without SO_TIMESTAMPNS uses uvloop's transport; a socket whose
+    reads carry no stamp (the option set is another one here) reads the loop's clock."""
+    with serving(lambda line, n: [answer(COMPLETION)]) as server:
+        monkeypatch.setattr(h1_transport, "_SO_TIMESTAMPNS", socket.SO_KEEPALIVE)
+        monkeypatch.setattr(h1_transport, "KERNEL_TIMESTAMPS", True)
+        unstamped = _phase(server, dataset, H1Transport())
+        monkeypatch.setattr(h1_transport, "KERNEL_TIMESTAMPS", False)
+        elsewhere = _phase(server, dataset, H1Transport())
+    for phase in (unstamped, elsewhere):
+        assert phase.summary.timestamp_source == "loop"
+        r = phase.records
+        assert (r["status"] == "ok").all()
+        assert (r["sent_ns"] < r["first_byte_ns"]).all()
+        assert (r["first_byte_ns"] <= r["completed_ns"]).all()
+
+
+def test_the_realtime_offset_puts_a_wall_clock_reading_on_perf_counter() -> None:
+    offset, uncertainty = realtime_offset()
+    before = time.perf_counter_ns()
+    real = time.time_ns()
+    after = time.perf_counter_ns()
+    slack = uncertainty + 1_000_000  # a preempted bracket on a loaded machine
+    assert before - slack <= real - offset <= after + slack

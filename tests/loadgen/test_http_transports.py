@@ -91,7 +91,9 @@ def test_streaming_records_ttft_before_completion(
     r = result.records
     assert (r["status"] == "ok").all()
     assert (r["first_token_ns"] >= r["first_byte_ns"]).all()
-    assert (r["ttft_ns"] < r["latency_ns"]).all()
+    # never after completion; equal when the whole stream came in one read (h1's kernel stamps
+    # time a read by its last packet: the in-process mock's events often arrive together)
+    assert (r["ttft_ns"] <= r["latency_ns"]).all()
     assert result.summary.ttft is not None
 
 

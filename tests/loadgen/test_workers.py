@@ -17,6 +17,7 @@ from auditkit.config import LoadConfig, MockConfig
 from auditkit.data import Dataset, SampleOrder
 from auditkit.endpoints.openai import CompletionsAdapter
 from auditkit.loadgen import HttpTarget, run_phase
+from auditkit.loadgen.h1_transport import KERNEL_TIMESTAMPS
 from auditkit.loadgen.workers import (
     auto_workers,
     phase_workers,
@@ -84,6 +85,10 @@ def test_server_arrivals_are_one_schedule_dealt_to_workers(dataset: Dataset) -> 
     assert (two["worker"] == two["query_id"] % 2).all()  # dealt round robin
     # one clock: no query is sent before its arrival, whichever process sent it
     assert (two["sent_ns"] >= two["scheduled_ns"]).all()
+    # each process timed its answers as one would (phase.json says how), after sending them
+    source = "kernel" if KERNEL_TIMESTAMPS else "loop"
+    assert [r.summary.timestamp_source for r in results] == [source, source]
+    assert (two["completed_ns"] > two["sent_ns"]).all()
 
 
 @pytest.mark.slow

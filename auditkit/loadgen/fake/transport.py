@@ -89,6 +89,9 @@ Handler = Callable[[FakeRequest], FakeResponse | Awaitable[FakeResponse]]
 class FakeBody:
     """A `FakeResponse` seen through the loadgen `Response` protocol."""
 
+    #: the virtual clock is exact when the driver reads it: nothing arrives "earlier"
+    received_ns: int | None = None
+
     def __init__(self, response: FakeResponse) -> None:
         self.status = response.status
         self.headers: Mapping[str, str] = response.headers
