@@ -35,7 +35,9 @@ FAIL    never-seen controls (the control phase: prompts synthesised at run time,
           per output token when output lengths differ), so the repeated sample's own cost
           cancels; the first factor's bootstrap resamples block pairs (16 contiguous blocks
           when the phases did not alternate), the second 16 contiguous blocks of the control
-          phase's pairs. Without one, S is the first factor alone (not cost-matched)
+          phase's pairs. Without one, S is the first factor alone (not cost-matched). Where
+          a query's time is mostly a server queue's wait (offline, saturated) the second
+          factor tends to 1 and S carries the queue's composition, as upstream's score does
 PASS    no check fires, and the score interval lies below 1 + threshold, or (control phase)
           both control arms' intervals and the cost-matched S's do: every ratio that route
           reads compares prompts of equal cost. S is what covers the audit blocks: the control
