@@ -68,6 +68,11 @@ ROWS = (
         {"cache": "output", "behaviour": {"cache_normalize": True}}),
     Row("partial cache (every 4th repeat recomputed)", "FAIL",
         {"cache": "output", "behaviour": {"cache_miss_every": 4}}),
+    Row("partial cache (every 2nd repeat recomputed)", "FAIL",
+        {"cache": "output", "behaviour": {"cache_miss_every": 2}}),
+    # hits only back to back (the audit blocks), never in the control phase
+    Row("cache of the previous prompt only (prefill ~40%)", "FAIL",
+        {"cache": "last-prompt", "prefill_us_per_token": 50.0}),
     Row("request coalescing", "FAIL", {"behaviour": {"coalesce": True}},
         expected_by_scenario={"single-stream": "PASS"}),
     Row("prefix cache (prefill ~40% of a request)", "FAIL",

@@ -33,6 +33,8 @@ SCENARIO = {
     "TTL cache (1 s)": "offline",
     "key-normalising cache": "offline",
     "partial cache (every 4th repeat recomputed)": "single-stream",
+    "partial cache (every 2nd repeat recomputed)": "single-stream",
+    "cache of the previous prompt only (prefill ~40%)": "single-stream",
     "request coalescing": "offline",
     "prefix cache (prefill ~40% of a request)": "offline",
     "pre-populated cache, --no-salt": "offline",

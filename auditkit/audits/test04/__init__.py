@@ -497,7 +497,12 @@ def _decision_line(decision: Decision) -> str:
             f"{interval_text(view.ci_low, view.ci_high, view.limit)} vs limit {view.limit:g}"
         )
     partial = decision.partial_cache
-    if partial is not None and partial.median_speedup is not None:
+    if partial is not None and partial.median_speedup is not None and partial.matched:
+        # the arms' PASS route reads this interval too: show it
+        shown = interval_text(partial.ci_low, partial.ci_high, view.limit if view else 1.0)
+        speedup = f"{partial.median_speedup:.3g}×"
+        text += f"; repeated-sample median {speedup} faster, cost-matched {shown}"
+    elif partial is not None and partial.median_speedup is not None:
         text += f"; repeated-sample median {partial.median_speedup:.3g}× the fresh ones'"
     if decision.queries_needed:
         text += f"; about {decision.queries_needed} more queries would settle it"

@@ -3,15 +3,15 @@
 levels  a FAIL and a PASS are wrong in different worlds, so each has its own α = 0.05:
         a FAIL is wrong only on a server without a cache, where *any* of the C FAIL checks
           that have data in this run may fire by chance (C = 5 by default: score interval,
-          partial cache, twins and the two control arms; none is set aside by what the design
-          assumes a cache can do): each check's lower tail at look k is
+          partial cache (S below), twins and the two control arms; none is set aside by what
+          the design assumes a cache can do): each check's lower tail at look k is
             a_k = (α(t_k) − α(t_{k−1})) / C
         a PASS is wrong only when a cache lifted some ratio above the limit; a PASS route needs
           *every* ratio it reads below the limit (an intersection-union test: the upper bound
           of a ratio truly above the limit falls below it with chance <= b_k, whatever the
           others do, so no split over them); the R routes (score interval; control arms with
-          the partial check: R = 2 when the control phase ran, else 1) are a union: each
-          interval's upper tail is
+          the cost-matched partial check: R = 2 when the control phase ran, else 1) are a
+          union: each interval's upper tail is
             b_k = (α(t_k) − α(t_{k−1})) / R
         α(t) = 2 − 2Φ(z₁₋α/₂ / √t) (Lan-DeMets, O'Brien-Fleming type); t_k the planned
           information at look k: (1 + (k−1)/2) / (1 + (K−1)/2), each extra round adding half a
@@ -28,12 +28,22 @@ FAIL    never-seen controls (the control phase: prompts synthesised at run time,
           pair ratio > 1 + threshold (salted or not: a cache may ignore the salt);
         or the interval of the score ratio (tails a_k below, b_k above; a block bootstrap
           of the very estimator upstream scores with) lies above 1 + threshold;
-        or a partial cache: the interval of the repeated sample's median speed-up over fresh
-          samples (block bootstrap, 16 contiguous blocks; over block pairs when the phases
-          ran as alternating pairs) lies above 1 + threshold
-PASS    no check fires, and the score interval lies below 1 + threshold or both control arms'
-          intervals and the partial check's do (the arms compare prompts of equal cost: no
-          length bias)
+        or a partial cache: the interval of the audit blocks' repeats' median speed-up lies
+          above 1 + threshold. With a control phase it is cost-matched:
+            S = [med(fresh rows) / med(repeats)] / [med(C_dataset) / med(C_repeated)]
+          (C_x: the never-seen prompts paired with x, as long and with the same max_tokens;
+          per output token when output lengths differ), so the repeated sample's own cost
+          cancels; the first factor's bootstrap resamples block pairs (16 contiguous blocks
+          when the phases did not alternate), the second 16 contiguous blocks of the control
+          phase's pairs. Without one, S is the first factor alone (not cost-matched). Where
+          a query's time is mostly a server queue's wait (offline, saturated) the second
+          factor tends to 1 and S carries the queue's composition, as upstream's score does
+PASS    no check fires, and the score interval lies below 1 + threshold, or (control phase)
+          both control arms' intervals and the cost-matched S's do: every ratio that route
+          reads compares prompts of equal cost. S is what covers the audit blocks: the control
+          phase never repeats back to back, and in a server queue a pair's ratio dilutes a
+          cheaper-but-queued repeat (a prefix cache that doubles offline throughput read
+          1.02 on the repeated arm). Without a control phase only the score interval can PASS
 INCONCLUSIVE  otherwise: the look did not settle it (with the queries that would)
 INVALID whenever upstream's rule says INVALID (a phase that is not a valid result), except
         a late client loop alone (the client guard's event-loop lag, every query complete):
@@ -123,11 +133,20 @@ class ControlArm(Evidence):
 
 class PartialCacheCheck(Evidence):
     """Repeated sample vs fresh samples: the ratio of their median service times, with an
-    interval from a block bootstrap (queries that queue together stay together)."""
+    interval from a block bootstrap (queries that queue together stay together). `matched`:
+    divided by the same ratio between never-seen prompts as long as each (the control phase),
+    so the repeated sample's own cost cancels and an honest server centres on 1.0."""
 
     median_speedup: float | None = None
     ci_low: float | None = None
     ci_high: float | None = None
+    #: cost-matched (the control phase ran): `median_speedup` is corrected by `cost_ratio`
+    matched: bool = False
+    #: never-seen prompts as long as fresh rows / as long as the repeated sample (median
+    #: times): the speed-up the repeated sample's own cost alone gives (None: not matched)
+    cost_ratio: float | None = None
+    #: "service time" or "service time per output token" (output lengths differed)
+    measure: str = "service time"
     #: one-sided Mann-Whitney U, for reference only: it assumes independent queries, which a
     #: server's shared queue breaks, so the decision uses the interval
     p_value: float | None = None
@@ -251,6 +270,47 @@ def _pairs(originals: pd.DataFrame, twins: pd.DataFrame) -> np.ndarray:
     return np.array(ratios, dtype=float)
 
 
+#: one control-phase pair: (arm, measured (service, output, prompt tokens), control (same))
+_Pair = tuple[str, tuple[float, float, float], tuple[float, float, float]]
+
+
+def _control_pairs(controls: pd.DataFrame, audit_index: int | None) -> list[_Pair]:
+    """The control phase's pairs in the order they were issued: each control with the measured
+    query issued just before it (both completed), "repeated" when that is row `audit_index`."""
+    if controls.empty or audit_index is None:
+        return []
+    frame = controls.sort_values("sent_ns", kind="stable")
+    frame = frame[frame["variant"].isin(["main", "control"])]
+    rows = list(
+        zip(
+            frame["variant"], frame["sample_index"], frame["status"], frame["sent_ns"],
+            frame["completed_ns"], frame["output_tokens"], frame["prompt_tokens"], strict=True,
+        )
+    )  # fmt: skip
+    out: list[_Pair] = []
+    for before, after in itertools.pairwise(rows):
+        if before[0] != "main" or after[0] != "control" or before[1] != after[1]:
+            continue
+        if before[2] != "ok" or after[2] != "ok":
+            continue
+        arm = "repeated" if before[1] == audit_index else "dataset"
+        measured = (float(before[4] - before[3]), _num(before[5]), _num(before[6]))
+        control = (float(after[4] - after[3]), _num(after[5]), _num(after[6]))
+        out.append((arm, measured, control))
+    return out
+
+
+def _output_differs(a: np.ndarray, b: np.ndarray) -> bool:
+    """Median output-token counts this far apart (OUTPUT_TOLERANCE): the forced output length
+    did not hold, so compare time per output token (unknown counts: never)."""
+    a_out, b_out = _nan_median(a), _nan_median(b)
+    return a_out > 0 and b_out > 0 and abs(a_out - b_out) / max(a_out, b_out) > OUTPUT_TOLERANCE
+
+
+def _per_token(times: np.ndarray, outputs: np.ndarray) -> np.ndarray:
+    return times / np.where(outputs > 0, outputs, np.nan)
+
+
 def control_arm(
     controls: pd.DataFrame, arm: str, audit_index: int | None, tails: tuple[float, float],
     limit: float, seed: int = 0,
@@ -260,38 +320,15 @@ def control_arm(
     the whole interval (tails (lower, upper); a bootstrap of contiguous blocks of pairs, as
     queries that queue together stay together) lies above `limit`."""
     out = ControlArm(arm=arm)
-    if controls.empty or audit_index is None:
-        return out
-    frame = controls.sort_values("sent_ns", kind="stable")
-    frame = frame[frame["variant"].isin(["main", "control"])]
-    rows = list(
-        zip(
-            frame["variant"], frame["sample_index"], frame["status"], frame["sent_ns"],
-            frame["completed_ns"], frame["output_tokens"], frame["prompt_tokens"], strict=True,
-        )
-    )  # fmt: skip
-    measured: list[tuple[float, float, float]] = []  # (service, output tokens, prompt tokens)
-    control: list[tuple[float, float, float]] = []
-    for before, after in itertools.pairwise(rows):
-        if before[0] != "main" or after[0] != "control" or before[1] != after[1]:
-            continue
-        if (before[1] == audit_index) != (arm == "repeated"):
-            continue
-        if before[2] != "ok" or after[2] != "ok":
-            continue
-        measured.append((float(before[4] - before[3]), _num(before[5]), _num(before[6])))
-        control.append((float(after[4] - after[3]), _num(after[5]), _num(after[6])))
-    if len(measured) < MIN_PAIRS:
-        return out.model_copy(update={"pairs": len(measured)})
-    m, c = np.array(measured), np.array(control)
+    pairs = [(m, c) for a, m, c in _control_pairs(controls, audit_index) if a == arm]
+    if len(pairs) < MIN_PAIRS:
+        return out.model_copy(update={"pairs": len(pairs)})
+    m, c = np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs])
     measure = "service time"
-    m_out, c_out = _nan_median(m[:, 1]), _nan_median(c[:, 1])
     m_time, c_time = m[:, 0], c[:, 0]
-    if m_out > 0 and c_out > 0 and abs(m_out - c_out) / max(m_out, c_out) > OUTPUT_TOLERANCE:
-        # the forced output length did not hold: compare time per output token
+    if _output_differs(m[:, 1], c[:, 1]):
         measure = "service time per output token"
-        m_time = m_time / np.where(m[:, 1] > 0, m[:, 1], np.nan)
-        c_time = c_time / np.where(c[:, 1] > 0, c[:, 1], np.nan)
+        m_time, c_time = _per_token(m_time, m[:, 1]), _per_token(c_time, c[:, 1])
     ratios = c_time / np.maximum(m_time, 1.0)
     ratios = ratios[np.isfinite(ratios)]
     if len(ratios) < MIN_PAIRS:
@@ -343,13 +380,30 @@ def partial_cache_check(
     tails: tuple[float, float],
     limit: float,
     seed: int = 0,
+    controls: pd.DataFrame | None = None,
+    audit_index: int | None = None,
 ) -> PartialCacheCheck:
     """Is the repeated sample served faster than fresh ones in the middle of the distribution
     (where a cache that misses now and then still shows, and one outlier does not)? Fires when
-    the whole interval of the median speed-up (tails (lower, upper)) is above `limit`."""
+    the whole interval of the median speed-up (tails (lower, upper)) is above `limit`.
+
+    With a control phase (`controls`, each arm at least MIN_PAIRS pairs) the speed-up is
+    cost-matched: divided by the median time of never-seen prompts as long as fresh rows over
+    that of never-seen prompts as long as the repeated sample (the speed-up its own cost
+    alone gives), each factor with its own bootstrap, so the interval carries both."""
     fresh_frame = _ok_sorted(_variant(reference, "main"))
     repeated_frame = _ok_sorted(audit)
-    fresh, repeated = _service(fresh_frame), _service(repeated_frame)
+    pairs = _control_pairs(controls, audit_index) if controls is not None else []
+    arms = {a: np.array([c for arm, _, c in pairs if arm == a]) for a in ("repeated", "dataset")}
+    matched = all(len(v) >= MIN_PAIRS for v in arms.values())
+    per_token = matched and (
+        _output_differs(_outputs(repeated_frame), arms["repeated"][:, 1])
+        or _output_differs(_outputs(fresh_frame), arms["dataset"][:, 1])
+    )
+    if per_token:
+        fresh_frame = fresh_frame[_outputs(fresh_frame) > 0]
+        repeated_frame = repeated_frame[_outputs(repeated_frame) > 0]
+    fresh, repeated = _service(fresh_frame, per_token), _service(repeated_frame, per_token)
     if len(fresh) < 2 * PARTIAL_BLOCKS or len(repeated) < 2 * PARTIAL_BLOCKS:
         return PartialCacheCheck()
     if np.median(repeated) <= 0:
@@ -357,30 +411,73 @@ def partial_cache_check(
     speedup = float(np.median(fresh) / np.median(repeated))
     p_value = mann_whitney_less(repeated, fresh)
     rng = np.random.default_rng(seed)
-    pairs = paired_blocks(fresh_frame, repeated_frame)
-    if pairs is not None:
+    blocks = paired_blocks(fresh_frame, repeated_frame)
+    if blocks is not None:
         # alternating blocks: resample the pairs, so a busy spell in one phase's block widens
         # the interval instead of reading as a speed-up
-        fresh_by = [_service(fresh_frame[fresh_frame["block"] == b]) for b in pairs]
-        repeated_by = [_service(repeated_frame[repeated_frame["block"] == b]) for b in pairs]
-        picks = pair_picks(len(pairs), rng)
+        fresh_by = [_service(fresh_frame[fresh_frame["block"] == b], per_token) for b in blocks]
+        repeated_by = [
+            _service(repeated_frame[repeated_frame["block"] == b], per_token) for b in blocks
+        ]
+        picks = pair_picks(len(blocks), rng)
         fresh_reps, repeated_reps = _medians(fresh_by, picks), _medians(repeated_by, picks)
     else:
         fresh_reps = _block_medians(fresh, rng)
         repeated_reps = _block_medians(repeated, rng)
-    ratios = fresh_reps / np.maximum(repeated_reps, 1.0)
-    low, high = (float(x) for x in np.quantile(ratios, [tails[0], 1 - tails[1]]))
+    scale = 1e-6 if per_token else 1.0  # per-token times are small: floor at a µs, not a ns
+    ratios = fresh_reps / np.maximum(repeated_reps, scale)
+    update: dict[str, object] = {}
+    if matched:
+        cost, cost_reps = _cost_ratio(pairs, per_token, rng)
+        speedup, ratios = speedup / cost, ratios / cost_reps
+        update = {
+            "matched": True,
+            "cost_ratio": cost,
+            "measure": "service time per output token" if per_token else "service time",
+        }
+    low, high = (float(x) for x in np.nanquantile(ratios, [tails[0], 1 - tails[1]]))
     return PartialCacheCheck(
-        median_speedup=speedup, ci_low=low, ci_high=high, p_value=p_value, fired=low > limit
-    )
+        median_speedup=speedup, ci_low=low, ci_high=high, p_value=p_value, fired=low > limit,
+        **update,
+    )  # fmt: skip
+
+
+def _cost_ratio(
+    pairs: list[_Pair], per_token: bool, rng: np.random.Generator
+) -> tuple[float, np.ndarray]:
+    """Median time of the dataset arm's controls / the repeated arm's, and its bootstrap
+    replicates: PARTIAL_BLOCKS contiguous blocks of the control phase's pairs (both arms, as
+    they were issued: the phase's busy spells stay inside a block), resampled together."""
+    times = np.array([c[0] / c[1] if per_token else c[0] for _, _, c in pairs], dtype=float)
+    is_rep = np.array([arm == "repeated" for arm, _, _ in pairs])
+    keep = np.isfinite(times) & (times > 0)
+    times, is_rep = times[keep], is_rep[keep]
+    point = float(np.median(times[~is_rep]) / np.median(times[is_rep]))
+    chunks = np.array_split(np.arange(len(times)), PARTIAL_BLOCKS)
+    rep_parts = [times[c][is_rep[c]] for c in chunks]
+    dat_parts = [times[c][~is_rep[c]] for c in chunks]
+    picks = rng.integers(0, len(chunks), size=(BOOTSTRAP_ROUNDS, len(chunks)))
+    # a replicate whose picked blocks hold no pair of one arm (only with very few pairs) has
+    # an infinite median there: it counts as no evidence either way (ratio NaN, left out)
+    rep_reps, dat_reps = _medians(rep_parts, picks), _medians(dat_parts, picks)
+    with np.errstate(invalid="ignore"):
+        reps = dat_reps / rep_reps
+    return point, np.where(np.isfinite(reps), reps, np.nan)
+
+
+def _outputs(frame: pd.DataFrame) -> np.ndarray:
+    if "output_tokens" not in frame.columns:
+        return np.full(len(frame), np.nan)
+    return pd.to_numeric(frame["output_tokens"], errors="coerce").to_numpy(dtype=float)
 
 
 def _ok_sorted(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[frame["status"] == "ok"].sort_values("completed_ns")
 
 
-def _service(frame: pd.DataFrame) -> np.ndarray:
-    return (frame["completed_ns"] - frame["sent_ns"]).to_numpy(dtype=float)
+def _service(frame: pd.DataFrame, per_token: bool = False) -> np.ndarray:
+    times = (frame["completed_ns"] - frame["sent_ns"]).to_numpy(dtype=float)
+    return _per_token(times, _outputs(frame)) if per_token else times
 
 
 def _block_medians(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -521,7 +618,7 @@ def decide_with_certainty(
         )
         return lag_rule(reference, audit, controls, lag, judge, why)
     control = control_check(reference, level, limit, salted)
-    partial = partial_cache_check(reference, audit, tails, limit, seed)
+    partial = partial_cache_check(reference, audit, tails, limit, seed, controls, audit_index)
     view = statistical_view(reference, audit, scenario, threshold, seed=seed, tails=tails)
     frame = controls if controls is not None else reference.iloc[0:0]
     repeated = control_arm(frame, "repeated", audit_index, tails, limit, seed)
@@ -557,11 +654,14 @@ def decide_with_certainty(
             f"{repeated.pairs} pairs): repeated samples are served from a cache (results cached)"
         )
         return Decision(verdict="FAIL", reason=reason, **checks, **base)
-    # the control phase never repeats the sample back to back, as the audit blocks do: a
-    # cache that only reuses the previous prompt hides there, so the audit blocks' own repeats
-    # must be no faster than fresh samples in the middle of the distribution too
+    # the arms' route reads only cost-matched comparisons: the two arms, and the audit blocks'
+    # own repeats against never-seen prompts as long (the matched partial check). The control
+    # phase never repeats the sample back to back, as the audit blocks do, and in a queue a
+    # pair's ratio dilutes a cheaper-but-queued repeat: the arms alone cannot vouch for the
+    # audit blocks
     controls_clear = (
-        partial.ci_high is not None
+        partial.matched
+        and partial.ci_high is not None
         and partial.ci_high < limit
         and repeated.ci_high is not None
         and fresh.ci_high is not None
@@ -583,9 +683,14 @@ def decide_with_certainty(
         )
         return Decision(verdict="FAIL", reason=reason, **checks, **base)
     if partial.fired and partial.median_speedup is not None:
+        than = (
+            "fresh samples', cost-matched by never-seen prompts as long as each"
+            if partial.matched
+            else "fresh samples'"
+        )
         reason = (
             f"the repeated sample's median service time is {partial.median_speedup:.3g}× faster "
-            f"than fresh samples' "
+            f"than {than} "
             f"(interval {interval_text(partial.ci_low, partial.ci_high, limit)}), "
             f"beyond the {limit:g} limit, though the official score does not show it: a cache "
             "that serves most repeats (partial cache)"
@@ -596,16 +701,19 @@ def decide_with_certainty(
         score = f"the audit/reference score ratio is {view.ratio:.3g}, interval {interval} " + (
             f"below the {limit:g} limit" if view.ci_high < limit else "not above the limit"
         )
-        matched = (
-            f", the repeated sample and dataset prompts no faster than never-seen prompts of "
-            f"the same cost (intervals up to {repeated.ci_high:.3g} and {fresh.ci_high:.3g})"
-            if controls_clear
-            else ""
-        )
-        reason = (
-            f"{score}{matched}, and the repeated sample is not served faster in the middle of "
-            "its distribution: no caching detected"
-        )
+        if controls_clear:
+            matched = (
+                f", the repeated sample and dataset prompts no faster than never-seen prompts "
+                f"of the same cost (intervals up to {repeated.ci_high:.3g} and "
+                f"{fresh.ci_high:.3g}), and the audit blocks' repeats no faster than that either "
+                f"in the middle of their distribution (up to {partial.ci_high:.3g})"
+            )
+            reason = f"{score}{matched}: no caching detected"
+        else:
+            reason = (
+                f"{score}, and the repeated sample is not served faster in the middle of its "
+                "distribution: no caching detected"
+            )
         if not reliable:
             reason += " (below the minimum queries: not reliable)"
         return Decision(verdict="PASS", reason=reason, **checks, **base)

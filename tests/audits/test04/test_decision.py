@@ -295,3 +295,56 @@ def test_alpha_is_spent_over_the_looks_and_split_over_checks_for_fail_only() -> 
     assert decision.pass_level == pytest.approx(levels[-1] / 2)  # type: ignore[attr-defined]
     view = decision.interval  # type: ignore[attr-defined]
     assert view.confidence == pytest.approx(1 - levels[-1] / 4 - levels[-1] / 2)
+
+
+def _matched_controls(rep_ms: float, fresh_ms: float, seed: int) -> pd.DataFrame:
+    """An honest control phase: the repeated row (rep_ms) and fresh rows (fresh_ms) by turns,
+    each followed by a never-seen prompt as costly."""
+    measured = np.where(np.arange(128) % 2 == 0, rep_ms, fresh_ms) * _noisy(128, 1, seed, 0.05)
+    control = np.where(np.arange(128) % 2 == 0, rep_ms, fresh_ms) * _noisy(128, 1, seed + 1, 0.05)
+    return _controls(measured, control, audit_index=3)
+
+
+def test_the_partial_check_is_cost_matched_when_the_control_phase_ran() -> None:
+    """A repeated sample 15 % cheaper than the fresh rows' median, on an honest server: the
+    raw speed-up is 1.15 (its own cost), the never-seen prompts as long show the same 1.15, so
+    the matched speed-up centres on 1.0 and the arms' route PASSes though the score straddles."""
+    ref, aud = _phase(_noisy(256, 10, 70, 0.3)), _phase(_noisy(256, 10 / 1.15, 71, 0.3))
+    plain = _decide(ref, aud)
+    assert plain.partial_cache.matched is False  # type: ignore[attr-defined]
+    assert plain.partial_cache.median_speedup > 1.1  # type: ignore[attr-defined]
+    assert plain.verdict == "INCONCLUSIVE", plain.reason  # type: ignore[attr-defined]
+    controls = _matched_controls(10 / 1.15, 10, 72)
+    decision = _decide(ref, aud, controls=controls, audit_index=3)
+    partial = decision.partial_cache  # type: ignore[attr-defined]
+    assert partial.matched and partial.cost_ratio == pytest.approx(1.15, rel=0.05)
+    assert partial.ci_low < 1.0 < partial.ci_high < 1.2
+    assert decision.verdict == "PASS", decision.reason  # type: ignore[attr-defined]
+    assert decision.fail_checks == 4  # type: ignore[attr-defined]  # no twins: one partial check
+
+
+def test_clear_arms_do_not_pass_a_speed_up_only_the_audit_blocks_show() -> None:
+    """A cache of the previous prompt only: the audit blocks' repeats are 1.2× faster (right at
+    the limit), the control phase never repeats back to back, so both arms are clear. The arms'
+    route also needs the matched partial check below the limit: INCONCLUSIVE, never PASS."""
+    ref, aud = _phase(_noisy(256, 10, 73, 0.3)), _phase(_noisy(256, 10 / 1.2, 74, 0.3))
+    decision = _decide(ref, aud, controls=_matched_controls(10, 10, 75), audit_index=3)
+    assert decision.repeated_vs_control.ci_high < 1.2  # type: ignore[attr-defined]
+    assert decision.dataset_vs_control.ci_high < 1.2  # type: ignore[attr-defined]
+    assert decision.partial_cache.ci_high > 1.2  # type: ignore[attr-defined]
+    assert decision.verdict in ("INCONCLUSIVE", "FAIL"), decision.reason  # type: ignore[attr-defined]
+
+
+def test_a_partial_cache_of_back_to_back_repeats_fails_on_the_matched_check() -> None:
+    """70 % of the audit blocks' repeats served from a cache of the previous prompt, none in the
+    control phase: the p90 estimate lands on a miss, the arms are clear, the matched median
+    speed-up fires."""
+    rng = np.random.default_rng(76)
+    audit = np.where(rng.random(256) < 0.3, _noisy(256, 10, 77), _noisy(256, 1, 78))
+    decision = _decide(
+        _phase(_noisy(256, 10, 79)), _phase(audit), controls=_matched_controls(10, 10, 80),
+        audit_index=3,
+    )  # fmt: skip
+    assert decision.verdict == "FAIL", decision.reason  # type: ignore[attr-defined]
+    assert "cost-matched" in decision.reason  # type: ignore[attr-defined]
+    assert not decision.repeated_vs_control.fired  # type: ignore[attr-defined]
