@@ -300,8 +300,9 @@ class PhaseRunner:
         self.progress = progress
         self.say = say
         self.guard = prepared.cfg.load.client_guard and transport is None
-        #: the client's ceiling by (concurrency, client delay), calibrated when a phase needs it
-        self.ceilings: dict[tuple[int, float], float] = {}
+        #: the client's ceiling by (concurrency, client delay, streamed, tokens a response),
+        #: calibrated when a phase needs it
+        self.ceilings: dict[tuple[int, float, bool, int], float] = {}
         #: the fastest rate a phase reached against this endpoint, in this run or an earlier
         #: audit of the same process (a suite's): workers: auto sizes offline phases by it
         self.fastest: float | None = _FASTEST.get(http.base_url)
@@ -322,15 +323,22 @@ class PhaseRunner:
         load = spec.load
         if not self.guard or load.scenario not in SPLITTABLE:
             return None
-        key = (load.max_concurrency, load.client_delay_ms)
+        # calibrated as the phase reads its responses: a streamed one parses every chunk
+        stream = self.adapter.stream if spec.stream is None else spec.stream
+        tokens = self.prepared.cfg.endpoint.max_tokens if stream else 1
+        key = (load.max_concurrency, load.client_delay_ms, stream, tokens)
         if key not in self.ceilings:
+            concurrency, delay = key[:2]
             try:
-                self.ceilings[key] = client_ceiling(*key, resolve_client(self.http))
+                self.ceilings[key] = client_ceiling(
+                    concurrency, delay, resolve_client(self.http), stream, tokens
+                )
             except PhaseInterrupted:
                 raise Interrupted(
                     "interrupted during client calibration; no verdict written"
                 ) from None
-            self.say(f"client ceiling against a null endpoint: {self.ceilings[key]:.0f} req/s")
+            how = f" (streamed, {tokens} chunks a response)" if stream else ""
+            self.say(f"client ceiling against a null endpoint{how}: {self.ceilings[key]:.0f} req/s")
         return self.ceilings[key]
 
     def run(self, specs: list[RunSpec]) -> list[PhaseResult]:

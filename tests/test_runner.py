@@ -177,10 +177,16 @@ def test_client_guard_judges_each_phase_by_its_own_load(
     from auditkit.endpoints import make_adapter
     from auditkit.loadgen import HttpTarget
 
-    calibrated: list[tuple[int, float]] = []
+    calibrated: list[tuple[int, float, bool, int]] = []
 
-    def ceiling(concurrency: int, delay_ms: float = 0.0, http_client: str = "h1") -> float:
-        calibrated.append((concurrency, delay_ms))
+    def ceiling(
+        concurrency: int,
+        delay_ms: float = 0.0,
+        http_client: str = "h1",
+        stream: bool = False,
+        tokens: int = 1,
+    ) -> float:
+        calibrated.append((concurrency, delay_ms, stream, tokens))
         return 1.0
 
     monkeypatch.setattr(runner, "client_ceiling", ceiling)
@@ -207,10 +213,11 @@ def test_client_guard_judges_each_phase_by_its_own_load(
     assert specs["accuracy"].load.scenario == "single-stream"
     assert guard.ceiling(specs["accuracy"]) is None
     assert guard.ceiling(specs["performance"]) == 1.0
-    assert calibrated == [(8, 0.0)]
+    # calibrated as the phase reads its answers: streamed (the OpenAI default), 32 chunks each
+    assert calibrated == [(8, 0.0, True, 32)]
     accuracy = guard._one(specs["accuracy"])
     assert accuracy.summary.client_bound is None
     assert accuracy.summary.client_ceiling_qps is None
     performance = guard._one(specs["performance"])
     assert performance.summary.client_bound is not None
-    assert calibrated == [(8, 0.0)]  # calibrated once per load pattern
+    assert calibrated == [(8, 0.0, True, 32)]  # calibrated once per load pattern

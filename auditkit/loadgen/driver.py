@@ -22,7 +22,7 @@ from auditkit.endpoints.base import EndpointAdapter, ParsedResponse, ResponseErr
 from auditkit.loadgen.choice import default_transport
 from auditkit.loadgen.recorder import Attempt, Recorder
 from auditkit.loadgen.schedulers import SCHEDULERS
-from auditkit.loadgen.sse import SSEDecoder, split_lines
+from auditkit.loadgen.sse import SSEDecoder, split_block
 from auditkit.loadgen.supply import Query, SampleSupply, WarmupGate
 from auditkit.loadgen.target import HttpTarget
 from auditkit.loadgen.transport import ERROR_SNIPPET, Response, Session, Transport, classify_error
@@ -152,15 +152,26 @@ class PhaseDriver:
         limit = self.target.max_response_bytes
         size = 0
         first_token: int | None = None
-        async for raw in resp.lines():
-            size += len(raw)
+        pending = b""
+        # whole network reads, cut after their last line end: one decode and split per read
+        # (a line at a time cost ~4x the client's ceiling of a non-streamed phase)
+        async for chunk in resp.chunks():
+            size += len(chunk)
             if size > limit:
                 raise ResponseError(f"stream exceeds the {limit}-byte limit")
-            for line in split_lines(raw):
-                event = decoder.decode(line)
-                first = event is not None and event.data and parser.feed(event.data)
-                if first and first_token is None:
+            data = pending + chunk if pending else chunk
+            end = data.rfind(b"\n") + 1
+            if not end:
+                pending = data
+                continue
+            pending = data[end:]
+            for text in decoder.decode_data(split_block(data[:end])):
+                if text and parser.feed(text) and first_token is None:
                     first_token = self.now_ns() - self.t0
+        # a last line without its end
+        for text in decoder.decode_data(split_block(pending)) if pending else ():
+            if text and parser.feed(text) and first_token is None:
+                first_token = self.now_ns() - self.t0
         event = decoder.flush()  # a final event without its blank line
         if event is not None and event.data:
             parser.feed(event.data)
