@@ -292,6 +292,7 @@ class Test04(AuditTest[Test04Config, Test04Evidence]):
             upstream.evidence.latency,
             cfg.endpoint.temperature,
             cache_seen=decision.verdict == "FAIL",
+            controls=designs.pool(CONTROL, phases) if has_controls else None,
         )
         evidence = evidence.model_copy(
             update={
