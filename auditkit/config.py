@@ -347,7 +347,7 @@ class BehaviourConfig(_Strict):
     burn_cpu: bool = Field(
         False,
         description="a served mock spends each computation spinning on the CPU instead of "
-        "sleeping (non-streamed answers; one at a time): its work takes the client's cores",
+        "sleeping (streamed or not; one at a time): its work takes the client's cores",
     )
     same_output: bool = Field(
         False,
