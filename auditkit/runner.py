@@ -303,6 +303,9 @@ class PhaseRunner:
         #: the client's ceiling by (concurrency, client delay, streamed, tokens a response),
         #: calibrated when a phase needs it
         self.ceilings: dict[tuple[int, float, bool, int], float] = {}
+        #: the server answered a streamed phase with whole bodies (it ignores `stream`): the
+        #: guard then judges by the non-streamed ceiling, which is what the client did
+        self.whole_answers = False
         #: the fastest rate a phase reached against this endpoint, in this run or an earlier
         #: audit of the same process (a suite's): workers: auto sizes offline phases by it
         self.fastest: float | None = _FASTEST.get(http.base_url)
@@ -324,7 +327,7 @@ class PhaseRunner:
         if not self.guard or load.scenario not in SPLITTABLE:
             return None
         # calibrated as the phase reads its responses: a streamed one parses every chunk
-        stream = self.adapter.stream if spec.stream is None else spec.stream
+        stream = self.streams(spec) and not self.whole_answers
         tokens = self.prepared.cfg.endpoint.max_tokens if stream else 1
         key = (load.max_concurrency, load.client_delay_ms, stream, tokens)
         if key not in self.ceilings:
@@ -340,6 +343,10 @@ class PhaseRunner:
             how = f" (streamed, {tokens} chunks a response)" if stream else ""
             self.say(f"client ceiling against a null endpoint{how}: {self.ceilings[key]:.0f} req/s")
         return self.ceilings[key]
+
+    def streams(self, spec: RunSpec) -> bool:
+        """Whether the phase asks for streamed answers."""
+        return self.adapter.stream if spec.stream is None else spec.stream
 
     def run(self, specs: list[RunSpec]) -> list[PhaseResult]:
         """Run `specs` in order; stops after the first phase that did not complete."""
@@ -409,6 +416,12 @@ class PhaseRunner:
         if self.transport is None:
             _FASTEST[self.http.base_url] = self.fastest
         update: dict[str, Any] = {"http_client": http_client, "workers": workers}
+        if ceiling is not None and self.streams(spec) and not self.whole_answers:
+            answers = phase.columns("status", "first_token_ns")
+            ok = answers[answers["status"] == "ok"]
+            if len(ok) and ok["first_token_ns"].isna().all():
+                self.whole_answers = True
+                ceiling = self.ceiling(spec)
         if self.guard:
             # N processes: N single-process ceilings (an estimate; docs/scale.md)
             reason = client_bound_reason(

@@ -114,7 +114,7 @@ class PhaseDriver:
                 if not 200 <= status < 300:
                     attempt.status = "http_error"
                     attempt.error = await _http_error(resp)
-                elif self.adapter.stream:
+                elif self.adapter.stream and _event_stream(resp):
                     parsed, first_token = await self._read_stream(resp)
                     attempt.parsed, attempt.first_token_ns = parsed, first_token
                 else:
@@ -276,6 +276,15 @@ def _logged(attempt: Attempt) -> LoggedOutput:
         p.logprob_tokens,
         p.logprob_texts,
     )
+
+
+def _event_stream(resp: Response) -> bool:
+    """Whether a streamed request's answer is an event stream (or says nothing of its type).
+    A server that ignores `stream` (the default asks for it) and answers one JSON body is read
+    as not streamed (no first-token time), and an HTML error page as what it is, not as a
+    broken stream."""
+    ctype = (resp.headers.get("Content-Type") or "").strip().lower()
+    return not ctype or ctype.startswith("text/event-stream")
 
 
 async def _http_error(resp: Response) -> str:
