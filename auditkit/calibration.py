@@ -6,6 +6,12 @@ the phases, the load generator's own ceiling is measured against a null HTTP ser
 127.0.0.1 (fixed completion JSON, no work), with the phase's concurrency and the same client
 code. A throughput-scored phase that reaches `fraction` of that ceiling, or whose event loop ran
 late by more than `MAX_LOOP_LAG_NS`, is marked client-bound.
+
+A streamed phase is calibrated streamed: the null server answers with an event stream of as
+many content chunks as the phase asks tokens (chunked transfer encoding, as servers send SSE),
+since decoding and parsing every chunk is most of a streaming client's work per query. It
+writes the whole stream at once, as a response cache replays a stored answer: the guard
+matters when the SUT is that fast.
 """
 
 from __future__ import annotations
@@ -37,15 +43,35 @@ _RESPONSE = (
     + b"\r\n\r\n"
     + _BODY
 )
-_cache: dict[tuple[int, float, str], float] = {}
+_SSE_HEADER = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+)
+_cache: dict[tuple[int, float, str, bool, int], float] = {}
+
+
+def _chunk(event: bytes) -> bytes:
+    """One HTTP/1.1 chunk holding one SSE event."""
+    return b"%x\r\n%s\r\n" % (len(event), event)
+
+
+def streamed_response(tokens: int) -> bytes:
+    """A completions event stream of `tokens` one-word chunks, a usage chunk and [DONE], in
+    chunked transfer encoding (one HTTP chunk per event)."""
+    delta = b'data: {"id":"n","object":"text_completion","choices":[{"text":" ok","index":0}]}\n\n'
+    usage = json.dumps(
+        {"choices": [], "usage": {"prompt_tokens": 1, "completion_tokens": tokens}}
+    ).encode()
+    events = [delta] * tokens + [b"data: " + usage + b"\n\n", b"data: [DONE]\n\n"]
+    return _SSE_HEADER + b"".join(_chunk(e) for e in events) + b"0\r\n\r\n"
 
 
 class _NullProtocol(asyncio.Protocol):
     """Answers every request on a keep-alive connection with the fixed completion."""
 
-    def __init__(self) -> None:
+    def __init__(self, response: bytes = _RESPONSE) -> None:
         self.buffer = b""
         self.transport: asyncio.Transport | None = None
+        self.response = response
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
@@ -63,7 +89,7 @@ class _NullProtocol(asyncio.Protocol):
                 return
             self.buffer = self.buffer[end + 4 + length :]
             assert self.transport is not None
-            self.transport.write(_RESPONSE)
+            self.transport.write(self.response)
 
 
 @dataclass
@@ -71,13 +97,17 @@ class NullServer:
     """A null HTTP endpoint on 127.0.0.1 in its own thread and loop."""
 
     url: str = ""
+    #: the bytes every request is answered with (default: a non-streamed completion)
+    response: bytes = _RESPONSE
 
     def __enter__(self) -> NullServer:
         self._loop = asyncio.new_event_loop()
         ready = threading.Event()
 
         async def start() -> None:
-            self._server = await self._loop.create_server(_NullProtocol, "127.0.0.1", 0)
+            self._server = await self._loop.create_server(
+                lambda: _NullProtocol(self.response), "127.0.0.1", 0
+            )
             port = self._server.sockets[0].getsockname()[1]
             self.url = f"http://127.0.0.1:{port}"
             ready.set()
@@ -100,22 +130,29 @@ class NullServer:
 
 
 def client_ceiling(
-    concurrency: int, client_delay_ms: float = 0.0, http_client: str = "h1"
+    concurrency: int,
+    client_delay_ms: float = 0.0,
+    http_client: str = "h1",
+    stream: bool = False,
+    tokens: int = 1,
 ) -> float:
     """The load generator's offline rate (req/s) against a null endpoint, with the HTTP client
-    the phases use (`loadgen.choice.resolve_client`); cached per process."""
-    key = (concurrency, client_delay_ms, http_client)
+    the phases use (`loadgen.choice.resolve_client`), streamed as they are (`tokens` chunks a
+    response); cached per process."""
+    tokens = max(1, tokens) if stream else 1
+    key = (concurrency, client_delay_ms, http_client, stream, tokens)
     if key not in _cache:
         dataset = Dataset("calibration", tuple(Sample(i, f"calibration {i}") for i in range(16)))
         load = LoadPattern("offline", max_concurrency=concurrency, client_delay_ms=client_delay_ms)
         # a deliberately slowed client needs fewer requests to show its (low) ceiling
         n = CALIBRATION_REQUESTS if not client_delay_ms else max(50, int(300 / client_delay_ms))
         spec = RunSpec("calibration", SampleOrder.with_replacement(0), n, load)
-        with NullServer() as null:
+        response = streamed_response(tokens) if stream else _RESPONSE
+        with NullServer(response=response) as null:
             result = run_phase(
                 spec,
                 dataset,
-                CompletionsAdapter("null", 1, 0.0, False),
+                CompletionsAdapter("null", tokens, 0.0, stream),
                 HttpTarget(null.url, http_client=http_client),
             )
         _cache[key] = result.summary.samples_per_second

@@ -52,7 +52,11 @@ class EndpointConfig(_Strict):
     model: str | None = Field(None, description="model name; None: the first from GET /v1/models")
     max_tokens: int = Field(32, ge=1, le=1_000_000, description="output tokens per request")
     temperature: float = Field(0.0, ge=0.0, le=2.0, description="sampling temperature sent")
-    stream: bool = Field(False, description="stream responses (SSE): also measures TTFT")
+    stream: bool | None = Field(
+        None,
+        description="stream responses (SSE), which splits first-token from decode time; "
+        "None: on for the OpenAI APIs, off for the json api (it does not stream)",
+    )
     user_agent: str | None = Field(
         None,
         description="User-Agent header sent; None: the HTTP client's own (nothing that names "
@@ -112,6 +116,12 @@ class EndpointConfig(_Strict):
         description="load generator's HTTP client: h1 (auditkit's own HTTP/1.1, ~2x aiohttp's "
         "rate; http:// only), aiohttp, or auto (h1 for http://, aiohttp for https://)",
     )
+
+    @property
+    def streams(self) -> bool:
+        """Whether requests stream: `stream` when given, else on for the OpenAI APIs (their
+        servers stream; the first-token/decode split names a cache's kind) and off for json."""
+        return self.stream if self.stream is not None else self.api != "json"
 
     @field_validator("url")
     @classmethod
@@ -337,7 +347,7 @@ class BehaviourConfig(_Strict):
     burn_cpu: bool = Field(
         False,
         description="a served mock spends each computation spinning on the CPU instead of "
-        "sleeping (non-streamed answers; one at a time): its work takes the client's cores",
+        "sleeping (streamed or not; one at a time): its work takes the client's cores",
     )
     same_output: bool = Field(
         False,

@@ -300,8 +300,12 @@ class PhaseRunner:
         self.progress = progress
         self.say = say
         self.guard = prepared.cfg.load.client_guard and transport is None
-        #: the client's ceiling by (concurrency, client delay), calibrated when a phase needs it
-        self.ceilings: dict[tuple[int, float], float] = {}
+        #: the client's ceiling by (concurrency, client delay, streamed, tokens a response),
+        #: calibrated when a phase needs it
+        self.ceilings: dict[tuple[int, float, bool, int], float] = {}
+        #: the server answered a streamed phase with whole bodies (it ignores `stream`): the
+        #: guard then judges by the non-streamed ceiling, which is what the client did
+        self.whole_answers = False
         #: the fastest rate a phase reached against this endpoint, in this run or an earlier
         #: audit of the same process (a suite's): workers: auto sizes offline phases by it
         self.fastest: float | None = _FASTEST.get(http.base_url)
@@ -322,16 +326,27 @@ class PhaseRunner:
         load = spec.load
         if not self.guard or load.scenario not in SPLITTABLE:
             return None
-        key = (load.max_concurrency, load.client_delay_ms)
+        # calibrated as the phase reads its responses: a streamed one parses every chunk
+        stream = self.streams(spec) and not self.whole_answers
+        tokens = self.prepared.cfg.endpoint.max_tokens if stream else 1
+        key = (load.max_concurrency, load.client_delay_ms, stream, tokens)
         if key not in self.ceilings:
+            concurrency, delay = key[:2]
             try:
-                self.ceilings[key] = client_ceiling(*key, resolve_client(self.http))
+                self.ceilings[key] = client_ceiling(
+                    concurrency, delay, resolve_client(self.http), stream, tokens
+                )
             except PhaseInterrupted:
                 raise Interrupted(
                     "interrupted during client calibration; no verdict written"
                 ) from None
-            self.say(f"client ceiling against a null endpoint: {self.ceilings[key]:.0f} req/s")
+            how = f" (streamed, {tokens} chunks a response)" if stream else ""
+            self.say(f"client ceiling against a null endpoint{how}: {self.ceilings[key]:.0f} req/s")
         return self.ceilings[key]
+
+    def streams(self, spec: RunSpec) -> bool:
+        """Whether the phase asks for streamed answers."""
+        return self.adapter.stream if spec.stream is None else spec.stream
 
     def run(self, specs: list[RunSpec]) -> list[PhaseResult]:
         """Run `specs` in order; stops after the first phase that did not complete."""
@@ -401,6 +416,12 @@ class PhaseRunner:
         if self.transport is None:
             _FASTEST[self.http.base_url] = self.fastest
         update: dict[str, Any] = {"http_client": http_client, "workers": workers}
+        if ceiling is not None and self.streams(spec) and not self.whole_answers:
+            answers = phase.columns("status", "first_token_ns")
+            ok = answers[answers["status"] == "ok"]
+            if len(ok) and ok["first_token_ns"].isna().all():
+                self.whole_answers = True
+                ceiling = self.ceiling(spec)
         if self.guard:
             # N processes: N single-process ceilings (an estimate; docs/scale.md)
             reason = client_bound_reason(

@@ -187,9 +187,9 @@ def main() -> int:
     rows = [r for r in ROWS if not args.only or any(o in r.name for o in args.only)]
     print(
         "| behaviour | scenario | expected | correct | INCONCLUSIVE | INVALID | wrong | s/audit "
-        "| FAIL beside kind none |"
+        "| FAIL beside kind none | kinds named on FAIL |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     correct_total = audits_total = contradictions = 0
     for row in rows:
         for scenario in scenarios:
@@ -197,6 +197,7 @@ def main() -> int:
             counts: Counter[str] = Counter()
             seconds: list[float] = []
             none_beside_fail = 0
+            kinds: Counter[str] = Counter()
             for seed in range(args.first_seed, args.first_seed + args.runs):
                 verdict, took, kind = one_audit(
                     row, scenario, seed, args.simulated, test04, dataset
@@ -204,6 +205,8 @@ def main() -> int:
                 counts[verdict] += 1
                 seconds.append(took)
                 none_beside_fail += verdict == "FAIL" and kind == "none"
+                if verdict == "FAIL":
+                    kinds[str(kind)] += 1
             contradictions += none_beside_fail
             right = counts[expected]
             wrong = args.runs - right - counts["INCONCLUSIVE"] - counts["INVALID"]
@@ -213,7 +216,7 @@ def main() -> int:
                 f"| {row.name} | {scenario} | {expected} | {right / args.runs:.0%} | "
                 f"{counts['INCONCLUSIVE'] / args.runs:.0%} | {counts['INVALID'] / args.runs:.0%} "
                 f"| {wrong / args.runs:.0%} | {statistics.median(seconds):.1f} "
-                f"| {none_beside_fail} |",
+                f"| {none_beside_fail} | {', '.join(f'{k} {n}' for k, n in kinds.most_common())} |",
                 flush=True,
             )
     print(f"correct verdicts: {correct_total}/{audits_total} = {correct_total / audits_total:.1%}")

@@ -5,7 +5,11 @@ from pathlib import Path
 import pytest
 
 from auditkit.audits import build_config
-from auditkit.calibration import NullServer, client_ceiling
+from auditkit.calibration import NullServer, client_ceiling, streamed_response
+from auditkit.data import Dataset, Sample, SampleOrder
+from auditkit.endpoints.openai import CompletionsAdapter
+from auditkit.loadgen import HttpTarget, run_phase
+from auditkit.plan import LoadPattern, RunSpec
 from auditkit.runner import run_audit
 
 pytestmark = [pytest.mark.slow, pytest.mark.timing]
@@ -15,6 +19,21 @@ def test_null_server_ceiling_is_high() -> None:
     with NullServer() as null:
         assert null.url.startswith("http://127.0.0.1:")
     assert client_ceiling(16) > 1000
+
+
+def test_streamed_null_answers_parse_as_a_stream_of_that_many_tokens() -> None:
+    """The streamed calibration reads what a streamed phase reads: chunked SSE, one content
+    chunk per token, usage and [DONE]; a first token is timed."""
+    dataset = Dataset("d", (Sample(0, "a b"),))
+    spec = RunSpec("s", SampleOrder.with_replacement(0), 8, LoadPattern("offline", 4))
+    with NullServer(response=streamed_response(5)) as null:
+        phase = run_phase(
+            spec, dataset, CompletionsAdapter("m", 5, 0.0, True), HttpTarget(null.url)
+        )
+    records = phase.records
+    assert (records["status"] == "ok").all(), records["error"].tolist()
+    assert (records["output_tokens"] == 5).all()
+    assert records["first_token_ns"].notna().all()
 
 
 def _audit(tmp_path: Path, guard: bool) -> tuple[str, str]:

@@ -84,3 +84,27 @@ def test_a_full_endpoint_url_names_the_base_url_and_api(url: str, base: str, api
         build_config({"endpoint": {"url": url}})
     assert f"--url {base} --api {api}" in str(err.value)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "streams"),
+    [
+        ({}, True),  # the OpenAI APIs stream by default: first-token and decode time
+        ({"api": "openai-chat"}, True),
+        ({"stream": False}, False),  # an explicit false still turns it off
+        ({"api": "json", "body_template": {"p": "{prompt}"}}, False),  # json never streams
+    ],
+)
+def test_stream_defaults_by_api(endpoint: dict, streams: bool) -> None:
+    from auditkit.endpoints import make_adapter
+
+    cfg = build_config({"endpoint": endpoint})
+    assert cfg.endpoint.streams is streams
+    assert make_adapter(cfg.endpoint, "m").stream is streams
+    # the written config keeps what the user said (unset stays unset, resolved by api again)
+    assert cfg.redacted()["endpoint"]["stream"] == endpoint.get("stream")
+
+
+def test_stream_true_with_the_json_api_is_bad_input() -> None:
+    with pytest.raises(InputError, match="stream: true is not supported with api json"):
+        build_config({"endpoint": {"api": "json", "stream": True, "body_template": {"p": "x"}}})

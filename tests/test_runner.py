@@ -177,10 +177,16 @@ def test_client_guard_judges_each_phase_by_its_own_load(
     from auditkit.endpoints import make_adapter
     from auditkit.loadgen import HttpTarget
 
-    calibrated: list[tuple[int, float]] = []
+    calibrated: list[tuple[int, float, bool, int]] = []
 
-    def ceiling(concurrency: int, delay_ms: float = 0.0, http_client: str = "h1") -> float:
-        calibrated.append((concurrency, delay_ms))
+    def ceiling(
+        concurrency: int,
+        delay_ms: float = 0.0,
+        http_client: str = "h1",
+        stream: bool = False,
+        tokens: int = 1,
+    ) -> float:
+        calibrated.append((concurrency, delay_ms, stream, tokens))
         return 1.0
 
     monkeypatch.setattr(runner, "client_ceiling", ceiling)
@@ -207,10 +213,54 @@ def test_client_guard_judges_each_phase_by_its_own_load(
     assert specs["accuracy"].load.scenario == "single-stream"
     assert guard.ceiling(specs["accuracy"]) is None
     assert guard.ceiling(specs["performance"]) == 1.0
-    assert calibrated == [(8, 0.0)]
+    # calibrated as the phase reads its answers: streamed (the OpenAI default), 32 chunks each
+    assert calibrated == [(8, 0.0, True, 32)]
     accuracy = guard._one(specs["accuracy"])
     assert accuracy.summary.client_bound is None
     assert accuracy.summary.client_ceiling_qps is None
     performance = guard._one(specs["performance"])
     assert performance.summary.client_bound is not None
-    assert calibrated == [(8, 0.0)]  # calibrated once per load pattern
+    assert calibrated == [(8, 0.0, True, 32)]  # calibrated once per load pattern
+
+
+def test_a_server_that_ignores_stream_is_judged_by_the_whole_answer_ceiling(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default streams; a server that answers whole JSON bodies anyway cost the client a
+    non-streamed answer each, so the guard judges the phase (and the next) by that ceiling."""
+    from auditkit import runner
+    from auditkit.endpoints import make_adapter
+    from auditkit.loadgen import HttpTarget
+    from auditkit.loadgen.fake import FakeRequest, FakeResponse
+
+    calibrated: list[bool] = []
+
+    def ceiling(
+        concurrency: int,
+        delay_ms: float = 0.0,
+        http_client: str = "h1",
+        stream: bool = False,
+        tokens: int = 1,
+    ) -> float:
+        calibrated.append(stream)
+        return 1.0 if stream else 1e9  # streamed: any phase is bound; whole: none is
+
+    def whole(request: FakeRequest) -> FakeResponse:
+        if request.method == "GET":
+            return FakeResponse.json({"data": []})
+        return FakeResponse.json({"choices": [{"index": 0, "text": " ok"}], "usage": {}})
+
+    monkeypatch.setattr(runner, "client_ceiling", ceiling)
+    cfg = build_config({"output_dir": str(tmp_path), "test04": {"samples": 8, "warmup": 0}})
+    prepared = runner.prepare(cfg, "test04")
+    http = HttpTarget.from_config(cfg.endpoint, runner.IN_MEMORY_URL, None)
+    adapter = make_adapter(cfg.endpoint, "m")
+    assert adapter.stream  # the default
+    guard = runner.PhaseRunner(
+        prepared, adapter, http, FakeTransport(whole), tmp_path, None, lambda _msg: None
+    )
+    guard.guard = True
+    first = guard._one(prepared.specs[0])
+    assert calibrated == [True, False]
+    assert first.summary.client_bound is None and first.summary.client_ceiling_qps == 1e9
+    assert guard.ceiling(prepared.specs[-1]) == 1e9  # later phases too

@@ -14,12 +14,12 @@ def make_adapter(cfg: EndpointConfig, model: str) -> EndpointAdapter:
     """The adapter for cfg.api, with the resolved model name."""
     if cfg.api == "openai-completions":
         adapter: EndpointAdapter = CompletionsAdapter(
-            model, cfg.max_tokens, cfg.temperature, cfg.stream, cfg.logprobs
+            model, cfg.max_tokens, cfg.temperature, cfg.streams, cfg.logprobs
         )
     elif cfg.api == "openai-chat":
-        adapter = ChatAdapter(model, cfg.max_tokens, cfg.temperature, cfg.stream, cfg.logprobs)
+        adapter = ChatAdapter(model, cfg.max_tokens, cfg.temperature, cfg.streams, cfg.logprobs)
     else:
-        if cfg.stream:
+        if cfg.streams:
             raise InputError("endpoint.stream is not supported with api json; set stream: false")
         assert cfg.body_template is not None
         adapter = JsonAdapter(cfg.body_template, cfg.path or "/generate", cfg.response_text_path)

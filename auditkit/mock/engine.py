@@ -378,14 +378,22 @@ class MockEngine:
         # never runs its `finally`, and would keep its followers waiting for ever.
         shared = self._lead(job) if lead else None
         done: list[str] | None = None
+        # a served mock that burns the CPU does so streamed too (streaming is the default)
+        burn = self.cfg.behaviour.burn_cpu and state.clock is time.monotonic
         state.in_flight += 1
         try:
             await asyncio.sleep(timing.base_s)
             async with state.slots:
-                await asyncio.sleep(timing.prefill_s)
+                if burn:
+                    _burn(timing.prefill_s)
+                else:
+                    await asyncio.sleep(timing.prefill_s)
                 state.cache.prefilled(job)  # its prompt is now in the KV cache
                 for i, (piece, n) in enumerate(zip(pieces, plan, strict=True)):
-                    await asyncio.sleep(n * timing.decode_per_token_s)
+                    if burn:
+                        _burn(n * timing.decode_per_token_s)
+                    else:
+                        await asyncio.sleep(n * timing.decode_per_token_s)
                     last = i == len(pieces) - 1 and stop_after is None
                     chunk = maker.content(piece, last)
                     # The role chunk goes out with the first token, so TTFT stays honest for

@@ -155,3 +155,20 @@ def test_credentials_echoed_in_error_bodies_are_redacted(dataset: Dataset) -> No
     r = records(echo, dataset, target=target)
     assert not r["error"].str.contains("sk-very-secret").any()
     assert r["error"].str.startswith("HTTP 401: bad key").all()
+
+
+def test_a_stream_answered_with_one_json_body_is_read_whole(dataset: Dataset) -> None:
+    """A server that ignores `stream: true` (the default asks for it) and answers one JSON
+    body: read as not streamed (no first-token time), not a broken stream; an HTML page is not
+    JSON; an event stream (or an answer without a type) that is not one fails as a stream."""
+    chat = {"choices": [{"index": 0, "message": {"content": " ok"}}], "usage": OK["usage"]}
+    r = records(lambda q: FakeResponse.json(chat), dataset, adapter=CHAT_STREAM)
+    assert (r["status"] == "ok").all(), r["error"].tolist()
+    assert r["first_token_ns"].isna().all()
+    html = FakeResponse(200, {"Content-Type": "text/html"}, b"<html>Bad Gateway</html>")
+    r = records(lambda q: html, dataset, adapter=CHAT_STREAM)
+    assert r["error"].str.startswith("response is not JSON").all(), r["error"].tolist()
+    for headers in ({"Content-Type": "text/event-stream; charset=utf-8"}, {}):
+        sse = FakeResponse(200, headers, b'{"choices": [')
+        r = records(lambda q, sse=sse: sse, dataset, adapter=CHAT_STREAM)
+        assert (r["error"] == "stream ended without [DONE] (truncated)").all()

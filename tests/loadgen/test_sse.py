@@ -1,6 +1,6 @@
 """The SSE line decoder follows the WHATWG event-stream field rules."""
 
-from auditkit.loadgen.sse import ServerSentEvent, SSEDecoder, split_lines
+from auditkit.loadgen.sse import ServerSentEvent, SSEDecoder, split_block, split_lines
 
 
 def decode(text: str) -> list[ServerSentEvent]:
@@ -58,3 +58,30 @@ def test_flush_dispatches_a_final_event_without_its_blank_line() -> None:
     assert decoder.decode("data: [DONE]") is None
     assert decoder.flush() == ServerSentEvent("[DONE]")
     assert decoder.flush() is None
+
+
+def test_a_block_splits_as_its_lines_one_by_one() -> None:
+    """split_block (a whole network read, cut after its last line end) gives what split_lines
+    gives line by line: LF, CRLF and lone CR ends, empty lines kept."""
+    texts = [
+        b"data: a\n\ndata: b\r\n\r\n",
+        b"data: a\rdata: b\r\r\n",
+        b"data: a\r\r\n\n",
+        b"\xef\xbb\xbfdata: \xc3\xa9\n\n: c\n",
+        b"data: x\r",
+        b"data: [DONE]",
+    ]
+    for raw in texts:
+        one_by_one = [line for part in raw.splitlines(keepends=True) for line in split_lines(part)]
+        assert split_block(raw) == one_by_one, raw
+
+
+def test_decode_data_gives_the_data_decode_gives() -> None:
+    text = (
+        "\ufeffdata: a\ndata: b\n\n: c\n\nevent: e\nid: 3\ndata:x\n\ndata\n\n\n"
+        "retry: 5\ndata: [DONE]\n\n"
+    )
+    lines = split_block(text.encode())
+    slow = SSEDecoder()
+    events = [e.data for line in lines if (e := slow.decode(line)) is not None]
+    assert SSEDecoder().decode_data(lines) == events == ["a\nb", "x", "", "[DONE]"]

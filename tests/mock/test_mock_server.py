@@ -288,6 +288,31 @@ def test_prefix_cache_skips_only_prefill() -> None:
     assert 0.018 <= warm < cold - 0.05  # decode still paid, prefill gone
 
 
+@pytest.mark.parametrize("stream", [False, True])
+def test_burn_cpu_spins_for_the_work_streamed_or_not(
+    stream: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A served mock with `behaviour.burn_cpu` spends its computation on the CPU, streamed
+    (the default) as well as not: the spins add up to prefill + decode, and nothing sleeps."""
+    from auditkit.config import BehaviourConfig
+    from auditkit.mock import engine
+
+    spun: list[float] = []
+    monkeypatch.setattr(engine, "_burn", spun.append)  # record instead of spinning
+    cfg = mock_cfg(
+        prefill_us_per_token=1000,
+        decode_us_per_token=2000,
+        behaviour=BehaviourConfig(burn_cpu=True),
+    )
+    with MockServer(cfg) as server, httpx.Client(base_url=server.url) as c:
+        resp = completion(c, max_tokens=10, stream=stream)
+    assert resp.status_code == 200
+    assert ("data: [DONE]" in resp.text) is stream
+    # 9 prompt words × 1 ms + 10 tokens × 2 ms
+    assert sum(spun) == pytest.approx(0.009 + 0.020)
+    assert len(spun) > 2 if stream else len(spun) == 1  # streamed: prefill, then each chunk
+
+
 def test_client_leaving_a_stream_frees_its_slot() -> None:
     cfg = mock_cfg(slots=1, decode_us_per_token=1000)
     with MockServer(cfg) as server, httpx.Client(base_url=server.url) as c:

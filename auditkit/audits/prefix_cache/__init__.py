@@ -228,7 +228,7 @@ class PrefixCache(AuditTest[PrefixCacheConfig, PrefixCacheEvidence]):
             return invalid(self.result_model, base, problem)
         design = self._design(cfg, phases)
         records = pd.concat([p.records for p in looks], ignore_index=True)
-        stream = cfg.endpoint.stream
+        stream = cfg.endpoint.streams
         cross = _cross(s)
         split = 2 if cross else 1
         last = len(looks) >= _looks(s)

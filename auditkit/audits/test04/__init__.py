@@ -258,11 +258,6 @@ class Test04(AuditTest[Test04Config, Test04Evidence]):
             )
         else:
             notes.append(run_rules.describe(cfg.load) + ": submission-grade run.")
-        if cfg.load.client_guard and cfg.endpoint.stream:
-            notes.append(
-                "Client guard: its ceiling is calibrated with non-streamed responses; a streaming "
-                "client does more work per query, so only the event-loop lag check is reliable."
-            )
         upstream = decide(
             ref.summary,
             aud.summary,
@@ -297,6 +292,7 @@ class Test04(AuditTest[Test04Config, Test04Evidence]):
             upstream.evidence.latency,
             cfg.endpoint.temperature,
             cache_seen=decision.verdict == "FAIL",
+            controls=designs.pool(CONTROL, phases) if has_controls else None,
         )
         evidence = evidence.model_copy(
             update={
@@ -386,7 +382,7 @@ class Test04(AuditTest[Test04Config, Test04Evidence]):
         t4 = self.settings(cfg)
         return (
             f"{super().describe(cfg)}, {t4.samples} reference + {t4.effective_audit_samples} "
-            f"audit samples (sample_index {t4.sample_index}), stream={cfg.endpoint.stream}"
+            f"audit samples (sample_index {t4.sample_index}), stream={cfg.endpoint.streams}"
         )
 
     def report_text(self, result: Test04Result) -> str:

@@ -184,9 +184,12 @@ def record_evidence(
     latency: LatencyComparison,
     temperature: float,
     cache_seen: bool = False,
+    controls: PhaseResult | None = None,
 ) -> Test04Evidence:
     """The full evidence of a run with records (a LoadGen-summary check has `latency` only);
-    `cache_seen`: the verdict is FAIL (the fingerprint then never says "none")."""
+    `cache_seen`: the verdict is FAIL (the fingerprint then never says "none"); `controls`:
+    the control phase (pooled), whose never-seen prompts can name a cache that also answered
+    the reference."""
     return Test04Evidence(
         latency=latency,
         fingerprint=fingerprint(
@@ -194,6 +197,7 @@ def record_evidence(
             audit.columns(*FINGERPRINT_COLUMNS),
             temperature=temperature,
             cache_seen=cache_seen,
+            controls=None if controls is None else controls.columns(*FINGERPRINT_COLUMNS),
         ),
         representative=representativeness(
             reference.columns(*TOKEN_COLUMNS), audit.columns(*TOKEN_COLUMNS)

@@ -182,11 +182,14 @@ def fingerprint(
     *,
     temperature: float = 0.0,
     cache_seen: bool = False,
+    controls: pd.DataFrame | None = None,
 ) -> Fingerprint:
     """Classify the caching seen in the audit phase relative to the reference phase.
     `cache_seen`: the verdict FAILed (a check saw a cache): the kind is then never "none"; it
     is named from the split, the outputs or the server's metadata, or "unknown" with what
-    would tell."""
+    would tell. `controls` (the control phase's records): when the split cannot name a cache
+    the verdict saw, its dataset prompts are compared with its never-seen ones the same way
+    (a cache filled before the run answers the reference too, so only those show it)."""
     every_ref, aud = _ok(reference), _ok(audit)
     if every_ref.empty or aud.empty:
         return Fingerprint(kind="unknown", evidence=("no completed queries to compare",))
@@ -287,6 +290,13 @@ def fingerprint(
         kind = "unknown"
     if cache_seen and cached_fraction and kind == "unknown":
         kind = "prefix cache"  # the server itself reports reused prompt tokens
+    if cache_seen and kind == "unknown" and controls is not None:
+        named = _against_controls(controls, temperature)
+        if named is not None:
+            kind = named.kind
+            notes += [
+                f"against never-seen prompts of the control phase: {e}" for e in named.evidence
+            ]
     notes.append(_why(kind, faster or cache_seen, streamed, queued))
     if cache_seen and kind == "unknown":
         notes.append(
@@ -307,6 +317,20 @@ def fingerprint(
         replayed_share=replayed,
         cached_tokens_fraction=cached_fraction,
     )
+
+
+def _against_controls(controls: pd.DataFrame, temperature: float) -> Fingerprint | None:
+    """The fingerprint of the control phase's dataset prompts (repeated and fresh) against its
+    synthesised ones, or None when it names no kind either."""
+    ok = controls[controls["status"] == "ok"]
+    variant = ok["variant"].astype("string").fillna("main")
+    measured, synthesised = ok[variant == "main"], ok[variant == "control"]
+    if measured.empty or synthesised.empty:
+        return None
+    named = fingerprint(
+        synthesised.assign(variant="main"), measured, temperature=temperature, cache_seen=True
+    )
+    return named if named.kind not in ("unknown", "none") else None
 
 
 def _kind(

@@ -83,3 +83,35 @@ def test_offline_fingerprint_names_the_cache(
     if kind == "prefix cache":
         assert fp.ttft_judged is False  # type: ignore[attr-defined]
         assert not any("without a streaming split" in e for e in fp.evidence)  # type: ignore[attr-defined]
+
+
+def _frame(service_ms: float, n: int = 40, sample: int | None = None) -> pd.DataFrame:
+    """Non-streamed records (no first token, no cached tokens): `n` queries one after another."""
+    sent = [i * 1_000_000_000 for i in range(n)]
+    return pd.DataFrame(
+        {
+            "status": "ok",
+            "variant": "main",
+            "sample_index": [sample if sample is not None else i for i in range(n)],
+            "sent_ns": sent,
+            "first_token_ns": pd.Series([None] * n, dtype="Int64"),
+            "completed_ns": [s + int(service_ms * 1e6) + i * 1000 for i, s in enumerate(sent)],
+            "prompt_tokens": 20,
+            "output_tokens": 32,
+            "cached_tokens": pd.Series([None] * n, dtype="Int64"),
+            "output_sha256": [f"h{i}" for i in range(n)],
+        }
+    )
+
+
+@pytest.mark.parametrize("audit_ms", [50.0, 100.0])
+def test_a_fail_without_a_split_names_what_would_tell_never_none(audit_ms: float) -> None:
+    """Not streamed, T=0, no metadata: beside a FAIL the kind is "unknown" (never "none"),
+    faster or not by the median, and the evidence says which settings would tell."""
+    fp = fingerprint(_frame(100.0), _frame(audit_ms, sample=3), cache_seen=True)
+    assert fp.kind == "unknown", fp.evidence
+    told = fp.evidence[-1]
+    assert told.startswith("the verdict saw a cache; which kind this run cannot tell")
+    assert "streaming (--stream" in told and "T>0" in told and "cached_tokens" in told
+    # without a FAIL, no speed-up is no cache
+    assert fingerprint(_frame(100.0), _frame(100.0, sample=3)).kind == "none"
