@@ -40,7 +40,7 @@ def test_rows_show_verdicts_phases_and_the_setting_that_differs(
     assert "reference: p50 latency (ms)" in rows and "audit: p99 latency (ms)" in rows
     assert float(rows["audit: score"][2]) > 1.5  # the cached audit phase is much faster
     assert rows["setting mock.cache"][:2] == ("none", "output")
-    assert "reference: p50 TTFT (ms)" not in rows  # not streamed in either run
+    assert "reference: p50 TTFT (ms)" in rows  # both streamed (the default for OpenAI APIs)
     differing = {key for key, _, _ in config_differences(a, b)}
     assert "output_dir" not in differing and "mock.cache" in differing
     assert not compare_table(a, b).empty

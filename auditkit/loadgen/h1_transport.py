@@ -145,6 +145,7 @@ class _Connection(asyncio.Protocol):
         "decoder",
         "done",
         "done_ns",
+        "got_bytes",
         "headers_done",
         "headers_ns",
         "informational",
@@ -155,6 +156,7 @@ class _Connection(asyncio.Protocol):
         "paused",
         "raw_headers",
         "rx_ns",
+        "served",
         "status",
         "transport",
     )
@@ -173,9 +175,11 @@ class _Connection(asyncio.Protocol):
         #: the kernel's receive time of the bytes being parsed (set by `_SockTransport` before
         #: each `data_received`, on the transport's clock); None: not known, read the clock
         self.rx_ns: int | None = None
+        self.served = 0  # requests started on this connection
         self._reset()
 
     def _reset(self) -> None:
+        self.got_bytes = False  # any byte of the current answer
         self.status = 0
         self.raw_headers: list[tuple[bytes, bytes]] = []
         self.body: list[bytes] = []
@@ -209,6 +213,7 @@ class _Connection(asyncio.Protocol):
             assert self.transport is not None
             self.transport.close()
             return
+        self.got_bytes = True
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -319,6 +324,7 @@ class _Connection(asyncio.Protocol):
         self._reset()
         self._exc = None
         self.active = True
+        self.served += 1
         assert self.transport is not None
         if isinstance(request, bytes):
             self.transport.write(request)
@@ -573,14 +579,28 @@ class H1Exchange:
         deadline = loop.time() + session.timeout_s
         self._timer = loop.call_at(deadline, self._expire)
         try:
-            conn = await session.acquire(self, deadline)
-            if self._expired:  # ran out while a connection was being opened
-                session.release(conn, False)
-                raise TimeoutError
-            self._conn = conn
-            conn.start(self._request)
-            while not conn.headers_done:
-                await conn.wait()
+            for may_retry in (True, False):
+                conn = await session.acquire(self, deadline)
+                if self._expired:  # ran out while a connection was being opened
+                    session.release(conn, False)
+                    raise TimeoutError
+                self._conn = conn
+                conn.start(self._request)
+                try:
+                    while not conn.headers_done:
+                        await conn.wait()
+                except ServerDisconnected:
+                    if not (may_retry and conn.served > 1 and not conn.got_bytes):
+                        raise
+                    # the server dropped a reused keep-alive connection without a byte of
+                    # answer (llama.cpp's server does, now and then, after streamed answers):
+                    # sent again once on another connection, counted in `reconnects`
+                    self._conn = None
+                    conn.active = False
+                    session.release(conn, False)
+                    session.reconnects += 1
+                    continue
+                break
             self._rx = conn.headers_ns
         except BaseException:
             self._finish(False)

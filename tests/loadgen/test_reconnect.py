@@ -2,7 +2,10 @@
 
 A request that meets a connection the server closed while it sat idle, before any of the request
 was written, goes out on a fresh connection: an ok record plus a reconnect, never a failure. A
-request the server could have read stays a failure and is never sent twice.
+request the server could have read stays a failure and is never sent twice, with one exception
+in the h1 transport: a reused connection the server closes cleanly (FIN) without a byte of
+answer, as llama.cpp's server does after streamed answers; that request goes out once more on a
+fresh connection, counted as a reconnect.
 
 The server here is a raw-socket HTTP/1.1 server on 127.0.0.1 that answers with keep-alive and
 closes its idle connections when told, the way a keep-alive timeout does. The tests tell it to from
@@ -64,10 +67,13 @@ pytestmark = pytest.mark.skipif(
 class IdleClosingServer:
     """HTTP/1.1 on 127.0.0.1: answers every request with `COMPLETION` (keep-alive), and closes
     its idle connections on `close_idle()`. `reset_posts`: read each POST, then drop the
-    connection with a RST and no answer (the request did reach the server)."""
+    connection with a RST and no answer (the request did reach the server). `fin_reused_posts`:
+    a POST that is not its connection's first request gets a FIN and no answer (as llama.cpp's
+    server does, now and then, after a streamed answer)."""
 
-    def __init__(self, *, reset_posts: bool = False) -> None:
+    def __init__(self, *, reset_posts: bool = False, fin_reused_posts: bool = False) -> None:
         self.reset_posts = reset_posts
+        self.fin_reused_posts = fin_reused_posts
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
         self.lock = threading.Lock()
@@ -106,8 +112,16 @@ class IdleClosingServer:
         return lines[0]
 
     def _serve(self, conn: socket.socket) -> None:
+        served = 0
         with contextlib.suppress(OSError):
             while (line := self._read_request(conn)) is not None:
+                served += 1
+                if self.fin_reused_posts and line.startswith("POST") and served > 1:
+                    with self.lock:
+                        self.seen.append(line)
+                    conn.shutdown(socket.SHUT_RDWR)
+                    conn.close()
+                    return
                 reset = self.reset_posts and line.startswith("POST")
                 with self.lock:
                     self.seen.append(line)
@@ -284,6 +298,21 @@ def test_a_reset_after_the_server_read_the_request_stays_a_failure(
     assert driver.reconnects == 0
     # four warm-up GETs opened the connections the POSTs reused; each POST was sent once
     assert [line.split()[0] for line in srv.seen] == ["GET"] * 4 + ["POST"] * 4
+
+
+def test_h1_sends_again_what_a_reused_connection_closed_on_without_an_answer(
+    dataset: Dataset,
+) -> None:
+    """A clean close (FIN, no byte of answer) of a reused connection: sent once more on a fresh
+    connection and counted as a reconnect; on the fresh one the same close would be a failure."""
+    srv = IdleClosingServer(fin_reused_posts=True)
+    try:
+        result, driver = _run(H1Transport(), srv.url, dataset, 4)
+    finally:
+        srv.stop()
+    assert (result.records["status"] == "ok").all() and result.summary.complete
+    assert driver.reconnects == 4
+    assert [line.split()[0] for line in srv.seen] == ["GET"] + ["POST"] * 8
 
 
 @pytest.mark.parametrize("guard", [CHECK, H1])
