@@ -136,13 +136,14 @@ def run_exchanges(
     *,
     transport: Transport | None = None,
 ) -> PhaseResult:
-    """Run an exchanges phase to completion (aiohttp on the owned loop, or the transport's)."""
+    """Run an exchanges phase to completion (the target's HTTP client on the owned loop, as
+    any phase's: loadgen/choice.py; or the given transport's)."""
     from auditkit import aio
-    from auditkit.loadgen.aiohttp_transport import AiohttpTransport
+    from auditkit.loadgen.choice import default_transport
 
     assert spec.exchanges is not None
     targets = (target, second_target(target, spec.exchanges.second_key_env))
-    driver = ExchangeDriver(spec, adapter, targets, transport or AiohttpTransport())
+    driver = ExchangeDriver(spec, adapter, targets, transport or default_transport(target))
     started = datetime.now(UTC).isoformat(timespec="seconds")
 
     async def main() -> PhaseResult:

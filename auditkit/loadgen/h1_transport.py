@@ -70,6 +70,9 @@ _LOW_WATER = 64 * 1024
 #: are written as head + body without a copy.
 _CACHED_BODY_BYTES = 64 * 1024
 _CACHED_REQUESTS = 1 << 16
+#: How often a request a reused connection was dropped on (cleanly, no byte of answer) is sent
+#: again on another connection: H1Exchange.__aenter__.
+_RESENDS = 4
 #: Warm-up GET: the most of the model list read before the connection is pooled.
 _NO_BODY_STATUS = (204, 304)
 
@@ -579,7 +582,7 @@ class H1Exchange:
         deadline = loop.time() + session.timeout_s
         self._timer = loop.call_at(deadline, self._expire)
         try:
-            for may_retry in (True, False):
+            for attempt in range(_RESENDS + 1):
                 conn = await session.acquire(self, deadline)
                 if self._expired:  # ran out while a connection was being opened
                     session.release(conn, False)
@@ -590,11 +593,12 @@ class H1Exchange:
                     while not conn.headers_done:
                         await conn.wait()
                 except ServerDisconnected:
-                    if not (may_retry and conn.served > 1 and not conn.got_bytes):
+                    if not (attempt < _RESENDS and conn.served > 1 and not conn.got_bytes):
                         raise
                     # the server dropped a reused keep-alive connection without a byte of
-                    # answer (llama.cpp's server does, now and then, after streamed answers):
-                    # sent again once on another connection, counted in `reconnects`
+                    # answer (llama.cpp's server does after streamed answers): sent again on
+                    # another connection (the next may be pooled and dropped too, hence a few
+                    # tries; a fresh connection's close is final), counted in `reconnects`
                     self._conn = None
                     conn.active = False
                     session.release(conn, False)

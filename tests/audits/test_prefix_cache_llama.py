@@ -41,7 +41,7 @@ def test_prompt_cache_on_fails_off_passes(llama_url: tuple[str, str], tmp_path: 
     )
     run = run_audit(cfg, "prefix_cache")
     ev = run.result.evidence
-    assert ev is not None
+    assert ev is not None, (run.result.verdict, run.result.reason)
     if cache == "on":
         assert run.result.verdict == "FAIL", run.result.reason
         # the metadata settles it at the first look (5 probes per arm), before timing can
