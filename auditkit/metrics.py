@@ -6,7 +6,7 @@ Pure: a function of the record table and the RunSpec.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +63,133 @@ def exact_sum(values: np.ndarray) -> int:
     if max(abs(int(values.min())), abs(int(values.max()))) * len(values) < 2**63:
         return int(values.sum())
     return sum(int(v) for v in values)
+
+
+#: a value range is narrowed until it holds at most this many values, which are then read
+SELECT_HELD = 1 << 16
+#: bins of each narrowing pass (a range shrinks by this factor a pass)
+SELECT_BINS = 1 << 12
+
+
+@dataclass(frozen=True)
+class ChunkedValues:
+    """Values read a chunk at a time (`read()` yields the arrays again on every call, NaN-free),
+    with their count, min, max and exact sum from a first read. `at(ranks)` gives exact order
+    statistics without holding the values: a few more reads (`order_statistics`)."""
+
+    read: Callable[[], Iterable[np.ndarray]]
+    count: int
+    lo: Any
+    hi: Any
+    total: Any
+
+    @classmethod
+    def scan(cls, read: Callable[[], Iterable[np.ndarray]]) -> ChunkedValues:
+        count, lo, hi = 0, None, None
+        total: int | float = 0
+        for values in read():
+            if not len(values):
+                continue
+            count += len(values)
+            low, high = values.min(), values.max()
+            lo = low if lo is None else min(lo, low)
+            hi = high if hi is None else max(hi, high)
+            total += exact_sum(values) if values.dtype.kind in "iu" else float(values.sum())
+        return cls(read, count, lo, hi, total)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def at(self, ranks: Sequence[int]) -> list[Any]:
+        """The values at 0-based `ranks` of the sorted values."""
+        return order_statistics(self.read, ranks, (self.lo, self.hi))
+
+
+def median_of(read: Callable[[], Iterable[np.ndarray]]) -> float | None:
+    """`np.median` of the values `read()` yields a chunk at a time (the mean of the middle two
+    when their count is even), from exact order statistics; None when there are none."""
+    values = ChunkedValues.scan(read)
+    n = values.count
+    if not n:
+        return None
+    if n <= SELECT_HELD:  # few: numpy itself
+        return float(np.median(np.concatenate([np.asarray(v) for v in read()])))
+    middle = values.at(sorted({(n - 1) // 2, n // 2}))
+    return float(np.mean(np.array(middle, dtype=np.float64)))
+
+
+def order_statistics(
+    read: Callable[[], Iterable[np.ndarray]],
+    ranks: Sequence[int],
+    bounds: tuple[Any, Any] | None = None,
+) -> list[Any]:
+    """The values at 0-based `ranks` of the sorted concatenation of the arrays `read()` yields,
+    exactly, in memory bounded by SELECT_BINS + SELECT_HELD values a rank: each read sorts one
+    chunk at a time and narrows every rank's closed value range [lo, hi] to the histogram bin
+    (SELECT_BINS bins) that holds it, with the bin's own smallest and largest value as its new
+    range; a range of one value is the answer; a range holding at most SELECT_HELD values is read
+    whole once and sorted. Typically three reads (bounds known: two)."""
+    if bounds is None or bounds[0] is None:
+        scanned = ChunkedValues.scan(read)
+        bounds = (scanned.lo, scanned.hi)
+        if scanned.count == 0:
+            raise IndexError("order statistics of no values")
+    # per rank: [range low, range high, values below the range, values in it (None: unknown)]
+    state = {int(r): [bounds[0], bounds[1], 0, None] for r in ranks}
+    found: dict[int, Any] = {}
+    while True:
+        for r, (lo, hi, _, _) in list(state.items()):
+            if lo == hi:
+                found[r] = lo
+                del state[r]
+        if not state:
+            return [found[int(r)] for r in ranks]
+        ranges = {(lo, hi, below, held) for lo, hi, below, held in state.values()}
+        collect = {k for k in ranges if k[3] is not None and k[3] <= SELECT_HELD}
+        split = {
+            k: np.linspace(float(k[0]), float(k[1]), SELECT_BINS + 1) for k in ranges - collect
+        }
+        counts = {k: np.zeros(SELECT_BINS, np.int64) for k in split}
+        # each bin's smallest and largest value (valid where its count is not 0)
+        lows: dict[Any, np.ndarray] = {}
+        highs: dict[Any, np.ndarray] = {}
+        held: dict[Any, list[np.ndarray]] = {k: [] for k in collect}
+        for values in read():
+            if not len(values):
+                continue
+            ordered = np.sort(values)
+            for k in collect:
+                a = np.searchsorted(ordered, k[0], "left")
+                b = np.searchsorted(ordered, k[1], "right")
+                held[k].append(ordered[a:b])
+            for k, edges in split.items():
+                # bin j is [edge j, edge j+1), the last one closed at the range's high
+                at = np.searchsorted(ordered, edges[:-1], "left")
+                at = np.append(at, np.searchsorted(ordered, k[1], "right"))
+                at[0] = np.searchsorted(ordered, k[0], "left")
+                at = np.maximum.accumulate(at)
+                n = np.diff(at)
+                full = np.flatnonzero(n)
+                first, last = ordered[at[full]], ordered[at[full + 1] - 1]
+                if k not in lows:
+                    lows[k] = np.zeros(SELECT_BINS, ordered.dtype)
+                    highs[k] = np.zeros(SELECT_BINS, ordered.dtype)
+                old = counts[k][full] > 0
+                lows[k][full] = np.where(old, np.minimum(lows[k][full], first), first)
+                highs[k][full] = np.where(old, np.maximum(highs[k][full], last), last)
+                counts[k] += n
+        for r, item in list(state.items()):
+            k = (item[0], item[1], item[2], item[3])
+            local = r - item[2]
+            if k in collect:
+                values = np.sort(np.concatenate(held[k]))
+                found[r] = values[local]
+                del state[r]
+                continue
+            cumulative = np.cumsum(counts[k])
+            j = int(np.searchsorted(cumulative, local, "right"))
+            below = int(cumulative[j - 1]) if j else 0
+            state[r] = [lows[k][j].item(), highs[k][j].item(), item[2] + below, int(counts[k][j])]
 
 
 def query_latencies(records: pd.DataFrame) -> np.ndarray:
@@ -134,9 +261,16 @@ class _Tally:
     first_error: tuple[Any, str] | None = None
     last_done: int = 0
     last_scheduled: int = 0
-    #: completed queries' latencies, written into `latency_buffer` when its size is known
+    #: completed queries' latencies (only when `keep_values`: a table in memory)
     latencies: list[np.ndarray] = field(default_factory=list)
-    latency_buffer: np.ndarray | None = None
+    #: keep every latency and TTFT; else (a phase's files) only their count, range and sum,
+    #: and the order statistics are read again from the files (`ChunkedValues`)
+    keep_values: bool = True
+    latency_range: list[Any] = field(default_factory=lambda: [0, None, None, 0])
+    ttft_range: list[Any] = field(default_factory=lambda: [0, None, None, 0])
+    #: completed queries slower than this (the server scenario's target), counted
+    target_ns: int | None = None
+    over_target: int = 0
     ttfts: list[np.ndarray] = field(default_factory=list)
     out_tokens: int = 0
     pairs: set[tuple[Any, ...]] = field(default_factory=set)
@@ -178,13 +312,16 @@ class _Tally:
             return
         self.last_done = max(self.last_done, int(ok["completed_ns"].max()))
         values = ok["latency_ns"].to_numpy(dtype=np.int64)
-        if self.latency_buffer is not None:  # no list of chunks beside one concatenated copy
-            self.latency_buffer[self.completed - len(ok) : self.completed] = values
-        else:
+        if self.target_ns is not None:
+            self.over_target += int(np.count_nonzero(values > self.target_ns))
+        ttft = ok["ttft_ns"].dropna().to_numpy(dtype=np.int64)
+        if self.keep_values:
             self.latencies.append(values)
-        ttft = ok["ttft_ns"].dropna()
-        if len(ttft):
-            self.ttfts.append(ttft.to_numpy(dtype=np.int64))
+            if len(ttft):
+                self.ttfts.append(ttft)
+        else:
+            _extend_range(self.latency_range, values)
+            _extend_range(self.ttft_range, ttft)
         self.out_tokens += int(ok["output_tokens"].fillna(0).sum())
         self.outputs.update(str(v) for v in ok["output_sha256"].dropna().unique())
         if self.multi_stream:
@@ -225,9 +362,7 @@ class _Tally:
         return int(np.count_nonzero(self.seen)) + len(odd)
 
     def latency_values(self) -> np.ndarray:
-        """Every completed query's latency (int64), in no particular order."""
-        if self.latency_buffer is not None:
-            return self.latency_buffer[: self.completed]
+        """Every completed query's latency (int64), in no particular order (`keep_values`)."""
         if len(self.latencies) == 1:
             return self.latencies[0]
         return np.concatenate(self.latencies) if self.latencies else np.array([], np.int64)
@@ -238,16 +373,89 @@ _NO_QUERIES = pd.DataFrame(
 )
 
 
-def _tally(records: pd.DataFrame | RecordSource, multi_stream: bool) -> _Tally:
+def _percentile(values: np.ndarray | ChunkedValues, p: float) -> int:
+    """`percentile` of sorted values, or of values read a chunk at a time."""
+    if isinstance(values, np.ndarray):
+        return percentile(values, p)
+    n = values.count
+    return int(values.at([min(int(n * p), n - 1)])[0])
+
+
+def _estimate(values: np.ndarray | ChunkedValues, p: float) -> early_stopping.EarlyStoppingEstimate:
+    """`early_stopping.estimate` of values in memory, or read a chunk at a time."""
+    if isinstance(values, np.ndarray):
+        return early_stopping.estimate(values, p)
+    n = values.count
+    t = early_stopping.overlatency_count(n, p)
+    value = int(values.at([n - t])[0]) if t is not None else None
+    return early_stopping.EarlyStoppingEstimate(p, n, t, value)
+
+
+def _server_valid(
+    values: np.ndarray | ChunkedValues, target_ns: int, over: int
+) -> tuple[bool, int]:
+    """`early_stopping.server_latency_valid` of values in memory, or read a chunk at a time
+    (`over`: the count above the target, tallied as they were read)."""
+    if isinstance(values, np.ndarray):
+        return early_stopping.server_latency_valid(values, target_ns)
+    n = values.count
+    if n == 0:
+        return False, 0
+    enough = n >= early_stopping.min_passing_count(over, 0.99) + over
+    return enough and _percentile(values, 0.99) <= target_ns, over
+
+
+def _extend_range(into: list[Any], values: np.ndarray) -> None:
+    """[count, min, max, exact sum] of int64 values, extended by `values`."""
+    if not len(values):
+        return
+    low, high = values.min().item(), values.max().item()
+    into[0] += len(values)
+    into[1] = low if into[1] is None else min(into[1], low)
+    into[2] = high if into[2] is None else max(into[2], high)
+    into[3] += exact_sum(values)
+
+
+def _tally(
+    records: pd.DataFrame | RecordSource, multi_stream: bool, target_ns: int | None = None
+) -> _Tally:
     if isinstance(records, pd.DataFrame):
-        tally = _Tally(multi_stream, ordered=True)
+        tally = _Tally(multi_stream, ordered=True, target_ns=target_ns)
         tally.add(records)
         return tally
-    tally = _Tally(multi_stream, ordered=False)
-    tally.latency_buffer = np.empty(records.num_rows, np.int64)
+    tally = _Tally(multi_stream, ordered=False, keep_values=False, target_ns=target_ns)
     for chunk in records.chunks(SUMMARY_COLUMNS):
         tally.add(chunk)
     return tally
+
+
+def ok_values(source: RecordSource, column: str) -> Callable[[], Iterator[np.ndarray]]:
+    """A reader of one int64 column's values over a phase's completed queries (NA dropped), a
+    chunk at a time: what `ChunkedValues` reads its order statistics from."""
+
+    def read() -> Iterator[np.ndarray]:
+        for chunk in source.chunks(("status", column)):
+            ok = chunk[(chunk["status"] == "ok").to_numpy(dtype=bool, na_value=False)]
+            yield ok[column].dropna().to_numpy(dtype=np.int64)
+
+    return read
+
+
+def chunked_latency_stats(values: ChunkedValues) -> LatencyStats:
+    """`latency_stats` of values read a chunk at a time (the same numbers)."""
+    n = values.count
+    if not n:
+        return LatencyStats(count=0)
+    shares = (0.50, 0.90, 0.95, 0.97, 0.99, 0.999)
+    at = values.at([min(int(n * p), n - 1) for p in shares])
+    names = ("p50_ns", "p90_ns", "p95_ns", "p97_ns", "p99_ns", "p999_ns")
+    return LatencyStats(
+        count=n,
+        min_ns=int(values.lo),
+        max_ns=int(values.hi),
+        mean_ns=int(values.total / n),
+        **{name: int(v) for name, v in zip(names, at, strict=True)},
+    )
 
 
 def summarize(
@@ -267,7 +475,8 @@ def summarize(
     that every issued query completed without failure (the runner stops on an incomplete phase).
     """
     scenario = spec.load.scenario
-    tally = _tally(records, scenario == "multi-stream")
+    target = spec.load.target_latency_ns
+    tally = _tally(records, scenario == "multi-stream", target)
     issued = tally.issued
     # control twins are queries of the phase like any other (fresh prompts of the same cost);
     # a warm-up rule decides its own count, so it requested what it issued
@@ -281,11 +490,22 @@ def summarize(
     last_scheduled = tally.last_scheduled
     duration_ns = last_done
     samples_per_second = completed / (duration_ns / 1e9) if duration_ns > 0 else 0.0
-    # sorted once, in place (every use below is order-free): no second copy of N latencies
-    latencies = tally.latency_values().copy() if tally.ordered else tally.latency_values()
-    latencies.sort()
-    lat = sorted_latency_stats(latencies)
-    ttft = latency_stats(np.concatenate(tally.ttfts)) if tally.ttfts else None
+    latencies: np.ndarray | ChunkedValues
+    if isinstance(records, pd.DataFrame):
+        # sorted once (every use below is order-free)
+        latencies = np.sort(tally.latency_values())
+        lat = sorted_latency_stats(latencies)
+        ttft = latency_stats(np.concatenate(tally.ttfts)) if tally.ttfts else None
+    else:
+        # a phase's files: exact order statistics read again from them, never N values held
+        count, low, high, total = tally.latency_range
+        latencies = ChunkedValues(ok_values(records, "latency_ns"), count, low, high, total)
+        lat = chunked_latency_stats(latencies)
+        count, low, high, total = tally.ttft_range
+        ttft = None
+        if count:
+            ttfts = ChunkedValues(ok_values(records, "ttft_ns"), count, low, high, total)
+            ttft = chunked_latency_stats(ttfts)
     out_tokens = tally.out_tokens
     tokens_per_second = out_tokens / (duration_ns / 1e9) if duration_ns > 0 and out_tokens else None
     # a twin is a different prompt from its original: (row, variant) pairs are the distinct ones
@@ -330,19 +550,18 @@ def summarize(
     es_t: int | None = None
     query_lat: LatencyStats | None = None
     queries = tally.queries()
-    target = spec.load.target_latency_ns
     scheduled_sps: float | None = None
     if scenario == "offline":
         score = loadgen_score(scenario, samples_per_second) if completed else None
     elif scenario in ("single-stream", "multi-stream"):
-        values = latencies
+        values: np.ndarray | ChunkedValues = latencies
         if scenario == "multi-stream":
             ok_queries = tally.ok_queries
-            values = _query_latencies(pd.concat(ok_queries) if ok_queries else _NO_QUERIES)
-        if scenario == "multi-stream":
-            query_lat = latency_stats(values)
+            per_query = _query_latencies(pd.concat(ok_queries) if ok_queries else _NO_QUERIES)
+            query_lat = latency_stats(per_query)
+            values = per_query
         assert es_p is not None
-        est = early_stopping.estimate(values, es_p)
+        est = _estimate(values, es_p)
         es_t, es_latency = est.overlatency_count, est.latency_ns
         if est.latency_ns is None:
             reasons.append(
@@ -357,10 +576,10 @@ def summarize(
         if completed > 1 and last_scheduled > 0:
             scheduled_sps = (completed - 1) / (last_scheduled / 1e9)
         if target is not None and completed:
-            valid, es_t = early_stopping.server_latency_valid(latencies, target)
+            valid, es_t = _server_valid(latencies, target, tally.over_target)
             if not valid:
                 need = early_stopping.min_passing_count(es_t, 0.99) + es_t
-                p99 = percentile(np.sort(latencies), 0.99)
+                p99 = _percentile(latencies, 0.99)
                 if p99 > target:
                     reasons.append(
                         f"server latency bound missed: p99 {p99} ns > target {target} ns"

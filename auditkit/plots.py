@@ -13,12 +13,15 @@ axes show ms and s because people read those.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+
+from auditkit.metrics import ChunkedValues, median_of
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -26,7 +29,7 @@ if TYPE_CHECKING:
 
     from auditkit.results import PhaseResult
 
-PhasesLike = Mapping[str, pd.DataFrame] | Iterable["PhaseResult"] | pd.DataFrame
+PhasesLike = Mapping[str, "pd.DataFrame | PhaseDigest"] | Iterable["PhaseResult"] | pd.DataFrame
 
 # Colour-blind-safe (Okabe-Ito): one colour per role, never cycled through phases.
 ROLE_COLOURS: dict[str, str] = {
@@ -44,68 +47,77 @@ FIGSIZE = (8.0, 4.0)
 WIDE = (10.0, 4.2)
 
 
-def phase_frames(phases: PhasesLike) -> dict[str, pd.DataFrame]:
-    """Normalise the accepted inputs to an ordered {phase name: records} dict."""
+def phase_frames(phases: PhasesLike) -> dict[str, pd.DataFrame | PhaseDigest]:
+    """Normalise the accepted inputs to an ordered {phase name: records} dict: a phase whose
+    records are in memory as its PLOT_COLUMNS, one left in its files as a `PhaseDigest`."""
     if isinstance(phases, pd.DataFrame):
         names = list(dict.fromkeys(phases["phase"].astype(str)))
         return {n: phases[phases["phase"].astype(str) == n] for n in names}
     if isinstance(phases, Mapping):
         return {str(k): v for k, v in phases.items()}
-    return {p.name: plot_columns(p) for p in phases}
+    return {p.name: plot_source(p) for p in phases}
 
 
-def plot_columns(phase: PhaseResult) -> pd.DataFrame:
-    """The columns the figures draw (PLOT_COLUMNS). A phase whose records are in memory hands
-    them out as they are; one left in its files is read a chunk at a time into compact
-    columns (status a category, times float64 ns, a column with no value at all sparse), one
-    array per column filled in place: ~41 bytes a row, where the record table's dtypes cost
-    about twice that and a concatenation of chunks would double it again. Rows come in the
-    files' order: the table's once records.parquet is written (the runner writes a phase
-    before any figure), completion order while only its part files exist."""
+def plot_source(phase: PhaseResult) -> pd.DataFrame | PhaseDigest:
+    """What the figures read of a phase: its PLOT_COLUMNS when its records are in memory, a
+    `PhaseDigest` (read a chunk at a time, never a whole column) when they are in its files."""
     if isinstance(phase.source, pd.DataFrame) or "records" in phase.__dict__:
         return phase.columns(*PLOT_COLUMNS)
-    rows = phase.num_rows
-    # a column stays one value (not allocated) until a row differs: no TTFT when not streamed,
-    # offline's schedule of 0
-    times: dict[str, np.ndarray | None] = dict.fromkeys(PLOT_COLUMNS[1:])
-    constant: dict[str, float] = {}
-    codes = np.zeros(rows, np.int8)
-    names: dict[str, int] = {}
-    at = 0
-    for chunk in phase.chunks(*PLOT_COLUMNS):
-        n = len(chunk)
-        for c in times:
-            values = chunk[c].astype("float64").to_numpy()
-            dense = times[c]
-            if dense is None:
-                if not n:
-                    continue
-                first = constant.setdefault(c, float(values[0]))
-                if _all_equal(values, first):
-                    continue
-                dense = times[c] = np.empty(rows)
-                dense[:at] = first
-            dense[at : at + n] = values
-        status = chunk["status"].astype("string").fillna("")
-        for value in status.unique():
-            names.setdefault(str(value), len(names))
-        codes[at : at + n] = status.map(names).to_numpy(dtype=np.int8)
-        at += n
-    data: dict[str, Any] = {"status": pd.Categorical.from_codes(codes, pd.Index(list(names)))}
-    for c, dense in times.items():
-        if dense is not None:
-            data[c] = dense
-        else:  # one value throughout: sparse
-            value = constant.get(c, np.nan)
-            data[c] = pd.arrays.SparseArray(np.full(rows, value), fill_value=value)
-    return pd.DataFrame(data, copy=False)
+    return PhaseDigest.read(phase)
 
 
-def _all_equal(values: np.ndarray, value: float) -> bool:
-    """Every element is `value` (NaN equals NaN here)."""
-    if np.isnan(value):
-        return bool(np.isnan(values).all())
-    return bool((values == value).all())
+@dataclass(frozen=True)
+class PhaseDigest:
+    """A phase left in its files (more than `records_io.LAZY_ROWS` rows), as the figures read
+    it: counts and ranges from one read of its PLOT_COLUMNS a chunk at a time; each figure
+    then reads the columns it draws again, a chunk at a time. Memory is a chunk plus what is
+    drawn (MAX_POINTS points, the ECDF's MAX_POINTS steps), whatever the phase's length.
+
+    Rows come in the files' order: the table's once records.parquet is written (the runner
+    writes a phase before any figure), completion order while only its part files exist."""
+
+    phase: PhaseResult
+    rows: int
+    #: completed queries (status ok, with a latency)
+    ok: int
+    #: the last completion or send time (s)
+    span_s: float
+    #: every query scheduled at 0
+    offline: bool
+    #: completed queries with a time to first token
+    ttft: int
+    #: completed queries' smallest and largest completion time (ns)
+    done_ns: tuple[int, int] | None
+
+    @classmethod
+    def read(cls, phase: PhaseResult) -> PhaseDigest:
+        rows = ok = ttft = 0
+        span = 0.0
+        offline = True
+        done: tuple[int, int] | None = None
+        for chunk in phase.chunks(*PLOT_COLUMNS):
+            rows += len(chunk)
+            span = max(span, _span_s(chunk))
+            offline = offline and bool((chunk["scheduled_ns"].fillna(0) == 0).all())
+            good = _ok(chunk)
+            ok += len(good)
+            ttft += int(good["ttft_ns"].notna().sum())
+            if len(good):
+                low, high = int(good["completed_ns"].min()), int(good["completed_ns"].max())
+                done = (low, high) if done is None else (min(done[0], low), max(done[1], high))
+        return cls(phase, rows, ok, span, offline and rows > 0, ttft, done)
+
+    def __len__(self) -> int:
+        return self.rows
+
+    def ok_chunks(self, *columns: str) -> Iterator[pd.DataFrame]:
+        """Each chunk's completed queries (`_ok`), only `columns`."""
+        for chunk in self.phase.chunks("status", "latency_ns", *columns):
+            yield _ok(chunk)[list(columns)]
+
+    def values(self, column: str, scale: float) -> Callable[[], Iterator[np.ndarray]]:
+        """A reader of a column over the completed queries (float64 / scale), chunk by chunk."""
+        return lambda: (_ns(c[column], scale) for c in self.ok_chunks(column))
 
 
 def phase_role(name: str) -> str:
@@ -148,7 +160,7 @@ def _role_legend(ax: Axes, counts: Mapping[str, str], **kwargs: Any) -> None:
 
 
 def _shade_blocks(
-    ax: Axes, frames: Mapping[str, pd.DataFrame], offsets: Mapping[str, float]
+    ax: Axes, frames: Mapping[str, pd.DataFrame | PhaseDigest], offsets: Mapping[str, float]
 ) -> None:
     """Each phase a shaded span in its role's colour on the shared time axis, its short name
     above the plot (W, R1, A1, A2, R2 ...; every n-th when there are too many to read)."""
@@ -169,7 +181,7 @@ def _shade_blocks(
     top.tick_params(length=0, pad=1)
 
 
-def _by_role(frames: Mapping[str, pd.DataFrame]) -> dict[str, list[str]]:
+def _by_role(frames: Mapping[str, pd.DataFrame | PhaseDigest]) -> dict[str, list[str]]:
     """Phase names grouped by role, roles in legend order."""
     out: dict[str, list[str]] = {}
     for name in frames:
@@ -256,14 +268,16 @@ def _steps(xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return xs[idx], ys[idx]
 
 
-def _span_s(rec: pd.DataFrame) -> float:
+def _span_s(rec: pd.DataFrame | PhaseDigest) -> float:
     """A phase's length (s): its last completion or send time."""
+    if isinstance(rec, PhaseDigest):
+        return rec.span_s
     # the larger of two maxima: no concatenated copy of both columns of a large phase
     ends = [float(m) for m in (rec["completed_ns"].max(), rec["sent_ns"].max()) if pd.notna(m)]
     return max(ends) / 1e9 if ends else 0.0
 
 
-def phase_offsets(frames: Mapping[str, pd.DataFrame]) -> dict[str, float]:
+def phase_offsets(frames: Mapping[str, pd.DataFrame | PhaseDigest]) -> dict[str, float]:
     """Start of each phase on a shared time axis (s): phases ran back to back, in order.
 
     Record times are relative to their own phase start, so each phase is shifted by the
@@ -285,15 +299,22 @@ def latency_over_time(phases: PhasesLike, ax: Axes | None = None) -> Figure:
     counts: dict[str, list[int]] = {}
     thinned = 1
     for name, rec in frames.items():
-        ok = _ok(rec)
         tally = counts.setdefault(phase_role(name), [0, 0, 0])
-        tally[0] += len(ok)
-        tally[1] += len(rec) - len(ok)
         tally[2] += 1
-        ok, k = _thin_k(ok)
+        if isinstance(rec, PhaseDigest):
+            tally[0] += rec.ok
+            tally[1] += rec.rows - rec.ok
+            read = _pairs(rec, "completed_ns", "latency_ns")
+            done, latency, k = _sample(read, rec.ok)
+            x, y = done / 1e9 + offsets[name], latency / 1e6
+        else:
+            ok = _ok(rec)
+            tally[0] += len(ok)
+            tally[1] += len(rec) - len(ok)
+            ok, k = _thin_k(ok)
+            x = _ns(ok["completed_ns"], 1e9) + offsets[name]
+            y = _ns(ok["latency_ns"], 1e6)
         thinned = max(thinned, k)
-        x = _ns(ok["completed_ns"], 1e9) + offsets[name]
-        y = _ns(ok["latency_ns"], 1e6)
         ax.scatter(x, y, s=6, alpha=0.55, color=phase_colour(name), linewidths=0)
     if _offline(frames):
         ax.text(
@@ -331,9 +352,66 @@ def _count_text(ok: int, failed: int, blocks: int) -> str:
     return text + (f" in {blocks} blocks" if blocks > 1 else "")
 
 
-def _offline(frames: dict[str, pd.DataFrame]) -> bool:
+def _offline(frames: dict[str, pd.DataFrame | PhaseDigest]) -> bool:
     """Every query scheduled at t=0 (offline), so latency grows with queue position."""
-    return all(len(r) and (r["scheduled_ns"].fillna(0) == 0).all() for r in frames.values())
+    return all(
+        r.offline
+        if isinstance(r, PhaseDigest)
+        else len(r) and (r["scheduled_ns"].fillna(0) == 0).all()
+        for r in frames.values()
+    )
+
+
+def _pairs(
+    digest: PhaseDigest, x: str, y: str
+) -> Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]:
+    """A reader of two columns (float64 ns) over a phase's completed queries, chunk by chunk."""
+    return lambda: ((_ns(c[x], 1), _ns(c[y], 1)) for c in digest.ok_chunks(x, y))
+
+
+def _sample(
+    read: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]], n: int
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """`_keep` of points read a chunk at a time (n of them): the kept x and y, and k. The
+    slowest 0.1 % is every y at or above y's 99.9th percentile (numpy's, exactly)."""
+    k = max(1, -(-n // MAX_POINTS))
+    threshold = -np.inf
+    if k > 1:
+        threshold = _percentiles(lambda: (y for _, y in read()), [99.9])[0]
+    xs, ys = [], []
+    at = 0
+    for x, y in read():
+        keep = y >= threshold
+        keep[(-at) % k :: k] = True  # the every-k-th of the whole phase's order
+        at += len(y)
+        xs.append(x[keep])
+        ys.append(y[keep])
+    return _joined(xs), _joined(ys), k
+
+
+def _joined(arrays: list[np.ndarray]) -> np.ndarray:
+    return np.concatenate(arrays) if arrays else np.array([])
+
+
+def _percentiles(read: Callable[[], Iterable[np.ndarray]], qs: list[float]) -> list[float]:
+    """`np.percentile(values, qs)` (linear) of values read a chunk at a time: exact order
+    statistics (`metrics.order_statistics`), interpolated as numpy does."""
+    values = ChunkedValues.scan(read)
+    n = values.count
+    if n <= MAX_POINTS:  # few: numpy itself
+        return [float(v) for v in np.percentile(_joined(list(read())), qs)]
+    virtual = (n - 1) * np.true_divide(np.asarray(qs, dtype=float), 100)
+    below = np.minimum(np.floor(virtual), n - 1).astype(np.int64)
+    above = np.minimum(below + 1, n - 1)
+    wanted = sorted({*below.tolist(), *above.tolist()})
+    found = dict(zip(wanted, values.at(wanted), strict=True))
+    a = np.array([found[i] for i in below.tolist()], dtype=float)
+    b = np.array([found[i] for i in above.tolist()], dtype=float)
+    gamma = virtual - below
+    diff = b - a
+    # numpy's _lerp: from the upper end when the weight is past one half
+    out = np.where(gamma >= 0.5, b - diff * (1 - gamma), a + diff * gamma)
+    return [float(v) for v in out]
 
 
 def ecdf(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -351,9 +429,16 @@ def latency_ecdf(phases: PhasesLike, ax: Axes | None = None) -> Figure:
     labels: dict[str, str] = {}
     for role, names in _by_role(frames).items():
         colour = ROLE_COLOURS[role]
+        if any(isinstance(frames[n], PhaseDigest) for n in names):
+            label = _role_ecdf_chunked(ax, [frames[n] for n in names], role)
+            if label:
+                labels[role] = label
+            continue
         pooled = []
         for name in names:
-            lat = _ns(_ok(frames[name])["latency_ns"], 1e6)
+            frame = frames[name]
+            assert isinstance(frame, pd.DataFrame)
+            lat = _ns(_ok(frame)["latency_ns"], 1e6)
             pooled.append(lat)
             if len(names) > 1 and len(lat):
                 xs, ys = _ecdf_steps(lat)
@@ -382,6 +467,62 @@ def latency_ecdf(phases: PhasesLike, ax: Axes | None = None) -> Figure:
     return fig
 
 
+def _role_ecdf_chunked(ax: Axes, recs: list[pd.DataFrame | PhaseDigest], role: str) -> str:
+    """`latency_ecdf`'s lines of one role some of whose phases are in their files: the same
+    lines (a chunk of latencies at a time); the role's legend text ("" when none completed)."""
+    colour = ROLE_COLOURS[role]
+    readers = [_latencies_ms(rec) for rec in recs]
+    scans = [ChunkedValues.scan(read) for read in readers]
+    if len(recs) > 1:
+        for scan in scans:
+            if scan.count:
+                ax.step(*_ecdf_chunked(scan), where="post", color=colour, linewidth=0.7, alpha=0.35)
+    live = [s for s in scans if s.count]
+    if not live:
+        return ""
+
+    def pooled_read() -> Iterator[np.ndarray]:
+        for read in readers:
+            yield from read()
+
+    pooled = ChunkedValues(
+        pooled_read,
+        sum(s.count for s in live),
+        min(s.lo for s in live),
+        max(s.hi for s in live),
+        sum(s.total for s in live),
+    )
+    style = "--" if role == "audit" else "-"
+    ax.step(*_ecdf_chunked(pooled), where="post", color=colour, linewidth=2.2, linestyle=style)
+    p50, p90 = _percentiles(pooled_read, [50, 90])
+    blocks = f" ({len(recs)} blocks pooled)" if len(recs) > 1 else ""
+    return f"p50 {p50:.3g} ms, p90 {p90:.3g} ms{blocks}"
+
+
+def _latencies_ms(rec: pd.DataFrame | PhaseDigest) -> Callable[[], Iterator[np.ndarray]]:
+    """A reader of a phase's completed latencies (ms), chunk by chunk."""
+    if isinstance(rec, PhaseDigest):
+        return rec.values("latency_ns", 1e6)
+    return lambda: iter([_ns(_ok(rec)["latency_ns"], 1e6)])
+
+
+def _ecdf_chunked(values: ChunkedValues) -> tuple[np.ndarray, np.ndarray]:
+    """An ECDF's steps from values read a chunk at a time. Up to MAX_POINTS values: read
+    whole, `_ecdf_steps` (the points it always drew). Beyond: the exact fraction of values at
+    or below each of MAX_POINTS evenly spaced latencies from the smallest to the largest
+    (each chunk sorted, counted with searchsorted). The in-memory path draws MAX_POINTS evenly
+    spaced ranks instead; both are exact points of the same step function, 20x finer than a
+    pixel of the axis (which spans the same smallest to largest), so the figure looks the same,
+    and an even grid of latencies needs no order statistic of its own (each would cost reads)."""
+    if values.count <= MAX_POINTS:
+        return _ecdf_steps(_joined(list(values.read())))
+    xs = np.linspace(float(values.lo), float(values.hi), MAX_POINTS)
+    counts = np.zeros(MAX_POINTS, np.int64)
+    for chunk in values.read():
+        counts += np.searchsorted(np.sort(chunk), xs, side="right")
+    return xs, counts / values.count
+
+
 def rolling_qps(times_s: np.ndarray, window_s: float) -> tuple[np.ndarray, np.ndarray]:
     """Completions per second in a trailing window, evaluated on an even grid of 200 points."""
     t = np.sort(times_s)
@@ -394,6 +535,33 @@ def rolling_qps(times_s: np.ndarray, window_s: float) -> tuple[np.ndarray, np.nd
     return grid, counts / span
 
 
+def _last_done_s(rec: pd.DataFrame | PhaseDigest) -> float | None:
+    """A phase's last completion (s), None when nothing completed."""
+    if isinstance(rec, PhaseDigest):
+        return rec.done_ns[1] / 1e9 if rec.done_ns is not None else None
+    ok = _ok(rec)
+    return float(ok["completed_ns"].max()) / 1e9 if len(ok) else None
+
+
+def _rolling_qps_chunked(
+    digest: PhaseDigest, window_s: float
+) -> tuple[np.ndarray, np.ndarray, int, float]:
+    """`rolling_qps` of a phase's completions read a chunk at a time (each chunk sorted and
+    counted at the grid's points: the same counts), its completions and last one (s)."""
+    if digest.done_ns is None or window_s <= 0:
+        return np.array([]), np.array([]), 0, 0.0
+    first, last = digest.done_ns[0] / 1e9, digest.done_ns[1] / 1e9
+    grid = np.linspace(first, last, 200)
+    counts = np.zeros(len(grid), np.int64)
+    for done in digest.values("completed_ns", 1e9)():
+        t = np.sort(done)
+        counts += np.searchsorted(t, grid, side="right") - np.searchsorted(
+            t, grid - window_s, "right"
+        )
+    span = np.clip(grid - first, window_s / 4, window_s)
+    return grid, counts / span, digest.ok, last
+
+
 def throughput_over_time(
     phases: PhasesLike, ax: Axes | None = None, window_s: float | None = None
 ) -> Figure:
@@ -404,19 +572,23 @@ def throughput_over_time(
     offsets = phase_offsets(frames)
     if len(frames) > 1:
         _shade_blocks(ax, frames, offsets)
-    durations = [float(_ok(r)["completed_ns"].max()) / 1e9 for r in frames.values() if len(_ok(r))]
+    durations = [d for d in map(_last_done_s, frames.values()) if d is not None]
     # a fifth of the shortest phase: wide enough to smooth the count quantisation of short
     # mock runs, narrow enough to show warm-up and tail-off
     window = window_s or max(min(durations, default=1.0) / 5, 0.005)
     done_by_role: dict[str, list[float]] = {}
     for name, rec in frames.items():
-        done = _ns(_ok(rec)["completed_ns"], 1e9)
-        grid, qps = rolling_qps(done, window)
+        if isinstance(rec, PhaseDigest):
+            grid, qps, count, last = _rolling_qps_chunked(rec, window)
+        else:
+            done = _ns(_ok(rec)["completed_ns"], 1e9)
+            grid, qps = rolling_qps(done, window)
+            count, last = len(done), float(done.max()) if len(done) else 0.0
         if len(grid) == 0:
             continue
         tally = done_by_role.setdefault(phase_role(name), [0.0, 0.0])
-        tally[0] += len(done)
-        tally[1] += max(float(done.max()), 1e-9)
+        tally[0] += count
+        tally[1] += max(last, 1e-9)
         ax.plot(grid + offsets[name], qps, color=phase_colour(name), linewidth=1.6)
     labels = {r: f"mean {n / t:.4g} queries/s" for r, (n, t) in done_by_role.items()}
     ax.set_xlabel("time since the first phase started (s)")
@@ -431,7 +603,10 @@ def throughput_over_time(
 
 def has_ttft(phases: PhasesLike) -> bool:
     """True when the run streamed (some completed query has a time to first token)."""
-    return any(_ok(r)["ttft_ns"].notna().any() for r in phase_frames(phases).values())
+    return any(
+        r.ttft > 0 if isinstance(r, PhaseDigest) else _ok(r)["ttft_ns"].notna().any()
+        for r in phase_frames(phases).values()
+    )
 
 
 def ttft_vs_decode(phases: PhasesLike, ax: Axes | None = None) -> Figure:
@@ -441,28 +616,39 @@ def ttft_vs_decode(phases: PhasesLike, ax: Axes | None = None) -> Figure:
     fig, ax = _axes(ax)
     drew = False
     for i, (name, rec) in enumerate(frames.items()):
-        ok = _ok(rec)
-        ok = ok[ok["ttft_ns"].notna()]
-        if len(ok) == 0:
-            continue
-        ttft = _ns(ok["ttft_ns"], 1e6)
-        decode = _ns(ok["latency_ns"], 1e6) - ttft
         colour = phase_colour(name, i)
-        keep, k = _keep(decode)
-        ax.scatter(ttft[keep], decode[keep], s=10, alpha=0.5, color=colour, linewidths=0)
+        if isinstance(rec, PhaseDigest):
+            if not rec.ttft:
+                continue
+            read = _ttft_decode(rec)
+            ttft, decode, k = _sample(read, rec.ttft)
+            total = rec.ttft
+            # rec.ttft > 0: both have values
+            mid_ttft = median_of(_nth(read, 0)) or 0.0
+            mid_decode = median_of(_nth(read, 1)) or 0.0
+        else:
+            ok = _ok(rec)
+            ok = ok[ok["ttft_ns"].notna()]
+            if len(ok) == 0:
+                continue
+            ttft = _ns(ok["ttft_ns"], 1e6)
+            decode = _ns(ok["latency_ns"], 1e6) - ttft
+            keep, k = _keep(decode)
+            mid_ttft, mid_decode = float(np.median(ttft)), float(np.median(decode))
+            total = len(ttft)
+            ttft, decode = ttft[keep], decode[keep]
+        ax.scatter(ttft, decode, s=10, alpha=0.5, color=colour, linewidths=0)
         if k > 1:
-            note = f"{name}: {int(keep.sum()):,} of {len(ttft):,} queries drawn"
+            note = f"{name}: {len(ttft):,} of {total:,} queries drawn"
             ax.text(0.99, 0.01, note, transform=ax.transAxes, ha="right", fontsize=7, color="0.35")
         ax.scatter(
-            [np.median(ttft)],
-            [np.median(decode)],
+            [mid_ttft],
+            [mid_decode],
             s=140,
             marker="X",
             color=colour,
             edgecolors="black",
-            label=(
-                f"{name}: median TTFT {np.median(ttft):.3g} ms, decode {np.median(decode):.3g} ms"
-            ),
+            label=(f"{name}: median TTFT {mid_ttft:.3g} ms, decode {mid_decode:.3g} ms"),
         )
         drew = True
     if not drew:
@@ -487,8 +673,29 @@ def ttft_vs_decode(phases: PhasesLike, ax: Axes | None = None) -> Figure:
     return fig
 
 
+def _ttft_decode(digest: PhaseDigest) -> Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]]:
+    """A reader of (TTFT, decode) in ms over the completed queries with a TTFT, by chunk."""
+
+    def read() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for chunk in digest.ok_chunks("ttft_ns", "latency_ns"):
+            chunk = chunk[chunk["ttft_ns"].notna()]
+            ttft = _ns(chunk["ttft_ns"], 1e6)
+            yield ttft, _ns(chunk["latency_ns"], 1e6) - ttft
+
+    return read
+
+
+def _nth(
+    read: Callable[[], Iterator[tuple[np.ndarray, np.ndarray]]], i: int
+) -> Callable[[], Iterator[np.ndarray]]:
+    """A reader of the i-th array of each pair `read` yields."""
+    return lambda: (pair[i] for pair in read())
+
+
 def audit_figures(phases: PhasesLike) -> dict[str, Figure]:
-    """Every standard figure of a run, keyed by a file-friendly name."""
+    """Every standard figure of a run, keyed by a file-friendly name (each phase read once
+    into what the figures draw: a phase left in its files as a `PhaseDigest`)."""
+    phases = phase_frames(phases)
     figs = {
         "latency_over_time": latency_over_time(phases),
         "latency_ecdf": latency_ecdf(phases),

@@ -244,8 +244,32 @@ class PhaseRecords:
         for path in files:
             handle = pq.ParquetFile(path)
             present = [n for n in names if n in handle.schema_arrow.names]
-            for batch in handle.iter_batches(batch_size=CHUNK_ROWS, columns=present):
-                yield pd.DataFrame({n: _series(n, _filled(batch, n)) for n in names}, copy=False)
+            for table in _row_group_chunks(handle, present):
+                yield pd.DataFrame({n: _series(n, _filled(table, n)) for n in names}, copy=False)
+
+
+def _row_group_chunks(handle: pq.ParquetFile, columns: list[str]) -> Iterator[pa.Table]:
+    """A file's columns about CHUNK_ROWS rows at a time, whole row groups per read. Not one
+    `iter_batches` over the file: its reader keeps every row group's decoded dictionary page
+    until it ends, and timestamps of a real run (distinct values, dictionary-encoded up to the
+    writer's page limit) then cost ~8 bytes a row a column: +54 MB in a 1M-query phase's
+    figures, measured. A row group larger than two chunks is read in batches of its own."""
+    meta = handle.metadata
+    group: list[int] = []
+    rows = 0
+    for g in range(meta.num_row_groups):
+        group.append(g)
+        rows += meta.row_group(g).num_rows
+        if rows < CHUNK_ROWS and g < meta.num_row_groups - 1:
+            continue
+        if rows > 2 * CHUNK_ROWS:
+            for batch in handle.iter_batches(
+                CHUNK_ROWS, row_groups=group, columns=columns, use_threads=False
+            ):
+                yield pa.Table.from_batches([batch])
+        else:
+            yield handle.read_row_groups(group, columns=columns, use_threads=False)
+        group, rows = [], 0
 
 
 def _filled(table: pa.Table | pa.RecordBatch, name: str) -> pa.ChunkedArray:

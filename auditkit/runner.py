@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from auditkit import __version__, artifacts, run_rules
 from auditkit.audits import DEFAULT_TEST, AuditTest, get_test
@@ -408,9 +411,8 @@ class PhaseRunner:
         close()
         rate = phase.summary.samples_per_second
         if self.transport is None:  # what a later phase could reach, for `workers: auto`
-            times = phase.columns("status", "sent_ns", "completed_ns")
-            ok = times[times["status"] == "ok"]
-            service = (ok["completed_ns"] - ok["sent_ns"]).to_numpy(dtype=float)
+            # a chunk at a time: a phase of millions of queries is never read whole here
+            service = functools.partial(_service_ns, phase)
             rate = max(rate, attainable_rate(spec.load.max_concurrency, service) or 0.0)
         self.fastest = max(self.fastest or 0.0, rate)
         if self.transport is None:
@@ -472,3 +474,10 @@ def invalid_result(prepared: Prepared, phases: list[PhaseResult]) -> AuditResult
     skipped = [s.name for s in prepared.specs if s.name not in ran]
     reason = "; ".join(reasons) + f"; not run: {', '.join(skipped)}"
     return prepared.test.invalid(prepared.cfg, ran, reason)
+
+
+def _service_ns(phase: PhaseResult) -> Iterator[np.ndarray]:
+    """Each completed query's service time (sent -> completed, ns), a chunk at a time."""
+    for times in phase.chunks("status", "sent_ns", "completed_ns"):
+        ok = times[times["status"] == "ok"]
+        yield (ok["completed_ns"] - ok["sent_ns"]).to_numpy(dtype=float)

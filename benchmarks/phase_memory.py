@@ -24,9 +24,12 @@ import gc
 import json
 import resource
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+import pyarrow.parquet as pq
 
 from auditkit import artifacts, plots
 from auditkit.audits.test04.evidence import per_token_scores
@@ -98,6 +101,21 @@ def endpoint(sut: str, mock: MockConfig) -> Iterator[tuple[str, FakeTransport | 
         yield server.url, None
 
 
+def report_progress(phase_dir: Path, stop: threading.Event, every_s: float = 60.0) -> None:
+    """Every minute while the phase runs: the rows its part files hold so far."""
+    started = time.perf_counter()
+    while not stop.wait(every_s):
+        rows = 0
+        for part in (phase_dir / "records.parts").glob("part-*.parquet"):
+            with contextlib.suppress(OSError, ValueError):  # a part renamed or removed meanwhile
+                rows += pq.read_metadata(part).num_rows
+        print(
+            f"  [{time.strftime('%H:%M:%S')}] recording: {rows:,} rows in part files after "
+            f"{time.perf_counter() - started:.0f} s, peak {peak_mb():.0f} MB",
+            flush=True,
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--queries", type=int, default=1_000_000)
@@ -122,18 +140,28 @@ def main() -> None:
     def step(name: str, since: float) -> float:
         now = time.perf_counter()
         steps.append((name, now - since, peak_mb()))
+        # as it happens too: a long run that is stopped still says how far it got
+        print(f"  [{time.strftime('%H:%M:%S')}] {name}: {now - since:.1f} s, peak so far "
+              f"+{peak_mb() - before:.0f} MB", flush=True)  # fmt: skip
         return now
 
     sut = args.sut if args.simulated else "http"
+    stop = threading.Event()
+    before = 0.0
     with endpoint(sut, mock) as (url, transport), tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         gc.collect()
         before = rss_mb()
         t = time.perf_counter()
+        watch = threading.Thread(
+            target=report_progress, args=(folder / spec.name, stop), daemon=True
+        )
+        watch.start()
         phase = run_phase(
             spec, dataset, adapter, HttpTarget(url), transport=transport,
             records_dir=folder / spec.name,
         )  # fmt: skip
+        stop.set()
         t = step(f"record + summarise {phase.summary.completed:,} queries", t)
         summary = phase.summary.model_copy(
             update={"client_bound": client_bound_reason(phase.summary, None, 0.8)}

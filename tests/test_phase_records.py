@@ -13,7 +13,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from auditkit import records_io
+from auditkit import metrics, records_io
 from auditkit.data import SampleOrder
 from auditkit.metrics import summarize
 from auditkit.plan import LoadPattern, RunSpec
@@ -71,8 +71,11 @@ def write_parts(folder: Path, rows: list[tuple[Any, ...]], per_part: int = 97) -
     ids=lambda load: load.scenario,
 )
 def test_summary_from_part_files_equals_the_dataframe_path(
-    load: LoadPattern, tmp_path: Path
+    load: LoadPattern, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # percentiles and early stopping from order statistics narrowed over several reads
+    monkeypatch.setattr(metrics, "SELECT_HELD", 32)
+    monkeypatch.setattr(metrics, "SELECT_BINS", 8)
     source = write_parts(tmp_path / "p", synthetic_rows(700))
     spec = RunSpec("p", SampleOrder.with_replacement(0), 650, load)
     from_files = summarize(source, spec)
@@ -193,3 +196,82 @@ def test_thinning_and_ecdf_steps_pick_the_points_they_always_picked() -> None:
     xs, ys = plots._ecdf_steps(y[~np.isnan(y)])
     old_xs, old_ys = plots._steps(*plots.ecdf(y[~np.isnan(y)]))
     assert (xs == old_xs).all() and (ys == old_ys).all()
+
+
+@pytest.mark.parametrize("kind", ["int", "float", "ties", "one value"])
+def test_order_statistics_read_in_chunks_equal_a_sort(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Exact order statistics and medians without holding the values: narrowed over reads
+    (tiny bins and a tiny held range force several), equal to sorting them all."""
+    import numpy as np
+
+    monkeypatch.setattr(metrics, "SELECT_HELD", 5)
+    monkeypatch.setattr(metrics, "SELECT_BINS", 3)
+    rng = np.random.default_rng(11)
+    values = {
+        "int": rng.integers(-(10**12), 10**12, 4001),
+        "float": rng.lognormal(size=4000),
+        "ties": np.repeat(rng.integers(0, 7, 50), 61),
+        "one value": np.full(999, 42),
+    }[kind]
+    chunks = np.array_split(values, 13)
+    ordered = np.sort(values)
+    n = len(values)
+    ranks = [0, 1, n // 3, n // 2, int(n * 0.99), n - 2, n - 1]
+    assert metrics.order_statistics(lambda: iter(chunks), ranks) == ordered[ranks].tolist()
+    monkeypatch.setattr(metrics, "SELECT_HELD", 1)  # median_of reads whole up to SELECT_HELD
+    assert metrics.median_of(lambda: iter(chunks)) == float(np.median(values))
+
+
+def test_figures_of_a_large_phase_in_chunks_draw_the_in_memory_figures(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A phase read a chunk at a time, past MAX_POINTS (lowered, so a small phase takes the
+    large-phase path through several chunks), draws the in-memory figures: the same sampled
+    points (every k-th and the slowest 0.1 %: the same percentile threshold), throughput
+    lines, legends and titles; its ECDF steps lie exactly on the in-memory ECDF."""
+    import numpy as np
+
+    from auditkit import plots
+
+    monkeypatch.setattr(plots, "MAX_POINTS", 60)
+    monkeypatch.setattr(records_io, "CHUNK_ROWS", 400)
+    monkeypatch.setattr(metrics, "SELECT_HELD", 64)
+    monkeypatch.setattr(metrics, "SELECT_BINS", 16)
+    source = write_parts(tmp_path / "p", synthetic_rows(1200), per_part=400)
+    records_io.write_records(tmp_path / "p", source)
+    spec = RunSpec("audit", SampleOrder.with_replacement(0), 1200, LoadPattern("offline"))
+    summary = PhaseSummary.model_construct()
+    lazy = PhaseResult(spec, source, summary)
+    whole = PhaseResult(spec, source.frame(), summary)
+    assert isinstance(plots.phase_frames([lazy])["audit"], plots.PhaseDigest)
+
+    def drawn(build: Any, phase: PhaseResult) -> tuple[Any, ...]:
+        ax = build([phase]).axes[0]
+        lines = [line.get_xydata().tolist() for line in ax.lines]
+        points = [c.get_offsets().tolist() for c in ax.collections]
+        texts = [t.get_text() for t in ax.texts]
+        legend = ax.get_legend_handles_labels()[1] or [
+            t.get_text() for t in ax.get_legend().get_texts()
+        ]
+        return lines, points, texts, legend, ax.get_title(), ax.get_xlim()
+
+    for build in (plots.latency_over_time, plots.throughput_over_time, plots.ttft_vs_decode):
+        assert drawn(build, lazy) == drawn(build, whole), build.__name__
+    thinned = drawn(plots.latency_over_time, lazy)
+    ok = int((whole.records["status"] == "ok").sum())
+    # the sample is said, and it is one: about MAX_POINTS, plus the slowest 0.1 %
+    k = -(-ok // 60)
+    assert k > 1 and f"1 in {k} queries drawn, plus the slowest 0.1 %" in thinned[4]
+    assert -(-ok // k) <= len(thinned[1][0]) <= -(-ok // k) + ok // 1000 + 1
+
+    # ECDF: the same legend (p50, p90); each step exactly the in-memory fraction at its latency
+    lines, _, _, legend, title, _ = drawn(plots.latency_ecdf, lazy)
+    assert legend == drawn(plots.latency_ecdf, whole)[3] and title
+    frame = whole.records
+    lat = np.sort(frame.loc[frame["status"] == "ok", "latency_ns"].to_numpy(float) / 1e6)
+    (steps,) = [line for line in lines if len(line) == 60]
+    xs, ys = np.array(steps).T
+    assert xs[0] == lat[0] and xs[-1] == lat[-1]
+    assert (ys == np.searchsorted(lat, xs, side="right") / len(lat)).all()

@@ -31,7 +31,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -52,7 +52,7 @@ from auditkit.loadgen.driver import PhaseDriver, ProgressCallback
 from auditkit.loadgen.schedulers import offline, server
 from auditkit.loadgen.supply import Query
 from auditkit.loadgen.target import HttpTarget
-from auditkit.metrics import summarize
+from auditkit.metrics import median_of, summarize
 from auditkit.plan import LoadPattern, RunSpec
 from auditkit.records_io import PartWriter, PhaseRecords, read_parts, remove_parts, to_frame
 from auditkit.results import LoggedOutput, PhaseResult, PhaseSummary
@@ -102,15 +102,19 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
-def attainable_rate(concurrency: int, service_ns: np.ndarray) -> float | None:
+def attainable_rate(
+    concurrency: int, service_ns: np.ndarray | Callable[[], Iterable[np.ndarray]]
+) -> float | None:
     """The rate (requests/s) `concurrency` requests in flight reach at the median service time
     (sent -> completed) a phase saw: Little's law, rate = L / W. A warm-up runs too few queries,
     in rounds, for its own rate to say how fast a measured phase will go (seen: 272/s
-    before an offline phase that reached 4,462/s against a cache); its service times do."""
-    served = service_ns[service_ns > 0]
-    if not len(served):
+    before an offline phase that reached 4,462/s against a cache); its service times do.
+    `service_ns`: the times, or a reader of them a chunk at a time (a phase's files)."""
+    read = service_ns if callable(service_ns) else lambda: iter([service_ns])
+    median = median_of(lambda: (v[v > 0] for v in read()))
+    if median is None:
         return None
-    return concurrency / (float(np.median(served)) / 1e9)
+    return concurrency / (median / 1e9)
 
 
 def expected_rate(load: LoadPattern, seen: float | None) -> float | None:

@@ -5,12 +5,14 @@ and per-token scores. Frozen models with named fields; pure functions of the rec
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import pandas as pd
 
 from auditkit.audits.test04.decision import Decision
 from auditkit.audits.test04.fingerprint import FINGERPRINT_COLUMNS, Fingerprint, fingerprint
+from auditkit.metrics import median_of
 from auditkit.plan import WarmupRule
 from auditkit.results import Evidence, PhaseResult, PhaseSummary
 
@@ -156,26 +158,30 @@ def representativeness(reference: pd.DataFrame, audit: pd.DataFrame) -> Represen
 
 def per_token_scores(phase: PhaseResult) -> PerTokenScores:
     """Output tokens per second and median time per output token (LLM endpoints)."""
-    # a chunk of rows at a time: one float per completed query is all that is kept
+    # a chunk of rows at a time; the median from exact order statistics read again the same way
     counted = total = 0
-    per_token: list[np.ndarray] = []
-    for records in phase.chunks("status", "output_tokens", "completed_ns", "sent_ns"):
-        ok = records[records["status"] == "ok"]
-        tokens = ok["output_tokens"].dropna()
+    for records in phase.chunks("status", "output_tokens"):
+        tokens = records["output_tokens"][records["status"] == "ok"].dropna()
         counted += len(tokens)
         total += int(tokens.sum())
-        ratio = (ok["completed_ns"] - ok["sent_ns"]) / ok["output_tokens"].where(
-            ok["output_tokens"] > 0
-        )
-        per_token.append(ratio.dropna().to_numpy(dtype=np.float64))
     s = phase.summary
     if not counted or not s.duration_ns:
         return PerTokenScores()
-    values = np.concatenate(per_token)
+    median = median_of(lambda: _ns_per_token(phase))
     return PerTokenScores(
         tokens_per_second=float(total) / (s.duration_ns / 1e9),
-        ms_per_output_token=(float(np.median(values)) if len(values) else math.nan) / 1e6,
+        ms_per_output_token=(math.nan if median is None else median) / 1e6,
     )
+
+
+def _ns_per_token(phase: PhaseResult) -> Iterator[np.ndarray]:
+    """Each completed query's service time per output token (ns), a chunk at a time."""
+    for records in phase.chunks("status", "output_tokens", "completed_ns", "sent_ns"):
+        ok = records[records["status"] == "ok"]
+        ratio = (ok["completed_ns"] - ok["sent_ns"]) / ok["output_tokens"].where(
+            ok["output_tokens"] > 0
+        )
+        yield ratio.dropna().to_numpy(dtype=np.float64)
 
 
 def record_evidence(
