@@ -37,7 +37,12 @@ from auditkit.loadgen.choice import resolve_client
 from auditkit.loadgen.exchanges import run_exchanges
 from auditkit.loadgen.fake import FakeTransport, SimulatedSUT
 from auditkit.loadgen.ray_hosts import connect as connect_ray
-from auditkit.loadgen.workers import SPLITTABLE, attainable_rate, expected_rate, phase_workers
+from auditkit.loadgen.workers import (
+    SPLITTABLE,
+    expected_rate,
+    median_service_ns,
+    phase_workers,
+)
 from auditkit.plan import RunSpec
 from auditkit.preflight import check_output_dir, discover_model
 from auditkit.results import AuditResult, PhaseResult, PhaseSummary
@@ -276,9 +281,10 @@ def _remove_empty(dirs: list[Path]) -> None:
             d.rmdir()
 
 
-#: the fastest rate (requests/s) a phase of this process reached, by endpoint base URL: a
-#: suite's later audits size their first phases by what the earlier ones saw
-_FASTEST: dict[str, float] = {}
+#: the fastest rate (requests/s) a phase of this process reached and the shortest median
+#: service time (ns) one saw, by endpoint base URL: a suite's later audits size their first
+#: phases by what the earlier ones saw
+_FASTEST: dict[str, tuple[float | None, float | None]] = {}
 
 
 class PhaseRunner:
@@ -309,9 +315,10 @@ class PhaseRunner:
         #: the server answered a streamed phase with whole bodies (it ignores `stream`): the
         #: guard then judges by the non-streamed ceiling, which is what the client did
         self.whole_answers = False
-        #: the fastest rate a phase reached against this endpoint, in this run or an earlier
-        #: audit of the same process (a suite's): workers: auto sizes offline phases by it
-        self.fastest: float | None = _FASTEST.get(http.base_url)
+        #: the fastest rate a phase reached against this endpoint and the shortest median
+        #: service time, in this run or an earlier audit of the same process (a suite's):
+        #: workers: auto sizes offline phases by them (expected_rate)
+        self.fastest, self.quickest_ns = _FASTEST.get(http.base_url, (None, None))
         #: the worker count last logged (said again only when it changes)
         self.workers_said = 1
         #: phases finished so far, every round (an interruption says they are kept)
@@ -369,11 +376,15 @@ class PhaseRunner:
         # is spec.load, frozen by the plan
         client = self.prepared.cfg.load
         ceiling = self.ceiling(spec)
-        workers = 1 if self.transport else phase_workers(client, spec, ceiling, self.fastest)
+        workers = (
+            1
+            if self.transport
+            else phase_workers(client, spec, ceiling, self.fastest, self.quickest_ns)
+        )
         # which client ran (phase.json, the guard's reason); None: an in-memory transport
         http_client = None if self.transport else resolve_client(self.http)
         if workers != self.workers_said:
-            expected = expected_rate(spec.load, self.fastest)
+            expected = expected_rate(spec.load, self.fastest, self.quickest_ns)
             why = (
                 f" (expected up to {expected:.0f}/s, one {http_client} process good for "
                 f"{client.client_bound_fraction * ceiling:.0f}/s before the client guard)"
@@ -410,13 +421,13 @@ class PhaseRunner:
             ) from None
         close()
         rate = phase.summary.samples_per_second
+        self.fastest = max(self.fastest or 0.0, rate)
         if self.transport is None:  # what a later phase could reach, for `workers: auto`
             # a chunk at a time: a phase of millions of queries is never read whole here
-            service = functools.partial(_service_ns, phase)
-            rate = max(rate, attainable_rate(spec.load.max_concurrency, service) or 0.0)
-        self.fastest = max(self.fastest or 0.0, rate)
-        if self.transport is None:
-            _FASTEST[self.http.base_url] = self.fastest
+            median = median_service_ns(functools.partial(_service_ns, phase))
+            if median is not None:
+                self.quickest_ns = min(self.quickest_ns or median, median)
+            _FASTEST[self.http.base_url] = (self.fastest, self.quickest_ns)
         update: dict[str, Any] = {"http_client": http_client, "workers": workers}
         if ceiling is not None and self.streams(spec) and not self.whole_answers:
             answers = phase.columns("status", "first_token_ns")

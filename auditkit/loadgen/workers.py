@@ -102,32 +102,42 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def median_service_ns(service_ns: np.ndarray | Callable[[], Iterable[np.ndarray]]) -> float | None:
+    """The median service time (sent -> completed, ns) a phase saw, for Little's law in
+    `expected_rate`. A warm-up runs too few queries, in rounds, for its own rate to say how
+    fast a measured phase will go (seen: 272/s before an offline phase that reached 4,462/s
+    against a cache); its service times do. `service_ns`: the times, or a reader of them a
+    chunk at a time (a phase's files)."""
+    read = service_ns if callable(service_ns) else lambda: iter([service_ns])
+    return median_of(lambda: (v[v > 0] for v in read()))
+
+
 def attainable_rate(
     concurrency: int, service_ns: np.ndarray | Callable[[], Iterable[np.ndarray]]
 ) -> float | None:
-    """The rate (requests/s) `concurrency` requests in flight reach at the median service time
-    (sent -> completed) a phase saw: Little's law, rate = L / W. A warm-up runs too few queries,
-    in rounds, for its own rate to say how fast a measured phase will go (seen: 272/s
-    before an offline phase that reached 4,462/s against a cache); its service times do.
-    `service_ns`: the times, or a reader of them a chunk at a time (a phase's files)."""
-    read = service_ns if callable(service_ns) else lambda: iter([service_ns])
-    median = median_of(lambda: (v[v > 0] for v in read()))
-    if median is None:
-        return None
-    return concurrency / (median / 1e9)
+    """The rate (requests/s) `concurrency` requests in flight reach at a phase's median
+    service time: Little's law, rate = L / W."""
+    median = median_service_ns(service_ns)
+    return None if median is None else concurrency / (median / 1e9)
 
 
-def expected_rate(load: LoadPattern, seen: float | None) -> float | None:
+def expected_rate(
+    load: LoadPattern, seen: float | None, service_ns: float | None = None
+) -> float | None:
     """The rate (requests/s) `workers: auto` plans a phase for, before it runs: a server
     phase's target_qps; an offline phase's target_qps when one is given (LoadGen's offline
-    expected QPS), else HEADROOM × `seen`, the fastest rate a phase reached so far against
-    this endpoint (the warm-up's first); None when there is nothing to go by."""
+    expected QPS), else the larger of HEADROOM × `seen`, the fastest rate a phase reached so
+    far against this endpoint (the warm-up's first), and Little's law at *this* phase's
+    concurrency, max_concurrency / `service_ns` (the shortest median service time a phase
+    saw: a one-at-a-time warm-up's rate says nothing of a phase with 64 in flight; its service
+    time does); None when there is nothing to go by."""
     if load.scenario == "server":
         return load.target_qps
     if load.scenario != "offline":
         return None
     planned = HEADROOM * seen if seen else None
-    return max(r for r in (load.target_qps, planned, 0.0) if r is not None) or None
+    little = load.max_concurrency / (service_ns / 1e9) if service_ns else None
+    return max(r for r in (load.target_qps, planned, little, 0.0) if r is not None) or None
 
 
 def auto_workers(
@@ -148,17 +158,22 @@ def auto_workers(
 
 
 def phase_workers(
-    load: LoadConfig, spec: RunSpec, ceiling: float | None, seen_rate: float | None
+    load: LoadConfig,
+    spec: RunSpec,
+    ceiling: float | None,
+    seen_rate: float | None,
+    service_ns: float | None = None,
 ) -> int:
     """The processes a phase of this run gets: `load.workers` (N, or auto: `auto_workers` at
     the `expected_rate` of the phase's own load pattern, `seen_rate` being the fastest rate
-    a phase reached so far), then `plan_workers`' limits."""
+    a phase reached so far and `service_ns` the shortest median service time), then
+    `plan_workers`' limits."""
     if load.workers == "auto":
         requested = auto_workers(
             spec.load.scenario,
             ceiling=ceiling,
             fraction=load.client_bound_fraction,
-            expected_rate=expected_rate(spec.load, seen_rate),
+            expected_rate=expected_rate(spec.load, seen_rate, service_ns),
         )
     else:
         requested = load.workers

@@ -16,6 +16,7 @@ from auditkit.loadgen.workers import (
     attainable_rate,
     auto_workers,
     expected_rate,
+    median_service_ns,
     phase_workers,
 )
 from auditkit.plan import LoadPattern, RunSpec, WarmupRule
@@ -137,4 +138,20 @@ def test_the_attainable_rate_is_concurrency_over_the_median_service_time() -> No
     expected = expected_rate(LoadPattern("offline", max_concurrency=32), 16_000)
     assert (
         auto_workers("offline", ceiling=5_000, fraction=0.8, expected_rate=expected, cores=2) == 2
+    )
+
+
+def test_a_one_at_a_time_phase_plans_the_next_offline_phase_by_its_service_time() -> None:
+    """Seen in a suite: TEST01's warm-up ran one query at a time at 82/s, then its offline
+    performance phase (64 in flight) reached 2,162/s in one process, above that process's
+    streamed ceiling. The warm-up's rate said nothing of it; its service time does."""
+    one_at_a_time = np.full(50, 12.2e6)  # ns: 82/s with one in flight
+    service = median_service_ns(one_at_a_time)
+    assert service == pytest.approx(12.2e6)
+    offline = LoadPattern("offline", max_concurrency=64)
+    expected = expected_rate(offline, seen=82.0, service_ns=service)
+    assert expected == pytest.approx(64 / 0.0122)  # ~5,250/s, not 2 × 82
+    assert expected_rate(offline, seen=82.0) == HEADROOM * 82.0  # without the service time
+    assert (
+        auto_workers("offline", ceiling=1_802, fraction=0.8, expected_rate=expected, cores=2) == 2
     )
