@@ -295,7 +295,10 @@ def test_phase_json_says_which_clock_timed_the_answers(dataset: Dataset) -> None
     with serving(lambda line, n: [answer(COMPLETION)]) as server:
         kernel = _phase(server, dataset, H1Transport())
         loop = _phase(server, dataset, H1Transport(kernel_timestamps=False))
-    assert kernel.summary.timestamp_source == "kernel"
+    # "kernel+loop" too: Linux turns receive timestamping on through deferred work, so the
+    # first packets after the first timestamping socket opens may arrive unstamped (those
+    # reads take the loop's clock, and phase.json says so)
+    assert kernel.summary.timestamp_source in ("kernel", "kernel+loop")
     assert loop.summary.timestamp_source == "loop"
     for phase in (kernel, loop):
         r = phase.records

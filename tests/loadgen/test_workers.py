@@ -86,8 +86,10 @@ def test_server_arrivals_are_one_schedule_dealt_to_workers(dataset: Dataset) -> 
     # one clock: no query is sent before its arrival, whichever process sent it
     assert (two["sent_ns"] >= two["scheduled_ns"]).all()
     # each process timed its answers as one would (phase.json says how), after sending them
-    source = "kernel" if KERNEL_TIMESTAMPS else "loop"
-    assert [r.summary.timestamp_source for r in results] == [source, source]
+    # "kernel+loop" where the kernel's deferred switch-on left a first packet unstamped
+    # (see test_h1_transport.py)
+    sources = {"kernel", "kernel+loop"} if KERNEL_TIMESTAMPS else {"loop"}
+    assert {r.summary.timestamp_source for r in results} <= sources
     assert (two["completed_ns"] > two["sent_ns"]).all()
 
 
