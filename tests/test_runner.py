@@ -52,9 +52,6 @@ def test_no_cache_passes_and_output_cache_fails_for_every_seed(
 #: estimate needs ≥ 122 queries a phase (with 64 the one cache miss of the audit row is the
 #: estimate); offline's throughput is a mean, steady with 64
 REAL_HTTP_SAMPLES = {"single-stream": 128, "offline": 64}
-#: single-stream runs its queries one by one: reference then audit saves 14 block set-ups
-#: (~0.1 s each) a run; offline keeps the default blocks (its drain ends each of them)
-REAL_HTTP_DESIGN = {"single-stream": "sequential", "offline": "auto"}
 #: a short single-stream request (~2 ms, as benchmarks/validity.py's rows): only the ratio counts
 REAL_HTTP_MOCK: dict[str, dict[str, float]] = {
     "single-stream": {"decode_us_per_token": 60.0, "base_latency_ms": 0.3},
@@ -89,7 +86,9 @@ def test_real_http_separates_no_cache_from_output_cache(tmp_path: Path, scenario
                             "allow_small": True,
                             "rounds": 0,
                             "warmup": 0,
-                            "design": REAL_HTTP_DESIGN[scenario],
+                            # the default alternating blocks, not reference-then-audit: a
+                            # shared CI machine's load came and went between a sequential run's
+                            # two phases (honest single-stream ratios of 1.34-1.50, 3 of 3)
                         },
                     }
                 )
