@@ -39,7 +39,7 @@ from auditkit.options import (
     option_values,
     to_overrides,
 )
-from auditkit.startup import load_plugins_once
+from auditkit.startup import load_plugins_once, skip_slow_iri_format_checker
 
 # A command imports what only it needs when it runs (the HTTP client, papermill, the entry
 # modules below this one): `auditkit mock` serves from this very process, and a measured mock
@@ -436,6 +436,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
 def cmd_notebook(args: argparse.Namespace) -> int:
     from auditkit.audits import result_from_json
     from auditkit.notebook_runner import run_notebook
+
+    skip_slow_iri_format_checker()  # this process loads papermill, hence nbformat
 
     outcome = run_notebook(
         args.name,

@@ -15,6 +15,10 @@ from pathlib import Path
 import pytest
 
 from auditkit.config import MockConfig
+from auditkit.startup import skip_slow_iri_format_checker
+
+# the workers load nbformat (papermill and notebook tests): 2.3 CPU-s each saved
+skip_slow_iri_format_checker()
 
 
 def pytest_configure(config: pytest.Config) -> None:
