@@ -54,7 +54,7 @@ nbval: $(STAMP)
 	cp notebooks/test04.ipynb notebooks/investigate_caching.ipynb $$tmp/run/ && \
 	cp notebooks/audit.ipynb notebooks/review_results.ipynb $$tmp/review/ && \
 	pids= && for d in run review; do \
-		$(BIN)/pytest -q -p no:cacheprovider -c pyproject.toml --nbval-lax --nbval-current-env \
+		$(BIN)/pytest -q -p no:cacheprovider -c pyproject.toml -p nbval --nbval-lax --nbval-current-env \
 			$$tmp/$$d & pids="$$pids $$!"; \
 	done; rc=0; for p in $$pids; do wait $$p || rc=1; done; rm -rf $$tmp; exit $$rc
 
