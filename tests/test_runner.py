@@ -13,13 +13,16 @@ import pytest
 
 from auditkit import artifacts
 from auditkit.audits import build_config
+from auditkit.audits.test04.evidence import Test04Evidence
 from auditkit.config import MockConfig
 from auditkit.errors import InputError, SetupError
 from auditkit.loadgen.fake import FakeTransport, SimulatedSUT
 from auditkit.mock import MockProcess
+from auditkit.results import AuditResult
 from auditkit.runner import run_audit
 
-SEEDS = range(3)
+#: seed 1 is test_validity.py's "no cache" and "output cache" rows (the same defaults)
+SEEDS = (0, 2)
 
 
 def _run(tmp_path: Path, **sections: dict) -> tuple[str, Path]:
@@ -94,9 +97,22 @@ def test_real_http_separates_no_cache_from_output_cache(tmp_path: Path, scenario
                 )
                 result = run_audit(cfg).result
                 assert result.ratio is not None, result.reason
-                ratios[cache].append(result.ratio)
+                ratios[cache].append(_separation(result, scenario))
     assert statistics.median(ratios["none"]) < 1.25, ratios
     assert statistics.median(ratios["output"]) > 2.0, ratios
+
+
+def _separation(result: AuditResult[Test04Evidence], scenario: str) -> float:
+    """How much faster the audit phase ran: offline, the score ratio (a throughput: every query
+    counts); single-stream, the median latency's speed-up. Single-stream's score is a p90
+    estimate set by the ~6 slowest of 128 queries, so a burst of load elsewhere on the machine
+    decides it (honest ratios up to 1.5 with two timing tests side by side beside a CPU hog);
+    the median is what a cache moves and a burst does not."""
+    if scenario == "offline":
+        assert result.ratio is not None
+        return result.ratio
+    assert result.evidence is not None and result.evidence.latency.p50_speedup is not None
+    return result.evidence.latency.p50_speedup
 
 
 @pytest.mark.slow
