@@ -33,17 +33,21 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-# pytest on two xdist workers (sized for a 2-core machine), then the tests marked `timing`
-# (they assert on wall-clock time) alone, one at a time, then the notebooks.
+# pytest on two xdist workers (sized for a 2-core machine) with the notebooks (nbval) beside
+# them, their report printed after the tests' (they fill the cores while tests wait on child
+# processes), then the tests marked `timing` (they assert on wall-clock time) alone, one at a time.
 # `pytest -m "not slow"` skips kernel runs and real processes: the quick inner loop.
 # Temporary files go to /dev/shm (RAM) where there is one: the runs under test fsync every
 # artifact they write (as they must), and on a disk those waits were half a simulated audit's
 # wall time.
 TEST_TMPDIR := $(if $(wildcard /dev/shm/.),/dev/shm,$(or $(TMPDIR),/tmp))
 unit: $(STAMP) $(JUPYTER_HOOK)
-	TMPDIR=$(TEST_TMPDIR) $(BIN)/pytest -q -p no:cacheprovider -n 2 -m "not timing"
+	@nblog=$$(mktemp) && { TMPDIR=$(TEST_TMPDIR) $(MAKE) --no-print-directory nbval \
+		> $$nblog 2>&1 & nbpid=$$!; } && \
+	TMPDIR=$(TEST_TMPDIR) $(BIN)/pytest -q -p no:cacheprovider -n 2 -m "not timing"; rc=$$?; \
+	wait $$nbpid; nbrc=$$?; echo "notebooks (nbval, run beside the tests above):"; \
+	cat $$nblog; rm -f $$nblog; [ $$rc -eq 0 ] && [ $$nbrc -eq 0 ]
 	TMPDIR=$(TEST_TMPDIR) $(BIN)/pytest -q -p no:cacheprovider -m timing
-	TMPDIR=$(TEST_TMPDIR) $(MAKE) --no-print-directory nbval
 
 # nbval runs copies of the notebooks in a temporary folder, so their outputs land there (never
 # in out/): test04 + investigate_caching in one folder, audit then review_results (which
