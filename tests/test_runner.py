@@ -67,14 +67,14 @@ REAL_HTTP_MOCK: dict[str, dict[str, float]] = {
 @pytest.mark.parametrize("scenario", ["offline", "single-stream"])
 def test_real_http_separates_no_cache_from_output_cache(tmp_path: Path, scenario: str) -> None:
     """Over real HTTP with the mock in its own process: the audit/reference score ratio stays
-    near 1 without a cache and far above the limit with one (medians of 3 runs, wide margins:
-    the verdict's own correctness is the virtual-clock test's job). The 3 runs share one mock
-    process per cache mode: each run draws its own salt, so no run finds the previous one's
-    prompts in the cache."""
+    near 1 without a cache (the median of 3 runs) and far above the limit with one (one run: a
+    cache's speed-up, 4.5-5x here, is twice the bound even on a loaded machine). Wide margins: the
+    verdict's own correctness is the virtual-clock test's job. The no-cache runs share one mock
+    process: each run draws its own salt, so no run finds the previous one's prompts."""
     ratios: dict[str, list[float]] = {"none": [], "output": []}
-    for cache in ratios:
+    for cache, runs in (("none", 3), ("output", 1)):
         with MockProcess(MockConfig(cache=cache, **REAL_HTTP_MOCK[scenario])) as mock:  # type: ignore[arg-type]
-            for i in range(3):
+            for i in range(runs):
                 cfg = build_config(
                     {
                         "output_dir": str(tmp_path / f"{cache}{i}"),
