@@ -29,6 +29,7 @@ from auditkit.loadgen.h1_transport import (
 )
 from auditkit.plan import LoadPattern, RunSpec
 from auditkit.results import PhaseResult
+from tests.loadgen.stamping import receive_stamping_on
 
 COMPLETION = json.dumps(
     {"choices": [{"index": 0, "text": " hello", "finish_reason": "length"}], "usage": {}}
@@ -292,12 +293,14 @@ def test_an_answer_the_loop_reads_late_is_timed_when_it_arrived() -> None:
 
 @kernel_only
 def test_phase_json_says_which_clock_timed_the_answers(dataset: Dataset) -> None:
-    with serving(lambda line, n: [answer(COMPLETION)]) as server:
+    # Linux switches receive timestamping on through deferred work: held on here, or a loaded
+    # machine can finish this short phase before it (all answers then on the loop's clock:
+    # "loop", as seen beside a CPU hog)
+    with receive_stamping_on(), serving(lambda line, n: [answer(COMPLETION)]) as server:
         kernel = _phase(server, dataset, H1Transport())
         loop = _phase(server, dataset, H1Transport(kernel_timestamps=False))
-    # "kernel+loop" too: Linux turns receive timestamping on through deferred work, so the
-    # first packets after the first timestamping socket opens may arrive unstamped (those
-    # reads take the loop's clock, and phase.json says so)
+    # "kernel+loop" too: a first packet can still arrive before the switch (those reads take
+    # the loop's clock, and phase.json says so)
     assert kernel.summary.timestamp_source in ("kernel", "kernel+loop")
     assert loop.summary.timestamp_source == "loop"
     for phase in (kernel, loop):
